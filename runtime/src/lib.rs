@@ -1,1 +1,20 @@
-//! runtime
+//! kiln's runtime: tensors, autograd, neural-network layers, losses,
+//! optimizers, data loading and checkpoints. Most users reach it through
+//! the `kiln` facade crate.
+
+pub mod autograd;
+pub mod backend;
+pub mod device;
+pub mod dtype;
+pub mod layout;
+mod ops;
+pub mod rng;
+pub mod storage;
+mod tensor;
+
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use layout::Layout;
+pub use rng::manual_seed;
+pub use tensor::IntoDims;
+pub use tensor::{Tensor, TensorOptions};

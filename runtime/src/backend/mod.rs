@@ -1,0 +1,43 @@
+//! Device backends beyond the CPU. Without the `cuda` feature this only
+//! answers that no GPU is available.
+
+/// Whether a CUDA device can be used right now.
+pub fn cuda_is_available() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::is_available()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
+    }
+}
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+use crate::{DType, Device, Tensor, storage::Storage};
+
+/// Converts a tensor's elements to `dtype` (no autograd).
+pub(crate) fn cast(t: &Tensor, dtype: DType) -> Tensor {
+    match &*t.read_storage() {
+        Storage::Cpu(s) => Tensor::from_cpu(s.cast(t.layout(), dtype), t.shape()),
+        #[cfg(feature = "cuda")]
+        Storage::Cuda(_) => cuda::cast(t, dtype),
+    }
+}
+
+/// Copies a tensor to another device (no autograd).
+pub(crate) fn transfer(t: &Tensor, device: Device) -> Tensor {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::transfer(t, device)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = t;
+        panic!(
+            "to: cannot move a tensor to {device}: kiln was built without the `cuda` feature (rebuild with --features cuda)"
+        )
+    }
+}

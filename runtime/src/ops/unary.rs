@@ -1,0 +1,155 @@
+//! Elementwise unary math ops and comparisons.
+
+use super::binary::{BinaryFns, broadcast_binary, map_float};
+use crate::storage::CpuStorage;
+use crate::{DType, Tensor};
+
+impl Tensor {
+    /// Negation, like `-tensor`.
+    pub fn neg(&self) -> Tensor {
+        let out = map_float("neg", self, |x| -x, |x| -x, Some(&|x: i64| -x));
+        Tensor::from_op(out, "NegBackward0", &[self], |g, _| vec![Some(g.neg())])
+    }
+
+    /// `e^x`, like `torch.exp`.
+    pub fn exp(&self) -> Tensor {
+        let out = map_float("exp", self, f32::exp, f64::exp, None);
+        let y = out.clone();
+        Tensor::from_op(out, "ExpBackward0", &[self], move |g, _| {
+            vec![Some(g.mul(&y))]
+        })
+    }
+
+    /// Natural logarithm, like `torch.log`.
+    pub fn log(&self) -> Tensor {
+        let out = map_float("log", self, f32::ln, f64::ln, None);
+        let x = self.clone();
+        Tensor::from_op(out, "LogBackward0", &[self], move |g, _| {
+            vec![Some(g.div(&x))]
+        })
+    }
+
+    /// `x^exponent` elementwise, like `tensor.pow(2.5)`.
+    pub fn pow_scalar(&self, exponent: f64) -> Tensor {
+        let e32 = exponent as f32;
+        let out = if exponent == 2.0 {
+            map_float("pow", self, |x| x * x, |x| x * x, Some(&|x| x * x))
+        } else {
+            map_float(
+                "pow",
+                self,
+                move |x| x.powf(e32),
+                move |x| x.powf(exponent),
+                None,
+            )
+        };
+        let x = self.clone();
+        Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
+            let d = if exponent == 2.0 {
+                x.mul_scalar(2.0)
+            } else {
+                x.pow_scalar(exponent - 1.0).mul_scalar(exponent)
+            };
+            vec![Some(g.mul(&d))]
+        })
+    }
+}
+
+impl Tensor {
+    fn compare(&self, op: &str, other: &Tensor, f: fn(f64, f64) -> bool) -> Tensor {
+        let (la, lb, shape) = super::binary::broadcast_layouts(op, self, other);
+        let dtype = super::binary::promote(self.dtype(), other.dtype());
+        let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        let ga = a.read_storage();
+        let gb = b.read_storage();
+        let out: Vec<bool> = match (ga.cpu(op), gb.cpu(op)) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => {
+                super::binary::binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+                super::binary::binary_map(x, &la, y, &lb, f)
+            }
+            (CpuStorage::I64(x), CpuStorage::I64(y)) => {
+                super::binary::binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
+            }
+            (x, y) => {
+                let (x, y) = (x.cast(&la, DType::F64), y.cast(&lb, DType::F64));
+                let l = crate::Layout::contiguous(&shape);
+                match (x, y) {
+                    (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+                        super::binary::binary_map(&x, &l, &y, &l, f)
+                    }
+                    _ => unreachable!("cast to f64 gives f64"),
+                }
+            }
+        };
+        Tensor::from_cpu(CpuStorage::Bool(out), &shape)
+    }
+
+    /// `self == other` elementwise (bool tensor), like `torch.eq`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn eq(&self, other: &Tensor) -> Tensor {
+        self.compare("eq", other, |a, b| a == b)
+    }
+
+    /// `self != other` elementwise, like `torch.ne`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn ne(&self, other: &Tensor) -> Tensor {
+        self.compare("ne", other, |a, b| a != b)
+    }
+
+    /// `self < other` elementwise, like `torch.lt`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn lt(&self, other: &Tensor) -> Tensor {
+        self.compare("lt", other, |a, b| a < b)
+    }
+
+    /// `self <= other` elementwise, like `torch.le`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn le(&self, other: &Tensor) -> Tensor {
+        self.compare("le", other, |a, b| a <= b)
+    }
+
+    /// `self > other` elementwise, like `torch.gt`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn gt(&self, other: &Tensor) -> Tensor {
+        self.compare("gt", other, |a, b| a > b)
+    }
+
+    /// `self >= other` elementwise, like `torch.ge`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn ge(&self, other: &Tensor) -> Tensor {
+        self.compare("ge", other, |a, b| a >= b)
+    }
+
+    /// Compares with a scalar: `self == s`.
+    pub fn eq_scalar(&self, s: f64) -> Tensor {
+        self.eq(&Tensor::scalar(s))
+    }
+
+    /// Compares with a scalar: `self > s`.
+    pub fn gt_scalar(&self, s: f64) -> Tensor {
+        self.gt(&Tensor::scalar(s))
+    }
+
+    /// Compares with a scalar: `self < s`.
+    pub fn lt_scalar(&self, s: f64) -> Tensor {
+        self.lt(&Tensor::scalar(s))
+    }
+
+    /// Logical and of two bool tensors (broadcast).
+    pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        let fns = BinaryFns {
+            f32: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f32,
+            f64: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f64,
+            i64: Some(|a, b| ((a != 0) && (b != 0)) as i64),
+        };
+        broadcast_binary(
+            "logical_and",
+            &self.to_dtype(DType::U8),
+            &other.to_dtype(DType::U8),
+            &fns,
+        )
+        .to_dtype(DType::Bool)
+    }
+}

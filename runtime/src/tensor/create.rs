@@ -1,0 +1,367 @@
+//! Tensor creation: from data, constant fills, ranges and random samples.
+
+use super::Tensor;
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::rng::with_rng;
+use crate::storage::CpuStorage;
+
+/// Anything that names a shape: `[2, 3]`, `&[2, 3][..]`, `vec![2, 3]`.
+pub trait IntoDims {
+    /// The dimensions.
+    fn into_dims(self) -> Vec<usize>;
+}
+
+impl<const N: usize> IntoDims for [usize; N] {
+    fn into_dims(self) -> Vec<usize> {
+        self.to_vec()
+    }
+}
+impl IntoDims for &[usize] {
+    fn into_dims(self) -> Vec<usize> {
+        self.to_vec()
+    }
+}
+impl IntoDims for Vec<usize> {
+    fn into_dims(self) -> Vec<usize> {
+        self
+    }
+}
+impl IntoDims for &Vec<usize> {
+    fn into_dims(self) -> Vec<usize> {
+        self.clone()
+    }
+}
+
+/// dtype and device for a new tensor, like PyTorch's `dtype=`/`device=`
+/// keyword arguments. Defaults to `float32` on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TensorOptions {
+    /// Element type.
+    pub dtype: Option<DType>,
+    /// Device.
+    pub device: Device,
+}
+
+impl TensorOptions {
+    /// Sets the dtype.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+
+    /// Sets the device.
+    pub fn device(mut self, device: &Device) -> Self {
+        self.device = *device;
+        self
+    }
+
+    fn dtype_or_f32(&self) -> DType {
+        self.dtype.unwrap_or(DType::F32)
+    }
+}
+
+impl From<DType> for TensorOptions {
+    fn from(dtype: DType) -> Self {
+        TensorOptions::default().dtype(dtype)
+    }
+}
+impl From<&Device> for TensorOptions {
+    fn from(d: &Device) -> Self {
+        TensorOptions::default().device(d)
+    }
+}
+impl From<Device> for TensorOptions {
+    fn from(d: Device) -> Self {
+        TensorOptions::default().device(&d)
+    }
+}
+impl From<(DType, &Device)> for TensorOptions {
+    fn from((t, d): (DType, &Device)) -> Self {
+        TensorOptions::default().dtype(t).device(d)
+    }
+}
+
+fn place(t: Tensor, device: Device) -> Tensor {
+    t.to_device(device)
+}
+
+impl Tensor {
+    /// A tensor owning `data` with `shape`; panics if the sizes differ.
+    ///
+    /// ```
+    /// let t = kiln_runtime::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
+    /// assert_eq!(t.shape(), &[2, 2]);
+    /// ```
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl IntoDims) -> Tensor {
+        let shape = shape.into_dims();
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            panic!(
+                "from_vec: shape {shape:?} needs {n} elements but {} were given",
+                data.len()
+            );
+        }
+        Tensor::from_cpu(T::into_storage(data), &shape)
+    }
+
+    /// A tensor copying `data` with `shape`.
+    pub fn from_slice<T: Element>(data: &[T], shape: impl IntoDims) -> Tensor {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// A 0-dimensional tensor holding `value`, like `torch.tensor(3.0)`.
+    pub fn scalar<T: Element>(value: T) -> Tensor {
+        Tensor::from_vec(vec![value], [])
+    }
+
+    /// A tensor of `shape` filled with `value`, in `opts`' dtype and device.
+    pub fn full_opts(shape: impl IntoDims, value: f64, opts: impl Into<TensorOptions>) -> Tensor {
+        let opts = opts.into();
+        let shape = shape.into_dims();
+        let n = shape.iter().product();
+        place(
+            Tensor::from_cpu(CpuStorage::full(opts.dtype_or_f32(), n, value), &shape),
+            opts.device,
+        )
+    }
+
+    /// A float32 CPU tensor of `shape` filled with `value`, like `torch.full`.
+    pub fn full(shape: impl IntoDims, value: f64) -> Tensor {
+        Tensor::full_opts(shape, value, TensorOptions::default())
+    }
+
+    /// Zeros (float32, CPU), like `torch.zeros`.
+    pub fn zeros(shape: impl IntoDims) -> Tensor {
+        Tensor::full(shape, 0.0)
+    }
+
+    /// Zeros with a dtype and device.
+    pub fn zeros_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
+        Tensor::full_opts(shape, 0.0, opts)
+    }
+
+    /// Ones (float32, CPU), like `torch.ones`.
+    pub fn ones(shape: impl IntoDims) -> Tensor {
+        Tensor::full(shape, 1.0)
+    }
+
+    /// Ones with a dtype and device.
+    pub fn ones_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
+        Tensor::full_opts(shape, 1.0, opts)
+    }
+
+    fn like_opts(&self) -> TensorOptions {
+        TensorOptions::default()
+            .dtype(self.dtype())
+            .device(&self.device())
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::full_opts(self.shape(), 0.0, self.like_opts())
+    }
+
+    /// Ones with this tensor's shape, dtype and device.
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::full_opts(self.shape(), 1.0, self.like_opts())
+    }
+
+    /// `value` everywhere, with this tensor's shape, dtype and device.
+    pub fn full_like(&self, value: f64) -> Tensor {
+        Tensor::full_opts(self.shape(), value, self.like_opts())
+    }
+
+    /// Uniform `[0, 1)` samples with this tensor's shape, dtype and device.
+    pub fn rand_like(&self) -> Tensor {
+        Tensor::rand_opts(self.shape(), self.like_opts())
+    }
+
+    /// Standard normal samples with this tensor's shape, dtype and device.
+    pub fn randn_like(&self) -> Tensor {
+        Tensor::randn_opts(self.shape(), self.like_opts())
+    }
+
+    /// The `n × n` identity matrix (float32, CPU), like `torch.eye`.
+    pub fn eye(n: usize) -> Tensor {
+        Tensor::eye_opts(n, TensorOptions::default())
+    }
+
+    /// The identity matrix with a dtype and device.
+    pub fn eye_opts(n: usize, opts: impl Into<TensorOptions>) -> Tensor {
+        let opts = opts.into();
+        let mut v = vec![0.0f64; n * n];
+        for i in 0..n {
+            v[i * n + i] = 1.0;
+        }
+        place(
+            Tensor::from_vec(v, [n, n]).to_dtype(opts.dtype_or_f32()),
+            opts.device,
+        )
+    }
+
+    /// `start, start+step, ...` below `end`, like `torch.arange`. The dtype
+    /// is int64 when all three are whole numbers, else float32 (PyTorch's
+    /// rule); use [`Tensor::arange_opts`] to choose.
+    pub fn arange(start: f64, end: f64, step: f64) -> Tensor {
+        let whole = [start, end, step].iter().all(|v| v.fract() == 0.0);
+        let dtype = if whole { DType::I64 } else { DType::F32 };
+        Tensor::arange_opts(start, end, step, dtype)
+    }
+
+    /// `arange` with an explicit dtype and device.
+    pub fn arange_opts(start: f64, end: f64, step: f64, opts: impl Into<TensorOptions>) -> Tensor {
+        let opts = opts.into();
+        assert!(step != 0.0, "arange: step must be nonzero");
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+        place(
+            Tensor::from_vec(v, [n]).to_dtype(opts.dtype_or_f32()),
+            opts.device,
+        )
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive
+    /// (float32), like `torch.linspace`.
+    pub fn linspace(start: f64, end: f64, steps: usize) -> Tensor {
+        Tensor::linspace_opts(start, end, steps, TensorOptions::default())
+    }
+
+    /// `linspace` with a dtype and device.
+    pub fn linspace_opts(
+        start: f64,
+        end: f64,
+        steps: usize,
+        opts: impl Into<TensorOptions>,
+    ) -> Tensor {
+        let opts = opts.into();
+        let v: Vec<f64> = match steps {
+            0 => vec![],
+            1 => vec![start],
+            _ => {
+                let step = (end - start) / (steps - 1) as f64;
+                // Fill from both ends like PyTorch, so the last value is exact.
+                (0..steps)
+                    .map(|i| {
+                        if i < steps / 2 {
+                            start + step * i as f64
+                        } else {
+                            end - step * (steps - 1 - i) as f64
+                        }
+                    })
+                    .collect()
+            }
+        };
+        place(
+            Tensor::from_vec(v, [steps]).to_dtype(opts.dtype_or_f32()),
+            opts.device,
+        )
+    }
+
+    fn sample(
+        shape: Vec<usize>,
+        opts: TensorOptions,
+        mut f: impl FnMut(&mut crate::rng::Generator) -> f64,
+    ) -> Tensor {
+        let dtype = opts.dtype_or_f32();
+        let n: usize = shape.iter().product();
+        let t = with_rng(|g| match dtype {
+            DType::F32 => Tensor::from_vec((0..n).map(|_| f(g) as f32).collect::<Vec<_>>(), &shape),
+            _ => Tensor::from_vec((0..n).map(|_| f(g)).collect::<Vec<_>>(), &shape).to_dtype(dtype),
+        });
+        place(t, opts.device)
+    }
+
+    /// Uniform samples in `[0, 1)` (float32, CPU), like `torch.rand`.
+    pub fn rand(shape: impl IntoDims) -> Tensor {
+        Tensor::rand_opts(shape, TensorOptions::default())
+    }
+
+    /// `rand` with a dtype and device.
+    pub fn rand_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
+        Tensor::sample(shape.into_dims(), opts.into(), |g| g.next_f64())
+    }
+
+    /// Standard normal samples (float32, CPU), like `torch.randn`.
+    pub fn randn(shape: impl IntoDims) -> Tensor {
+        Tensor::randn_opts(shape, TensorOptions::default())
+    }
+
+    /// `randn` with a dtype and device.
+    pub fn randn_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
+        Tensor::sample(shape.into_dims(), opts.into(), |g| g.next_normal())
+    }
+
+    /// Normal samples with `mean` and `std` (float32), like `torch.normal`.
+    pub fn normal(mean: f64, std: f64, shape: impl IntoDims) -> Tensor {
+        Tensor::sample(shape.into_dims(), TensorOptions::default(), |g| {
+            mean + std * g.next_normal()
+        })
+    }
+
+    /// Uniform samples in `[low, high)` (float32), like
+    /// `torch.empty(shape).uniform_(low, high)`.
+    pub fn uniform(low: f64, high: f64, shape: impl IntoDims) -> Tensor {
+        Tensor::sample(shape.into_dims(), TensorOptions::default(), |g| {
+            low + (high - low) * g.next_f64()
+        })
+    }
+
+    /// Uniform integers in `[low, high)` (int64), like `torch.randint`.
+    pub fn randint(low: i64, high: i64, shape: impl IntoDims) -> Tensor {
+        assert!(high > low, "randint: empty range [{low}, {high})");
+        let shape = shape.into_dims();
+        let n: usize = shape.iter().product();
+        let span = (high - low) as u64;
+        let v: Vec<i64> = with_rng(|g| (0..n).map(|_| low + g.below(span) as i64).collect());
+        Tensor::from_vec(v, shape)
+    }
+
+    /// A random permutation of `0..n` (int64), like `torch.randperm`.
+    pub fn randperm(n: usize) -> Tensor {
+        let p = with_rng(|g| g.permutation(n));
+        Tensor::from_vec(p.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n])
+    }
+}
+
+// ----- from nested arrays ----------------------------------------------------
+
+impl<T: Element, const N: usize> From<[T; N]> for Tensor {
+    fn from(a: [T; N]) -> Tensor {
+        Tensor::from_vec(a.to_vec(), [N])
+    }
+}
+
+impl<T: Element, const M: usize, const N: usize> From<[[T; N]; M]> for Tensor {
+    fn from(a: [[T; N]; M]) -> Tensor {
+        Tensor::from_vec(a.iter().flatten().copied().collect(), [M, N])
+    }
+}
+
+impl<T: Element, const K: usize, const M: usize, const N: usize> From<[[[T; N]; M]; K]> for Tensor {
+    fn from(a: [[[T; N]; M]; K]) -> Tensor {
+        Tensor::from_vec(a.iter().flatten().flatten().copied().collect(), [K, M, N])
+    }
+}
+
+impl<T: Element> From<Vec<T>> for Tensor {
+    fn from(v: Vec<T>) -> Tensor {
+        let n = v.len();
+        Tensor::from_vec(v, [n])
+    }
+}
+
+impl<T: Element> From<&[T]> for Tensor {
+    fn from(v: &[T]) -> Tensor {
+        Tensor::from_slice(v, [v.len()])
+    }
+}
+
+/// Builds a tensor from a nested array literal, like `torch.tensor`:
+/// `tensor!([[1.0, 2.0], [3.0, 4.0]])`.
+#[macro_export]
+macro_rules! tensor {
+    ($e:expr) => {
+        $crate::Tensor::from($e)
+    };
+}

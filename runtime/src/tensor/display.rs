@@ -1,0 +1,1 @@
+//! `Display`/`Debug` for tensors, printed like PyTorch.

@@ -1,0 +1,460 @@
+//! The [`Tensor`] type: a cheap-to-clone handle on shared storage, a layout,
+//! and autograd bookkeeping.
+
+mod create;
+mod display;
+
+pub use create::{IntoDims, TensorOptions};
+
+use crate::autograd::{self, BackwardFn, Edge, GradFn, Hook, Node};
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::layout::Layout;
+use crate::storage::{CpuStorage, Storage};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// An n-dimensional array with autograd, like `torch.Tensor`.
+///
+/// Cloning is cheap and gives another handle on the same tensor (the same
+/// `grad`, the same data), as Python references do. Views (`transpose`,
+/// `narrow`, `reshape` of contiguous data, `detach`, ...) share storage.
+///
+/// ```
+/// use kiln_runtime::Tensor;
+/// let x = Tensor::from([[1.0f32, 2.0], [3.0, 4.0]]).requires_grad_(true);
+/// let y = (&x * &x).sum();
+/// y.backward();
+/// assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0, 8.0]);
+/// ```
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<TensorImpl>);
+
+pub(crate) struct TensorImpl {
+    pub(crate) storage: Arc<RwLock<Storage>>,
+    pub(crate) layout: Layout,
+    pub(crate) dtype: DType,
+    pub(crate) device: Device,
+    pub(crate) requires_grad: AtomicBool,
+    pub(crate) grad_fn: Option<Arc<Node>>,
+    pub(crate) grad: Mutex<Option<Tensor>>,
+    pub(crate) hooks: Mutex<Vec<Hook>>,
+}
+
+impl Tensor {
+    // ----- construction from raw parts -------------------------------------
+
+    /// Wraps storage and a layout as a tensor that does not require grad.
+    pub(crate) fn from_storage(storage: Storage, layout: Layout) -> Tensor {
+        let dtype = storage.dtype();
+        let device = match &storage {
+            Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
+        };
+        Tensor(Arc::new(TensorImpl {
+            storage: Arc::new(RwLock::new(storage)),
+            layout,
+            dtype,
+            device,
+            requires_grad: AtomicBool::new(false),
+            grad_fn: None,
+            grad: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// A contiguous CPU tensor over `data` with `shape`.
+    pub(crate) fn from_cpu(data: CpuStorage, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        Tensor::from_storage(Storage::Cpu(data), Layout::contiguous(shape))
+    }
+
+    /// Another tensor over the same storage with a different layout and no
+    /// autograd history (callers attach one with [`Tensor::from_op`]).
+    pub(crate) fn view_with_layout(&self, layout: Layout) -> Tensor {
+        Tensor(Arc::new(TensorImpl {
+            storage: self.0.storage.clone(),
+            layout,
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad: AtomicBool::new(false),
+            grad_fn: None,
+            grad: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Attaches autograd history to `out`, the plain result of op `name`
+    /// applied to `inputs`, when grad mode is on and some input requires
+    /// grad. `backward` maps the output's gradient to the inputs' gradients.
+    pub(crate) fn from_op(
+        out: Tensor,
+        name: &'static str,
+        inputs: &[&Tensor],
+        backward: impl Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        if !autograd::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+            return out;
+        }
+        let edges = inputs
+            .iter()
+            .map(|t| {
+                if let Some(n) = &t.0.grad_fn {
+                    Edge::Node(n.clone())
+                } else if t.requires_grad() {
+                    Edge::Leaf((*t).clone())
+                } else {
+                    Edge::None
+                }
+            })
+            .collect();
+        let backward: BackwardFn = Box::new(backward);
+        let node = Arc::new(Node::new(name, edges, backward));
+        let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| TensorImpl {
+            storage: shared.storage.clone(),
+            layout: shared.layout.clone(),
+            dtype: shared.dtype,
+            device: shared.device,
+            requires_grad: AtomicBool::new(false),
+            grad_fn: None,
+            grad: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+        });
+        Tensor(Arc::new(TensorImpl {
+            grad_fn: Some(node),
+            ..inner
+        }))
+    }
+
+    // ----- metadata ------------------------------------------------------------
+
+    /// The shape, like `tensor.shape`.
+    pub fn shape(&self) -> &[usize] {
+        self.0.layout.shape()
+    }
+
+    /// Size of one dimension (negative counts from the end), like `tensor.size(d)`.
+    pub fn size(&self, dim: isize) -> usize {
+        self.shape()[crate::layout::normalize_dim("size", dim, self.dim())]
+    }
+
+    /// Number of dimensions, like `tensor.dim()`.
+    pub fn dim(&self) -> usize {
+        self.0.layout.rank()
+    }
+
+    /// Number of elements, like `tensor.numel()`.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// Strides in elements, like `tensor.stride()`.
+    pub fn stride(&self) -> &[usize] {
+        self.0.layout.strides()
+    }
+
+    /// The layout (shape, strides, offset).
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// Where the data lives.
+    pub fn device(&self) -> Device {
+        self.0.device
+    }
+
+    /// True when elements are row-major without gaps.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// True when both handles refer to the same storage (views of each other).
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    pub(crate) fn impl_key(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const u8 as usize
+    }
+
+    pub(crate) fn read_storage(&self) -> RwLockReadGuard<'_, Storage> {
+        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_storage(&self) -> RwLockWriteGuard<'_, Storage> {
+        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on this tensor's elements as a contiguous `&[T]`, copying
+    /// only when the layout is not contiguous. Panics naming `op` when the
+    /// dtype is not `T` or the tensor is not on the CPU.
+    pub(crate) fn with_slice<T: Element, R>(&self, op: &str, f: impl FnOnce(&[T]) -> R) -> R {
+        let guard = self.read_storage();
+        let cpu = guard.cpu(op);
+        let data = T::slice(cpu).unwrap_or_else(|| {
+            panic!(
+                "{op}: expected a tensor of dtype {} but got {}",
+                T::DTYPE,
+                self.dtype()
+            )
+        });
+        match self.0.layout.contiguous_range() {
+            Some(r) => f(&data[r]),
+            None => f(&crate::storage::gather_vec(data, &self.0.layout)),
+        }
+    }
+
+    /// A contiguous tensor with the same data: `self` when already
+    /// contiguous, else a copy (differentiable), like `tensor.contiguous()`.
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        let out = self.map_storage("contiguous", |s, l| s.gather(l));
+        Tensor::from_op(out, "CloneBackward0", &[self], |g, _| vec![Some(g.clone())])
+    }
+
+    /// A contiguous CPU copy of the data as the host storage enum.
+    pub(crate) fn map_storage(
+        &self,
+        op: &str,
+        f: impl FnOnce(&CpuStorage, &Layout) -> CpuStorage,
+    ) -> Tensor {
+        let guard = self.read_storage();
+        let out = f(guard.cpu(op), &self.0.layout);
+        Tensor::from_cpu(out, self.shape())
+    }
+
+    // ----- reading values ----------------------------------------------------
+
+    /// The elements in row-major order, converted to `T`, like
+    /// `tensor.flatten().tolist()`.
+    pub fn to_vec<T: Element>(&self) -> Vec<T> {
+        let t = self.to_device(Device::Cpu);
+        let guard = t.read_storage();
+        let cpu = guard.cpu("to_vec");
+        match T::slice(cpu) {
+            Some(data) => crate::storage::gather_vec(data, &t.0.layout),
+            None => {
+                let cast = cpu.cast(&t.0.layout, T::DTYPE);
+                T::slice(&cast)
+                    .expect("cast produced the asked dtype")
+                    .to_vec()
+            }
+        }
+    }
+
+    /// The rows of a 2-D tensor, like `tensor.tolist()`.
+    pub fn to_vec2<T: Element>(&self) -> Vec<Vec<T>> {
+        assert_eq!(
+            self.dim(),
+            2,
+            "to_vec2: expected a 2-D tensor, got shape {:?}",
+            self.shape()
+        );
+        let cols = self.shape()[1];
+        let flat = self.to_vec::<T>();
+        if cols == 0 {
+            return vec![Vec::new(); self.shape()[0]];
+        }
+        flat.chunks(cols).map(|c| c.to_vec()).collect()
+    }
+
+    /// The value of a one-element tensor as `f64`, like `tensor.item()`.
+    pub fn item(&self) -> f64 {
+        if self.numel() != 1 {
+            panic!(
+                "item: a Tensor with {} elements cannot be converted to a scalar (shape {:?})",
+                self.numel(),
+                self.shape()
+            );
+        }
+        self.to_vec::<f64>()[0]
+    }
+
+    /// Moves (copies) the tensor to `device`; the result is differentiable
+    /// with respect to `self`, like `tensor.to(device)`.
+    pub fn to(&self, device: &Device) -> Tensor {
+        let out = self.to_device(*device);
+        if out.shares_storage_with(self) {
+            return self.clone();
+        }
+        let src = self.device();
+        Tensor::from_op(out, "ToCopyBackward0", &[self], move |g, _| {
+            vec![Some(g.to_device(src))]
+        })
+    }
+
+    /// Plain device copy without autograd.
+    pub(crate) fn to_device(&self, device: Device) -> Tensor {
+        if device == self.device() {
+            return self.clone();
+        }
+        crate::backend::transfer(self, device)
+    }
+
+    // ----- autograd ------------------------------------------------------------
+
+    /// True if gradients are recorded for this tensor: a leaf marked with
+    /// `requires_grad_(true)` or the result of an op on such tensors.
+    pub fn requires_grad(&self) -> bool {
+        self.0.grad_fn.is_some() || self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Marks a leaf as requiring grad (or not) and returns it, like
+    /// `tensor.requires_grad_()`. Panics on a non-leaf.
+    pub fn requires_grad_(self, requires_grad: bool) -> Tensor {
+        self.set_requires_grad(requires_grad);
+        self
+    }
+
+    /// Sets the `requires_grad` flag of a leaf in place.
+    pub fn set_requires_grad(&self, requires_grad: bool) {
+        if self.0.grad_fn.is_some() {
+            panic!(
+                "requires_grad_: you can only change requires_grad flags of leaf variables (this tensor has grad_fn {})",
+                self.0.grad_fn.as_ref().unwrap().name()
+            );
+        }
+        if requires_grad && !self.dtype().is_float() {
+            panic!(
+                "requires_grad_: only tensors of floating point dtype can require gradients, got {}",
+                self.dtype()
+            );
+        }
+        self.0.requires_grad.store(requires_grad, Ordering::Relaxed);
+    }
+
+    /// True for tensors created by the user rather than by a recorded op.
+    pub fn is_leaf(&self) -> bool {
+        self.0.grad_fn.is_none()
+    }
+
+    /// The op that produced this tensor, if recorded, like `tensor.grad_fn`.
+    pub fn grad_fn(&self) -> Option<GradFn> {
+        self.0.grad_fn.clone().map(GradFn)
+    }
+
+    pub(crate) fn grad_fn_node(&self) -> Option<&Arc<Node>> {
+        self.0.grad_fn.as_ref()
+    }
+
+    /// The accumulated gradient, like `tensor.grad`. For leaves it is
+    /// filled by `backward()`; for non-leaves only after `retain_grad()`.
+    pub fn grad(&self) -> Option<Tensor> {
+        match &self.0.grad_fn {
+            Some(node) => node.retained_grad.lock().unwrap().clone(),
+            None => self.0.grad.lock().unwrap().clone(),
+        }
+    }
+
+    /// Replaces the gradient (`None` clears it, like `tensor.grad = None`).
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        if let Some(g) = &grad {
+            assert_eq!(
+                g.shape(),
+                self.shape(),
+                "set_grad: assigned grad has shape {:?} but the tensor has shape {:?}",
+                g.shape(),
+                self.shape()
+            );
+        }
+        match &self.0.grad_fn {
+            Some(node) => *node.retained_grad.lock().unwrap() = grad,
+            None => *self.0.grad.lock().unwrap() = grad,
+        }
+    }
+
+    /// Keeps this non-leaf's gradient after backward, like `retain_grad()`.
+    pub fn retain_grad(&self) {
+        if let Some(n) = &self.0.grad_fn {
+            n.set_retains_grad();
+        }
+    }
+
+    /// Registers a hook called with this tensor's gradient during backward;
+    /// returning `Some` replaces the gradient, like `register_hook`.
+    pub fn register_hook(&self, hook: impl Fn(&Tensor) -> Option<Tensor> + Send + Sync + 'static) {
+        if !self.requires_grad() {
+            panic!(
+                "register_hook: cannot register a hook on a tensor that doesn't require gradient"
+            );
+        }
+        match &self.0.grad_fn {
+            Some(n) => n.hooks.lock().unwrap().push(Box::new(hook)),
+            None => self.0.hooks.lock().unwrap().push(Box::new(hook)),
+        }
+    }
+
+    /// A new tensor sharing this one's storage, cut off from the graph,
+    /// like `tensor.detach()`.
+    pub fn detach(&self) -> Tensor {
+        self.view_with_layout(self.0.layout.clone())
+    }
+
+    /// Backpropagates from this scalar, accumulating into the `.grad` of
+    /// every leaf it depends on, like `tensor.backward()`. The graph is
+    /// freed afterwards.
+    pub fn backward(&self) {
+        autograd::engine_check_scalar("backward", self);
+        self.backward_opts(&self.ones_like(), false, false);
+    }
+
+    /// Backpropagates `grad` (the vector in a vector-Jacobian product) from
+    /// a non-scalar tensor, like `tensor.backward(gradient)`.
+    pub fn backward_with(&self, grad: &Tensor) {
+        self.backward_opts(grad, false, false);
+    }
+
+    /// Backward with PyTorch's options: `retain_graph` keeps the graph for
+    /// another backward; `create_graph` records the backward itself so that
+    /// higher-order gradients can be taken.
+    pub fn backward_opts(&self, grad: &Tensor, retain_graph: bool, create_graph: bool) {
+        assert_eq!(
+            grad.shape(),
+            self.shape(),
+            "backward: grad has shape {:?} but the output has shape {:?}",
+            grad.shape(),
+            self.shape()
+        );
+        autograd::run_backward(&[(self.clone(), grad.clone())], retain_graph, create_graph);
+    }
+
+    /// Adds `g` into this leaf's `.grad`.
+    pub(crate) fn accumulate_grad(&self, g: Tensor, create_graph: bool) {
+        let mut slot = self.0.grad.lock().unwrap();
+        *slot = Some(match slot.take() {
+            None if create_graph => g,
+            // The engine's gradient may share storage with other tensors
+            // (e.g. both inputs of an add); own it before accumulating into
+            // it in place later.
+            None if g.is_exclusive() && g.is_contiguous() => g,
+            None => g.deep_copy(),
+            Some(old) if create_graph => &old + &g,
+            Some(old) => {
+                autograd::no_grad(|| old.add_(&g));
+                old
+            }
+        });
+    }
+
+    /// True when no other handle or view shares this tensor's storage.
+    pub(crate) fn is_exclusive(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
+
+    /// A copy with its own contiguous storage and no history.
+    pub(crate) fn deep_copy(&self) -> Tensor {
+        match &*self.read_storage() {
+            Storage::Cpu(s) => Tensor::from_cpu(s.gather(&self.0.layout), self.shape()),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => crate::backend::cuda::deep_copy(self),
+        }
+    }
+}
