@@ -7,8 +7,10 @@ pub mod backend;
 pub mod device;
 pub mod dtype;
 pub mod layout;
+pub mod nn;
 mod ops;
 pub mod rng;
+pub mod state_dict;
 pub mod storage;
 mod tensor;
 
@@ -16,5 +18,6 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::Layout;
 pub use rng::manual_seed;
+pub use state_dict::StateDict;
 pub use tensor::IntoDims;
 pub use tensor::{Tensor, TensorOptions};

@@ -1,0 +1,1 @@
+//! Stateless neural-network functions, like `torch.nn.functional`.

@@ -1,0 +1,3 @@
+//! Neural-network building blocks, like `torch.nn`.
+
+pub mod functional;
