@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
-use super::parallel::num_threads;
+use super::parallel::{num_threads, par_chunks_mut_map_with};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -914,15 +914,18 @@ pub fn conv2d_backward_bias<T: Float>(grad_out: &[T], out_shape: [usize; 4]) -> 
     let [n, o, oh, ow] = out_shape;
     let pix = oh * ow;
     let mut gb = vec![T::zero(); o];
-    if pix == 0 {
+    if pix == 0 || n == 0 {
         return gb;
     }
-    for b in 0..n {
-        for (ch, acc) in gb.iter_mut().enumerate() {
-            let plane = &grad_out[(b * o + ch) * pix..(b * o + ch + 1) * pix];
-            *acc = *acc + sum(plane);
+    // Channels are independent: split them over threads when large.
+    par_chunks_mut_map_with(&mut gb, n * pix, |c0, gb| {
+        for (i, acc) in gb.iter_mut().enumerate() {
+            let ch = c0 + i;
+            for b in 0..n {
+                *acc = *acc + sum(&grad_out[(b * o + ch) * pix..(b * o + ch + 1) * pix]);
+            }
         }
-    }
+    });
     gb
 }
 
