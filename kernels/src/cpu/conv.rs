@@ -767,13 +767,14 @@ pub fn conv2d_backward_input<T: Float>(
     gin
 }
 
-/// Adds one chunk's weight gradient into `gw` (`[o, ck]`).
+/// Adds one chunk's weight gradient into `gwt` (per group, `[ck, og]`:
+/// transposed).
 fn backward_weight_chunk<T: Float>(
     g: &Geom,
     ch: Chunk,
     gout: &[T],
     input: &[T],
-    gw: &mut [T],
+    gwt: &mut [T],
     par: bool,
 ) {
     let (ck, pix, hw) = (g.ck(), g.pix(), g.h * g.w);
@@ -810,7 +811,10 @@ fn backward_weight_chunk<T: Float>(
             }
             tmp
         };
-        let gw_g = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
+        // `gwt` holds each group's gradient transposed, [ck, og]: with the
+        // output-channel index contiguous, the product only has to pack the
+        // small `gout` operand (10-20% faster than writing [og, ck]).
+        let gw_g = &mut gwt[grp * g.og * ck..(grp + 1) * g.og * ck];
         // cols^T is [ld, ck] with row stride 1 and column stride ld.
         let (l, r) = ((ld as isize, 1), (1, ld as isize));
         mm(
@@ -819,7 +823,7 @@ fn backward_weight_chunk<T: Float>(
             ck,
             ld,
             gw_g,
-            (ck as isize, 1),
+            (1, g.og as isize),
             true,
             gout_g,
             l,
@@ -876,29 +880,41 @@ pub fn conv2d_backward_weight<T: Float>(
         b0: ci * nb,
         nb: nb.min(g.n - ci * nb),
     };
+    let mut gwt = vec![T::zero(); wlen];
     if parts <= 1 {
         for ci in 0..n_chunks {
-            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut gw, true);
+            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut gwt, true);
         }
-        return gw;
-    }
-    let per_part = n_chunks.div_ceil(parts);
-    let parts = n_chunks.div_ceil(per_part);
-    let par = g.batch_parallel();
-    let run_part = |pi: usize| -> Vec<T> {
-        let mut part = vec![T::zero(); wlen];
-        for ci in pi * per_part..((pi + 1) * per_part).min(n_chunks) {
-            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut part, !par);
-        }
-        part
-    };
-    let partials: Vec<Vec<T>> = if par {
-        (0..parts).into_par_iter().map(run_part).collect()
     } else {
-        (0..parts).map(run_part).collect()
-    };
-    for part in &partials {
-        add_run(&mut gw, part);
+        let per_part = n_chunks.div_ceil(parts);
+        let parts = n_chunks.div_ceil(per_part);
+        let par = g.batch_parallel();
+        let run_part = |pi: usize| -> Vec<T> {
+            let mut part = vec![T::zero(); wlen];
+            for ci in pi * per_part..((pi + 1) * per_part).min(n_chunks) {
+                backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut part, !par);
+            }
+            part
+        };
+        let partials: Vec<Vec<T>> = if par {
+            (0..parts).into_par_iter().map(run_part).collect()
+        } else {
+            (0..parts).map(run_part).collect()
+        };
+        for part in &partials {
+            add_run(&mut gwt, part);
+        }
+    }
+    // Back from [groups][ck][og] to [groups][og][ck] = [o, c/groups, kh, kw].
+    let ck = g.ck();
+    for grp in 0..g.groups {
+        let src = &gwt[grp * g.og * ck..(grp + 1) * g.og * ck];
+        let dst = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
+        for (j, row) in src.chunks_exact(g.og).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                dst[o * ck + j] = v;
+            }
+        }
     }
     gw
 }
