@@ -17,6 +17,8 @@
 //! calls); small batches of large images run image after image with the
 //! products themselves multi-threaded.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
@@ -502,33 +504,53 @@ struct Chunk {
     nb: usize,
 }
 
-/// Runs `f(chunk, out_part)` over image chunks, where `out_part` is the
-/// chunk's slice of a per-image output of `per_image` elements; in parallel
-/// (products serial) or serially (products multi-threaded).
-fn for_chunks<T: Float, F>(g: &Geom, out: &mut [T], per_image: usize, f: F)
+/// Allocates the `n * per_image` output and runs `f(chunk, out_part, par)`
+/// over image chunks, where `out_part` is the chunk's part of the output,
+/// zeroed; in parallel (`par == false`: products serial) or serially
+/// (`par == true`: products may use the pool).
+///
+/// Each chunk zeroes its own part right before using it, instead of one
+/// serial `memset` of the whole output up front (~12% of LeNet's conv1
+/// forward): the zeroing is split across threads and the part is still in
+/// cache when the product writes it.
+fn for_chunks<T: Float, F>(g: &Geom, per_image: usize, f: F) -> Vec<T>
 where
     F: Fn(Chunk, &mut [T], bool) + Send + Sync,
 {
+    let len = g.n * per_image;
+    if len == 0 {
+        return Vec::new();
+    }
     let nb = images_per_chunk::<T>(g);
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let run = |i: usize, part: &mut [MaybeUninit<T>], par: bool| {
+        for x in part.iter_mut() {
+            x.write(T::zero());
+        }
+        // SAFETY: every element of `part` was initialised just above, and
+        // `MaybeUninit<T>` has the same layout as `T`.
+        let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
+        let c = Chunk {
+            b0: i * nb,
+            nb: part.len() / per_image,
+        };
+        f(c, part, par)
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
     if g.batch_parallel() && g.n > nb {
-        out.par_chunks_mut(nb * per_image)
+        spare
+            .par_chunks_mut(nb * per_image)
             .enumerate()
-            .for_each(|(i, o)| {
-                let c = Chunk {
-                    b0: i * nb,
-                    nb: o.len() / per_image,
-                };
-                f(c, o, false)
-            });
+            .for_each(|(i, part)| run(i, part, false));
     } else {
-        for (i, o) in out.chunks_mut(nb * per_image).enumerate() {
-            let c = Chunk {
-                b0: i * nb,
-                nb: o.len() / per_image,
-            };
-            f(c, o, true);
+        for (i, part) in spare.chunks_mut(nb * per_image).enumerate() {
+            run(i, part, true);
         }
     }
+    // SAFETY: the chunks above cover `0..len` and each initialised all of
+    // its elements (a panic would have unwound past this point).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Forward pass of one chunk of images into `out` (`[nb, o, oh, ow]`).
@@ -646,14 +668,12 @@ pub fn conv2d_forward<T: Float>(
             g.o
         );
     }
-    let mut out = vec![T::zero(); g.n * g.out_image()];
     if g.n == 0 || g.out_image() == 0 {
-        return out;
+        return vec![T::zero(); g.n * g.out_image()];
     }
-    for_chunks(&g, &mut out, g.out_image(), |ch, o, par| {
+    for_chunks(&g, g.out_image(), |ch, o, par| {
         forward_chunk(&g, ch, input, weight, bias, o, par)
-    });
-    out
+    })
 }
 
 /// Input gradient of one chunk of images into `gin` (`[nb, c, h, w]`, zero
@@ -757,14 +777,12 @@ pub fn conv2d_backward_input<T: Float>(
     );
     check_len(OP, "grad_out", grad_out, out_shape);
     check_len(OP, "weight", weight, w_shape);
-    let mut gin = vec![T::zero(); g.n * g.in_image()];
     if g.n == 0 || g.in_image() == 0 || g.out_image() == 0 {
-        return gin;
+        return vec![T::zero(); g.n * g.in_image()];
     }
-    for_chunks(&g, &mut gin, g.in_image(), |ch, gi, par| {
+    for_chunks(&g, g.in_image(), |ch, gi, par| {
         backward_input_chunk(&g, ch, grad_out, weight, gi, par)
-    });
-    gin
+    })
 }
 
 /// Adds one chunk's weight gradient into `gwt` (per group, `[ck, og]`:
