@@ -58,14 +58,17 @@ fn check_no_overlap(op: &str, dims: &[(usize, isize)]) {
     if dims.iter().any(|&(n, _)| n == 0) {
         return;
     }
-    let mut d: Vec<(usize, usize)> = dims
-        .iter()
-        .filter(|&&(n, _)| n > 1)
-        .map(|&(n, s)| (n, s.unsigned_abs()))
-        .collect();
-    d.sort_by_key(|&(_, s)| s);
+    // At most three dims (batch, rows, columns): no allocation needed.
+    let mut d = [(0usize, 0usize); 3];
+    let mut len = 0;
+    for &(n, s) in dims.iter().filter(|&&(n, _)| n > 1) {
+        d[len] = (n, s.unsigned_abs());
+        len += 1;
+    }
+    let d = &mut d[..len];
+    d.sort_unstable_by_key(|&(_, s)| s);
     let mut reach = 0usize;
-    for &(n, s) in &d {
+    for &(n, s) in d.iter() {
         assert!(
             s > reach,
             "{op}: destination (size, stride) {dims:?} addresses some elements twice"
