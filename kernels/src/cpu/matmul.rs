@@ -381,6 +381,24 @@ pub fn batched_gemm<T: Float>(
         &[(batch, rhs_bs), (k, rhs_rs), (n, rhs_cs)],
     );
 
+    // A matrix shared by the whole batch, with the other operand and the
+    // destination stacked along rows (or columns) at exactly one matrix's
+    // extent: the batch is one tall (or wide) product.
+    if batch > 1 && rhs_bs == 0 && lhs_bs == m as isize * lhs_rs && dst_bs == m as isize * dst_rs {
+        let (bm, par) = (batch * m, parallelism(batch * m, n, k));
+        return gemm_checked(
+            OP, bm, n, k, dst, dst_rs, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs,
+            rhs_cs, par,
+        );
+    }
+    if batch > 1 && lhs_bs == 0 && rhs_bs == n as isize * rhs_cs && dst_bs == n as isize * dst_cs {
+        let (bn, par) = (batch * n, parallelism(m, batch * n, k));
+        return gemm_checked(
+            OP, m, bn, k, dst, dst_rs, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs,
+            rhs_cs, par,
+        );
+    }
+
     let per = m.saturating_mul(n).saturating_mul(k);
     let d = SendPtr(dst.as_mut_ptr());
     let (l, r) = (
@@ -747,6 +765,73 @@ mod tests {
                 close(&c, &want, 1e-12);
             }
         }
+    }
+
+    /// Batched products that fold into one tall or wide product.
+    #[test]
+    fn batched_folds_shared_operand() {
+        let mut rng = Rng(42);
+        let (batch, m, n, k) = (5, 7, 6, 9);
+        // [batch, m, k] @ shared [k, n] -> [batch, m, n]
+        let a: Vec<f64> = rng.vec(batch * m * k);
+        let b: Vec<f64> = rng.vec(k * n);
+        let mut c = vec![0.0; batch * m * n];
+        let mut want = c.clone();
+        naive(
+            batch * m,
+            n,
+            k,
+            &mut want,
+            (n as isize, 1),
+            false,
+            &a,
+            (k as isize, 1),
+            &b,
+            (n as isize, 1),
+        );
+        batched_gemm(
+            batch,
+            m,
+            n,
+            k,
+            &mut c,
+            (m * n) as isize,
+            n as isize,
+            1,
+            &a,
+            (m * k) as isize,
+            k as isize,
+            1,
+            &b,
+            0,
+            n as isize,
+            1,
+            false,
+        );
+        close(&c, &want, 1e-12);
+        // shared [m, k] @ rhs laid out [k, batch, n] -> dst [m, batch, n]
+        let a: Vec<f64> = rng.vec(m * k);
+        let b: Vec<f64> = rng.vec(k * batch * n);
+        let mut c: Vec<f64> = rng.vec(m * batch * n);
+        let mut want = c.clone();
+        let bn = (batch * n) as isize;
+        naive(
+            m,
+            batch * n,
+            k,
+            &mut want,
+            (bn, 1),
+            true,
+            &a,
+            (k as isize, 1),
+            &b,
+            (bn, 1),
+        );
+        batched_gemm(
+            batch, m, n, k, &mut c, n as isize, bn, 1, &a, 0, k as isize, 1, &b, n as isize, bn, 1,
+            true,
+        );
+        close(&c, &want, 1e-12);
     }
 
     #[test]
