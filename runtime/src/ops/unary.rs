@@ -14,9 +14,15 @@ impl Tensor {
     /// `e^x`, like `torch.exp`.
     pub fn exp(&self) -> Tensor {
         let out = map_float("exp", self, f32::exp, f64::exp, None);
-        let y = out.clone();
+        let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "ExpBackward0", &[self], move |g, _| {
-            vec![Some(g.mul(&y))]
+            // The saved output has no history; recompute it from the input
+            // when the backward itself is being recorded (create_graph).
+            if crate::autograd::is_grad_enabled() {
+                vec![Some(g.mul(&x.exp()))]
+            } else {
+                vec![Some(g.mul(&y))]
+            }
         })
     }
 
