@@ -283,11 +283,11 @@ fn max_pool2d_variants() {
     let x = randn(&[2, 2, 6, 6]);
     gradcheck(
         |t| F::max_pool2d(&t[0], [2, 2], [2, 2], [0, 0]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     gradcheck(
         |t| F::max_pool2d(&t[0], [3, 3], [2, 2], [1, 1]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     gradcheck(
         |t| F::max_pool2d_with(&t[0], [2, 3], [2, 1], [1, 1], [2, 1], true),
@@ -303,11 +303,11 @@ fn avg_pool2d_variants() {
     let x = randn(&[2, 2, 5, 5]);
     gradcheck(
         |t| F::avg_pool2d(&t[0], [2, 2], [2, 2], [0, 0]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     gradcheck(
         |t| F::avg_pool2d(&t[0], [3, 3], [2, 2], [1, 1]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     gradcheck(
         |t| F::avg_pool2d_with(&t[0], [3, 2], [2, 2], [1, 1], true, false),
@@ -460,7 +460,7 @@ fn embedding_grads_sum_repeated_rows() {
     manual_seed(13);
     let idx = Tensor::from([[0i64, 2, 2], [3, 0, 1]]);
     let w = randn(&[4, 3]);
-    gradcheck(|t| F::embedding(&idx, &t[0]), &[w.clone()]);
+    gradcheck(|t| F::embedding(&idx, &t[0]), std::slice::from_ref(&w));
     let out = F::embedding(&idx, &w);
     assert_eq!(out.shape(), &[2, 3, 3]);
     w.set_grad(None);

@@ -132,7 +132,7 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
                     let mut db = vec![T::zero(); m];
                     for i in 0..n {
                         for (j, acc) in db.iter_mut().enumerate() {
-                            *acc = *acc + gs[i * grs as usize + j * gcs as usize];
+                            *acc += gs[i * grs as usize + j * gcs as usize];
                         }
                     }
                     tensor_from(db, &[m])
@@ -216,7 +216,7 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
             let mut gw = vec![T::zero(); v * d];
             for (r, &i) in idx.iter().enumerate() {
                 for (a, &b) in gw[i * d..(i + 1) * d].iter_mut().zip(&gs[r * d..(r + 1) * d]) {
-                    *a = *a + b;
+                    *a += b;
                 }
             }
             tensor_from(gw, &[v, d])

@@ -361,7 +361,7 @@ pub fn layer_norm(
     }
     let d: usize = normalized_shape.iter().product();
     let (out, stats) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let rows = if d == 0 { 0 } else { xs.len() / d };
+        let rows = xs.len().checked_div(d).unwrap_or(0);
         let stats: Vec<[f64; 2]> = (0..rows)
             .map(|r| {
                 let row = &xs[r * d..(r + 1) * d];
@@ -378,10 +378,10 @@ pub fn layer_norm(
             for (j, (y, &v)) in o.iter_mut().zip(&xs[r * d..(r + 1) * d]).enumerate() {
                 let mut t = (v - mean) * rstd;
                 if let Some(w) = &w {
-                    t = t * w[j];
+                    t *= w[j];
                 }
                 if let Some(b) = &b {
-                    t = t + b[j];
+                    t += b[j];
                 }
                 *y = t;
             }

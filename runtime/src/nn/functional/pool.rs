@@ -49,7 +49,8 @@ fn output_hw(
         );
     }
     for d in 0..2 {
-        if padding[d] > (dilation[d] * (kernel[d] - 1) + 1) / 2 {
+        let span = dilation[d] * (kernel[d] - 1) + 1;
+        if padding[d] > span / 2 {
             panic!(
                 "{op}: pad should be at most half of effective kernel size, but got pad \
                  {padding:?}, kernel {kernel:?} and dilation {dilation:?}"
