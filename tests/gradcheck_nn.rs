@@ -50,6 +50,17 @@ fn linear_strided_operands() {
 }
 
 #[test]
+fn linear_vector_and_empty_batch() {
+    manual_seed(19);
+    let (x, w, b) = (randn(&[3]), randn(&[2, 3]), randn(&[2]));
+    assert_eq!(F::linear(&x, &w, Some(&b)).shape(), &[2]);
+    gradcheck(|t| F::linear(&t[0], &t[1], Some(&t[2])), &[x, w, b.clone()]);
+    let empty = Tensor::zeros_opts([0, 3], DType::F64);
+    let y = F::linear(&empty, &randn(&[2, 3]), Some(&b));
+    assert_eq!(y.shape(), &[0, 2]);
+}
+
+#[test]
 #[should_panic(expected = "linear: mat1 and mat2 shapes cannot be multiplied")]
 fn linear_rejects_mismatched_features() {
     F::linear(&Tensor::ones([2, 3]), &Tensor::ones([4, 5]), None);
