@@ -8,6 +8,7 @@ pub mod device;
 pub mod dtype;
 pub mod layout;
 pub mod nn;
+pub mod optim;
 mod ops;
 pub mod rng;
 pub mod state_dict;
