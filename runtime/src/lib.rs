@@ -7,6 +7,7 @@ pub mod backend;
 pub mod device;
 pub mod dtype;
 pub mod layout;
+pub mod loss;
 pub mod nn;
 pub mod optim;
 mod ops;

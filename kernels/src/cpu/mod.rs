@@ -1,2 +1,9 @@
-//! CPU kernels.
+//! CPU kernels: rayon for parallelism, the `gemm` crate for matrix products.
+
+pub mod conv;
 pub mod matmul;
+pub mod parallel;
+pub mod pool;
+pub mod softmax;
+
+mod scratch;

@@ -1,0 +1,612 @@
+//! 2-D pooling over NCHW data with PyTorch's semantics: max (with argmax
+//! indices), average (`count_include_pad`, `ceil_mode`, `divisor_override`)
+//! and adaptive average.
+//!
+//! Every `(n, c)` plane is independent; planes are spread over rayon's pool
+//! when the total work is large enough.
+
+use rayon::prelude::*;
+
+use super::parallel::{par_blocks_mut, should_parallelize};
+use crate::Float;
+
+/// Output length of one pooled dimension, exactly as PyTorch computes it:
+///
+/// `out = floor_or_ceil((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1`,
+/// rounding up when `ceil_mode`, except that in ceil mode a last window that
+/// would start in the right padding is dropped.
+///
+/// `None` when the result is not positive, or the parameters are invalid
+/// (zero kernel, stride or dilation, or `padding` larger than half the
+/// effective kernel `dilation*(kernel-1)+1`, which PyTorch rejects).
+pub fn pool_output_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    if padding > span / 2 {
+        return None;
+    }
+    let num = (input + 2 * padding) as isize - span as isize
+        + if ceil_mode { stride as isize - 1 } else { 0 };
+    let mut out = num.div_euclid(stride as isize) + 1;
+    if ceil_mode && (out - 1) * stride as isize >= (input + padding) as isize {
+        out -= 1;
+    }
+    (out > 0).then_some(out as usize)
+}
+
+/// [`pool_output_size`] for both spatial dimensions `[h, w]`.
+pub fn pool2d_output_size(
+    in_hw: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> Option<[usize; 2]> {
+    Some([
+        pool_output_size(
+            in_hw[0],
+            kernel[0],
+            stride[0],
+            padding[0],
+            dilation[0],
+            ceil_mode,
+        )?,
+        pool_output_size(
+            in_hw[1],
+            kernel[1],
+            stride[1],
+            padding[1],
+            dilation[1],
+            ceil_mode,
+        )?,
+    ])
+}
+
+fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
+    let want: usize = shape.iter().product();
+    assert!(
+        s.len() == want,
+        "{op}: {what} has {} elements but shape {shape:?} needs {want}",
+        s.len()
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn out_size_or_panic(
+    op: &str,
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> [usize; 2] {
+    pool2d_output_size(
+        [in_shape[2], in_shape[3]],
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "{op}: input {in_shape:?} with kernel {kernel:?}, stride {stride:?}, padding \
+             {padding:?}, dilation {dilation:?}, ceil_mode {ceil_mode} gives a non-positive \
+             output size or invalid parameters (padding must be at most half the kernel)"
+        )
+    })
+}
+
+/// Runs `f(first_plane, out_chunk)` over chunks of whole output planes
+/// (`plane` elements each), in parallel when `cost` (cheap ops in total)
+/// is large enough.
+fn for_planes<T: Send, F>(out: &mut [T], plane: usize, cost: usize, f: F)
+where
+    F: Fn(usize, &mut [T]) + Send + Sync,
+{
+    if plane == 0 || out.is_empty() {
+        return;
+    }
+    let per_elem = cost.div_ceil(out.len());
+    par_blocks_mut(out, plane, per_elem, f);
+}
+
+/// As [`for_planes`] for two outputs with the same plane structure.
+fn for_planes2<A: Send, B: Send, F>(a: &mut [A], b: &mut [B], plane: usize, cost: usize, f: F)
+where
+    F: Fn(usize, &mut [A], &mut [B]) + Send + Sync,
+{
+    if plane == 0 || a.is_empty() {
+        return;
+    }
+    let planes = a.len() / plane;
+    if !should_parallelize(cost, 1) || planes < 2 {
+        f(0, a, b);
+        return;
+    }
+    let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
+    a.par_chunks_mut(per * plane)
+        .zip(b.par_chunks_mut(per * plane))
+        .enumerate()
+        .for_each(|(i, (a, b))| f(i * per, a, b));
+}
+
+/// `v` beats the running max `m` (PyTorch: `v > m || isnan(v)`).
+#[inline(always)]
+fn beats<T: Float>(v: T, m: T) -> bool {
+    v > m || v.is_nan()
+}
+
+/// 2-D max pooling. Returns the output `[n, c, oh, ow]`, for each output
+/// the flat index `y * w + x` of its maximum within its input plane, and
+/// the output shape. Padding acts as `-inf`; a NaN in a window wins (the
+/// last NaN in scan order, like PyTorch). 2×2 windows with stride 2 and no
+/// padding or dilation take a dedicated fast path.
+///
+/// # Panics
+/// If `input`'s length does not match `in_shape`, the parameters are
+/// invalid (see [`pool_output_size`]) or a plane has more than `u32::MAX`
+/// elements.
+pub fn max_pool2d_forward<T: Float>(
+    input: &[T],
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> (Vec<T>, Vec<u32>, [usize; 4]) {
+    const OP: &str = "max_pool2d_forward";
+    check_len(OP, "input", input, in_shape);
+    let [n, c, h, w] = in_shape;
+    assert!(
+        h * w <= u32::MAX as usize,
+        "{OP}: planes of {h}x{w} are too large for u32 indices"
+    );
+    let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, dilation, ceil_mode);
+    let out_shape = [n, c, oh, ow];
+    let len = n * c * oh * ow;
+    let mut out = vec![T::zero(); len];
+    let mut idx = vec![0u32; len];
+    let (hw, ohw) = (h * w, oh * ow);
+    let fast = kernel == [2, 2]
+        && stride == [2, 2]
+        && padding == [0, 0]
+        && dilation == [1, 1]
+        && oh == h / 2
+        && ow == w / 2;
+    let cost = len * kernel[0] * kernel[1];
+    for_planes2(&mut out, &mut idx, ohw, cost, |p0, out, idx| {
+        for (pi, (o, ix)) in out
+            .chunks_exact_mut(ohw)
+            .zip(idx.chunks_exact_mut(ohw))
+            .enumerate()
+        {
+            let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
+            if fast {
+                max_pool_2x2(plane, w, oh, ow, o, ix);
+            } else {
+                max_pool_plane(
+                    plane,
+                    [h, w],
+                    [oh, ow],
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    o,
+                    ix,
+                );
+            }
+        }
+    });
+    (out, idx, out_shape)
+}
+
+/// 2×2 / stride-2 max pooling of one plane (all windows full).
+fn max_pool_2x2<T: Float>(
+    plane: &[T],
+    w: usize,
+    oh: usize,
+    ow: usize,
+    out: &mut [T],
+    idx: &mut [u32],
+) {
+    for oy in 0..oh {
+        let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
+        let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+        let o = &mut out[oy * ow..(oy + 1) * ow];
+        let ix = &mut idx[oy * ow..(oy + 1) * ow];
+        let base = (2 * oy * w) as u32;
+        let w32 = w as u32;
+        for ox in 0..ow {
+            let (a, b) = (r0[2 * ox], r0[2 * ox + 1]);
+            let (c, d) = (r1[2 * ox], r1[2 * ox + 1]);
+            let x = base + 2 * ox as u32;
+            let (mut m, mut i) = (a, x);
+            if beats(b, m) {
+                m = b;
+                i = x + 1;
+            }
+            if beats(c, m) {
+                m = c;
+                i = x + w32;
+            }
+            if beats(d, m) {
+                m = d;
+                i = x + w32 + 1;
+            }
+            o[ox] = m;
+            ix[ox] = i;
+        }
+    }
+}
+
+/// General max pooling of one plane.
+#[allow(clippy::too_many_arguments)]
+fn max_pool_plane<T: Float>(
+    plane: &[T],
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+    [dh, dw]: [usize; 2],
+    out: &mut [T],
+    idx: &mut [u32],
+) {
+    let (h, w) = (h as isize, w as isize);
+    for oy in 0..oh {
+        let mut y0 = (oy * sh) as isize - ph as isize;
+        let y1 = (y0 + ((kh - 1) * dh) as isize + 1).min(h);
+        while y0 < 0 {
+            y0 += dh as isize;
+        }
+        for ox in 0..ow {
+            let mut x0 = (ox * sw) as isize - pw as isize;
+            let x1 = (x0 + ((kw - 1) * dw) as isize + 1).min(w);
+            while x0 < 0 {
+                x0 += dw as isize;
+            }
+            let mut best = y0 * w + x0;
+            let mut m = T::neg_infinity();
+            let mut y = y0;
+            while y < y1 {
+                let row = &plane[(y * w) as usize..((y + 1) * w) as usize];
+                let mut x = x0;
+                while x < x1 {
+                    let v = row[x as usize];
+                    if beats(v, m) {
+                        m = v;
+                        best = y * w + x;
+                    }
+                    x += dw as isize;
+                }
+                y += dh as isize;
+            }
+            out[oy * ow + ox] = m;
+            idx[oy * ow + ox] = best as u32;
+        }
+    }
+}
+
+/// Gradient of max pooling: scatters `grad_out` (`[n, c, oh, ow]`) to the
+/// positions recorded in `indices` (from [`max_pool2d_forward`]), summing
+/// where windows overlap. Returns the gradient for an input of `in_shape`.
+///
+/// # Panics
+/// On inconsistent lengths or shapes, or an index outside its plane.
+pub fn max_pool2d_backward<T: Float>(
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    indices: &[u32],
+    in_shape: [usize; 4],
+) -> Vec<T> {
+    const OP: &str = "max_pool2d_backward";
+    check_len(OP, "grad_out", grad_out, out_shape);
+    check_len(OP, "indices", indices, out_shape);
+    assert!(
+        out_shape[..2] == in_shape[..2],
+        "{OP}: grad_out shape {out_shape:?} and input shape {in_shape:?} differ in batch or \
+         channels"
+    );
+    let hw = in_shape[2] * in_shape[3];
+    let ohw = out_shape[2] * out_shape[3];
+    let mut gin = vec![T::zero(); in_shape.iter().product()];
+    for_planes(&mut gin, hw, grad_out.len(), |p0, gin| {
+        for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
+            let p = p0 + pi;
+            let go = &grad_out[p * ohw..(p + 1) * ohw];
+            let ix = &indices[p * ohw..(p + 1) * ohw];
+            for (&v, &i) in go.iter().zip(ix) {
+                let d = &mut g[i as usize];
+                *d = *d + v;
+            }
+        }
+    });
+    gin
+}
+
+/// One output's window for average pooling: valid `[y0, y1) x [x0, x1)`
+/// and PyTorch's divisor.
+#[derive(Clone, Copy)]
+struct AvgWin {
+    y0: usize,
+    y1: usize,
+    x0: usize,
+    x1: usize,
+    div: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn avg_window(
+    oy: usize,
+    ox: usize,
+    [h, w]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> AvgWin {
+    let ys = (oy * sh) as isize - ph as isize;
+    let xs = (ox * sw) as isize - pw as isize;
+    let ye = (ys + kh as isize).min((h + ph) as isize);
+    let xe = (xs + kw as isize).min((w + pw) as isize);
+    let pool = ((ye - ys) * (xe - xs)) as usize;
+    let (y0, x0) = (ys.max(0) as usize, xs.max(0) as usize);
+    let (y1, x1) = (
+        ye.min(h as isize).max(0) as usize,
+        xe.min(w as isize).max(0) as usize,
+    );
+    let (y1, x1) = (y1.max(y0), x1.max(x0));
+    let div = match divisor_override {
+        Some(d) => d,
+        None if count_include_pad => pool,
+        None => (y1 - y0) * (x1 - x0),
+    };
+    AvgWin {
+        y0,
+        y1,
+        x0,
+        x1,
+        div,
+    }
+}
+
+/// 2-D average pooling (no dilation, as in PyTorch). With
+/// `count_include_pad` the divisor counts padded positions (but not the
+/// part of a ceil-mode window beyond the padding); `divisor_override`
+/// replaces the divisor altogether. Returns the output and its shape.
+///
+/// # Panics
+/// If `input`'s length does not match `in_shape`, the parameters are
+/// invalid (see [`pool_output_size`]) or `divisor_override` is `Some(0)`.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d_forward<T: Float>(
+    input: &[T],
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> (Vec<T>, [usize; 4]) {
+    const OP: &str = "avg_pool2d_forward";
+    check_len(OP, "input", input, in_shape);
+    assert!(
+        divisor_override != Some(0),
+        "{OP}: divisor_override must be non-zero"
+    );
+    let [n, c, h, w] = in_shape;
+    let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, [1, 1], ceil_mode);
+    let out_shape = [n, c, oh, ow];
+    let mut out = vec![T::zero(); out_shape.iter().product()];
+    let (hw, ohw) = (h * w, oh * ow);
+    let cost = out.len() * kernel[0] * kernel[1];
+    for_planes(&mut out, ohw, cost, |p0, out| {
+        for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
+            let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let win = avg_window(
+                        oy,
+                        ox,
+                        [h, w],
+                        kernel,
+                        stride,
+                        padding,
+                        count_include_pad,
+                        divisor_override,
+                    );
+                    if win.y0 >= win.y1 || win.x0 >= win.x1 {
+                        o[oy * ow + ox] = T::zero();
+                        continue;
+                    }
+                    let mut s = T::zero();
+                    for y in win.y0..win.y1 {
+                        for &v in &plane[y * w + win.x0..y * w + win.x1] {
+                            s = s + v;
+                        }
+                    }
+                    o[oy * ow + ox] = s / T::cast_usize(win.div);
+                }
+            }
+        }
+    });
+    (out, out_shape)
+}
+
+/// Gradient of [`avg_pool2d_forward`] (same parameters): spreads each
+/// output gradient evenly (divided by the same divisor) over its window.
+/// Returns the gradient for an input of `in_shape`.
+///
+/// # Panics
+/// On inconsistent shapes or lengths, or invalid parameters.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d_backward<T: Float>(
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    in_shape: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> Vec<T> {
+    const OP: &str = "avg_pool2d_backward";
+    check_len(OP, "grad_out", grad_out, out_shape);
+    assert!(
+        divisor_override != Some(0),
+        "{OP}: divisor_override must be non-zero"
+    );
+    let [n, c, h, w] = in_shape;
+    let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, [1, 1], ceil_mode);
+    assert!(
+        out_shape == [n, c, oh, ow],
+        "{OP}: grad_out shape {out_shape:?} does not match the pooling's output shape {:?}",
+        [n, c, oh, ow]
+    );
+    let (hw, ohw) = (h * w, oh * ow);
+    let mut gin = vec![T::zero(); in_shape.iter().product()];
+    let cost = grad_out.len() * kernel[0] * kernel[1];
+    for_planes(&mut gin, hw, cost, |p0, gin| {
+        for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
+            let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let win = avg_window(
+                        oy,
+                        ox,
+                        [h, w],
+                        kernel,
+                        stride,
+                        padding,
+                        count_include_pad,
+                        divisor_override,
+                    );
+                    if win.y0 >= win.y1 || win.x0 >= win.x1 {
+                        continue;
+                    }
+                    let v = go[oy * ow + ox] / T::cast_usize(win.div);
+                    for y in win.y0..win.y1 {
+                        for d in &mut g[y * w + win.x0..y * w + win.x1] {
+                            *d = *d + v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    gin
+}
+
+/// PyTorch's adaptive window `[floor(i*in/out), ceil((i+1)*in/out))`.
+#[inline]
+fn adaptive_range(i: usize, input: usize, out: usize) -> (usize, usize) {
+    (i * input / out, ((i + 1) * input).div_ceil(out))
+}
+
+/// Adaptive 2-D average pooling to `out_hw`: output `(i, j)` averages rows
+/// `floor(i*h/oh) .. ceil((i+1)*h/oh)` and likewise for columns. Returns
+/// `[n, c, oh, ow]` contiguous.
+///
+/// # Panics
+/// If `input`'s length does not match `in_shape`, or an output size is zero
+/// while the input is not empty.
+pub fn adaptive_avg_pool2d_forward<T: Float>(
+    input: &[T],
+    in_shape: [usize; 4],
+    out_hw: [usize; 2],
+) -> Vec<T> {
+    const OP: &str = "adaptive_avg_pool2d_forward";
+    check_len(OP, "input", input, in_shape);
+    let [n, c, h, w] = in_shape;
+    let [oh, ow] = out_hw;
+    assert!(
+        (oh > 0 && ow > 0) || n * c == 0,
+        "{OP}: output size {out_hw:?} must be positive"
+    );
+    let (hw, ohw) = (h * w, oh * ow);
+    let mut out = vec![T::zero(); n * c * ohw];
+    let cost = n * c * hw.max(ohw);
+    for_planes(&mut out, ohw, cost, |p0, out| {
+        for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
+            let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
+            for oy in 0..oh {
+                let (y0, y1) = adaptive_range(oy, h, oh);
+                for ox in 0..ow {
+                    let (x0, x1) = adaptive_range(ox, w, ow);
+                    let mut s = T::zero();
+                    for y in y0..y1 {
+                        for &v in &plane[y * w + x0..y * w + x1] {
+                            s = s + v;
+                        }
+                    }
+                    let cnt = (y1 - y0) * (x1 - x0);
+                    o[oy * ow + ox] = if cnt == 0 {
+                        T::nan()
+                    } else {
+                        s / T::cast_usize(cnt)
+                    };
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Gradient of [`adaptive_avg_pool2d_forward`]: `grad_out` is `[n, c, oh,
+/// ow]`; returns the gradient for an input of `in_shape`.
+///
+/// # Panics
+/// On inconsistent lengths.
+pub fn adaptive_avg_pool2d_backward<T: Float>(
+    grad_out: &[T],
+    in_shape: [usize; 4],
+    out_hw: [usize; 2],
+) -> Vec<T> {
+    const OP: &str = "adaptive_avg_pool2d_backward";
+    let [n, c, h, w] = in_shape;
+    let [oh, ow] = out_hw;
+    check_len(OP, "grad_out", grad_out, [n, c, oh, ow]);
+    let (hw, ohw) = (h * w, oh * ow);
+    let mut gin = vec![T::zero(); n * c * hw];
+    let cost = n * c * hw.max(ohw);
+    for_planes(&mut gin, hw, cost, |p0, gin| {
+        for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
+            let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
+            for oy in 0..oh {
+                let (y0, y1) = adaptive_range(oy, h, oh);
+                for ox in 0..ow {
+                    let (x0, x1) = adaptive_range(ox, w, ow);
+                    let cnt = (y1 - y0) * (x1 - x0);
+                    if cnt == 0 {
+                        continue;
+                    }
+                    let v = go[oy * ow + ox] / T::cast_usize(cnt);
+                    for y in y0..y1 {
+                        for d in &mut g[y * w + x0..y * w + x1] {
+                            *d = *d + v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    gin
+}

@@ -1,0 +1,71 @@
+//! Per-thread scratch buffers reused across calls.
+//!
+//! im2col buffers are large (hundreds of KiB) and needed on every training
+//! step; allocating them afresh each time costs page faults. Each thread keeps
+//! one buffer per element type. A buffer is *taken* out of the thread-local
+//! slot while in use and put back afterwards, so a re-entrant use on the same
+//! thread (e.g. rayon work-stealing while a kernel waits) just allocates a
+//! fresh one instead of panicking on a double borrow.
+
+use std::any::Any;
+use std::cell::Cell;
+
+thread_local! {
+    static F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer borrowed from the current thread's cache; returned on drop.
+pub(crate) struct Scratch<T: Copy + Default + 'static> {
+    buf: Vec<T>,
+}
+
+impl<T: Copy + Default + 'static> Scratch<T> {
+    /// Takes this thread's cached buffer for `T` (or an empty one).
+    pub(crate) fn take() -> Self {
+        let mut buf: Vec<T> = Vec::new();
+        let any = &mut buf as &mut dyn Any;
+        if let Some(v) = any.downcast_mut::<Vec<f32>>() {
+            *v = F32.take();
+        } else if let Some(v) = any.downcast_mut::<Vec<f64>>() {
+            *v = F64.take();
+        }
+        Scratch { buf }
+    }
+
+    /// A slice of exactly `len` elements with unspecified contents.
+    pub(crate) fn get(&mut self, len: usize) -> &mut [T] {
+        if self.buf.len() < len {
+            self.buf.resize(len, T::default());
+        }
+        &mut self.buf[..len]
+    }
+}
+
+impl<T: Copy + Default + 'static> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let any = &mut buf as &mut dyn Any;
+        if let Some(v) = any.downcast_mut::<Vec<f32>>() {
+            let v = std::mem::take(v);
+            F32.with(|c| {
+                let old = c.take();
+                c.set(if old.capacity() > v.capacity() {
+                    old
+                } else {
+                    v
+                });
+            });
+        } else if let Some(v) = any.downcast_mut::<Vec<f64>>() {
+            let v = std::mem::take(v);
+            F64.with(|c| {
+                let old = c.take();
+                c.set(if old.capacity() > v.capacity() {
+                    old
+                } else {
+                    v
+                });
+            });
+        }
+    }
+}

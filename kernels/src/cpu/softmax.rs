@@ -1,0 +1,246 @@
+//! Softmax and log-softmax, forward and backward, numerically stable
+//! (the maximum is subtracted before exponentiating).
+//!
+//! Two layouts, both contiguous:
+//! * `*_rows`: `[rows, cols]`, reduced over the last dimension;
+//! * `*_dim`: `[outer, dim, inner]`, reduced over the middle dimension
+//!   (a tensor reduced over axis `a` is `outer = prod(shape[..a])`,
+//!   `dim = shape[a]`, `inner = prod(shape[a+1..])`), so the runtime never
+//!   has to transpose. The inner dimension is processed as contiguous
+//!   vectors, which keeps these loops vectorisable.
+//!
+//! A row containing NaN gives NaN throughout; so does a row whose maximum
+//! is infinite, as in PyTorch.
+
+use super::parallel::par_blocks_mut;
+use crate::Float;
+
+/// Rough cost (in cheap elementwise ops) of one element of a softmax pass:
+/// an `exp` is ~10 adds.
+const COST: usize = 12;
+
+fn check(op: &str, len: usize, outer: usize, dim: usize, inner: usize) {
+    assert!(
+        len == outer * dim * inner,
+        "{op}: slice of length {len} does not match [outer {outer}, dim {dim}, inner {inner}]"
+    );
+}
+
+/// Maximum ignoring NaN (NaN then propagates through `exp`).
+#[inline(always)]
+fn fmax<T: Float>(a: T, b: T) -> T {
+    if b > a { b } else { a }
+}
+
+fn softmax_block<T: Float>(x: &[T], out: &mut [T], inner: usize, log: bool) {
+    if inner == 1 {
+        let m = x.iter().fold(T::neg_infinity(), |m, &v| fmax(m, v));
+        let mut s = T::zero();
+        if log {
+            for &v in x {
+                s = s + (v - m).exp();
+            }
+            let lse = m + s.ln();
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v - lse;
+            }
+        } else {
+            for (o, &v) in out.iter_mut().zip(x) {
+                let e = (v - m).exp();
+                *o = e;
+                s = s + e;
+            }
+            for o in out.iter_mut() {
+                *o = *o / s;
+            }
+        }
+        return;
+    }
+    let mut m = vec![T::neg_infinity(); inner];
+    for row in x.chunks_exact(inner) {
+        for (m, &v) in m.iter_mut().zip(row) {
+            *m = fmax(*m, v);
+        }
+    }
+    let mut s = vec![T::zero(); inner];
+    for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
+        for (((o, s), &v), &m) in orow.iter_mut().zip(&mut s).zip(row).zip(&m) {
+            let e = (v - m).exp();
+            *s = *s + e;
+            if !log {
+                *o = e;
+            }
+        }
+    }
+    if log {
+        for (s, &m) in s.iter_mut().zip(&m) {
+            *s = m + s.ln();
+        }
+        for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
+            for ((o, &v), &lse) in orow.iter_mut().zip(row).zip(&s) {
+                *o = v - lse;
+            }
+        }
+    } else {
+        for orow in out.chunks_exact_mut(inner) {
+            for (o, &s) in orow.iter_mut().zip(&s) {
+                *o = *o / s;
+            }
+        }
+    }
+}
+
+fn forward<T: Float>(
+    op: &str,
+    x: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    log: bool,
+) -> Vec<T> {
+    check(op, x.len(), outer, dim, inner);
+    let mut out = vec![T::zero(); x.len()];
+    let block = dim * inner;
+    blocks_parallel(x, None, &mut out, block, |x, _, o| {
+        softmax_block(x, o, inner, log)
+    });
+    out
+}
+
+/// Runs `f(x_block, y_block?, out_block)` over whole `[dim, inner]` blocks,
+/// in parallel (never splitting a block) when the total is large.
+fn blocks_parallel<T: Float, F>(x: &[T], y: Option<&[T]>, out: &mut [T], block: usize, f: F)
+where
+    F: Fn(&[T], Option<&[T]>, &mut [T]) + Send + Sync,
+{
+    if block == 0 {
+        return;
+    }
+    par_blocks_mut(out, block, COST, |first, chunk| {
+        for (i, o) in chunk.chunks_exact_mut(block).enumerate() {
+            let b = first + i;
+            let xb = &x[b * block..(b + 1) * block];
+            let yb = y.map(|y| &y[b * block..(b + 1) * block]);
+            f(xb, yb, o);
+        }
+    });
+}
+
+fn backward_block<T: Float>(y: &[T], gy: &[T], gx: &mut [T], inner: usize, log: bool) {
+    // softmax:     gx = y * (gy - sum(gy * y))
+    // log_softmax: gx = gy - exp(y) * sum(gy)
+    let mut s = vec![T::zero(); inner];
+    for (yr, gr) in y.chunks_exact(inner).zip(gy.chunks_exact(inner)) {
+        for ((s, &yv), &g) in s.iter_mut().zip(yr).zip(gr) {
+            *s = *s + if log { g } else { g * yv };
+        }
+    }
+    for ((xr, yr), gr) in gx
+        .chunks_exact_mut(inner)
+        .zip(y.chunks_exact(inner))
+        .zip(gy.chunks_exact(inner))
+    {
+        for (((o, &yv), &g), &s) in xr.iter_mut().zip(yr).zip(gr).zip(&s) {
+            *o = if log { g - yv.exp() * s } else { yv * (g - s) };
+        }
+    }
+}
+
+fn backward<T: Float>(
+    op: &str,
+    y: &[T],
+    gy: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    log: bool,
+) -> Vec<T> {
+    check(op, y.len(), outer, dim, inner);
+    check(op, gy.len(), outer, dim, inner);
+    let mut gx = vec![T::zero(); y.len()];
+    blocks_parallel(y, Some(gy), &mut gx, dim * inner, |y, gy, o| {
+        backward_block(y, gy.expect("gy"), o, inner, log)
+    });
+    gx
+}
+
+/// Softmax of each row of a contiguous `[rows, cols]` matrix.
+///
+/// # Panics
+/// If `x.len() != rows * cols`.
+pub fn softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    forward("softmax_rows", x, rows, cols, 1, false)
+}
+
+/// Log-softmax of each row of a contiguous `[rows, cols]` matrix:
+/// `x - max - ln(sum(exp(x - max)))`.
+///
+/// # Panics
+/// If `x.len() != rows * cols`.
+pub fn log_softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    forward("log_softmax_rows", x, rows, cols, 1, true)
+}
+
+/// Gradient of [`softmax_rows`] from its output `y` and the output gradient
+/// `gy`: `gx = y * (gy - sum(gy * y))` per row.
+///
+/// # Panics
+/// If a length is not `rows * cols`.
+pub fn softmax_rows_backward<T: Float>(y: &[T], gy: &[T], rows: usize, cols: usize) -> Vec<T> {
+    backward("softmax_rows_backward", y, gy, rows, cols, 1, false)
+}
+
+/// Gradient of [`log_softmax_rows`] from its output `y` and the output
+/// gradient `gy`: `gx = gy - exp(y) * sum(gy)` per row.
+///
+/// # Panics
+/// If a length is not `rows * cols`.
+pub fn log_softmax_rows_backward<T: Float>(y: &[T], gy: &[T], rows: usize, cols: usize) -> Vec<T> {
+    backward("log_softmax_rows_backward", y, gy, rows, cols, 1, true)
+}
+
+/// Softmax over the middle dimension of a contiguous `[outer, dim, inner]`
+/// array.
+///
+/// # Panics
+/// If `x.len() != outer * dim * inner`.
+pub fn softmax_dim<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
+    forward("softmax_dim", x, outer, dim, inner, false)
+}
+
+/// Log-softmax over the middle dimension of a contiguous
+/// `[outer, dim, inner]` array.
+///
+/// # Panics
+/// If `x.len() != outer * dim * inner`.
+pub fn log_softmax_dim<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
+    forward("log_softmax_dim", x, outer, dim, inner, true)
+}
+
+/// Gradient of [`softmax_dim`] (see [`softmax_rows_backward`]).
+///
+/// # Panics
+/// If a length is not `outer * dim * inner`.
+pub fn softmax_dim_backward<T: Float>(
+    y: &[T],
+    gy: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+) -> Vec<T> {
+    backward("softmax_dim_backward", y, gy, outer, dim, inner, false)
+}
+
+/// Gradient of [`log_softmax_dim`] (see [`log_softmax_rows_backward`]).
+///
+/// # Panics
+/// If a length is not `outer * dim * inner`.
+pub fn log_softmax_dim_backward<T: Float>(
+    y: &[T],
+    gy: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+) -> Vec<T> {
+    backward("log_softmax_dim_backward", y, gy, outer, dim, inner, true)
+}

@@ -1,1 +1,0 @@
-//! Stateless neural-network functions, like `torch.nn.functional`.

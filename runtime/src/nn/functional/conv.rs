@@ -1,0 +1,172 @@
+//! 2-D convolution with autograd, over the im2col kernels of
+//! `kiln_kernels::cpu::conv`.
+
+use super::util::{check_float, check_same, dispatch_real, is_half, tensor_from};
+use crate::{DType, Device, Tensor};
+use kiln_kernels::cpu::conv::{
+    Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    conv2d_forward, conv2d_output_size,
+};
+
+/// 2-D cross-correlation over NCHW input, like `F.conv2d`.
+///
+/// `x` is `[N, C, H, W]` (or unbatched `[C, H, W]`), `weight`
+/// `[O, C / groups, kH, kW]`, `bias` `[O]`; the result is `[N, O, oH, oW]`
+/// with `oH = (H + 2·padding - dilation·(kH - 1) - 1) / stride + 1`.
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::conv2d};
+/// let x = Tensor::ones([1, 1, 3, 3]);
+/// let w = Tensor::ones([1, 1, 2, 2]);
+/// let y = conv2d(&x, &w, None, [1, 1], [0, 0], [1, 1], 1);
+/// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+/// assert_eq!(y.to_vec::<f32>(), vec![4.0; 4]);
+/// ```
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Tensor {
+    const OP: &str = "conv2d";
+    if x.dim() == 3 {
+        return conv2d(
+            &x.unsqueeze(0),
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+        )
+        .squeeze_dim(0);
+    }
+    if x.dim() != 4 {
+        panic!(
+            "{OP}: expected a 3-D (unbatched) or 4-D (batched) input, but got input of shape {:?}",
+            x.shape()
+        );
+    }
+    if weight.dim() != 4 {
+        panic!(
+            "{OP}: expected a 4-D weight [out_channels, in_channels / groups, kH, kW], but got \
+             weight of shape {:?}",
+            weight.shape()
+        );
+    }
+    check_float(OP, "input", x);
+    check_same(OP, "weight", weight, x);
+    if groups == 0 {
+        panic!("{OP}: non-positive groups is not supported");
+    }
+    if stride.contains(&0) || dilation.contains(&0) {
+        panic!("{OP}: stride {stride:?} and dilation {dilation:?} must be positive");
+    }
+    let in_shape = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+    let w_shape = [
+        weight.shape()[0],
+        weight.shape()[1],
+        weight.shape()[2],
+        weight.shape()[3],
+    ];
+    let (c, o) = (in_shape[1], w_shape[0]);
+    if c % groups != 0 || o % groups != 0 {
+        panic!(
+            "{OP}: input channels ({c}) and output channels ({o}) must both be divisible by \
+             groups ({groups}) (input {:?}, weight {:?})",
+            x.shape(),
+            weight.shape()
+        );
+    }
+    if w_shape[1] * groups != c {
+        panic!(
+            "{OP}: given groups={groups}, weight of size {:?}, expected input {:?} to have {} \
+             channels, but got {c} channels instead",
+            weight.shape(),
+            x.shape(),
+            w_shape[1] * groups
+        );
+    }
+    if let Some(b) = bias {
+        check_same(OP, "bias", b, x);
+        if b.shape() != [o] {
+            panic!(
+                "{OP}: expected bias of shape [{o}] for weight {:?}, but got {:?}",
+                weight.shape(),
+                b.shape()
+            );
+        }
+    }
+    let p = Conv2dParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], &p)
+        .unwrap_or_else(|| {
+            panic!(
+                "{OP}: calculated output size is too small (input {:?}, weight {:?}, stride \
+                 {stride:?}, padding {padding:?}, dilation {dilation:?}): kernel size can't be \
+                 greater than the padded input size",
+                x.shape(),
+                weight.shape()
+            )
+        });
+    if is_half(x.dtype()) || x.device() != Device::Cpu {
+        let (dt, dev) = (x.dtype(), x.device());
+        let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);
+        let b32 = bias.map(to32);
+        return conv2d(
+            &to32(x),
+            &to32(weight),
+            b32.as_ref(),
+            stride,
+            padding,
+            dilation,
+            groups,
+        )
+        .to_dtype(dt)
+        .to(&dev);
+    }
+    let out_shape = [in_shape[0], o, oh, ow];
+    let out = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+        weight.with_slice::<T, _>(OP, |ws| {
+            let y = match bias {
+                Some(b) => b.with_slice::<T, _>(OP, |bs| {
+                    conv2d_forward(xs, in_shape, ws, w_shape, Some(bs), &p)
+                }),
+                None => conv2d_forward(xs, in_shape, ws, w_shape, None, &p),
+            };
+            tensor_from(y, &out_shape)
+        })
+    }));
+    let (xc, wc) = (x.clone(), weight.clone());
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    let has_bias = bias.is_some();
+    Tensor::from_op(out, "ConvolutionBackward0", &inputs, move |g, need| {
+        let mut grads = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+            let dx = need[0].then(|| {
+                wc.with_slice::<T, _>(OP, |ws| {
+                    let v = conv2d_backward_input(gs, out_shape, ws, w_shape, in_shape, &p);
+                    tensor_from(v, &in_shape)
+                })
+            });
+            let dw = need[1].then(|| {
+                xc.with_slice::<T, _>(OP, |xs| {
+                    let v = conv2d_backward_weight(gs, out_shape, xs, in_shape, w_shape, &p);
+                    tensor_from(v, &w_shape)
+                })
+            });
+            let db = (has_bias && need[2])
+                .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[o]));
+            vec![dx, dw, db]
+        }));
+        grads.truncate(if has_bias { 3 } else { 2 });
+        grads
+    })
+}

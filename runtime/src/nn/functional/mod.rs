@@ -1,0 +1,263 @@
+//! Stateless neural-network functions, like `torch.nn.functional`.
+//!
+//! The hot-path functions (`linear`, `conv2d`, pooling, `batch_norm`,
+//! `layer_norm`) are fused: one forward pass over the data and one backward
+//! closure computing every input's gradient, instead of a chain of small
+//! ops. float16/bfloat16 inputs are computed in float32.
+
+mod conv;
+mod norm;
+mod pool;
+pub(crate) mod util;
+
+pub use conv::conv2d;
+pub use norm::{batch_norm, layer_norm};
+pub use pool::{adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with};
+
+use crate::{DType, Tensor};
+use kiln_kernels::cpu::matmul::gemm;
+use num_traits::Zero;
+use util::{check_float, cpu_real, dispatch_real, tensor_from, with_strided};
+
+/// Applies an affine map `x @ weight^T + bias`, like `F.linear`: `x` is
+/// `[..., in]`, `weight` `[out, in]`, `bias` `[out]`; the result is
+/// `[..., out]`.
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::linear};
+/// let x = Tensor::from([[1.0f32, 2.0]]);
+/// let w = Tensor::from([[1.0f32, 1.0], [0.0, 1.0]]);
+/// let b = Tensor::from([0.5f32, 0.0]);
+/// assert_eq!(linear(&x, &w, Some(&b)).to_vec::<f32>(), vec![3.5, 2.0]);
+/// ```
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    const OP: &str = "linear";
+    if weight.dim() != 2 || x.dim() == 0 || x.shape()[x.dim() - 1] != weight.shape()[1] {
+        panic!(
+            "{OP}: mat1 and mat2 shapes cannot be multiplied (input {:?}, weight {:?}; \
+             expected input [..., {}])",
+            x.shape(),
+            weight.shape(),
+            weight.shape().get(1).copied().unwrap_or(0)
+        );
+    }
+    let out_features = weight.shape()[0];
+    if let Some(b) = bias
+        && b.shape() != [out_features]
+    {
+        panic!(
+            "{OP}: bias has shape {:?} but weight {:?} needs a bias of shape [{out_features}]",
+            b.shape(),
+            weight.shape()
+        );
+    }
+    let fused = cpu_real(x)
+        && x.dtype() == weight.dtype()
+        && x.device() == weight.device()
+        && bias.is_none_or(|b| b.dtype() == x.dtype() && b.device() == x.device());
+    if !fused {
+        let out = x.matmul(&weight.t());
+        return match bias {
+            Some(b) => out.add(b),
+            None => out,
+        };
+    }
+    if x.dim() == 2 {
+        return linear_2d(x, weight, bias);
+    }
+    let in_features = weight.shape()[1];
+    let mut out_shape = x.shape().to_vec();
+    *out_shape.last_mut().unwrap() = out_features;
+    let flat = x.reshape(&[-1, in_features as isize]);
+    linear_2d(&flat, weight, bias).reshape_to(&out_shape)
+}
+
+/// `x[n, in] @ w[out, in]^T + b` with the bias fused into the product
+/// (`AddmmBackward0`), through gemm with strides: no transposition copies.
+fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    const OP: &str = "linear";
+    let (n, k) = (x.shape()[0], x.shape()[1]);
+    let m = weight.shape()[0];
+    let out = dispatch_real!(OP, x.dtype(), T => {
+        let mut out: Vec<T> = match bias {
+            Some(b) => b.with_slice::<T, _>(OP, |b| {
+                let mut v = Vec::with_capacity(n * m);
+                for _ in 0..n {
+                    v.extend_from_slice(b);
+                }
+                v
+            }),
+            None => vec![T::zero(); n * m],
+        };
+        with_strided::<T, _>(x, OP, |xs, xst| {
+            with_strided::<T, _>(weight, OP, |ws, wst| {
+                gemm(
+                    n, m, k, &mut out, m as isize, 1, bias.is_some(),
+                    xs, xst[0] as isize, xst[1] as isize,
+                    ws, wst[1] as isize, wst[0] as isize,
+                );
+            })
+        });
+        tensor_from(out, &[n, m])
+    });
+    let (xc, wc) = (x.clone(), weight.clone());
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    let has_bias = bias.is_some();
+    Tensor::from_op(out, "AddmmBackward0", &inputs, move |g, need| {
+        let mut grads = dispatch_real!(OP, g.dtype(), T => {
+            with_strided::<T, _>(g, OP, |gs, gst| {
+                let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
+                let dx = need[0].then(|| {
+                    let mut dx = vec![T::zero(); n * k];
+                    with_strided::<T, _>(&wc, OP, |ws, wst| {
+                        gemm(
+                            n, k, m, &mut dx, k as isize, 1, false,
+                            gs, grs, gcs, ws, wst[0] as isize, wst[1] as isize,
+                        );
+                    });
+                    tensor_from(dx, &[n, k])
+                });
+                let dw = need[1].then(|| {
+                    let mut dw = vec![T::zero(); m * k];
+                    with_strided::<T, _>(&xc, OP, |xs, xst| {
+                        gemm(
+                            m, k, n, &mut dw, k as isize, 1, false,
+                            gs, gcs, grs, xs, xst[0] as isize, xst[1] as isize,
+                        );
+                    });
+                    tensor_from(dw, &[m, k])
+                });
+                let db = (has_bias && need[2]).then(|| {
+                    let mut db = vec![T::zero(); m];
+                    for i in 0..n {
+                        for (j, acc) in db.iter_mut().enumerate() {
+                            *acc += gs[i * grs as usize + j * gcs as usize];
+                        }
+                    }
+                    tensor_from(db, &[m])
+                });
+                vec![dx, dw, db]
+            })
+        });
+        grads.truncate(if has_bias { 3 } else { 2 });
+        grads
+    })
+}
+
+/// Looks up rows of `weight` (`[num_embeddings, dim]`) for every index in
+/// `indices` (int64, any shape), like `F.embedding`; the result has shape
+/// `indices.shape() + [dim]`. The gradient is scattered (summed) back into
+/// the looked-up rows of `weight`.
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::embedding};
+/// let w = Tensor::from([[0.0f32, 0.5], [1.0, 1.5], [2.0, 2.5]]);
+/// let idx = Tensor::from([2i64, 0]);
+/// assert_eq!(embedding(&idx, &w).to_vec::<f32>(), vec![2.0, 2.5, 0.0, 0.5]);
+/// ```
+pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
+    const OP: &str = "embedding";
+    if indices.dtype() != DType::I64 {
+        panic!(
+            "{OP}: expected indices of dtype int64, but got {} (shape {:?})",
+            indices.dtype(),
+            indices.shape()
+        );
+    }
+    if weight.dim() != 2 {
+        panic!(
+            "{OP}: expected a 2-D weight [num_embeddings, embedding_dim], but got shape {:?}",
+            weight.shape()
+        );
+    }
+    check_float(OP, "weight", weight);
+    let (v, d) = (weight.shape()[0], weight.shape()[1]);
+    let idx: Vec<usize> = indices
+        .to_vec::<i64>()
+        .into_iter()
+        .map(|i| {
+            if i < 0 || i as usize >= v {
+                panic!(
+                    "{OP}: index {i} is out of range for a weight of shape {:?} (valid 0..{v})",
+                    weight.shape()
+                );
+            }
+            i as usize
+        })
+        .collect();
+    let mut out_shape = indices.shape().to_vec();
+    out_shape.push(d);
+    let w = if cpu_real(weight) {
+        weight.clone()
+    } else {
+        weight.to_dtype(DType::F32).to(&crate::Device::Cpu)
+    };
+    let out = dispatch_real!(OP, w.dtype(), T => w.with_slice::<T, _>(OP, |ws| {
+        let mut out = Vec::with_capacity(idx.len() * d);
+        for &i in &idx {
+            out.extend_from_slice(&ws[i * d..(i + 1) * d]);
+        }
+        tensor_from(out, &out_shape)
+    }));
+    let out = if cpu_real(weight) {
+        out
+    } else {
+        out.to_dtype(weight.dtype()).to(&weight.device())
+    };
+    let (dtype, device) = (weight.dtype(), weight.device());
+    Tensor::from_op(out, "EmbeddingBackward0", &[weight], move |g, _| {
+        let g = if cpu_real(g) {
+            g.clone()
+        } else {
+            g.to_dtype(DType::F32).to(&crate::Device::Cpu)
+        };
+        let gw = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+            let mut gw = vec![T::zero(); v * d];
+            for (r, &i) in idx.iter().enumerate() {
+                for (a, &b) in gw[i * d..(i + 1) * d].iter_mut().zip(&gs[r * d..(r + 1) * d]) {
+                    *a += b;
+                }
+            }
+            tensor_from(gw, &[v, d])
+        }));
+        vec![Some(gw.to_dtype(dtype).to(&device))]
+    })
+}
+
+/// Inverted dropout, like `F.dropout`: in training, zeroes each element
+/// with probability `p` (drawn from the global generator, see
+/// [`manual_seed`](crate::manual_seed)) and scales the rest by `1/(1-p)`;
+/// the identity when `!training` or `p == 0`; zeros when `p == 1`.
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::dropout};
+/// let x = Tensor::ones([4]);
+/// assert_eq!(dropout(&x, 0.5, false).to_vec::<f32>(), vec![1.0; 4]);
+/// assert_eq!(dropout(&x, 1.0, true).to_vec::<f32>(), vec![0.0; 4]);
+/// ```
+pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
+    const OP: &str = "dropout";
+    if !(0.0..=1.0).contains(&p) {
+        panic!("{OP}: dropout probability has to be between 0 and 1, but got {p}");
+    }
+    if !training || p == 0.0 {
+        return x.clone();
+    }
+    check_float(OP, "input", x);
+    let n = x.numel();
+    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
+    let keep: Vec<bool> = crate::rng::with_rng(|r| (0..n).map(|_| r.next_f64() >= p).collect());
+    let mask = Tensor::from_vec(
+        keep.iter()
+            .map(|&k| if k { scale } else { 0.0 })
+            .collect::<Vec<f64>>(),
+        x.shape(),
+    )
+    .to_dtype(x.dtype())
+    .to(&x.device());
+    let out = crate::autograd::no_grad(|| x.mul(&mask));
+    Tensor::from_op(out, "NativeDropoutBackward0", &[x], move |g, _| {
+        vec![Some(g.mul(&mask))]
+    })
+}

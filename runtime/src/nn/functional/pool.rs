@@ -1,0 +1,214 @@
+//! 2-D pooling with autograd, over the kernels of `kiln_kernels::cpu::pool`.
+
+use super::util::{check_float, dispatch_real, is_half, tensor_from};
+use crate::{DType, Device, Tensor};
+use kiln_kernels::cpu::pool::{
+    adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
+    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool2d_output_size,
+};
+use std::sync::Arc;
+
+/// Runs a 4-D pooling function on `x`, accepting unbatched `[C, H, W]`
+/// input and computing float16/bfloat16 or device tensors in float32 on
+/// the CPU. Returns `None` when `x` is a plain 4-D f32/f64 CPU tensor that
+/// the caller should handle itself.
+fn adapt(op: &str, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Option<Tensor> {
+    check_float(op, "input", x);
+    match x.dim() {
+        3 => Some(f(&x.unsqueeze(0)).squeeze_dim(0)),
+        4 if is_half(x.dtype()) || x.device() != Device::Cpu => {
+            let x32 = x.to(&Device::Cpu).to_dtype(DType::F32);
+            Some(f(&x32).to_dtype(x.dtype()).to(&x.device()))
+        }
+        4 => None,
+        _ => panic!(
+            "{op}: expected a 3-D (unbatched) or 4-D (batched) input, but got input of shape {:?}",
+            x.shape()
+        ),
+    }
+}
+
+fn shape4(x: &Tensor) -> [usize; 4] {
+    [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]]
+}
+
+/// Checks pooling parameters and returns the output size `[oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+fn output_hw(
+    op: &str,
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> [usize; 2] {
+    if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
+        panic!(
+            "{op}: kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
+        );
+    }
+    for d in 0..2 {
+        let span = dilation[d] * (kernel[d] - 1) + 1;
+        if padding[d] > span / 2 {
+            panic!(
+                "{op}: pad should be at most half of effective kernel size, but got pad \
+                 {padding:?}, kernel {kernel:?} and dilation {dilation:?}"
+            );
+        }
+    }
+    let s = x.shape();
+    pool2d_output_size([s[2], s[3]], kernel, stride, padding, dilation, ceil_mode).unwrap_or_else(
+        || {
+            panic!(
+                "{op}: given input size {:?}, kernel {kernel:?}, stride {stride:?}, padding \
+                 {padding:?} and dilation {dilation:?}, the calculated output size is too small",
+                x.shape()
+            )
+        },
+    )
+}
+
+/// 2-D max pooling, like `F.max_pool2d(x, kernel, stride, padding)` (no
+/// dilation, floor mode). `x` is `[N, C, H, W]` or `[C, H, W]`.
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::max_pool2d};
+/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// let y = max_pool2d(&x, [2, 2], [2, 2], [0, 0]);
+/// assert_eq!(y.to_vec::<f32>(), vec![5.0, 7.0, 13.0, 15.0]);
+/// ```
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor {
+    max_pool2d_with(x, kernel, stride, padding, [1, 1], false)
+}
+
+/// 2-D max pooling with every option of `F.max_pool2d`: `dilation`
+/// between window taps and `ceil_mode` (round the output size up).
+/// The gradient flows to each window's maximum.
+pub fn max_pool2d_with(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> Tensor {
+    const OP: &str = "max_pool2d";
+    if let Some(y) = adapt(OP, x, |x| {
+        max_pool2d_with(x, kernel, stride, padding, dilation, ceil_mode)
+    }) {
+        return y;
+    }
+    output_hw(OP, x, kernel, stride, padding, dilation, ceil_mode);
+    let in_shape = shape4(x);
+    let (out, indices, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+        let (y, idx, os) =
+            max_pool2d_forward(xs, in_shape, kernel, stride, padding, dilation, ceil_mode);
+        (tensor_from(y, &os), idx, os)
+    }));
+    let indices = Arc::new(indices);
+    Tensor::from_op(out, "MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
+        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+            tensor_from(max_pool2d_backward(gs, out_shape, &indices, in_shape), &in_shape)
+        }));
+        vec![Some(gx)]
+    })
+}
+
+/// 2-D average pooling, like `F.avg_pool2d(x, kernel, stride, padding)`
+/// with PyTorch's defaults (`ceil_mode=False`, `count_include_pad=True`).
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::avg_pool2d};
+/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// let y = avg_pool2d(&x, [2, 2], [2, 2], [0, 0]);
+/// assert_eq!(y.to_vec::<f32>(), vec![2.5, 4.5, 10.5, 12.5]);
+/// ```
+pub fn avg_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor {
+    avg_pool2d_with(x, kernel, stride, padding, false, true)
+}
+
+/// 2-D average pooling with `ceil_mode` and `count_include_pad` (whether
+/// zero padding counts in each window's divisor), like `F.avg_pool2d`.
+pub fn avg_pool2d_with(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> Tensor {
+    const OP: &str = "avg_pool2d";
+    if let Some(y) = adapt(OP, x, |x| {
+        avg_pool2d_with(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    }) {
+        return y;
+    }
+    output_hw(OP, x, kernel, stride, padding, [1, 1], ceil_mode);
+    let in_shape = shape4(x);
+    let (out, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+        let (y, os) = avg_pool2d_forward(
+            xs, in_shape, kernel, stride, padding, ceil_mode, count_include_pad, None,
+        );
+        (tensor_from(y, &os), os)
+    }));
+    Tensor::from_op(out, "AvgPool2DBackward0", &[x], move |g, _| {
+        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+            let v = avg_pool2d_backward(
+                gs, out_shape, in_shape, kernel, stride, padding, ceil_mode,
+                count_include_pad, None,
+            );
+            tensor_from(v, &in_shape)
+        }));
+        vec![Some(gx)]
+    })
+}
+
+/// Adaptive 2-D average pooling to `output_size` `[oh, ow]`, like
+/// `F.adaptive_avg_pool2d`: output cell `(i, j)` averages input rows
+/// `floor(i·H/oh) .. ceil((i+1)·H/oh)` (and likewise columns).
+///
+/// ```
+/// use kiln_runtime::{Tensor, nn::functional::adaptive_avg_pool2d};
+/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// assert_eq!(adaptive_avg_pool2d(&x, [1, 1]).to_vec::<f32>(), vec![7.5]);
+/// ```
+pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {
+    const OP: &str = "adaptive_avg_pool2d";
+    if let Some(y) = adapt(OP, x, |x| adaptive_avg_pool2d(x, output_size)) {
+        return y;
+    }
+    let in_shape = shape4(x);
+    if output_size.contains(&0) && in_shape[0] * in_shape[1] > 0 {
+        panic!(
+            "{OP}: output size {output_size:?} must be positive (input {:?})",
+            x.shape()
+        );
+    }
+    if in_shape[2] == 0 || in_shape[3] == 0 {
+        panic!(
+            "{OP}: expected input with non-zero spatial size, but got {:?}",
+            x.shape()
+        );
+    }
+    let out_shape = [in_shape[0], in_shape[1], output_size[0], output_size[1]];
+    let out = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+        tensor_from(adaptive_avg_pool2d_forward(xs, in_shape, output_size), &out_shape)
+    }));
+    Tensor::from_op(out, "AdaptiveAvgPool2DBackward0", &[x], move |g, _| {
+        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+            tensor_from(adaptive_avg_pool2d_backward(gs, in_shape, output_size), &in_shape)
+        }));
+        vec![Some(gx)]
+    })
+}

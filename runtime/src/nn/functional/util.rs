@@ -1,0 +1,92 @@
+//! Shared plumbing for the fused NN functions: dtype dispatch, raw slice
+//! access and building result tensors.
+
+use crate::dtype::Element;
+use crate::{DType, Device, Tensor};
+
+/// Element types the fused CPU paths compute in (`f32`, `f64`).
+pub(crate) trait Real: Element + kiln_kernels::Float {}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Runs `$body` with `$T` bound to the Rust type of a float32/float64
+/// dtype; panics naming `$op` for any other dtype.
+macro_rules! dispatch_real {
+    ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            d => panic!("{}: expected a floating-point tensor, but got {}", $op, d),
+        }
+    };
+}
+pub(crate) use dispatch_real;
+
+/// A contiguous tensor owning `data` with `shape`.
+pub(crate) fn tensor_from<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
+    Tensor::from_cpu(T::into_storage(data), shape)
+}
+
+/// True for float16/bfloat16, which the fused paths compute in float32.
+pub(crate) fn is_half(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16)
+}
+
+/// True when the fused CPU path can take `t` directly.
+pub(crate) fn cpu_real(t: &Tensor) -> bool {
+    t.device() == Device::Cpu && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// Panics naming `op` unless `t` holds floating-point values.
+pub(crate) fn check_float(op: &str, what: &str, t: &Tensor) {
+    if !t.dtype().is_float() {
+        panic!(
+            "{op}: expected {what} to be a floating-point tensor, but got {} (shape {:?})",
+            t.dtype(),
+            t.shape()
+        );
+    }
+}
+
+/// Panics naming `op` unless `t` has `dtype` (and is on `device`).
+pub(crate) fn check_same(op: &str, what: &str, t: &Tensor, like: &Tensor) {
+    if t.dtype() != like.dtype() {
+        panic!(
+            "{op}: expected {what} to have dtype {} like the input, but got {} (shape {:?})",
+            like.dtype(),
+            t.dtype(),
+            t.shape()
+        );
+    }
+    if t.device() != like.device() {
+        panic!(
+            "{op}: expected {what} on {} like the input, but it is on {}",
+            like.device(),
+            t.device()
+        );
+    }
+}
+
+/// Runs `f` on the raw storage of `t` from its offset, with its strides
+/// (no copy even for transposed or broadcast views).
+pub(crate) fn with_strided<T: Element, R>(
+    t: &Tensor,
+    op: &str,
+    f: impl FnOnce(&[T], &[usize]) -> R,
+) -> R {
+    let guard = t.read_storage();
+    let data = T::slice(guard.cpu(op)).unwrap_or_else(|| {
+        panic!(
+            "{op}: expected a tensor of dtype {} but got {}",
+            T::DTYPE,
+            t.dtype()
+        )
+    });
+    f(&data[t.layout().offset()..], t.layout().strides())
+}
