@@ -144,3 +144,51 @@ impl Forward for LogSoftmax {
 
 leaf_module!(LogSoftmax, "LogSoftmax", params: [], opt_params: [], opt_buffers: [],
     extra_repr: |s| format!("dim={}", s.dim));
+
+/// Stand-ins for the activation methods of the `ops` branch, built from
+/// the core differentiable ops; the inherent methods replace them when
+/// that branch is merged (inherent methods win over trait methods).
+#[allow(dead_code)]
+trait ActivationFallback {
+    fn relu(&self) -> Tensor;
+    fn sigmoid(&self) -> Tensor;
+    fn tanh(&self) -> Tensor;
+    fn gelu(&self) -> Tensor;
+    fn leaky_relu(&self, slope: f64) -> Tensor;
+    fn threshold(&self, th: f64, value: f64) -> Tensor;
+    fn softmax(&self, dim: isize) -> Tensor;
+    fn log_softmax(&self, dim: isize) -> Tensor;
+}
+
+impl ActivationFallback for Tensor {
+    fn relu(&self) -> Tensor {
+        self.mul(&self.gt_scalar(0.0).to_dtype(self.dtype()))
+    }
+    fn sigmoid(&self) -> Tensor {
+        self.neg().exp().add_scalar(1.0).pow_scalar(-1.0)
+    }
+    fn tanh(&self) -> Tensor {
+        self.mul_scalar(2.0).sigmoid().mul_scalar(2.0).add_scalar(-1.0)
+    }
+    fn gelu(&self) -> Tensor {
+        // tanh approximation until the exact erf form lands with `ops`.
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let inner = self.add(&self.pow_scalar(3.0).mul_scalar(0.044715)).mul_scalar(c);
+        self.mul(&inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
+    }
+    fn leaky_relu(&self, slope: f64) -> Tensor {
+        let m = self.gt_scalar(0.0).to_dtype(self.dtype());
+        self.mul(&m).add(&self.mul(&m.rsub_scalar(1.0)).mul_scalar(slope))
+    }
+    fn threshold(&self, th: f64, value: f64) -> Tensor {
+        let m = self.gt_scalar(th).to_dtype(self.dtype());
+        self.mul(&m).add(&m.rsub_scalar(1.0).mul_scalar(value))
+    }
+    fn softmax(&self, dim: isize) -> Tensor {
+        let e = self.exp();
+        e.div(&e.sum_dim(dim, true))
+    }
+    fn log_softmax(&self, dim: isize) -> Tensor {
+        self.sub(&self.exp().sum_dim(dim, true).log())
+    }
+}
