@@ -47,8 +47,8 @@ pub use kiln_macros::Module;
 
 /// The names most programs need, like `import torch`.
 pub mod prelude {
-    pub use kiln_runtime::autograd::{self, no_grad};
     pub use kiln_macros::Module;
+    pub use kiln_runtime::autograd::{self, no_grad};
     pub use kiln_runtime::nn::{self, Forward, Layer, Module};
     pub use kiln_runtime::optim::{self, Optimizer, lr_scheduler::LrScheduler};
     pub use kiln_runtime::{DType, Device, Tensor, TensorOptions, manual_seed, tensor};

@@ -109,7 +109,10 @@ fn lenet_state_dict_keys_match_pytorch() {
     );
     assert_eq!(net.parameters().len(), 10);
     assert_eq!(net.num_parameters(), 61706);
-    assert_eq!(net.forward(&Tensor::randn([2, 1, 28, 28])).shape(), &[2, 10]);
+    assert_eq!(
+        net.forward(&Tensor::randn([2, 1, 28, 28])).shape(),
+        &[2, 10]
+    );
 }
 
 #[test]
@@ -167,7 +170,10 @@ fn default_initialisation_follows_pytorch() {
     assert_eq!(bn.bias.as_ref().unwrap().to_vec::<f32>(), [0.0; 3]);
     assert_eq!(bn.running_mean.as_ref().unwrap().to_vec::<f32>(), [0.0; 3]);
     assert_eq!(bn.running_var.as_ref().unwrap().to_vec::<f32>(), [1.0; 3]);
-    assert_eq!(bn.num_batches_tracked.as_ref().unwrap().to_vec::<i64>(), [0]);
+    assert_eq!(
+        bn.num_batches_tracked.as_ref().unwrap().to_vec::<i64>(),
+        [0]
+    );
     assert!(!bn.running_mean.as_ref().unwrap().requires_grad());
 }
 
@@ -208,7 +214,10 @@ fn print_matches_pytorch() {
   )
 )"
     );
-    assert_eq!(Flatten::new().to_string(), "Flatten(start_dim=1, end_dim=-1)");
+    assert_eq!(
+        Flatten::new().to_string(),
+        "Flatten(start_dim=1, end_dim=-1)"
+    );
     assert_eq!(
         BatchNorm1d::new(4, &CPU).to_string(),
         "BatchNorm1d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
@@ -266,7 +275,10 @@ fn derive_nested_vec_option_skip_rename() {
     assert!(k.contains(&"blocks.2.bn.running_mean".to_string()));
     assert!(k.contains(&"blocks.0.conv.weight".to_string()));
     assert!(k.contains(&"head.weight".to_string()));
-    assert!(!k.iter().any(|k| k.starts_with("aux") || k.starts_with("fc.")));
+    assert!(
+        !k.iter()
+            .any(|k| k.starts_with("aux") || k.starts_with("fc."))
+    );
     assert!(k.contains(&"classifier.bias".to_string()));
     let params: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert!(params.contains(&"scale".to_string()));
@@ -278,7 +290,9 @@ fn derive_nested_vec_option_skip_rename() {
     net.train();
     assert!(net.training && net.blocks[2].bn.is_training());
     let printed = net.to_string();
-    assert!(printed.contains("  (blocks): ModuleList(\n    (0): Block(\n      (conv): Conv2d(4, 4,"));
+    assert!(
+        printed.contains("  (blocks): ModuleList(\n    (0): Block(\n      (conv): Conv2d(4, 4,")
+    );
     assert!(printed.contains("  (classifier): Linear(in_features=4, out_features=3, bias=True)"));
 }
 
@@ -288,7 +302,10 @@ struct Pair(Linear, #[module(rename = "second")] Linear);
 #[test]
 fn derive_tuple_struct_uses_numeric_names() {
     let p = Pair(Linear::new(2, 2, &CPU), Linear::new(2, 2, &CPU));
-    assert_eq!(keys(&p), ["0.weight", "0.bias", "second.weight", "second.bias"]);
+    assert_eq!(
+        keys(&p),
+        ["0.weight", "0.bias", "second.weight", "second.bias"]
+    );
 }
 
 /// A multi-output module: returns several activations from one forward.
@@ -335,16 +352,28 @@ fn eval_makes_dropout_identity_and_batch_norm_use_running_stats() {
     net.train();
     let _ = net.forward(&x);
     let _ = net.forward(&x);
-    let nbt = net.state_dict().get("features.1.num_batches_tracked").unwrap().to_vec::<i64>();
+    let nbt = net
+        .state_dict()
+        .get("features.1.num_batches_tracked")
+        .unwrap()
+        .to_vec::<i64>();
     assert_eq!(nbt, [2]);
-    let rm = net.state_dict().get("features.1.running_mean").unwrap().to_vec::<f32>();
+    let rm = net
+        .state_dict()
+        .get("features.1.running_mean")
+        .unwrap()
+        .to_vec::<f32>();
     assert!(rm.iter().any(|v| *v != 0.0));
     net.eval();
     let a = net.forward(&x).to_vec::<f32>();
     let b = net.forward(&x).to_vec::<f32>();
     assert_eq!(a, b);
     // Eval does not touch running statistics.
-    let rm2 = net.state_dict().get("features.1.running_mean").unwrap().to_vec::<f32>();
+    let rm2 = net
+        .state_dict()
+        .get("features.1.running_mean")
+        .unwrap()
+        .to_vec::<f32>();
     assert_eq!(rm, rm2);
     let d = Dropout::new(0.5);
     let mut d2 = Dropout::new(0.5);
@@ -381,15 +410,29 @@ fn apply_reaches_every_submodule_children_first() {
     assert_eq!(seen.first().map(String::as_str), Some("Conv2d"));
     assert_eq!(seen.last().map(String::as_str), Some("VggSmall"));
     assert_eq!(seen.iter().filter(|s| *s == "Sequential").count(), 2);
-    assert!(net.classifier.get(0).unwrap().parameters()[0].to_vec::<f32>().iter().all(|&v| v == 0.5));
-    assert!(net.classifier[3].parameters()[1].to_vec::<f32>().iter().all(|&v| v == 0.0));
+    assert!(
+        net.classifier.get(0).unwrap().parameters()[0]
+            .to_vec::<f32>()
+            .iter()
+            .all(|&v| v == 0.5)
+    );
+    assert!(
+        net.classifier[3].parameters()[1]
+            .to_vec::<f32>()
+            .iter()
+            .all(|&v| v == 0.0)
+    );
 }
 
 #[test]
 fn to_device_keeps_parameters_as_leaves() {
     let mut net = LeNet::new();
     net.to(&Device::Cpu);
-    assert!(net.parameters().iter().all(|p| p.is_leaf() && p.requires_grad()));
+    assert!(
+        net.parameters()
+            .iter()
+            .all(|p| p.is_leaf() && p.requires_grad())
+    );
 }
 
 #[test]
@@ -430,10 +473,20 @@ fn strict_load_reports_everything_and_changes_nothing() {
     );
     let msg = err.to_string();
     assert!(msg.starts_with("Error(s) in loading state_dict for LeNet:"));
-    for k in ["conv1.weight", "fc3.bias", "fc4.weight", "extra", "size mismatch for fc1.weight"] {
+    for k in [
+        "conv1.weight",
+        "fc3.bias",
+        "fc4.weight",
+        "extra",
+        "size mismatch for fc1.weight",
+    ] {
         assert!(msg.contains(k), "{msg}");
     }
-    let after: Vec<Vec<f32>> = net.state_dict().iter().map(|(_, t)| t.to_vec::<f32>()).collect();
+    let after: Vec<Vec<f32>> = net
+        .state_dict()
+        .iter()
+        .map(|(_, t)| t.to_vec::<f32>())
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -447,16 +500,26 @@ fn non_strict_load_returns_the_lists() {
     let report = net.load_state_dict(&sd, false).unwrap();
     assert_eq!(report.missing, ["fc3.bias"]);
     assert_eq!(report.unexpected, ["extra"]);
-    assert_eq!(net.fc1.weight.to_vec::<f32>(), src.fc1.weight.to_vec::<f32>());
+    assert_eq!(
+        net.fc1.weight.to_vec::<f32>(),
+        src.fc1.weight.to_vec::<f32>()
+    );
     // A shape mismatch is an error even when not strict (as in PyTorch).
     sd.insert("fc2.weight", Tensor::zeros([2, 2]));
-    assert_eq!(net.load_state_dict(&sd, false).unwrap_err().mismatched.len(), 1);
+    assert_eq!(
+        net.load_state_dict(&sd, false)
+            .unwrap_err()
+            .mismatched
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn sequential_add_module_and_indexing() {
     let mut s = Sequential::new().push(Linear::new(2, 3, &CPU));
-    s.add_module("act", ReLU::new()).add_module("out", Linear::new(3, 1, &CPU));
+    s.add_module("act", ReLU::new())
+        .add_module("out", Linear::new(3, 1, &CPU));
     assert_eq!(s.len(), 3);
     assert_eq!(keys(&s), ["0.weight", "0.bias", "out.weight", "out.bias"]);
     assert_eq!(s[1].type_name(), "ReLU");

@@ -3,8 +3,7 @@
 use kiln::loss::{Reduction, mse_loss};
 use kiln::nn::{Forward, Linear, Module, ReLU, Sequential};
 use kiln::optim::lr_scheduler::{
-    CosineAnnealingLR, CosineDecayWarmup, ExponentialLR, LambdaLR, LrScheduler, MultiStepLR,
-    StepLR,
+    CosineAnnealingLR, CosineDecayWarmup, ExponentialLR, LambdaLR, LrScheduler, MultiStepLR, StepLR,
 };
 use kiln::optim::{Adam, AdamW, Optimizer, ParamGroup, RMSprop, SGD, clip_grad_norm_};
 use kiln::{Device, Tensor};
@@ -44,13 +43,26 @@ fn every_optimizer_drives_the_loss_down() {
     type Make = Box<dyn Fn(Vec<Tensor>) -> Box<dyn Optimizer>>;
     let cases: Vec<(&str, Make)> = vec![
         ("sgd", Box::new(|p| Box::new(SGD::new(p, 0.05)))),
-        ("sgd momentum", Box::new(|p| Box::new(SGD::new(p, 0.02).momentum(0.9)))),
+        (
+            "sgd momentum",
+            Box::new(|p| Box::new(SGD::new(p, 0.02).momentum(0.9))),
+        ),
         (
             "sgd nesterov wd",
-            Box::new(|p| Box::new(SGD::new(p, 0.02).momentum(0.9).nesterov(true).weight_decay(1e-4))),
+            Box::new(|p| {
+                Box::new(
+                    SGD::new(p, 0.02)
+                        .momentum(0.9)
+                        .nesterov(true)
+                        .weight_decay(1e-4),
+                )
+            }),
         ),
         ("adam", Box::new(|p| Box::new(Adam::new(p, 0.01)))),
-        ("adam amsgrad", Box::new(|p| Box::new(Adam::new(p, 0.01).amsgrad(true)))),
+        (
+            "adam amsgrad",
+            Box::new(|p| Box::new(Adam::new(p, 0.01).amsgrad(true))),
+        ),
         ("adamw", Box::new(|p| Box::new(AdamW::new(p, 0.01)))),
         ("rmsprop", Box::new(|p| Box::new(RMSprop::new(p, 0.005)))),
         (
@@ -88,13 +100,19 @@ fn frozen_parameter_is_left_unchanged_by_step() {
     let head_before = net.get(2).unwrap().parameters()[0].to_vec::<f32>();
     for _ in 0..3 {
         opt.zero_grad();
-        net.forward(&Tensor::randn([8, 4])).pow_scalar(2.0).sum().backward();
+        net.forward(&Tensor::randn([8, 4]))
+            .pow_scalar(2.0)
+            .sum()
+            .backward();
         opt.step();
     }
     let after: Vec<Vec<f32>> = first.parameters().iter().map(|p| p.to_vec()).collect();
     assert_eq!(frozen, after);
     assert!(opt.momentum_buffer(&first.parameters()[0]).is_none());
-    assert_ne!(head_before, net.get(2).unwrap().parameters()[0].to_vec::<f32>());
+    assert_ne!(
+        head_before,
+        net.get(2).unwrap().parameters()[0].to_vec::<f32>()
+    );
 }
 
 #[test]
@@ -102,7 +120,10 @@ fn parameter_groups_get_their_own_learning_rate() {
     let a = Tensor::zeros([2]).requires_grad_(true);
     let b = Tensor::zeros([2]).requires_grad_(true);
     let mut opt = SGD::with_groups(
-        vec![ParamGroup::new(vec![a.clone()]).lr(1e-5), ParamGroup::new(vec![b.clone()])],
+        vec![
+            ParamGroup::new(vec![a.clone()]).lr(1e-5),
+            ParamGroup::new(vec![b.clone()]),
+        ],
         1e-2,
     );
     a.set_grad(Some(Tensor::ones([2])));
@@ -150,7 +171,13 @@ fn sequence<S: LrScheduler>(n: usize, make: impl FnOnce(&SGD) -> S) -> Vec<Vec<f
     for _ in 0..n {
         s.step();
         let lrs = s.get_last_lr();
-        assert_eq!(lrs, [opt.param_groups()[0].get_lr(), opt.param_groups()[1].get_lr()]);
+        assert_eq!(
+            lrs,
+            [
+                opt.param_groups()[0].get_lr(),
+                opt.param_groups()[1].get_lr()
+            ]
+        );
         out.push(lrs);
     }
     out
@@ -173,9 +200,10 @@ fn step_lr_multistep_exponential_lambda() {
     assert_formula(&sequence(12, |o| StepLR::new(o, 3, 0.1)), |b, e| {
         b * 0.1f64.powi((e / 3) as i32)
     });
-    assert_formula(&sequence(10, |o| MultiStepLR::new(o, &[2, 5, 5], 0.5)), |b, e| {
-        b * 0.5f64.powi([2, 5, 5].iter().filter(|&&m| m <= e).count() as i32)
-    });
+    assert_formula(
+        &sequence(10, |o| MultiStepLR::new(o, &[2, 5, 5], 0.5)),
+        |b, e| b * 0.5f64.powi([2, 5, 5].iter().filter(|&&m| m <= e).count() as i32),
+    );
     assert_formula(&sequence(10, |o| ExponentialLR::new(o, 0.9)), |b, e| {
         b * 0.9f64.powi(e as i32)
     });

@@ -77,7 +77,9 @@ fn number_after(text: &str, tag: &str) -> Option<f64> {
 fn conv_from(sd: &StateDict, prefix: &str, spec: &str) -> Result<Conv2d, String> {
     let w = shape(sd, &format!("{prefix}weight"))?;
     if w.len() != 4 {
-        return Err(format!("{prefix}weight: expected a 4-D conv weight, got {w:?}"));
+        return Err(format!(
+            "{prefix}weight: expected a 4-D conv weight, got {w:?}"
+        ));
     }
     let (kh, kw) = (w[2], w[3]);
     let pad = number_after(spec, "pad").map_or([kh / 2, kw / 2], |p| [p as usize; 2]);
@@ -238,7 +240,13 @@ pub fn run_case(case: &Case, rep: &mut Report) -> Result<(), String> {
     let loss = cross_entropy(&logits, target, Reduction::Mean, 0.0);
     loss.backward();
     let (rtol, atol) = (case.rtol, case.atol);
-    rep.check("logits", &logits.detach(), case.tensor("out/logits")?, rtol, atol);
+    rep.check(
+        "logits",
+        &logits.detach(),
+        case.tensor("out/logits")?,
+        rtol,
+        atol,
+    );
     rep.check("loss", &loss.detach(), case.tensor("out/loss")?, rtol, atol);
     let params = model.named_parameters();
     let state = model.state_dict();

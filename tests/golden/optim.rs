@@ -49,7 +49,11 @@ fn build(attrs: &Value, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>, Strin
                     Box::new(o)
                 }};
             }
-            if kind == "adam" { adam!(Adam) } else { adam!(AdamW) }
+            if kind == "adam" {
+                adam!(Adam)
+            } else {
+                adam!(AdamW)
+            }
         }
         "rmsprop" => {
             let mut o = RMSprop::new(params, lr)
@@ -92,7 +96,13 @@ pub fn run_case(case: &Case, rep: &mut Report) -> Result<(), String> {
         opt.step();
         let name = format!("step{i}");
         let want = case.tensor(&format!("out/{name}"))?;
-        rep.check(&format!("out/{name}"), &param.detach(), want, case.rtol, case.atol);
+        rep.check(
+            &format!("out/{name}"),
+            &param.detach(),
+            want,
+            case.rtol,
+            case.atol,
+        );
     }
     Ok(())
 }

@@ -21,12 +21,20 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         let span = ty.span();
         match &f.kind {
             FieldKind::Tensor { buffer } => {
-                let kind = if *buffer { quote!(#p::BUFFER) } else { quote!(#p::PARAMETER) };
+                let kind = if *buffer {
+                    quote!(#p::BUFFER)
+                } else {
+                    quote!(#p::PARAMETER)
+                };
                 visit_own.push(quote! { v(&#p::join(prefix, #key), &self.#member, #kind); });
                 tensors_mut.push(quote! { f(#key, &mut self.#member, #kind); });
             }
             FieldKind::OptTensor { buffer } => {
-                let kind = if *buffer { quote!(#p::BUFFER) } else { quote!(#p::PARAMETER) };
+                let kind = if *buffer {
+                    quote!(#p::BUFFER)
+                } else {
+                    quote!(#p::PARAMETER)
+                };
                 visit_own.push(quote! { #p::visit_opt(prefix, #key, &self.#member, #kind, v); });
                 tensors_mut.push(quote! {
                     if let ::core::option::Option::Some(t) = &mut self.#member {
@@ -35,15 +43,15 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 });
             }
             FieldKind::Child => {
-                let r = quote_spanned!(span=> #p::child::<#ty>(&self.#member));
-                let w = quote_spanned!(span=> #p::child_mut::<#ty>(&mut self.#member));
+                let r = quote_spanned!(span=> (#p::casts::<#ty>().0)(&self.#member));
+                let w = quote_spanned!(span=> (#p::casts::<#ty>().1)(&mut self.#member));
                 children.push(quote! { f(#key, #r); });
                 children_mut.push(quote! { f(#key, #w); });
             }
             FieldKind::OptChild(inner) => {
                 let span = inner.span();
-                let r = quote_spanned!(span=> #p::child::<#inner>(m));
-                let w = quote_spanned!(span=> #p::child_mut::<#inner>(m));
+                let r = quote_spanned!(span=> (#p::casts::<#inner>().0)(m));
+                let w = quote_spanned!(span=> (#p::casts::<#inner>().1)(m));
                 children.push(quote! {
                     if let ::core::option::Option::Some(m) = &self.#member { f(#key, #r); }
                 });
@@ -55,10 +63,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     }
 
     let (set_own, is_training) = match &m.training {
-        Some(member) => (
-            quote! { self.#member = training; },
-            quote! { self.#member },
-        ),
+        Some(member) => (quote! { self.#member = training; }, quote! { self.#member }),
         None => (
             quote! {},
             quote! {

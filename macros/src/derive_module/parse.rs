@@ -13,7 +13,7 @@ pub enum FieldKind {
     /// Any other type: a child module (checked through the trait bound).
     Child,
     /// `Option<M>`: a child module when present; holds `M`.
-    OptChild(Type),
+    OptChild(Box<Type>),
 }
 
 /// A registered field.
@@ -166,7 +166,8 @@ impl<'a> Model<'a> {
                     type_name = lit.value();
                     Ok(())
                 } else {
-                    Err(meta.error("unknown module attribute on a struct; expected `name = \"...\"`"))
+                    Err(meta
+                        .error("unknown module attribute on a struct; expected `name = \"...\"`"))
                 }
             });
             if let Err(e) = res {
@@ -186,7 +187,15 @@ impl<'a> Model<'a> {
                 .unnamed
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (Member::Unnamed(syn::Index { index: i as u32, span: f.span() }), f))
+                .map(|(i, f)| {
+                    (
+                        Member::Unnamed(syn::Index {
+                            index: i as u32,
+                            span: f.span(),
+                        }),
+                        f,
+                    )
+                })
                 .collect(),
             Fields::Unit => Vec::new(),
         };
@@ -197,12 +206,15 @@ impl<'a> Model<'a> {
             }
             if let Some(span) = attrs.training {
                 if !is_bool(&f.ty) {
-                    errors.push(syn::Error::new(
-                        f.ty.span(),
+                    errors.push(syn::Error::new_spanned(
+                        &f.ty,
                         "`#[module(training)]` must be on a `bool` field (it stores train/eval mode)",
                     ));
                 } else if training.is_some() {
-                    errors.push(syn::Error::new(span, "only one field can be `#[module(training)]`"));
+                    errors.push(syn::Error::new(
+                        span,
+                        "only one field can be `#[module(training)]`",
+                    ));
                 } else {
                     training = Some(member);
                 }
@@ -215,19 +227,28 @@ impl<'a> Model<'a> {
             };
             let key_span = attrs.rename.as_ref().map_or(f.span(), |r| r.1);
             if keys.iter().any(|(k, _)| *k == key) {
-                errors.push(syn::Error::new(key_span, format!("duplicate module key `{key}`")));
+                errors.push(syn::Error::new(
+                    key_span,
+                    format!("duplicate module key `{key}`"),
+                ));
             }
             keys.push((key.clone(), key_span));
             let kind = if is_tensor(&f.ty) {
-                FieldKind::Tensor { buffer: attrs.buffer.is_some() }
-            } else if let Some((_, Some(inner))) = last_segment(&f.ty).filter(|(n, _)| n == "Option") {
+                FieldKind::Tensor {
+                    buffer: attrs.buffer.is_some(),
+                }
+            } else if let Some((_, Some(inner))) =
+                last_segment(&f.ty).filter(|(n, _)| n == "Option")
+            {
                 if is_tensor(inner) {
-                    FieldKind::OptTensor { buffer: attrs.buffer.is_some() }
+                    FieldKind::OptTensor {
+                        buffer: attrs.buffer.is_some(),
+                    }
                 } else if let Some(r) = plain_reason(inner) {
                     errors.push(plain_error(&member, &f.ty, &format!("`Option` of {r}")));
                     continue;
                 } else {
-                    FieldKind::OptChild(inner.clone())
+                    FieldKind::OptChild(Box::new(inner.clone()))
                 }
             } else if let Some(r) = plain_reason(&f.ty) {
                 errors.push(plain_error(&member, &f.ty, &r));
@@ -236,7 +257,10 @@ impl<'a> Model<'a> {
                 FieldKind::Child
             };
             if let (Some(s), FieldKind::Child | FieldKind::OptChild(_)) = (attrs.buffer, &kind) {
-                errors.push(syn::Error::new(s, "`buffer` applies to `Tensor` fields only"));
+                errors.push(syn::Error::new(
+                    s,
+                    "`buffer` applies to `Tensor` fields only",
+                ));
             }
             out.push(Field {
                 member,
@@ -263,8 +287,8 @@ fn plain_error(member: &Member, ty: &Type, what: &str) -> syn::Error {
         Member::Named(i) => format!("`{i}`"),
         Member::Unnamed(i) => format!("`{}`", i.index),
     };
-    syn::Error::new(
-        ty.span(),
+    syn::Error::new_spanned(
+        ty,
         format!(
             "field {name} is {what}, which is not a module; mark it `#[module(skip)]` to keep it as plain data"
         ),

@@ -535,17 +535,14 @@ pub mod __private {
     use super::{Module, TensorKind};
     use crate::Tensor;
 
-    /// Upcasts a field to a module (the trait bound is checked here, so the
-    /// error points at the field's type).
+    /// The upcasts of a field of type `T` to a module, immutable and
+    /// mutable. The trait bound is checked once per field here (both
+    /// uses share this call's span, so a non-module field reports one
+    /// error, pointing at the field's type).
+    #[allow(clippy::type_complexity)]
     #[inline]
-    pub fn child<T: Module>(t: &T) -> &dyn Module {
-        t
-    }
-
-    /// Mutable [`child`].
-    #[inline]
-    pub fn child_mut<T: Module>(t: &mut T) -> &mut dyn Module {
-        t
+    pub fn casts<T: Module>() -> (fn(&T) -> &dyn Module, fn(&mut T) -> &mut dyn Module) {
+        (|t| t, |t| t)
     }
 
     /// `prefix + name`.

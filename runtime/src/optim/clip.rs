@@ -60,7 +60,11 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> f64 
 pub fn clip_grad_value_(params: &[Tensor], clip: f64) {
     for p in params {
         if let Some(g) = p.grad() {
-            let v: Vec<f64> = g.to_vec::<f64>().iter().map(|x| x.clamp(-clip, clip)).collect();
+            let v: Vec<f64> = g
+                .to_vec::<f64>()
+                .iter()
+                .map(|x| x.clamp(-clip, clip))
+                .collect();
             no_grad(|| g.copy_(&Tensor::from_vec(v, g.shape())));
         }
     }

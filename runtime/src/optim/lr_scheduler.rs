@@ -110,7 +110,14 @@ impl StepLR {
     }
 }
 
-scheduler_impl!(StepLR, |s, _i, lr, _base, e| if e == 0 || e % s.step_size != 0 { lr } else { lr * s.gamma });
+scheduler_impl!(
+    StepLR,
+    |s, _i, lr, _base, e| if e == 0 || e % s.step_size != 0 {
+        lr
+    } else {
+        lr * s.gamma
+    }
+);
 
 /// Multiplies the rate by `gamma` at each milestone epoch, like
 /// `MultiStepLR`: `lr = base · gamma^(milestones ≤ epoch)`.
@@ -133,7 +140,9 @@ impl MultiStepLR {
     }
 }
 
-scheduler_impl!(MultiStepLR, |s, _i, lr, _base, e| lr * s.gamma.powi(s.milestones.iter().filter(|&&m| m == e).count() as i32));
+scheduler_impl!(MultiStepLR, |s, _i, lr, _base, e| lr
+    * s.gamma
+        .powi(s.milestones.iter().filter(|&&m| m == e).count() as i32));
 
 /// Multiplies the rate by `gamma` every epoch, like `ExponentialLR`:
 /// `lr = base · gamma^epoch`.
@@ -154,7 +163,11 @@ impl ExponentialLR {
     }
 }
 
-scheduler_impl!(ExponentialLR, |s, _i, lr, _base, e| if e == 0 { lr } else { lr * s.gamma });
+scheduler_impl!(ExponentialLR, |s, _i, lr, _base, e| if e == 0 {
+    lr
+} else {
+    lr * s.gamma
+});
 
 /// Cosine annealing, like `CosineAnnealingLR`:
 /// `lr = eta_min + (base − eta_min)(1 + cos(π · epoch / T_max)) / 2`,
@@ -189,7 +202,8 @@ scheduler_impl!(CosineAnnealingLR, |s, _i, lr, base, e| {
     } else if (e - 1 - t) % (2 * t) == 0 {
         lr + (base - eta) * (1.0 - (PI / tf).cos()) / 2.0
     } else {
-        (1.0 + (PI * e as f64 / tf).cos()) / (1.0 + (PI * (e - 1) as f64 / tf).cos()) * (lr - eta) + eta
+        (1.0 + (PI * e as f64 / tf).cos()) / (1.0 + (PI * (e - 1) as f64 / tf).cos()) * (lr - eta)
+            + eta
     }
 });
 
@@ -201,7 +215,10 @@ pub struct LambdaLR {
 
 impl LambdaLR {
     /// `lr = base · lambda(epoch)` for every group.
-    pub fn new(opt: &(impl Optimizer + ?Sized), lambda: impl Fn(i64) -> f64 + Send + Sync + 'static) -> LambdaLR {
+    pub fn new(
+        opt: &(impl Optimizer + ?Sized),
+        lambda: impl Fn(i64) -> f64 + Send + Sync + 'static,
+    ) -> LambdaLR {
         let mut s = LambdaLR {
             core: Core::new(opt),
             lambda: Box::new(lambda),
@@ -235,7 +252,12 @@ pub struct CosineDecayWarmup {
 impl CosineDecayWarmup {
     /// Warm up for `warmup_len` iterations to `lr`, then decay to 0 at
     /// `total_iters`.
-    pub fn new(opt: &(impl Optimizer + ?Sized), lr: f64, warmup_len: usize, total_iters: usize) -> CosineDecayWarmup {
+    pub fn new(
+        opt: &(impl Optimizer + ?Sized),
+        lr: f64,
+        warmup_len: usize,
+        total_iters: usize,
+    ) -> CosineDecayWarmup {
         assert!(
             warmup_len < total_iters,
             "CosineDecayWarmup: warmup_len ({warmup_len}) must be below total_iters ({total_iters})"
@@ -271,4 +293,6 @@ impl CosineDecayWarmup {
     }
 }
 
-scheduler_impl!(CosineDecayWarmup, |s, i, _lr, _base, e| CosineDecayWarmup::lr_at(s.peaks[i], e, s.warmup_len, s.total_iters));
+scheduler_impl!(CosineDecayWarmup, |s, i, _lr, _base, e| {
+    CosineDecayWarmup::lr_at(s.peaks[i], e, s.warmup_len, s.total_iters)
+});

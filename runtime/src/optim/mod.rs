@@ -265,7 +265,13 @@ pub(crate) trait Kernel {
 /// Runs `k` over `p`'s data in place. CPU contiguous float32/float64
 /// tensors are updated through their storage directly; anything else goes
 /// through a CPU copy that is written back.
-pub(crate) fn update_param<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
+pub(crate) fn update_param<K: Kernel>(
+    op: &str,
+    p: &Tensor,
+    grad: &Tensor,
+    state: &[&Tensor],
+    k: &K,
+) {
     let direct = |t: &Tensor| t.device() == Device::Cpu && t.is_contiguous();
     if !direct(p) || !state.iter().all(|s| direct(s)) {
         let cpu = |t: &Tensor| t.to_device(Device::Cpu).deep_copy();
@@ -321,7 +327,11 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
             .zip(state)
             .map(|(guard, s)| {
                 &mut T::slice_mut(guard.cpu_mut(op)).unwrap_or_else(|| {
-                    panic!("{op}: optimizer state has dtype {} but the parameter {}", s.dtype(), T::DTYPE)
+                    panic!(
+                        "{op}: optimizer state has dtype {} but the parameter {}",
+                        s.dtype(),
+                        T::DTYPE
+                    )
                 })[range(s)]
             })
             .collect();

@@ -84,7 +84,9 @@ impl RMSprop {
     }
     /// `state[param]["momentum_buffer"]` (momentum > 0 only).
     pub fn momentum_buffer(&self, param: &Tensor) -> Option<Tensor> {
-        self.state.get(param).and_then(|s| s.momentum_buffer.clone())
+        self.state
+            .get(param)
+            .and_then(|s| s.momentum_buffer.clone())
     }
     /// `state[param]["grad_avg"]` (centered only).
     pub fn grad_avg(&self, param: &Tensor) -> Option<Tensor> {
@@ -123,7 +125,11 @@ impl Kernel for RmsKernel {
         } else {
             (None, rest)
         };
-        let mut gavg = if self.centered { rest.first_mut() } else { None };
+        let mut gavg = if self.centered {
+            rest.first_mut()
+        } else {
+            None
+        };
         for i in 0..p.len() {
             let gi = if use_wd { g[i] + wd * p[i] } else { g[i] };
             let s = sq[i] * a + w * gi * gi;

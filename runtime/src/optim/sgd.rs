@@ -62,7 +62,10 @@ impl SGD {
 
     /// L2 penalty (default 0).
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        assert!(weight_decay >= 0.0, "SGD: invalid weight_decay value: {weight_decay}");
+        assert!(
+            weight_decay >= 0.0,
+            "SGD: invalid weight_decay value: {weight_decay}"
+        );
         self.weight_decay = weight_decay;
         self
     }

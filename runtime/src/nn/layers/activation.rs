@@ -61,7 +61,10 @@ pub struct LeakyReLU {
 impl LeakyReLU {
     /// A leaky ReLU with `negative_slope`.
     pub fn new(negative_slope: f64) -> LeakyReLU {
-        LeakyReLU { negative_slope, training: true }
+        LeakyReLU {
+            negative_slope,
+            training: true,
+        }
     }
 }
 
@@ -86,7 +89,11 @@ pub struct Threshold {
 impl Threshold {
     /// `Threshold(threshold, value)`.
     pub fn new(threshold: f64, value: f64) -> Threshold {
-        Threshold { threshold, value, training: true }
+        Threshold {
+            threshold,
+            value,
+            training: true,
+        }
     }
 }
 
@@ -109,7 +116,10 @@ pub struct Softmax {
 impl Softmax {
     /// Softmax along `dim`.
     pub fn new(dim: isize) -> Softmax {
-        Softmax { dim, training: true }
+        Softmax {
+            dim,
+            training: true,
+        }
     }
 }
 
@@ -132,7 +142,10 @@ pub struct LogSoftmax {
 impl LogSoftmax {
     /// Log-softmax along `dim`.
     pub fn new(dim: isize) -> LogSoftmax {
-        LogSoftmax { dim, training: true }
+        LogSoftmax {
+            dim,
+            training: true,
+        }
     }
 }
 
@@ -168,17 +181,23 @@ impl ActivationFallback for Tensor {
         self.neg().exp().add_scalar(1.0).pow_scalar(-1.0)
     }
     fn tanh(&self) -> Tensor {
-        self.mul_scalar(2.0).sigmoid().mul_scalar(2.0).add_scalar(-1.0)
+        self.mul_scalar(2.0)
+            .sigmoid()
+            .mul_scalar(2.0)
+            .add_scalar(-1.0)
     }
     fn gelu(&self) -> Tensor {
         // tanh approximation until the exact erf form lands with `ops`.
         let c = (2.0 / std::f64::consts::PI).sqrt();
-        let inner = self.add(&self.pow_scalar(3.0).mul_scalar(0.044715)).mul_scalar(c);
+        let inner = self
+            .add(&self.pow_scalar(3.0).mul_scalar(0.044715))
+            .mul_scalar(c);
         self.mul(&inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
     }
     fn leaky_relu(&self, slope: f64) -> Tensor {
         let m = self.gt_scalar(0.0).to_dtype(self.dtype());
-        self.mul(&m).add(&self.mul(&m.rsub_scalar(1.0)).mul_scalar(slope))
+        self.mul(&m)
+            .add(&self.mul(&m.rsub_scalar(1.0)).mul_scalar(slope))
     }
     fn threshold(&self, th: f64, value: f64) -> Tensor {
         let m = self.gt_scalar(th).to_dtype(self.dtype());

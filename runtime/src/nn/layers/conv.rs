@@ -88,55 +88,84 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A convolution from `in_channels` to `out_channels` on `device`.
-    pub fn new(in_channels: usize, out_channels: usize, options: Conv2dOptions, device: &Device) -> Conv2d {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        options: Conv2dOptions,
+        device: &Device,
+    ) -> Conv2d {
         let g = options.groups;
         assert!(
-            g > 0 && in_channels % g == 0 && out_channels % g == 0,
+            g > 0 && in_channels.is_multiple_of(g) && out_channels.is_multiple_of(g),
             "Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({g})"
         );
         let [kh, kw] = options.kernel_size;
         let opts = TensorOptions::default().device(device);
         let weight = Tensor::zeros_opts([out_channels, in_channels / g, kh, kw], opts);
-        init::kaiming_uniform_(&weight, 5f64.sqrt(), init::FanMode::FanIn, init::Nonlinearity::LeakyReLU);
+        init::kaiming_uniform_(
+            &weight,
+            5f64.sqrt(),
+            init::FanMode::FanIn,
+            init::Nonlinearity::LeakyReLU,
+        );
         let fan_in = in_channels / g * kh * kw;
         let bias = options.bias.then(|| {
             let b = Tensor::zeros_opts([out_channels], opts);
-            let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
+            let bound = if fan_in > 0 {
+                1.0 / (fan_in as f64).sqrt()
+            } else {
+                0.0
+            };
             init::uniform_(&b, -bound, bound);
             param(b)
         });
-        Conv2d { weight: param(weight), bias, in_channels, out_channels, options, training: true }
+        Conv2d {
+            weight: param(weight),
+            bias,
+            in_channels,
+            out_channels,
+            options,
+            training: true,
+        }
     }
 }
 
 impl Forward for Conv2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         let o = &self.options;
-        functional::conv2d(x, &self.weight, self.bias.as_ref(), o.stride, o.padding, o.dilation, o.groups)
+        functional::conv2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            o.stride,
+            o.padding,
+            o.dilation,
+            o.groups,
+        )
     }
 }
 
 leaf_module!(Conv2d, "Conv2d", params: [weight], opt_params: [bias], opt_buffers: [],
-    extra_repr: |s| {
-        let o = &s.options;
-        let mut r = format!(
-            "{}, {}, kernel_size={}, stride={}",
-            s.in_channels,
-            s.out_channels,
-            pair(o.kernel_size),
-            pair(o.stride)
-        );
-        if o.padding != [0, 0] {
-            r += &format!(", padding={}", pair(o.padding));
-        }
-        if o.dilation != [1, 1] {
-            r += &format!(", dilation={}", pair(o.dilation));
-        }
-        if o.groups != 1 {
-            r += &format!(", groups={}", o.groups);
-        }
-        if s.bias.is_none() {
-            r += ", bias=False";
-        }
-        r
-    });
+extra_repr: |s| {
+    let o = &s.options;
+    let mut r = format!(
+        "{}, {}, kernel_size={}, stride={}",
+        s.in_channels,
+        s.out_channels,
+        pair(o.kernel_size),
+        pair(o.stride)
+    );
+    if o.padding != [0, 0] {
+        r += &format!(", padding={}", pair(o.padding));
+    }
+    if o.dilation != [1, 1] {
+        r += &format!(", dilation={}", pair(o.dilation));
+    }
+    if o.groups != 1 {
+        r += &format!(", groups={}", o.groups);
+    }
+    if s.bias.is_none() {
+        r += ", bias=False";
+    }
+    r
+});

@@ -51,7 +51,11 @@ impl Flatten {
 
     /// Flattens `start_dim..=end_dim`.
     pub fn with_dims(start_dim: isize, end_dim: isize) -> Flatten {
-        Flatten { start_dim, end_dim, training: true }
+        Flatten {
+            start_dim,
+            end_dim,
+            training: true,
+        }
     }
 }
 

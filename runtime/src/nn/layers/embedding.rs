@@ -19,9 +19,17 @@ pub struct Embedding {
 impl Embedding {
     /// A table on `device`.
     pub fn new(num_embeddings: usize, embedding_dim: usize, device: &Device) -> Embedding {
-        let w = Tensor::zeros_opts([num_embeddings, embedding_dim], TensorOptions::default().device(device));
+        let w = Tensor::zeros_opts(
+            [num_embeddings, embedding_dim],
+            TensorOptions::default().device(device),
+        );
         init::normal_(&w, 0.0, 1.0);
-        Embedding { weight: param(w), num_embeddings, embedding_dim, training: true }
+        Embedding {
+            weight: param(w),
+            num_embeddings,
+            embedding_dim,
+            training: true,
+        }
     }
 }
 

@@ -34,17 +34,37 @@ impl Linear {
     }
 
     /// A layer with or without bias, on `device`.
-    pub fn with_bias(in_features: usize, out_features: usize, bias: bool, device: &Device) -> Linear {
+    pub fn with_bias(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        device: &Device,
+    ) -> Linear {
         let opts = TensorOptions::default().device(device);
         let weight = Tensor::zeros_opts([out_features, in_features], opts);
-        init::kaiming_uniform_(&weight, 5f64.sqrt(), init::FanMode::FanIn, init::Nonlinearity::LeakyReLU);
+        init::kaiming_uniform_(
+            &weight,
+            5f64.sqrt(),
+            init::FanMode::FanIn,
+            init::Nonlinearity::LeakyReLU,
+        );
         let bias = bias.then(|| {
             let b = Tensor::zeros_opts([out_features], opts);
-            let bound = if in_features > 0 { 1.0 / (in_features as f64).sqrt() } else { 0.0 };
+            let bound = if in_features > 0 {
+                1.0 / (in_features as f64).sqrt()
+            } else {
+                0.0
+            };
             init::uniform_(&b, -bound, bound);
             param(b)
         });
-        Linear { weight: param(weight), bias, in_features, out_features, training: true }
+        Linear {
+            weight: param(weight),
+            bias,
+            in_features,
+            out_features,
+            training: true,
+        }
     }
 }
 
@@ -55,9 +75,9 @@ impl Forward for Linear {
 }
 
 leaf_module!(Linear, "Linear", params: [weight], opt_params: [bias], opt_buffers: [],
-    extra_repr: |s| format!(
-        "in_features={}, out_features={}, bias={}",
-        s.in_features,
-        s.out_features,
-        if s.bias.is_some() { "True" } else { "False" }
-    ));
+extra_repr: |s| format!(
+    "in_features={}, out_features={}, bias={}",
+    s.in_features,
+    s.out_features,
+    if s.bias.is_some() { "True" } else { "False" }
+));

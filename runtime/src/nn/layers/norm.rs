@@ -152,12 +152,13 @@ fn batch_norm_forward(
     [w, b, rm, rv, nbt]: [&Option<Tensor>; 5],
 ) -> Tensor {
     let mut factor = o.momentum.unwrap_or(0.0);
-    if training && o.track_running_stats {
-        if let Some(n) = nbt {
-            crate::autograd::no_grad(|| n.add_scalar_(1.0));
-            if o.momentum.is_none() {
-                factor = 1.0 / n.item();
-            }
+    if training
+        && o.track_running_stats
+        && let Some(n) = nbt
+    {
+        crate::autograd::no_grad(|| n.add_scalar_(1.0));
+        if o.momentum.is_none() {
+            factor = 1.0 / n.item();
         }
     }
     let bn_training = training || (rm.is_none() && rv.is_none());
@@ -195,7 +196,12 @@ impl LayerNorm {
     }
 
     /// A layer with explicit `eps` and `elementwise_affine`.
-    pub fn with_options(normalized_shape: Vec<usize>, eps: f64, elementwise_affine: bool, device: &Device) -> LayerNorm {
+    pub fn with_options(
+        normalized_shape: Vec<usize>,
+        eps: f64,
+        elementwise_affine: bool,
+        device: &Device,
+    ) -> LayerNorm {
         let o = TensorOptions::default().device(device);
         let s = normalized_shape.clone();
         LayerNorm {
@@ -210,19 +216,25 @@ impl LayerNorm {
 
 impl Forward for LayerNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
-        functional::layer_norm(x, &self.normalized_shape, self.weight.as_ref(), self.bias.as_ref(), self.eps)
+        functional::layer_norm(
+            x,
+            &self.normalized_shape,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )
     }
 }
 
 leaf_module!(LayerNorm, "LayerNorm", params: [], opt_params: [weight, bias], opt_buffers: [],
-    extra_repr: |s| {
-        let shape = match s.normalized_shape.as_slice() {
-            [n] => format!("({n},)"),
-            v => format!("({})", v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-        };
-        format!(
-            "{shape}, eps={}, elementwise_affine={}",
-            py_float(s.eps),
-            if s.weight.is_some() { "True" } else { "False" }
-        )
-    });
+extra_repr: |s| {
+    let shape = match s.normalized_shape.as_slice() {
+        [n] => format!("({n},)"),
+        v => format!("({})", v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    format!(
+        "{shape}, eps={}, elementwise_affine={}",
+        py_float(s.eps),
+        if s.weight.is_some() { "True" } else { "False" }
+    )
+});

@@ -25,7 +25,12 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// Pooling with the given window, stride and padding.
     pub fn new(kernel_size: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> MaxPool2d {
-        MaxPool2d { kernel_size, stride, padding, training: true }
+        MaxPool2d {
+            kernel_size,
+            stride,
+            padding,
+            training: true,
+        }
     }
 }
 
@@ -36,12 +41,12 @@ impl Forward for MaxPool2d {
 }
 
 leaf_module!(MaxPool2d, "MaxPool2d", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!(
-        "kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode=False",
-        int_or_pair(s.kernel_size),
-        int_or_pair(s.stride),
-        int_or_pair(s.padding)
-    ));
+extra_repr: |s| format!(
+    "kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode=False",
+    int_or_pair(s.kernel_size),
+    int_or_pair(s.stride),
+    int_or_pair(s.padding)
+));
 
 /// 2-D average pooling (padding counted in the average), like
 /// `nn.AvgPool2d`.
@@ -58,7 +63,12 @@ pub struct AvgPool2d {
 impl AvgPool2d {
     /// Pooling with the given window, stride and padding.
     pub fn new(kernel_size: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> AvgPool2d {
-        AvgPool2d { kernel_size, stride, padding, training: true }
+        AvgPool2d {
+            kernel_size,
+            stride,
+            padding,
+            training: true,
+        }
     }
 }
 
@@ -69,12 +79,12 @@ impl Forward for AvgPool2d {
 }
 
 leaf_module!(AvgPool2d, "AvgPool2d", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!(
-        "kernel_size={}, stride={}, padding={}",
-        int_or_pair(s.kernel_size),
-        int_or_pair(s.stride),
-        int_or_pair(s.padding)
-    ));
+extra_repr: |s| format!(
+    "kernel_size={}, stride={}, padding={}",
+    int_or_pair(s.kernel_size),
+    int_or_pair(s.stride),
+    int_or_pair(s.padding)
+));
 
 /// Average pooling to a fixed output size, like `nn.AdaptiveAvgPool2d`.
 pub struct AdaptiveAvgPool2d {
@@ -86,7 +96,10 @@ pub struct AdaptiveAvgPool2d {
 impl AdaptiveAvgPool2d {
     /// Pooling to `[h, w]`.
     pub fn new(output_size: [usize; 2]) -> AdaptiveAvgPool2d {
-        AdaptiveAvgPool2d { output_size, training: true }
+        AdaptiveAvgPool2d {
+            output_size,
+            training: true,
+        }
     }
 }
 
