@@ -8,9 +8,8 @@
 //! Nothing here knows case names or shapes. An op the harness does not know
 //! is a failure, never a skip.
 //!
-//! Sets whose cases need whole optimizers or models (`optim`, `models`) are
-//! run only when listed in `$KILN_GOLDEN_SETS` (a comma-separated list of
-//! the sets to run; default: every set found except those two).
+//! `$KILN_GOLDEN_SETS` (a comma-separated list) restricts the run to some
+//! sets; by default every set found runs, `optim` and `models` included.
 
 mod golden {
     pub mod models;
@@ -27,7 +26,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 /// Sets not run unless `$KILN_GOLDEN_SETS` names them.
-const OPT_IN_SETS: &[&str] = &["optim", "models"];
+const OPT_IN_SETS: &[&str] = &[];
 
 /// One case of a manifest, with its tensors loaded.
 pub struct Case {

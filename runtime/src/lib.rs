@@ -10,6 +10,7 @@ pub mod layout;
 pub mod loss;
 pub mod nn;
 mod ops;
+pub mod optim;
 pub mod rng;
 pub mod state_dict;
 pub mod storage;

@@ -1,3 +1,16 @@
-//! Neural-network building blocks, like `torch.nn`.
+//! Neural-network building blocks, like `torch.nn`: the [`Module`] trait,
+//! the standard layers, [`init`] and [`functional`].
 
 pub mod functional;
+pub mod init;
+mod layers;
+mod module;
+
+pub use layers::*;
+pub use module::{
+    AsModule, Forward, Layer, LoadReport, LoadStateDictError, Module, TensorKind, format_module,
+    py_float,
+};
+
+#[doc(hidden)]
+pub use module::__private;

@@ -1,0 +1,213 @@
+//! Activation layers: thin module wrappers over the tensor methods.
+
+use super::leaf_module;
+use crate::Tensor;
+use crate::nn::Forward;
+use crate::nn::module::py_float;
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, $label:literal, |$s:ident, $x:ident| $fwd:expr, extra_repr: $extra:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            training: bool,
+        }
+
+        impl $name {
+            #[doc = concat!("A `", $label, "` layer.")]
+            pub fn new() -> $name {
+                $name { training: true }
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name::new()
+            }
+        }
+
+        impl Forward for $name {
+            fn forward(&self, $x: &Tensor) -> Tensor {
+                let $s = self;
+                let _ = $s;
+                $fwd
+            }
+        }
+
+        leaf_module!($name, $label, params: [], opt_params: [], opt_buffers: [],
+            extra_repr: |_s| $extra.to_string());
+    };
+}
+
+activation!(
+    /// `max(0, x)`, like `nn.ReLU`.
+    ReLU, "ReLU", |s, x| x.relu(), extra_repr: "");
+activation!(
+    /// `1 / (1 + e^-x)`, like `nn.Sigmoid`.
+    Sigmoid, "Sigmoid", |s, x| x.sigmoid(), extra_repr: "");
+activation!(
+    /// Hyperbolic tangent, like `nn.Tanh`.
+    Tanh, "Tanh", |s, x| x.tanh(), extra_repr: "");
+activation!(
+    /// `x · Φ(x)` (exact, erf-based), like `nn.GELU()`.
+    GELU, "GELU", |s, x| x.gelu(), extra_repr: "approximate='none'");
+
+/// `x` for `x > 0`, else `negative_slope · x`, like `nn.LeakyReLU`.
+pub struct LeakyReLU {
+    /// Slope for negative inputs (PyTorch's default is 0.01).
+    pub negative_slope: f64,
+    training: bool,
+}
+
+impl LeakyReLU {
+    /// A leaky ReLU with `negative_slope`.
+    pub fn new(negative_slope: f64) -> LeakyReLU {
+        LeakyReLU {
+            negative_slope,
+            training: true,
+        }
+    }
+}
+
+impl Forward for LeakyReLU {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.leaky_relu(self.negative_slope)
+    }
+}
+
+leaf_module!(LeakyReLU, "LeakyReLU", params: [], opt_params: [], opt_buffers: [],
+    extra_repr: |s| format!("negative_slope={}", py_float(s.negative_slope)));
+
+/// `x` where `x > threshold`, else `value`, like `nn.Threshold`.
+pub struct Threshold {
+    /// The threshold.
+    pub threshold: f64,
+    /// The replacement value.
+    pub value: f64,
+    training: bool,
+}
+
+impl Threshold {
+    /// `Threshold(threshold, value)`.
+    pub fn new(threshold: f64, value: f64) -> Threshold {
+        Threshold {
+            threshold,
+            value,
+            training: true,
+        }
+    }
+}
+
+impl Forward for Threshold {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.threshold(self.threshold, self.value)
+    }
+}
+
+leaf_module!(Threshold, "Threshold", params: [], opt_params: [], opt_buffers: [],
+    extra_repr: |s| format!("threshold={}, value={}", py_float(s.threshold), py_float(s.value)));
+
+/// Softmax along `dim`, like `nn.Softmax(dim)`.
+pub struct Softmax {
+    /// The dimension normalised over.
+    pub dim: isize,
+    training: bool,
+}
+
+impl Softmax {
+    /// Softmax along `dim`.
+    pub fn new(dim: isize) -> Softmax {
+        Softmax {
+            dim,
+            training: true,
+        }
+    }
+}
+
+impl Forward for Softmax {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.softmax(self.dim)
+    }
+}
+
+leaf_module!(Softmax, "Softmax", params: [], opt_params: [], opt_buffers: [],
+    extra_repr: |s| format!("dim={}", s.dim));
+
+/// Log-softmax along `dim`, like `nn.LogSoftmax(dim)`.
+pub struct LogSoftmax {
+    /// The dimension normalised over.
+    pub dim: isize,
+    training: bool,
+}
+
+impl LogSoftmax {
+    /// Log-softmax along `dim`.
+    pub fn new(dim: isize) -> LogSoftmax {
+        LogSoftmax {
+            dim,
+            training: true,
+        }
+    }
+}
+
+impl Forward for LogSoftmax {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.log_softmax(self.dim)
+    }
+}
+
+leaf_module!(LogSoftmax, "LogSoftmax", params: [], opt_params: [], opt_buffers: [],
+    extra_repr: |s| format!("dim={}", s.dim));
+
+/// Stand-ins for the activation methods of the `ops` branch, built from
+/// the core differentiable ops; the inherent methods replace them when
+/// that branch is merged (inherent methods win over trait methods).
+#[allow(dead_code)]
+trait ActivationFallback {
+    fn relu(&self) -> Tensor;
+    fn sigmoid(&self) -> Tensor;
+    fn tanh(&self) -> Tensor;
+    fn gelu(&self) -> Tensor;
+    fn leaky_relu(&self, slope: f64) -> Tensor;
+    fn threshold(&self, th: f64, value: f64) -> Tensor;
+    fn softmax(&self, dim: isize) -> Tensor;
+    fn log_softmax(&self, dim: isize) -> Tensor;
+}
+
+impl ActivationFallback for Tensor {
+    fn relu(&self) -> Tensor {
+        self.mul(&self.gt_scalar(0.0).to_dtype(self.dtype()))
+    }
+    fn sigmoid(&self) -> Tensor {
+        self.neg().exp().add_scalar(1.0).pow_scalar(-1.0)
+    }
+    fn tanh(&self) -> Tensor {
+        self.mul_scalar(2.0)
+            .sigmoid()
+            .mul_scalar(2.0)
+            .add_scalar(-1.0)
+    }
+    fn gelu(&self) -> Tensor {
+        // tanh approximation until the exact erf form lands with `ops`.
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let inner = self
+            .add(&self.pow_scalar(3.0).mul_scalar(0.044715))
+            .mul_scalar(c);
+        self.mul(&inner.tanh().add_scalar(1.0)).mul_scalar(0.5)
+    }
+    fn leaky_relu(&self, slope: f64) -> Tensor {
+        let m = self.gt_scalar(0.0).to_dtype(self.dtype());
+        self.mul(&m)
+            .add(&self.mul(&m.rsub_scalar(1.0)).mul_scalar(slope))
+    }
+    fn threshold(&self, th: f64, value: f64) -> Tensor {
+        let m = self.gt_scalar(th).to_dtype(self.dtype());
+        self.mul(&m).add(&m.rsub_scalar(1.0).mul_scalar(value))
+    }
+    fn softmax(&self, dim: isize) -> Tensor {
+        let e = self.exp();
+        e.div(&e.sum_dim(dim, true))
+    }
+    fn log_softmax(&self, dim: isize) -> Tensor {
+        self.sub(&self.exp().sum_dim(dim, true).log())
+    }
+}

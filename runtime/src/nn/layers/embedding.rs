@@ -1,0 +1,43 @@
+//! `Embedding`: a lookup table.
+
+use super::{leaf_module, param};
+use crate::nn::{Forward, functional, init};
+use crate::{Device, Tensor, TensorOptions};
+
+/// A table of `num_embeddings` vectors of size `embedding_dim`, indexed by
+/// int64 tensors, like `nn.Embedding`. Initialised `N(0, 1)`.
+pub struct Embedding {
+    /// `[num_embeddings, embedding_dim]`.
+    pub weight: Tensor,
+    /// Number of rows.
+    pub num_embeddings: usize,
+    /// Row size.
+    pub embedding_dim: usize,
+    training: bool,
+}
+
+impl Embedding {
+    /// A table on `device`.
+    pub fn new(num_embeddings: usize, embedding_dim: usize, device: &Device) -> Embedding {
+        let w = Tensor::zeros_opts(
+            [num_embeddings, embedding_dim],
+            TensorOptions::default().device(device),
+        );
+        init::normal_(&w, 0.0, 1.0);
+        Embedding {
+            weight: param(w),
+            num_embeddings,
+            embedding_dim,
+            training: true,
+        }
+    }
+}
+
+impl Forward for Embedding {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        functional::embedding(x, &self.weight)
+    }
+}
+
+leaf_module!(Embedding, "Embedding", params: [weight], opt_params: [], opt_buffers: [],
+    extra_repr: |s| format!("{}, {}", s.num_embeddings, s.embedding_dim));

@@ -1,0 +1,351 @@
+//! Optimizers, like `torch.optim`: [`SGD`], [`Adam`], [`AdamW`],
+//! [`RMSprop`], parameter groups, learning-rate schedulers and gradient
+//! clipping.
+//!
+//! Updates follow `torch.optim`'s single-tensor algorithms to float
+//! rounding. They run under no-grad semantics, in place, in one pass over
+//! each parameter's data; parameters without a gradient are skipped.
+//!
+//! ```
+//! use kiln_runtime::{Device, Tensor};
+//! use kiln_runtime::nn::{Forward, Linear, Module};
+//! use kiln_runtime::optim::{Optimizer, SGD};
+//! let fc = Linear::new(3, 1, &Device::Cpu);
+//! let mut opt = SGD::new(fc.parameters(), 0.1).momentum(0.9);
+//! let loss = fc.forward(&Tensor::ones([2, 3])).sum();
+//! opt.zero_grad();
+//! loss.backward();
+//! opt.step();
+//! ```
+
+mod adam;
+mod clip;
+pub mod lr_scheduler;
+mod rmsprop;
+mod sgd;
+
+pub use adam::{Adam, AdamW};
+pub use clip::{clip_grad_norm_, clip_grad_value_};
+pub use rmsprop::RMSprop;
+pub use sgd::SGD;
+
+use crate::dtype::Element;
+use crate::{DType, Device, Tensor};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A learning rate shared between an optimizer's parameter group and the
+/// schedulers driving it (so `scheduler.step()` needs no borrow of the
+/// optimizer).
+#[derive(Clone, Debug)]
+pub struct SharedLr(Arc<AtomicU64>);
+
+impl SharedLr {
+    /// A new cell holding `lr`.
+    pub fn new(lr: f64) -> Self {
+        SharedLr(Arc::new(AtomicU64::new(lr.to_bits())))
+    }
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    /// Replaces the value.
+    pub fn set(&self, lr: f64) {
+        self.0.store(lr.to_bits(), Ordering::Relaxed)
+    }
+}
+
+/// A set of parameters with its own learning rate and options, like one
+/// dict of PyTorch's `optimizer.param_groups`.
+///
+/// Options left `None` use the optimizer's defaults (those given to its
+/// constructor and builder methods), read at every step.
+///
+/// ```
+/// use kiln_runtime::Tensor;
+/// use kiln_runtime::optim::{Optimizer, ParamGroup, SGD};
+/// let backbone = vec![Tensor::zeros([3]).requires_grad_(true)];
+/// let head = vec![Tensor::zeros([2]).requires_grad_(true)];
+/// let opt = SGD::with_groups(
+///     vec![ParamGroup::new(backbone).lr(1e-5), ParamGroup::new(head)],
+///     1e-2,
+/// )
+/// .momentum(0.9);
+/// assert_eq!(opt.param_groups()[0].get_lr(), 1e-5);
+/// assert_eq!(opt.param_groups()[1].get_lr(), 1e-2);
+/// ```
+#[derive(Clone)]
+pub struct ParamGroup {
+    /// The parameters updated with these options.
+    pub params: Vec<Tensor>,
+    lr: SharedLr,
+    lr_given: bool,
+    /// L2 penalty (decoupled for AdamW).
+    pub weight_decay: Option<f64>,
+    /// Momentum factor (SGD, RMSprop).
+    pub momentum: Option<f64>,
+    /// Dampening for momentum (SGD).
+    pub dampening: Option<f64>,
+    /// Nesterov momentum (SGD).
+    pub nesterov: Option<bool>,
+    /// `(beta1, beta2)` (Adam, AdamW).
+    pub betas: Option<(f64, f64)>,
+    /// Term added to the denominator (Adam, AdamW, RMSprop).
+    pub eps: Option<f64>,
+    /// Smoothing constant (RMSprop).
+    pub alpha: Option<f64>,
+    /// Normalise by the estimated variance (RMSprop).
+    pub centered: Option<bool>,
+    /// AMSGrad variant (Adam, AdamW).
+    pub amsgrad: Option<bool>,
+}
+
+impl std::fmt::Debug for ParamGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shapes: Vec<&[usize]> = self.params.iter().map(Tensor::shape).collect();
+        f.debug_struct("ParamGroup")
+            .field("params", &shapes)
+            .field("lr", &self.get_lr())
+            .field("weight_decay", &self.weight_decay)
+            .field("momentum", &self.momentum)
+            .field("dampening", &self.dampening)
+            .field("nesterov", &self.nesterov)
+            .field("betas", &self.betas)
+            .field("eps", &self.eps)
+            .field("alpha", &self.alpha)
+            .field("centered", &self.centered)
+            .field("amsgrad", &self.amsgrad)
+            .finish()
+    }
+}
+
+impl ParamGroup {
+    /// A group of `params` using the optimizer's defaults.
+    pub fn new(params: Vec<Tensor>) -> Self {
+        ParamGroup {
+            params,
+            lr: SharedLr::new(0.0),
+            lr_given: false,
+            weight_decay: None,
+            momentum: None,
+            dampening: None,
+            nesterov: None,
+            betas: None,
+            eps: None,
+            alpha: None,
+            centered: None,
+            amsgrad: None,
+        }
+    }
+    /// Sets this group's learning rate.
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.lr = SharedLr::new(lr);
+        self.lr_given = true;
+        self
+    }
+    /// Sets this group's weight decay.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = Some(wd);
+        self
+    }
+    /// Sets this group's momentum.
+    pub fn momentum(mut self, m: f64) -> Self {
+        self.momentum = Some(m);
+        self
+    }
+    /// Sets this group's betas.
+    pub fn betas(mut self, b1: f64, b2: f64) -> Self {
+        self.betas = Some((b1, b2));
+        self
+    }
+    /// Sets this group's eps.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = Some(eps);
+        self
+    }
+    /// The current learning rate, like `group["lr"]`.
+    pub fn get_lr(&self) -> f64 {
+        self.lr.get()
+    }
+    /// Replaces the learning rate, like `group["lr"] = lr`.
+    pub fn set_lr(&self, lr: f64) {
+        self.lr.set(lr)
+    }
+    /// The shared cell holding the learning rate (used by schedulers).
+    pub fn lr_cell(&self) -> &SharedLr {
+        &self.lr
+    }
+}
+
+/// Resolves the groups' learning rates against the optimizer default.
+fn resolve_lrs(groups: &mut [ParamGroup], lr: f64) {
+    for g in groups {
+        if !g.lr_given {
+            g.lr = SharedLr::new(lr);
+            g.lr_given = true;
+        }
+    }
+}
+
+/// An optimizer, like `torch.optim.Optimizer`.
+pub trait Optimizer {
+    /// Performs one update of every parameter that has a gradient.
+    fn step(&mut self);
+
+    /// The parameter groups.
+    fn param_groups(&self) -> &[ParamGroup];
+
+    /// The parameter groups, mutably (to change options between steps).
+    fn param_groups_mut(&mut self) -> &mut [ParamGroup];
+
+    /// Clears every parameter's gradient (PyTorch's default
+    /// `set_to_none=True`).
+    fn zero_grad(&self) {
+        for g in self.param_groups() {
+            for p in &g.params {
+                p.set_grad(None);
+            }
+        }
+    }
+
+    /// The first group's learning rate.
+    fn lr(&self) -> f64 {
+        self.param_groups().first().map_or(0.0, ParamGroup::get_lr)
+    }
+
+    /// Sets every group's learning rate.
+    fn set_lr(&mut self, lr: f64) {
+        for g in self.param_groups() {
+            g.set_lr(lr);
+        }
+    }
+
+    /// The shared learning-rate cells of every group, in order.
+    fn lr_cells(&self) -> Vec<SharedLr> {
+        self.param_groups()
+            .iter()
+            .map(|g| g.lr_cell().clone())
+            .collect()
+    }
+}
+
+/// Per-parameter optimizer state: buffers keyed by parameter identity.
+pub(crate) struct StateMap<S> {
+    entries: std::collections::HashMap<usize, (Tensor, S)>,
+}
+
+impl<S> Default for StateMap<S> {
+    fn default() -> Self {
+        StateMap {
+            entries: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<S> StateMap<S> {
+    pub(crate) fn get(&self, p: &Tensor) -> Option<&S> {
+        self.entries.get(&p.impl_key()).map(|(_, s)| s)
+    }
+    pub(crate) fn get_or_insert_with(&mut self, p: &Tensor, f: impl FnOnce() -> S) -> &mut S {
+        // The tensor handle is kept so that its address is never reused.
+        &mut self
+            .entries
+            .entry(p.impl_key())
+            .or_insert_with(|| (p.clone(), f()))
+            .1
+    }
+}
+
+/// One element-wise update rule applied to a parameter, its gradient and
+/// its state buffers, all as contiguous slices of the same length.
+pub(crate) trait Kernel {
+    fn run<T: num_traits::Float + Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]);
+}
+
+/// Runs `k` over `p`'s data in place. CPU contiguous float32/float64
+/// tensors are updated through their storage directly; anything else goes
+/// through a CPU copy that is written back.
+pub(crate) fn update_param<K: Kernel>(
+    op: &str,
+    p: &Tensor,
+    grad: &Tensor,
+    state: &[&Tensor],
+    k: &K,
+) {
+    let direct = |t: &Tensor| t.device() == Device::Cpu && t.is_contiguous();
+    if !direct(p) || !state.iter().all(|s| direct(s)) {
+        let cpu = |t: &Tensor| t.to_device(Device::Cpu).deep_copy();
+        let pc = cpu(p);
+        let sc: Vec<Tensor> = state.iter().map(|s| cpu(s)).collect();
+        let sr: Vec<&Tensor> = sc.iter().collect();
+        update_param(op, &pc, &grad.to_device(Device::Cpu), &sr, k);
+        crate::autograd::no_grad(|| {
+            p.copy_(&pc);
+            for (s, c) in state.iter().zip(&sc) {
+                s.copy_(c);
+            }
+        });
+        return;
+    }
+    match p.dtype() {
+        DType::F32 => run_direct::<f32, K>(op, p, grad, state, k),
+        DType::F64 => run_direct::<f64, K>(op, p, grad, state, k),
+        d => panic!("{op}: parameters of dtype {d} are not supported; use float32 or float64"),
+    }
+}
+
+fn run_direct<T: num_traits::Float + Element, K: Kernel>(
+    op: &str,
+    p: &Tensor,
+    grad: &Tensor,
+    state: &[&Tensor],
+    k: &K,
+) {
+    assert_eq!(
+        grad.shape(),
+        p.shape(),
+        "{op}: gradient of shape {:?} does not match the parameter's shape {:?}",
+        grad.shape(),
+        p.shape()
+    );
+    // Own the gradient's data when it aliases what we are about to lock.
+    let aliased = grad.shares_storage_with(p) || state.iter().any(|s| grad.shares_storage_with(s));
+    let grad = if grad.dtype() != T::DTYPE {
+        grad.to_dtype(T::DTYPE)
+    } else if aliased {
+        grad.deep_copy()
+    } else {
+        grad.clone()
+    };
+    grad.with_slice::<T, _>(op, |g| {
+        let mut pg = p.write_storage();
+        let mut sg: Vec<_> = state.iter().map(|s| s.write_storage()).collect();
+        let range = |t: &Tensor| t.layout().contiguous_range().expect("contiguous");
+        let pd = &mut T::slice_mut(pg.cpu_mut(op)).expect("dtype checked")[range(p)];
+        let mut sd: Vec<&mut [T]> = sg
+            .iter_mut()
+            .zip(state)
+            .map(|(guard, s)| {
+                &mut T::slice_mut(guard.cpu_mut(op)).unwrap_or_else(|| {
+                    panic!(
+                        "{op}: optimizer state has dtype {} but the parameter {}",
+                        s.dtype(),
+                        T::DTYPE
+                    )
+                })[range(s)]
+            })
+            .collect();
+        k.run(pd, g, &mut sd);
+    });
+}
+
+/// A new zero state buffer shaped like `p` (same dtype and device).
+pub(crate) fn zeros_state(p: &Tensor) -> Tensor {
+    p.detach().zeros_like()
+}
+
+/// Converts an `f64` hyper-parameter to the element type.
+#[inline]
+pub(crate) fn c<T: num_traits::Float>(x: f64) -> T {
+    T::from(x).expect("finite hyper-parameter")
+}

@@ -1,0 +1,259 @@
+//! Optimizers, parameter groups, schedulers and clipping.
+
+use kiln::loss::{Reduction, mse_loss};
+use kiln::nn::{Forward, Linear, Module, ReLU, Sequential};
+use kiln::optim::lr_scheduler::{
+    CosineAnnealingLR, CosineDecayWarmup, ExponentialLR, LambdaLR, LrScheduler, MultiStepLR, StepLR,
+};
+use kiln::optim::{Adam, AdamW, Optimizer, ParamGroup, RMSprop, SGD, clip_grad_norm_};
+use kiln::{Device, Tensor};
+
+const CPU: Device = Device::Cpu;
+
+fn mlp() -> Sequential {
+    Sequential::new()
+        .push(Linear::new(4, 16, &CPU))
+        .push(ReLU::new())
+        .push(Linear::new(16, 1, &CPU))
+}
+
+/// Trains a small MLP on a fixed regression task; returns first and last loss.
+fn train(make: impl Fn(Vec<Tensor>) -> Box<dyn Optimizer>, steps: usize) -> (f64, f64) {
+    kiln::manual_seed(7);
+    let net = mlp();
+    let x = Tensor::randn([64, 4]);
+    let w = Tensor::from([[0.5f32], [-1.0], [2.0], [0.25]]);
+    let y = x.matmul(&w).add_scalar(0.3);
+    let mut opt = make(net.parameters());
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..steps {
+        opt.zero_grad();
+        let loss = mse_loss(&net.forward(&x), &y, Reduction::Mean);
+        loss.backward();
+        opt.step();
+        last = loss.item();
+        first.get_or_insert(last);
+    }
+    (first.unwrap(), last)
+}
+
+#[test]
+fn every_optimizer_drives_the_loss_down() {
+    type Make = Box<dyn Fn(Vec<Tensor>) -> Box<dyn Optimizer>>;
+    let cases: Vec<(&str, Make)> = vec![
+        ("sgd", Box::new(|p| Box::new(SGD::new(p, 0.05)))),
+        (
+            "sgd momentum",
+            Box::new(|p| Box::new(SGD::new(p, 0.02).momentum(0.9))),
+        ),
+        (
+            "sgd nesterov wd",
+            Box::new(|p| {
+                Box::new(
+                    SGD::new(p, 0.02)
+                        .momentum(0.9)
+                        .nesterov(true)
+                        .weight_decay(1e-4),
+                )
+            }),
+        ),
+        ("adam", Box::new(|p| Box::new(Adam::new(p, 0.01)))),
+        (
+            "adam amsgrad",
+            Box::new(|p| Box::new(Adam::new(p, 0.01).amsgrad(true))),
+        ),
+        ("adamw", Box::new(|p| Box::new(AdamW::new(p, 0.01)))),
+        ("rmsprop", Box::new(|p| Box::new(RMSprop::new(p, 0.005)))),
+        (
+            "rmsprop centered momentum",
+            Box::new(|p| Box::new(RMSprop::new(p, 0.002).centered(true).momentum(0.5))),
+        ),
+    ];
+    for (name, make) in cases {
+        let (first, last) = train(make, 300);
+        assert!(last < first * 0.05, "{name}: loss {first} -> {last}");
+    }
+}
+
+#[test]
+fn gradients_accumulate_without_zero_grad() {
+    let fc = Linear::new(3, 2, &CPU);
+    let x = Tensor::ones([1, 3]);
+    fc.forward(&x).sum().backward();
+    let g1 = fc.weight.grad().unwrap().to_vec::<f32>();
+    fc.forward(&x).sum().backward();
+    let g2 = fc.weight.grad().unwrap().to_vec::<f32>();
+    assert!(g1.iter().zip(&g2).all(|(a, b)| (2.0 * a - b).abs() < 1e-6));
+    let opt = SGD::new(fc.parameters(), 0.1);
+    opt.zero_grad();
+    assert!(fc.weight.grad().is_none());
+}
+
+#[test]
+fn frozen_parameter_is_left_unchanged_by_step() {
+    let net = mlp();
+    let mut opt = SGD::new(net.parameters(), 0.1).momentum(0.9);
+    let first = net.get(0).unwrap();
+    first.requires_grad_(false);
+    let frozen: Vec<Vec<f32>> = first.parameters().iter().map(|p| p.to_vec()).collect();
+    let head_before = net.get(2).unwrap().parameters()[0].to_vec::<f32>();
+    for _ in 0..3 {
+        opt.zero_grad();
+        net.forward(&Tensor::randn([8, 4]))
+            .pow_scalar(2.0)
+            .sum()
+            .backward();
+        opt.step();
+    }
+    let after: Vec<Vec<f32>> = first.parameters().iter().map(|p| p.to_vec()).collect();
+    assert_eq!(frozen, after);
+    assert!(opt.momentum_buffer(&first.parameters()[0]).is_none());
+    assert_ne!(
+        head_before,
+        net.get(2).unwrap().parameters()[0].to_vec::<f32>()
+    );
+}
+
+#[test]
+fn parameter_groups_get_their_own_learning_rate() {
+    let a = Tensor::zeros([2]).requires_grad_(true);
+    let b = Tensor::zeros([2]).requires_grad_(true);
+    let mut opt = SGD::with_groups(
+        vec![
+            ParamGroup::new(vec![a.clone()]).lr(1e-5),
+            ParamGroup::new(vec![b.clone()]),
+        ],
+        1e-2,
+    );
+    a.set_grad(Some(Tensor::ones([2])));
+    b.set_grad(Some(Tensor::ones([2])));
+    opt.step();
+    assert_eq!(a.to_vec::<f32>(), [-1e-5f32; 2]);
+    assert_eq!(b.to_vec::<f32>(), [-1e-2f32; 2]);
+    assert_eq!(opt.param_groups()[0].get_lr(), 1e-5);
+    opt.param_groups_mut()[1].set_lr(0.5);
+    opt.step();
+    assert_eq!(b.to_vec::<f32>(), [-0.51f32; 2]);
+}
+
+#[test]
+fn optimizer_state_is_inspectable() {
+    let p = Tensor::from([1.0f32, 2.0]).requires_grad_(true);
+    let mut adam = Adam::new(vec![p.clone()], 0.1).betas(0.9, 0.99);
+    p.set_grad(Some(Tensor::from([1.0f32, -1.0])));
+    adam.step();
+    adam.step();
+    assert_eq!(adam.step_count(&p), 2);
+    let m = adam.exp_avg(&p).unwrap().to_vec::<f32>();
+    assert!((m[0] - 0.19).abs() < 1e-6 && (m[1] + 0.19).abs() < 1e-6);
+    let v = adam.exp_avg_sq(&p).unwrap().to_vec::<f32>();
+    assert!((v[0] - 0.0199).abs() < 1e-6);
+    // Parameters without a gradient are skipped.
+    let q = Tensor::zeros([1]).requires_grad_(true);
+    let mut sgd = SGD::new(vec![q.clone()], 1.0).momentum(0.9);
+    sgd.step();
+    assert!(sgd.momentum_buffer(&q).is_none());
+    assert_eq!(q.to_vec::<f32>(), [0.0]);
+}
+
+/// Two groups (base rates 0.1 and 0.01) and the rates a scheduler sets
+/// over `n` epochs, as `get_last_lr()` reports them after each step.
+fn sequence<S: LrScheduler>(n: usize, make: impl FnOnce(&SGD) -> S) -> Vec<Vec<f64>> {
+    let p = Tensor::zeros([1]).requires_grad_(true);
+    let q = Tensor::zeros([1]).requires_grad_(true);
+    let opt = SGD::with_groups(
+        vec![ParamGroup::new(vec![p]), ParamGroup::new(vec![q]).lr(0.01)],
+        0.1,
+    );
+    let mut s = make(&opt);
+    let mut out = vec![s.get_last_lr()];
+    for _ in 0..n {
+        s.step();
+        let lrs = s.get_last_lr();
+        assert_eq!(
+            lrs,
+            [
+                opt.param_groups()[0].get_lr(),
+                opt.param_groups()[1].get_lr()
+            ]
+        );
+        out.push(lrs);
+    }
+    out
+}
+
+fn assert_formula(got: &[Vec<f64>], f: impl Fn(f64, usize) -> f64) {
+    for (e, lrs) in got.iter().enumerate() {
+        for (lr, base) in lrs.iter().zip([0.1, 0.01]) {
+            let want = f(base, e);
+            assert!(
+                (lr - want).abs() <= 1e-12 + 1e-9 * want.abs(),
+                "epoch {e}: lr {lr}, formula {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn step_lr_multistep_exponential_lambda() {
+    assert_formula(&sequence(12, |o| StepLR::new(o, 3, 0.1)), |b, e| {
+        b * 0.1f64.powi((e / 3) as i32)
+    });
+    assert_formula(
+        &sequence(10, |o| MultiStepLR::new(o, &[2, 5, 5], 0.5)),
+        |b, e| b * 0.5f64.powi([2, 5, 5].iter().filter(|&&m| m <= e).count() as i32),
+    );
+    assert_formula(&sequence(10, |o| ExponentialLR::new(o, 0.9)), |b, e| {
+        b * 0.9f64.powi(e as i32)
+    });
+    assert_formula(
+        &sequence(10, |o| LambdaLR::new(o, |e| 1.0 / (1.0 + e as f64))),
+        |b, e| b / (1.0 + e as f64),
+    );
+}
+
+#[test]
+fn cosine_annealing_matches_closed_form_past_t_max() {
+    let (t, eta) = (5usize, 0.001);
+    let seq = sequence(2 * t + 3, |o| CosineAnnealingLR::new(o, t, eta));
+    assert_formula(&seq, |b, e| {
+        eta + (b - eta) * (1.0 + (std::f64::consts::PI * e as f64 / t as f64).cos()) / 2.0
+    });
+    assert!((seq[t][0] - eta).abs() < 1e-12);
+}
+
+#[test]
+fn cosine_decay_warmup_phases() {
+    let (warmup, total) = (4usize, 12usize);
+    // Peak 0.1 for the first group; the second keeps its 1/10 ratio.
+    let seq = sequence(total + 2, |o| CosineDecayWarmup::new(o, 0.1, warmup, total));
+    assert_formula(&seq, |b, e| {
+        if e < warmup {
+            b * (e + 1) as f64 / warmup as f64
+        } else if e < total {
+            let x = (e - warmup) as f64 / (total - warmup) as f64;
+            0.5 * (1.0 + (std::f64::consts::PI * x).cos()) * b
+        } else {
+            0.0
+        }
+    });
+    assert!((seq[warmup - 1][0] - 0.1).abs() < 1e-15);
+}
+
+#[test]
+fn clip_grad_norm_scales_only_when_above() {
+    let a = Tensor::zeros([2]).requires_grad_(true);
+    let b = Tensor::zeros([1]).requires_grad_(true);
+    a.set_grad(Some(Tensor::from([3.0f32, 0.0])));
+    b.set_grad(Some(Tensor::from([4.0f32])));
+    let total = clip_grad_norm_(&[a.clone(), b.clone()], 10.0, 2.0);
+    assert!((total - 5.0).abs() < 1e-9);
+    assert_eq!(b.grad().unwrap().to_vec::<f32>(), [4.0]);
+    let total = clip_grad_norm_(&[a.clone(), b.clone()], 1.0, 2.0);
+    assert!((total - 5.0).abs() < 1e-9);
+    let coef = 1.0 / (5.0 + 1e-6);
+    assert!((b.grad().unwrap().to_vec::<f32>()[0] as f64 - 4.0 * coef).abs() < 1e-6);
+    let inf = clip_grad_norm_(&[a, b.clone()], 100.0, f64::INFINITY);
+    assert!((inf - 4.0 * coef).abs() < 1e-6);
+}
