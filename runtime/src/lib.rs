@@ -6,6 +6,7 @@ pub mod autograd;
 pub mod backend;
 pub mod device;
 pub mod dtype;
+pub mod io;
 pub mod layout;
 pub mod nn;
 mod ops;
