@@ -4,8 +4,10 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod data;
 pub mod device;
 pub mod dtype;
+pub mod io;
 pub mod layout;
 pub mod loss;
 pub mod nn;

@@ -1,0 +1,251 @@
+//! Downloading MNIST from its public mirrors, with MD5 verification.
+//!
+//! HTTP goes through the `curl` command-line tool rather than a Rust HTTP
+//! client: it is installed almost everywhere, brings TLS, proxies and
+//! retries for free, and keeps kiln from compiling a TLS stack (ring or
+//! aws-lc) for a function most runs never call. When `curl` is missing the
+//! error says so, along with where to put the files by hand.
+
+use super::DataError;
+use super::mnist::MNIST_FILES;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Mirrors tried in order, as torchvision does.
+pub const MNIST_MIRRORS: [&str; 2] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+];
+
+/// `(file, MD5)` of the gzipped MNIST files the mirrors serve.
+pub const MNIST_MD5: [(&str, &str); 4] = [
+    (
+        "train-images-idx3-ubyte.gz",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        "9fb629c4189551a2d022fa330f9573f3",
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+    ),
+];
+
+/// Downloads the four MNIST files into `root` (created if needed) unless
+/// they are already there (raw or `.gz`), verifying each download's MD5.
+///
+/// Offline, the error lists every URL tried and why it failed, the
+/// directory to put the files in, and their names.
+pub fn download_mnist(root: impl AsRef<Path>) -> Result<(), DataError> {
+    let root = root.as_ref();
+    let missing: Vec<(&str, &str)> = MNIST_MD5
+        .iter()
+        .zip(MNIST_FILES)
+        .filter(|(_, raw)| !root.join(raw).is_file())
+        .map(|(&(gz, md5), _)| (gz, md5))
+        .collect();
+    download_files(root, &missing, &MNIST_MIRRORS)
+}
+
+/// Downloads each `(file, md5)` of `files` that `root` lacks from the first
+/// of `mirrors` (base URLs ending in `/`) that serves it with the right
+/// checksum. Files are written to a temporary name and renamed once
+/// verified, so a failed download never leaves a partial file.
+pub fn download_files(
+    root: &Path,
+    files: &[(&str, &str)],
+    mirrors: &[&str],
+) -> Result<(), DataError> {
+    std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
+    let mut attempts = Vec::new();
+    let mut failed = Vec::new();
+    for &(name, md5) in files {
+        let target = root.join(name);
+        if target.is_file() {
+            continue;
+        }
+        let tmp = root.join(format!(".{name}.part-{}", std::process::id()));
+        let mut done = false;
+        for mirror in mirrors {
+            let url = format!("{mirror}{name}");
+            match fetch(&url, &tmp).and_then(|()| verify(&tmp, md5)) {
+                Ok(()) => {
+                    std::fs::rename(&tmp, &target).map_err(|e| DataError::io(&target, e))?;
+                    done = true;
+                    break;
+                }
+                Err(why) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    attempts.push((url, why));
+                }
+            }
+        }
+        if !done {
+            failed.push(name.to_string());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(DataError::Download {
+            dir: root.to_path_buf(),
+            files: failed,
+            attempts,
+        })
+    }
+}
+
+/// Fetches `url` into `dest` with curl; the error is a one-line reason.
+fn fetch(url: &str, dest: &PathBuf) -> Result<(), String> {
+    let out = Command::new("curl")
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--retry",
+            "2",
+            "--connect-timeout",
+            "15",
+            "--max-time",
+            "600",
+            "--output",
+        ])
+        .arg(dest)
+        .arg(url)
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "the `curl` program is not installed (kiln downloads through it)".to_string()
+            } else {
+                format!("cannot run curl: {e}")
+            }
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .replace('\n', " ");
+        Err(if msg.is_empty() {
+            format!("curl failed ({})", out.status)
+        } else {
+            msg
+        })
+    }
+}
+
+fn verify(path: &Path, expected: &str) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the download: {e}"))?;
+    let actual = md5_hex(&bytes);
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(DataError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        }
+        .to_string())
+    }
+}
+
+/// The MD5 digest of `data` (RFC 1321) as 32 lowercase hex digits. MD5 is
+/// broken for security; it is used only because the MNIST mirrors publish
+/// MD5 sums, to catch corrupted downloads.
+///
+/// ```
+/// assert_eq!(kiln_runtime::data::md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+/// ```
+pub fn md5_hex(data: &[u8]) -> String {
+    md5(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The 16-byte MD5 digest of `data`.
+pub fn md5(data: &[u8]) -> [u8; 16] {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    // K[i] = floor(|sin(i + 1)| * 2^32).
+    let k: [u32; 64] =
+        std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
+    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+
+    for block in msg.chunks_exact(64) {
+        let m: [u32; 16] = std::array::from_fn(|i| {
+            u32::from_le_bytes(block[4 * i..4 * i + 4].try_into().expect("4 bytes"))
+        });
+        let [mut a, mut b, mut c, mut d] = state;
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f.rotate_left(S[i]));
+        }
+        for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 16];
+    for (i, s) in state.iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_rfc1321_vectors() {
+        let cases = [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
+            (
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                "d174ab98d277d9f5a5611c2c9f419d9f",
+            ),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(md5_hex(input.as_bytes()), want, "{input:?}");
+        }
+        // Lengths around the 56-byte padding boundary.
+        assert_eq!(md5_hex(&[0u8; 55]), "c9ea3314b91c9fd4e38f9432064fd1f2");
+        assert_eq!(md5_hex(&[0u8; 56]), "e3c4dd21a9171fd39d208efa09bf7883");
+        assert_eq!(md5_hex(&[0u8; 64]), "3b5d3c7d207e37dceeedd301e35e2e58");
+    }
+}
