@@ -767,6 +767,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn gemm_does_not_depend_on_thread_count() {
+        let mut rng = Rng(11);
+        let (m, n, k) = (200, 190, 300);
+        let a: Vec<f32> = rng.vec(m * k);
+        let b: Vec<f32> = rng.vec(k * n);
+        let run = || {
+            let mut c = vec![0.0f32; m * n];
+            gemm(
+                m, n, k, &mut c, n as isize, 1, false, &a, 1, m as isize, &b, n as isize, 1,
+            );
+            c
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert!(one.install(run) == three.install(run));
+    }
+
     /// Batched products that fold into one tall or wide product.
     #[test]
     fn batched_folds_shared_operand() {
