@@ -77,3 +77,28 @@ impl<T: Copy + Default + 'static> Drop for Scratch<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scratch;
+
+    #[test]
+    fn reused_and_reentrant() {
+        let ptr = {
+            let mut a = Scratch::<f32>::take();
+            a.get(1000).fill(1.0);
+            // A second, nested borrow on the same thread gets its own buffer.
+            let mut b = Scratch::<f32>::take();
+            assert_eq!(b.get(10).len(), 10);
+            a.get(1000).as_ptr()
+        };
+        // The larger buffer was kept and comes back.
+        let mut c = Scratch::<f32>::take();
+        assert_eq!(c.get(500).as_ptr(), ptr);
+        // Other element types have their own slot, or none (fresh buffers).
+        let mut d = Scratch::<f64>::take();
+        assert_eq!(d.get(3).len(), 3);
+        let mut e = Scratch::<u8>::take();
+        assert_eq!(e.get(7).len(), 7);
+    }
+}
