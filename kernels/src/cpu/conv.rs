@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
-use super::parallel::{num_threads, par_chunks_mut_map_with};
+use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -175,10 +175,13 @@ impl Geom {
     }
 }
 
-/// Multiply-adds per call from which images are spread across threads.
-/// LeNet's smallest pass (conv1 at batch 64) is ~7.5 M; splitting pays from
-/// well below that (a 2-thread split costs a few microseconds).
-const CONV_PAR_THRESHOLD: usize = 1 << 18;
+/// Multiply-adds per call from which images are spread across threads. A
+/// whole pass (im2col + product + scatter) costs ~0.3 `PAR_THRESHOLD`
+/// units per multiply-add single-threaded (LeNet conv2 forward: 7.7 M
+/// multiply-adds in ~300 us), so this is the same amount of work as
+/// `PAR_THRESHOLD` elementwise ops. LeNet's smallest pass (conv1 at batch
+/// 64, 7.5 M) is far above it.
+const CONV_PAR_THRESHOLD: usize = 3 * PAR_THRESHOLD;
 
 /// `(first, end)` output indices whose input position `i*stride + off`
 /// falls inside `0..len`, clamped to `0..out`.
@@ -967,8 +970,9 @@ pub fn conv2d_backward_bias<T: Float>(grad_out: &[T], out_shape: [usize; 4]) -> 
     if pix == 0 || n == 0 {
         return gb;
     }
-    // Channels are independent: split them over threads when large.
-    par_chunks_mut_map_with(&mut gb, n * pix, |c0, gb| {
+    // Channels are independent: split them over threads when large (a
+    // summed element costs ~0.5 `PAR_THRESHOLD` units).
+    par_chunks_mut_map_with(&mut gb, (n * pix).div_ceil(2), |c0, gb| {
         for (i, acc) in gb.iter_mut().enumerate() {
             let ch = c0 + i;
             for b in 0..n {

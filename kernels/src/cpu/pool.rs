@@ -108,6 +108,18 @@ fn out_size_or_panic(
     })
 }
 
+// Cost of one unit of work, in the "cheap elementwise op" units of
+// `parallel::PAR_THRESHOLD` (one f32 add in a streaming loop), measured
+// single-threaded on the dev machine (LeNet-sized f32 inputs): a max-pool
+// window tap ~7 units (2x2 window: 28), max-pool backward ~5 per output,
+// an average-pool tap ~10 forward and ~17 backward, adaptive pooling ~4
+// per input element.
+const MAX_TAP: usize = 7;
+const MAX_BWD: usize = 5;
+const AVG_TAP: usize = 10;
+const AVG_BWD_TAP: usize = 17;
+const ADAPTIVE: usize = 4;
+
 /// Runs `f(first_plane, out_chunk)` over chunks of whole output planes
 /// (`plane` elements each), in parallel when `cost` (cheap ops in total)
 /// is large enough.
@@ -186,7 +198,7 @@ pub fn max_pool2d_forward<T: Float>(
         && dilation == [1, 1]
         && oh == h / 2
         && ow == w / 2;
-    let cost = len * kernel[0] * kernel[1];
+    let cost = len * kernel[0] * kernel[1] * MAX_TAP;
     for_planes2(&mut out, &mut idx, ohw, cost, |p0, out, idx| {
         for (pi, (o, ix)) in out
             .chunks_exact_mut(ohw)
@@ -324,7 +336,7 @@ pub fn max_pool2d_backward<T: Float>(
     let hw = in_shape[2] * in_shape[3];
     let ohw = out_shape[2] * out_shape[3];
     let mut gin = vec![T::zero(); in_shape.iter().product()];
-    for_planes(&mut gin, hw, grad_out.len(), |p0, gin| {
+    for_planes(&mut gin, hw, grad_out.len() * MAX_BWD, |p0, gin| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let p = p0 + pi;
             let go = &grad_out[p * ohw..(p + 1) * ohw];
@@ -416,7 +428,7 @@ pub fn avg_pool2d_forward<T: Float>(
     let out_shape = [n, c, oh, ow];
     let mut out = vec![T::zero(); out_shape.iter().product()];
     let (hw, ohw) = (h * w, oh * ow);
-    let cost = out.len() * kernel[0] * kernel[1];
+    let cost = out.len() * kernel[0] * kernel[1] * AVG_TAP;
     for_planes(&mut out, ohw, cost, |p0, out| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
@@ -483,7 +495,7 @@ pub fn avg_pool2d_backward<T: Float>(
     );
     let (hw, ohw) = (h * w, oh * ow);
     let mut gin = vec![T::zero(); in_shape.iter().product()];
-    let cost = grad_out.len() * kernel[0] * kernel[1];
+    let cost = grad_out.len() * kernel[0] * kernel[1] * AVG_BWD_TAP;
     for_planes(&mut gin, hw, cost, |p0, gin| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
@@ -543,7 +555,7 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
     );
     let (hw, ohw) = (h * w, oh * ow);
     let mut out = vec![T::zero(); n * c * ohw];
-    let cost = n * c * hw.max(ohw);
+    let cost = n * c * hw.max(ohw) * ADAPTIVE;
     for_planes(&mut out, ohw, cost, |p0, out| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
@@ -586,7 +598,7 @@ pub fn adaptive_avg_pool2d_backward<T: Float>(
     check_len(OP, "grad_out", grad_out, [n, c, oh, ow]);
     let (hw, ohw) = (h * w, oh * ow);
     let mut gin = vec![T::zero(); n * c * hw];
-    let cost = n * c * hw.max(ohw);
+    let cost = n * c * hw.max(ohw) * ADAPTIVE;
     for_planes(&mut gin, hw, cost, |p0, gin| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
