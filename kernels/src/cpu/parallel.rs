@@ -11,15 +11,19 @@ use rayon::prelude::*;
 
 /// Element count from which a cheap elementwise op (one load/store pair and
 /// an add per element, e.g. `c = a + b` on `f32`) is split across threads.
+/// It is also the unit in which the other kernels weigh their work (a
+/// pooling window tap, an `exp`, a convolution multiply-add each count as
+/// a measured number of such adds).
 ///
-/// Measured on the 2-core development machine (AMD EPYC, AVX-512) with
-/// `examples/bench_kernels.rs`'s `par_threshold` lines: `f32` add of two
-/// slices into a third, serial vs. two rayon chunks. Below ~24 Ki elements
-/// the hop to the second thread costs more than it saves; 32 Ki elements
-/// run 1.3x faster on two threads, and from 64 Ki the gain is ~1.8x.
-/// Heavier per-element work (exp, a pooling window, ...) should scale the
-/// element count by a cost factor, as [`should_parallelize`] does.
-pub const PAR_THRESHOLD: usize = 32 * 1024;
+/// Measured on the 2-vCPU dev VM (AMD EPYC, AVX-512) with
+/// `cargo run --release -p kiln-kernels --example bench_kernels all`
+/// (`par_threshold` lines: `f32` add of two slices into a third, serial
+/// vs. two rayon halves): 128 Ki elements ran 0.7x as fast on two threads,
+/// 192 Ki broke even (0.95x), 256 Ki gained 1.3x and 1 Mi 1.8x. A rayon
+/// hop costs 5-20 us on this VM (waking a halted vCPU), far more than on
+/// bare metal, hence the high figure. Measured with other jobs running on
+/// the machine; a quiet machine would justify a somewhat lower value.
+pub const PAR_THRESHOLD: usize = 192 * 1024;
 
 /// Number of threads in rayon's current pool.
 #[inline]
