@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
-use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with};
+use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -527,12 +527,7 @@ where
     let nb = images_per_chunk::<T>(g);
     let mut out: Vec<T> = Vec::with_capacity(len);
     let run = |i: usize, part: &mut [MaybeUninit<T>], par: bool| {
-        for x in part.iter_mut() {
-            x.write(T::zero());
-        }
-        // SAFETY: every element of `part` was initialised just above, and
-        // `MaybeUninit<T>` has the same layout as `T`.
-        let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
+        let part = zeroed(part);
         let c = Chunk {
             b0: i * nb,
             nb: part.len() / per_image,
@@ -550,8 +545,8 @@ where
             run(i, part, true);
         }
     }
-    // SAFETY: the chunks above cover `0..len` and each initialised all of
-    // its elements (a panic would have unwound past this point).
+    // SAFETY: the chunks above cover `0..len` and `zeroed` initialised each
+    // of them (a panic would have unwound past this point).
     unsafe { out.set_len(len) };
     out
 }
