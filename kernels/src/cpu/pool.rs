@@ -259,21 +259,19 @@ fn max_pool_2x2<T: Float>(
             let (a, b) = (r0[2 * ox], r0[2 * ox + 1]);
             let (c, d) = (r1[2 * ox], r1[2 * ox + 1]);
             let x = base + 2 * ox as u32;
-            let (mut m, mut i) = (a, x);
-            if beats(b, m) {
-                m = b;
-                i = x + 1;
-            }
-            if beats(c, m) {
-                m = c;
-                i = x + w32;
-            }
-            if beats(d, m) {
-                m = d;
-                i = x + w32 + 1;
-            }
+            // Branch-free selects: on random data the branches mispredict.
+            let (mut m, mut i) = (a, 0u32);
+            let t = beats(b, m);
+            m = if t { b } else { m };
+            i = if t { 1 } else { i };
+            let t = beats(c, m);
+            m = if t { c } else { m };
+            i = if t { w32 } else { i };
+            let t = beats(d, m);
+            m = if t { d } else { m };
+            i = if t { w32 + 1 } else { i };
             o[ox] = m;
-            ix[ox] = i;
+            ix[ox] = x + i;
         }
     }
 }
