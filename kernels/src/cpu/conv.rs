@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
-use super::parallel::{num_threads, par_chunks_mut_map_with};
+use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -175,10 +175,13 @@ impl Geom {
     }
 }
 
-/// Multiply-adds per call from which images are spread across threads.
-/// LeNet's smallest pass (conv1 at batch 64) is ~7.5 M; splitting pays from
-/// well below that (a 2-thread split costs a few microseconds).
-const CONV_PAR_THRESHOLD: usize = 1 << 18;
+/// Multiply-adds per call from which images are spread across threads. A
+/// whole pass (im2col + product + scatter) costs ~0.3 `PAR_THRESHOLD`
+/// units per multiply-add single-threaded (LeNet conv2 forward: 7.7 M
+/// multiply-adds in ~300 us), so this is the same amount of work as
+/// `PAR_THRESHOLD` elementwise ops. LeNet's smallest pass (conv1 at batch
+/// 64, 7.5 M) is far above it.
+const CONV_PAR_THRESHOLD: usize = 3 * PAR_THRESHOLD;
 
 /// `(first, end)` output indices whose input position `i*stride + off`
 /// falls inside `0..len`, clamped to `0..out`.
@@ -524,12 +527,7 @@ where
     let nb = images_per_chunk::<T>(g);
     let mut out: Vec<T> = Vec::with_capacity(len);
     let run = |i: usize, part: &mut [MaybeUninit<T>], par: bool| {
-        for x in part.iter_mut() {
-            x.write(T::zero());
-        }
-        // SAFETY: every element of `part` was initialised just above, and
-        // `MaybeUninit<T>` has the same layout as `T`.
-        let part = unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) };
+        let part = zeroed(part);
         let c = Chunk {
             b0: i * nb,
             nb: part.len() / per_image,
@@ -547,8 +545,8 @@ where
             run(i, part, true);
         }
     }
-    // SAFETY: the chunks above cover `0..len` and each initialised all of
-    // its elements (a panic would have unwound past this point).
+    // SAFETY: the chunks above cover `0..len` and `zeroed` initialised each
+    // of them (a panic would have unwound past this point).
     unsafe { out.set_len(len) };
     out
 }
@@ -799,15 +797,16 @@ fn backward_weight_chunk<T: Float>(
     let (ii, oi) = (g.in_image(), g.out_image());
     let ld = ch.nb * pix;
     let direct = ch.nb == 1;
+    // Layout of the product, by measurement (gemm 0.19, AVX-512, f32): with
+    // 16 or more output channels, `grad_out` gathered transposed ([ld, og])
+    // is 1.1x (LeNet conv2) to 9x (64 channels, 3x3x3 kernel) faster than
+    // as is; below that (LeNet conv1: 6 channels) the plain layout is ~6x
+    // faster than the transposed one.
+    let transposed = g.og >= 16;
+    let cols_len = if direct && g.pointwise() { 0 } else { ck * ld };
+    let tmp_len = if direct && !transposed { 0 } else { g.og * ld };
     let mut scratch = Scratch::<T>::take();
-    let need = if direct && g.pointwise() {
-        0
-    } else {
-        ck * ld + if direct { 0 } else { g.og * ld }
-    };
-    let (cols, tmp) = scratch
-        .get(need)
-        .split_at_mut(if need == 0 { 0 } else { ck * ld });
+    let (cols, tmp) = scratch.get(cols_len + tmp_len).split_at_mut(cols_len);
     for grp in 0..g.groups {
         let in_g = |b: usize| &input[(ch.b0 + b) * ii + grp * g.cg * hw..][..g.cg * hw];
         let cols: &[T] = if direct && g.pointwise() {
@@ -818,23 +817,38 @@ fn backward_weight_chunk<T: Float>(
             }
             cols
         };
-        let gout_g: &[T] = if direct {
-            &gout[ch.b0 * oi + grp * g.og * pix..][..g.og * pix]
-        } else {
+        let gout_b = |b: usize| &gout[(ch.b0 + b) * oi + grp * g.og * pix..][..g.og * pix];
+        let (gout_g, l): (&[T], _) = if transposed {
+            // tmp[(b * pix + p) * og + o] = gout[b, o, p]
             for b in 0..ch.nb {
-                for o in 0..g.og {
-                    let src = &gout[(ch.b0 + b) * oi + (grp * g.og + o) * pix..][..pix];
-                    tmp[o * ld + b * pix..][..pix].copy_from_slice(src);
+                let src = gout_b(b);
+                for (p, row) in tmp[b * pix * g.og..(b + 1) * pix * g.og]
+                    .chunks_exact_mut(g.og)
+                    .enumerate()
+                {
+                    for (o, d) in row.iter_mut().enumerate() {
+                        *d = src[o * pix + p];
+                    }
                 }
             }
-            tmp
+            (tmp, (1, g.og as isize))
+        } else if direct {
+            (gout_b(0), (pix as isize, 1))
+        } else {
+            for b in 0..ch.nb {
+                let src = gout_b(b);
+                for o in 0..g.og {
+                    tmp[o * ld + b * pix..][..pix].copy_from_slice(&src[o * pix..][..pix]);
+                }
+            }
+            (tmp, (ld as isize, 1))
         };
         // `gwt` holds each group's gradient transposed, [ck, og]: with the
-        // output-channel index contiguous, the product only has to pack the
-        // small `gout` operand (10-20% faster than writing [og, ck]).
+        // output-channel index contiguous the product packs less (10-20%
+        // faster than writing [og, ck]).
         let gw_g = &mut gwt[grp * g.og * ck..(grp + 1) * g.og * ck];
         // cols^T is [ld, ck] with row stride 1 and column stride ld.
-        let (l, r) = ((ld as isize, 1), (1, ld as isize));
+        let r = (1, ld as isize);
         mm(
             par,
             g.og,
@@ -951,8 +965,9 @@ pub fn conv2d_backward_bias<T: Float>(grad_out: &[T], out_shape: [usize; 4]) -> 
     if pix == 0 || n == 0 {
         return gb;
     }
-    // Channels are independent: split them over threads when large.
-    par_chunks_mut_map_with(&mut gb, n * pix, |c0, gb| {
+    // Channels are independent: split them over threads when large (a
+    // summed element costs ~0.5 `PAR_THRESHOLD` units).
+    par_chunks_mut_map_with(&mut gb, (n * pix).div_ceil(2), |c0, gb| {
         for (i, acc) in gb.iter_mut().enumerate() {
             let ch = c0 + i;
             for b in 0..n {

@@ -16,10 +16,11 @@ use rayon::prelude::*;
 use crate::Float;
 
 /// `m * n * k` from which one product is worth splitting across threads
-/// inside `gemm`. Measured with `examples/bench_kernels.rs` (`gemm_par`
-/// lines) on the 2-core dev machine: at 64³ the threaded run is ~1.3x slower
-/// than serial, at 96³ they break even, at 128³ threads win by ~1.5x.
-pub const GEMM_PAR_THRESHOLD: usize = 96 * 96 * 96;
+/// inside `gemm`. Measured with `examples/bench_kernels.rs all` (`gemm_par`
+/// lines, square f32) on the 2-vCPU dev VM: two threads run 112³ at 0.6x
+/// the serial speed, break even just below 128³ (1.1x) and win 1.5x at
+/// 192³.
+pub const GEMM_PAR_THRESHOLD: usize = 128 * 128 * 128;
 
 /// Extent of a strided matrix: `(min_offset, max_offset)` of its elements,
 /// or `None` if it has no elements.
@@ -765,6 +766,30 @@ mod tests {
                 close(&c, &want, 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn gemm_does_not_depend_on_thread_count() {
+        let mut rng = Rng(11);
+        let (m, n, k) = (200, 190, 300);
+        let a: Vec<f32> = rng.vec(m * k);
+        let b: Vec<f32> = rng.vec(k * n);
+        let run = || {
+            let mut c = vec![0.0f32; m * n];
+            gemm(
+                m, n, k, &mut c, n as isize, 1, false, &a, 1, m as isize, &b, n as isize, 1,
+            );
+            c
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert!(one.install(run) == three.install(run));
     }
 
     /// Batched products that fold into one tall or wide product.

@@ -5,21 +5,26 @@
 //! here run on the calling thread below a threshold and split the work into
 //! a few large chunks above it.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 /// Element count from which a cheap elementwise op (one load/store pair and
 /// an add per element, e.g. `c = a + b` on `f32`) is split across threads.
+/// It is also the unit in which the other kernels weigh their work (a
+/// pooling window tap, an `exp`, a convolution multiply-add each count as
+/// a measured number of such adds).
 ///
-/// Measured on the 2-core development machine (AMD EPYC, AVX-512) with
-/// `examples/bench_kernels.rs`'s `par_threshold` lines: `f32` add of two
-/// slices into a third, serial vs. two rayon chunks. Below ~24 Ki elements
-/// the hop to the second thread costs more than it saves; 32 Ki elements
-/// run 1.3x faster on two threads, and from 64 Ki the gain is ~1.8x.
-/// Heavier per-element work (exp, a pooling window, ...) should scale the
-/// element count by a cost factor, as [`should_parallelize`] does.
-pub const PAR_THRESHOLD: usize = 32 * 1024;
+/// Measured on the 2-vCPU dev VM (AMD EPYC, AVX-512) with
+/// `cargo run --release -p kiln-kernels --example bench_kernels all`
+/// (`par_threshold` lines: `f32` add of two slices into a third, serial
+/// vs. two rayon halves): 128 Ki elements ran 0.7x as fast on two threads,
+/// 192 Ki broke even (0.95x), 256 Ki gained 1.3x and 1 Mi 1.8x. A rayon
+/// hop costs 5-20 us on this VM (waking a halted vCPU), far more than on
+/// bare metal, hence the high figure. Measured with other jobs running on
+/// the machine; a quiet machine would justify a somewhat lower value.
+pub const PAR_THRESHOLD: usize = 192 * 1024;
 
 /// Number of threads in rayon's current pool.
 #[inline]
@@ -101,6 +106,39 @@ where
     dst.par_chunks_mut(per * block)
         .enumerate()
         .for_each(|(i, c)| f(i * per, c));
+}
+
+/// Allocates a `len`-element vector and fills it by `f(first_block,
+/// chunk)` over chunks of whole `block`-element blocks, split as in
+/// [`par_blocks_mut`]. Each chunk is zeroed (`T::default()`) by the thread
+/// that then runs `f` on it, instead of one serial zeroing pass over the
+/// whole vector before the parallel work (which cost ~10% of pooling and
+/// convolution passes): the zeroing is shared out and the chunk is still in
+/// cache when `f` writes it.
+pub fn par_blocks_alloc<T, F>(len: usize, block: usize, cost: usize, f: F) -> Vec<T>
+where
+    T: Copy + Default + Send,
+    F: Fn(usize, &mut [T]) + Send + Sync,
+{
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    par_blocks_mut(spare, block, cost, |first, chunk| f(first, zeroed(chunk)));
+    // SAFETY: `par_blocks_mut` hands out chunks covering all of `spare`
+    // (`0..len`), and `zeroed` initialised each of them (a panic would have
+    // unwound past this point).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Initialises every element of `part` to `T::default()` and returns it as
+/// an initialised slice.
+pub(crate) fn zeroed<T: Copy + Default>(part: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for x in part.iter_mut() {
+        x.write(T::default());
+    }
+    // SAFETY: every element was initialised just above, and `MaybeUninit<T>`
+    // has the same layout as `T`.
+    unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// `dst[i] = f(src[i])`, in parallel above the threshold.
@@ -222,6 +260,25 @@ mod tests {
                 }
             });
             assert!(v.iter().enumerate().all(|(i, &x)| x == i + 1));
+        }
+    }
+
+    #[test]
+    fn alloc_fills_everything() {
+        for &(n, block) in &[
+            (0usize, 4usize),
+            (1, 4),
+            (10, 3),
+            (PAR_THRESHOLD * 2 + 5, 100),
+        ] {
+            let v: Vec<u64> = par_blocks_alloc(n, block, 1, |first, c| {
+                assert!(c.iter().all(|&x| x == 0));
+                for (i, x) in c.iter_mut().enumerate() {
+                    *x = (first * block + i) as u64;
+                }
+            });
+            assert_eq!(v.len(), n);
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
         }
     }
 

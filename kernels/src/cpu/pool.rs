@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::parallel::{par_blocks_mut, should_parallelize};
+use super::parallel::{par_blocks_alloc, should_parallelize, zeroed};
 use crate::Float;
 
 /// Output length of one pooled dimension, exactly as PyTorch computes it:
@@ -108,38 +108,65 @@ fn out_size_or_panic(
     })
 }
 
-/// Runs `f(first_plane, out_chunk)` over chunks of whole output planes
-/// (`plane` elements each), in parallel when `cost` (cheap ops in total)
-/// is large enough.
-fn for_planes<T: Send, F>(out: &mut [T], plane: usize, cost: usize, f: F)
+// Cost of one unit of work, in the "cheap elementwise op" units of
+// `parallel::PAR_THRESHOLD` (one f32 add in a streaming loop), measured
+// single-threaded on the dev machine (LeNet-sized f32 inputs): a max-pool
+// window tap ~7 units (2x2 window: 28), max-pool backward ~5 per output,
+// an average-pool tap ~10 forward and ~17 backward, adaptive pooling ~4
+// per input element.
+const MAX_TAP: usize = 7;
+const MAX_BWD: usize = 5;
+const AVG_TAP: usize = 10;
+const AVG_BWD_TAP: usize = 17;
+const ADAPTIVE: usize = 4;
+
+/// Allocates `planes * plane` elements and runs `f(first_plane, chunk)`
+/// over chunks of whole planes (zeroed on entry), in parallel when `cost`
+/// (`PAR_THRESHOLD` units in total) is large enough.
+fn for_planes<T, F>(planes: usize, plane: usize, cost: usize, f: F) -> Vec<T>
 where
+    T: Copy + Default + Send,
     F: Fn(usize, &mut [T]) + Send + Sync,
 {
-    if plane == 0 || out.is_empty() {
-        return;
+    let len = planes * plane;
+    if len == 0 {
+        return Vec::new();
     }
-    let per_elem = cost.div_ceil(out.len());
-    par_blocks_mut(out, plane, per_elem, f);
+    par_blocks_alloc(len, plane, cost.div_ceil(len), f)
 }
 
 /// As [`for_planes`] for two outputs with the same plane structure.
-fn for_planes2<A: Send, B: Send, F>(a: &mut [A], b: &mut [B], plane: usize, cost: usize, f: F)
+fn for_planes2<A, B, F>(planes: usize, plane: usize, cost: usize, f: F) -> (Vec<A>, Vec<B>)
 where
+    A: Copy + Default + Send,
+    B: Copy + Default + Send,
     F: Fn(usize, &mut [A], &mut [B]) + Send + Sync,
 {
-    if plane == 0 || a.is_empty() {
-        return;
+    let len = planes * plane;
+    let (mut a, mut b) = (Vec::<A>::with_capacity(len), Vec::<B>::with_capacity(len));
+    if len == 0 {
+        return (a, b);
     }
-    let planes = a.len() / plane;
+    let (sa, sb) = (
+        &mut a.spare_capacity_mut()[..len],
+        &mut b.spare_capacity_mut()[..len],
+    );
     if !should_parallelize(cost, 1) || planes < 2 {
-        f(0, a, b);
-        return;
+        f(0, zeroed(sa), zeroed(sb));
+    } else {
+        let per = planes.div_ceil(rayon::current_num_threads() * 2).max(1);
+        sa.par_chunks_mut(per * plane)
+            .zip(sb.par_chunks_mut(per * plane))
+            .enumerate()
+            .for_each(|(i, (ca, cb))| f(i * per, zeroed(ca), zeroed(cb)));
     }
-    let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
-    a.par_chunks_mut(per * plane)
-        .zip(b.par_chunks_mut(per * plane))
-        .enumerate()
-        .for_each(|(i, (a, b))| f(i * per, a, b));
+    // SAFETY: the chunks above cover `0..len` of both vectors and `zeroed`
+    // initialised each of them (a panic would have unwound past this point).
+    unsafe {
+        a.set_len(len);
+        b.set_len(len);
+    }
+    (a, b)
 }
 
 /// `v` beats the running max `m` (PyTorch: `v > m || isnan(v)`).
@@ -177,8 +204,6 @@ pub fn max_pool2d_forward<T: Float>(
     let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, dilation, ceil_mode);
     let out_shape = [n, c, oh, ow];
     let len = n * c * oh * ow;
-    let mut out = vec![T::zero(); len];
-    let mut idx = vec![0u32; len];
     let (hw, ohw) = (h * w, oh * ow);
     let fast = kernel == [2, 2]
         && stride == [2, 2]
@@ -186,8 +211,8 @@ pub fn max_pool2d_forward<T: Float>(
         && dilation == [1, 1]
         && oh == h / 2
         && ow == w / 2;
-    let cost = len * kernel[0] * kernel[1];
-    for_planes2(&mut out, &mut idx, ohw, cost, |p0, out, idx| {
+    let cost = len * kernel[0] * kernel[1] * MAX_TAP;
+    let (out, idx) = for_planes2(n * c, ohw, cost, |p0, out: &mut [T], idx: &mut [u32]| {
         for (pi, (o, ix)) in out
             .chunks_exact_mut(ohw)
             .zip(idx.chunks_exact_mut(ohw))
@@ -234,21 +259,19 @@ fn max_pool_2x2<T: Float>(
             let (a, b) = (r0[2 * ox], r0[2 * ox + 1]);
             let (c, d) = (r1[2 * ox], r1[2 * ox + 1]);
             let x = base + 2 * ox as u32;
-            let (mut m, mut i) = (a, x);
-            if beats(b, m) {
-                m = b;
-                i = x + 1;
-            }
-            if beats(c, m) {
-                m = c;
-                i = x + w32;
-            }
-            if beats(d, m) {
-                m = d;
-                i = x + w32 + 1;
-            }
+            // Branch-free selects: on random data the branches mispredict.
+            let (mut m, mut i) = (a, 0u32);
+            let t = beats(b, m);
+            m = if t { b } else { m };
+            i = if t { 1 } else { i };
+            let t = beats(c, m);
+            m = if t { c } else { m };
+            i = if t { w32 } else { i };
+            let t = beats(d, m);
+            m = if t { d } else { m };
+            i = if t { w32 + 1 } else { i };
             o[ox] = m;
-            ix[ox] = i;
+            ix[ox] = x + i;
         }
     }
 }
@@ -323,8 +346,8 @@ pub fn max_pool2d_backward<T: Float>(
     );
     let hw = in_shape[2] * in_shape[3];
     let ohw = out_shape[2] * out_shape[3];
-    let mut gin = vec![T::zero(); in_shape.iter().product()];
-    for_planes(&mut gin, hw, grad_out.len(), |p0, gin| {
+    let planes = in_shape[0] * in_shape[1];
+    for_planes(planes, hw, grad_out.len() * MAX_BWD, |p0, gin: &mut [T]| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let p = p0 + pi;
             let go = &grad_out[p * ohw..(p + 1) * ohw];
@@ -334,8 +357,7 @@ pub fn max_pool2d_backward<T: Float>(
                 *d = *d + v;
             }
         }
-    });
-    gin
+    })
 }
 
 /// One output's window for average pooling: valid `[y0, y1) x [x0, x1)`
@@ -414,10 +436,9 @@ pub fn avg_pool2d_forward<T: Float>(
     let [n, c, h, w] = in_shape;
     let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, [1, 1], ceil_mode);
     let out_shape = [n, c, oh, ow];
-    let mut out = vec![T::zero(); out_shape.iter().product()];
     let (hw, ohw) = (h * w, oh * ow);
-    let cost = out.len() * kernel[0] * kernel[1];
-    for_planes(&mut out, ohw, cost, |p0, out| {
+    let cost = n * c * ohw * kernel[0] * kernel[1] * AVG_TAP;
+    let out = for_planes(n * c, ohw, cost, |p0, out: &mut [T]| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
             for oy in 0..oh {
@@ -482,9 +503,8 @@ pub fn avg_pool2d_backward<T: Float>(
         [n, c, oh, ow]
     );
     let (hw, ohw) = (h * w, oh * ow);
-    let mut gin = vec![T::zero(); in_shape.iter().product()];
-    let cost = grad_out.len() * kernel[0] * kernel[1];
-    for_planes(&mut gin, hw, cost, |p0, gin| {
+    let cost = grad_out.len() * kernel[0] * kernel[1] * AVG_BWD_TAP;
+    for_planes(n * c, hw, cost, |p0, gin: &mut [T]| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
             for oy in 0..oh {
@@ -511,8 +531,7 @@ pub fn avg_pool2d_backward<T: Float>(
                 }
             }
         }
-    });
-    gin
+    })
 }
 
 /// PyTorch's adaptive window `[floor(i*in/out), ceil((i+1)*in/out))`.
@@ -542,9 +561,8 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
         "{OP}: output size {out_hw:?} must be positive"
     );
     let (hw, ohw) = (h * w, oh * ow);
-    let mut out = vec![T::zero(); n * c * ohw];
-    let cost = n * c * hw.max(ohw);
-    for_planes(&mut out, ohw, cost, |p0, out| {
+    let cost = n * c * hw.max(ohw) * ADAPTIVE;
+    for_planes(n * c, ohw, cost, |p0, out: &mut [T]| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
             for oy in 0..oh {
@@ -566,8 +584,7 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// Gradient of [`adaptive_avg_pool2d_forward`]: `grad_out` is `[n, c, oh,
@@ -585,9 +602,8 @@ pub fn adaptive_avg_pool2d_backward<T: Float>(
     let [oh, ow] = out_hw;
     check_len(OP, "grad_out", grad_out, [n, c, oh, ow]);
     let (hw, ohw) = (h * w, oh * ow);
-    let mut gin = vec![T::zero(); n * c * hw];
-    let cost = n * c * hw.max(ohw);
-    for_planes(&mut gin, hw, cost, |p0, gin| {
+    let cost = n * c * hw.max(ohw) * ADAPTIVE;
+    for_planes(n * c, hw, cost, |p0, gin: &mut [T]| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
             for oy in 0..oh {
@@ -607,6 +623,5 @@ pub fn adaptive_avg_pool2d_backward<T: Float>(
                 }
             }
         }
-    });
-    gin
+    })
 }

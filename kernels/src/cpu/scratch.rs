@@ -15,6 +15,11 @@ thread_local! {
     static F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
 }
 
+/// Buffers larger than this (bytes) are freed after use rather than kept:
+/// a huge im2col (e.g. a 3x3 conv on 224x224 images) should not pin
+/// hundreds of MiB per thread for the life of the program.
+const MAX_CACHED_BYTES: usize = 64 << 20;
+
 /// A buffer borrowed from the current thread's cache; returned on drop.
 pub(crate) struct Scratch<T: Copy + Default + 'static> {
     buf: Vec<T>,
@@ -45,6 +50,9 @@ impl<T: Copy + Default + 'static> Scratch<T> {
 impl<T: Copy + Default + 'static> Drop for Scratch<T> {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() * std::mem::size_of::<T>() > MAX_CACHED_BYTES {
+            return;
+        }
         let any = &mut buf as &mut dyn Any;
         if let Some(v) = any.downcast_mut::<Vec<f32>>() {
             let v = std::mem::take(v);
@@ -67,5 +75,30 @@ impl<T: Copy + Default + 'static> Drop for Scratch<T> {
                 });
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scratch;
+
+    #[test]
+    fn reused_and_reentrant() {
+        let ptr = {
+            let mut a = Scratch::<f32>::take();
+            a.get(1000).fill(1.0);
+            // A second, nested borrow on the same thread gets its own buffer.
+            let mut b = Scratch::<f32>::take();
+            assert_eq!(b.get(10).len(), 10);
+            a.get(1000).as_ptr()
+        };
+        // The larger buffer was kept and comes back.
+        let mut c = Scratch::<f32>::take();
+        assert_eq!(c.get(500).as_ptr(), ptr);
+        // Other element types have their own slot, or none (fresh buffers).
+        let mut d = Scratch::<f64>::take();
+        assert_eq!(d.get(3).len(), 3);
+        let mut e = Scratch::<u8>::take();
+        assert_eq!(e.get(7).len(), 7);
     }
 }
