@@ -4,6 +4,9 @@
 //! kinks (0 for relu/abs, the bounds of clamp, ties for max/sort).
 //! `gradgradcheck` covers the backward rules' own graphs (create_graph).
 
+// `&[x.clone()]` reads better than `std::slice::from_ref(&x)` in a list of checks.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 use kiln::prelude::*;
 use kiln::testing::{gradcheck, gradgradcheck};
 

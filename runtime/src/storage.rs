@@ -1,5 +1,5 @@
 //! Owned tensor data. A [`Storage`] is shared (behind `Arc<RwLock<_>>`) by
-//! every view of the same data; its [`Layout`](crate::Layout) lives in the
+//! every view of the same data; its [`Layout`] lives in the
 //! tensor.
 
 use crate::dtype::{DType, Element};

@@ -14,7 +14,11 @@
 //! `[1.25, 1/0.35]` and `[1/0.35, 6]`; `±1` beyond. See the original for
 //! the error bounds (below one ulp).
 
-#![allow(clippy::excessive_precision, clippy::unreadable_literal)]
+#![allow(
+    clippy::excessive_precision,
+    clippy::unreadable_literal,
+    clippy::needless_late_init
+)]
 
 fn get_high_word(x: f64) -> u32 {
     (x.to_bits() >> 32) as u32

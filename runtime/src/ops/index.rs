@@ -166,7 +166,7 @@ impl Tensor {
                         let dst = &mut out[(o * n + t) * inner..(o * n + t + 1) * inner];
                         let srow = &s[(o * idx.len() + j) * inner..(o * idx.len() + j + 1) * inner];
                         for (a, &b) in dst.iter_mut().zip(srow) {
-                            *a = *a + b;
+                            *a += b;
                         }
                     }
                 }
@@ -274,7 +274,7 @@ impl Tensor {
                     with_raw::<T, _>(op, &srcc, |s| {
                         for ((oo, so), &j) in owalk.offsets().zip(swalk.offsets()).zip(idx) {
                             let t = oo + checked(op, j, d, n) * stride_d;
-                            out[t] = out[t] + s[so];
+                            out[t] += s[so];
                         }
                     })
                 });

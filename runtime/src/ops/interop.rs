@@ -60,3 +60,36 @@ impl<T: Element, D: Dimension> From<Array<T, D>> for Tensor {
         Tensor::from_ndarray(array)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+    use ndarray::{Array2, ArrayD, IxDyn, s};
+
+    #[test]
+    fn round_trip_and_zero_copy() {
+        let a = Array2::from_shape_vec((2, 3), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let ptr = a.as_ptr();
+        let t = Tensor::from_ndarray(a);
+        assert_eq!(t.shape(), &[2, 3]);
+        // The tensor took over the array's buffer.
+        t.with_slice::<f32, _>("test", |v| assert_eq!(v.as_ptr(), ptr));
+        let back: ArrayD<f32> = t.to_ndarray();
+        assert_eq!(back.shape(), &[2, 3]);
+        assert_eq!(back[IxDyn(&[1, 2])], 6.0);
+    }
+
+    #[test]
+    fn non_standard_layouts_are_copied_in_logical_order() {
+        let a = Array2::from_shape_vec((2, 3), vec![1i64, 2, 3, 4, 5, 6]).unwrap();
+        let t = Tensor::from_ndarray(a.clone().reversed_axes());
+        assert_eq!(t.shape(), &[3, 2]);
+        assert_eq!(t.to_vec::<i64>(), vec![1, 4, 2, 5, 3, 6]);
+        let sliced = a.slice_move(s![1.., 1..]);
+        let t = Tensor::from(sliced);
+        assert_eq!(t.to_vec::<i64>(), vec![5, 6]);
+        let f = Tensor::from([[1.0f32, 2.0]]).t().to_ndarray::<f64>();
+        assert_eq!(f.shape(), &[2, 1]);
+        assert_eq!(f[IxDyn(&[1, 0])], 2.0);
+    }
+}

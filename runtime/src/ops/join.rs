@@ -175,7 +175,7 @@ impl Tensor {
             panic!("split_size: split_size must be positive for a non-empty dimension");
         }
         let mut sizes = vec![split_size; n / split_size];
-        if n % split_size != 0 || n == 0 {
+        if !n.is_multiple_of(split_size) || n == 0 {
             sizes.push(n % split_size);
         }
         self.split(&sizes, d as isize)

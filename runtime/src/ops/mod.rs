@@ -19,3 +19,6 @@ pub(crate) mod reduce;
 mod shape;
 mod sort;
 pub(crate) mod unary;
+
+#[cfg(test)]
+mod tests;

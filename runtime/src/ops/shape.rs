@@ -19,7 +19,7 @@ pub(crate) fn infer_shape(op: &str, shape: &[isize], numel: usize, from: &[usize
     let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
     match infer {
         Some(i) => {
-            if known == 0 || numel % known != 0 {
+            if known == 0 || !numel.is_multiple_of(known) {
                 panic!(
                     "{op}: shape {shape:?} is invalid for input of size {numel} (shape {from:?})"
                 );

@@ -304,3 +304,134 @@ impl fmt::Debug for Tensor {
         f.write_str(&self.repr_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Tensor};
+
+    fn s(t: &Tensor) -> String {
+        format!("{t}")
+    }
+
+    #[test]
+    fn floats_fixed_and_integer_valued() {
+        assert_eq!(
+            s(&Tensor::from([[1.0f32, 2.0], [3.0, 4.0]])),
+            "tensor([[1., 2.],\n        [3., 4.]])"
+        );
+        assert_eq!(
+            s(&Tensor::from([[1.0f32, 2.5], [3.0, 4.0]])),
+            "tensor([[1.0000, 2.5000],\n        [3.0000, 4.0000]])"
+        );
+        assert_eq!(s(&Tensor::from([1.5f32, 2.25])), "tensor([1.5000, 2.2500])");
+        assert_eq!(
+            s(&Tensor::from([-1.5f32, 2.0])),
+            "tensor([-1.5000,  2.0000])"
+        );
+        assert_eq!(s(&Tensor::from([0.1f32, 0.2])), "tensor([0.1000, 0.2000])");
+        assert_eq!(s(&Tensor::zeros([2])), "tensor([0., 0.])");
+        assert_eq!(s(&Tensor::from([-1.0f32, 10.0])), "tensor([-1., 10.])");
+        assert_eq!(s(&Tensor::scalar(3.5f32)), "tensor(3.5000)");
+        assert_eq!(s(&Tensor::scalar(3.0f32)), "tensor(3.)");
+        assert_eq!(
+            s(&Tensor::ones([2, 2, 2])),
+            "tensor([[[1., 1.],\n         [1., 1.]],\n\n        [[1., 1.],\n         [1., 1.]]])"
+        );
+    }
+
+    #[test]
+    fn scientific_notation() {
+        assert_eq!(
+            s(&Tensor::from([1e-5f64, 1.0]).to_dtype(DType::F32)),
+            "tensor([1.0000e-05, 1.0000e+00])"
+        );
+        assert_eq!(
+            s(&Tensor::from([1e10f32, 1.0])),
+            "tensor([1.0000e+10, 1.0000e+00])"
+        );
+        assert_eq!(
+            s(&Tensor::from([123456.0f32, 1.5])),
+            "tensor([1.2346e+05, 1.5000e+00])"
+        );
+    }
+
+    #[test]
+    fn non_finite_values() {
+        assert_eq!(
+            s(&Tensor::from([f32::NAN, 1.5])),
+            "tensor([   nan, 1.5000])"
+        );
+        assert_eq!(
+            s(&Tensor::from([f32::INFINITY, 1.0, f32::NEG_INFINITY])),
+            "tensor([inf, 1., -inf])"
+        );
+    }
+
+    #[test]
+    fn ints_and_bools() {
+        assert_eq!(s(&Tensor::from([1i64, 2, 3])), "tensor([1, 2, 3])");
+        assert_eq!(s(&Tensor::from([-10i64, 2])), "tensor([-10,   2])");
+        assert_eq!(s(&Tensor::from([true, false])), "tensor([ True, False])");
+        assert_eq!(
+            s(&Tensor::from([1u8, 2])),
+            "tensor([1, 2], dtype=torch.uint8)"
+        );
+        assert_eq!(s(&Tensor::scalar(7i64)), "tensor(7)");
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(
+            s(&Tensor::from([1.0f64, 2.0])),
+            "tensor([1., 2.], dtype=torch.float64)"
+        );
+        let x = Tensor::from([1.0f32, 2.0]).requires_grad_(true);
+        assert_eq!(s(&x), "tensor([1., 2.], requires_grad=True)");
+        assert_eq!(s(&x.relu()), "tensor([1., 2.], grad_fn=<ReluBackward0>)");
+        let y = Tensor::from([1.0f64]).requires_grad_(true);
+        assert_eq!(
+            s(&y),
+            "tensor([1.], dtype=torch.float64, requires_grad=True)"
+        );
+        assert_eq!(format!("{:?}", x.detach()), "tensor([1., 2.])");
+    }
+
+    #[test]
+    fn empty_tensors() {
+        assert_eq!(s(&Tensor::zeros([0])), "tensor([])");
+        assert_eq!(s(&Tensor::zeros([0, 3])), "tensor([], size=(0, 3))");
+        assert_eq!(
+            s(&Tensor::from(Vec::<i64>::new())),
+            "tensor([], dtype=torch.int64)"
+        );
+    }
+
+    #[test]
+    fn line_wrapping() {
+        let t = Tensor::arange(0.0, 30.0, 1.0);
+        assert_eq!(
+            s(&t),
+            "tensor([ 0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16, 17,\n        18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29])"
+        );
+    }
+
+    #[test]
+    fn summarised_above_1000_elements() {
+        assert_eq!(
+            s(&Tensor::arange(0.0, 2000.0, 1.0)),
+            "tensor([   0,    1,    2,  ..., 1997, 1998, 1999])"
+        );
+        assert_eq!(
+            s(&Tensor::arange_opts(0.0, 2000.0, 1.0, DType::F32)),
+            "tensor([0.0000e+00, 1.0000e+00, 2.0000e+00,  ..., 1.9970e+03, 1.9980e+03,\n        1.9990e+03])"
+        );
+        let z = Tensor::zeros([100, 100]);
+        let row = "[0., 0., 0.,  ..., 0., 0., 0.]";
+        let expect = format!(
+            "tensor([{row},\n        {row},\n        {row},\n        ...,\n        {row},\n        {row},\n        {row}])"
+        );
+        assert_eq!(s(&z), expect);
+        // Exactly 1000 elements are printed in full.
+        assert!(!s(&Tensor::zeros([1000])).contains("..."));
+    }
+}

@@ -316,10 +316,10 @@ impl Tensor {
 
     /// Sets the `requires_grad` flag of a leaf in place.
     pub fn set_requires_grad(&self, requires_grad: bool) {
-        if self.0.grad_fn.is_some() {
+        if let Some(node) = &self.0.grad_fn {
             panic!(
                 "requires_grad_: you can only change requires_grad flags of leaf variables (this tensor has grad_fn {})",
-                self.0.grad_fn.as_ref().unwrap().name()
+                node.name()
             );
         }
         if requires_grad && !self.dtype().is_float() {
