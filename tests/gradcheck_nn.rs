@@ -5,59 +5,10 @@ use kiln::loss::{self, Reduction};
 use kiln::nn::functional as F;
 use kiln::prelude::*;
 
-/// Compares the analytic gradient of `sum(f(inputs) · v)` (a fixed random
-/// `v`) with central differences, for every float input that requires
-/// grad.
+/// Checks every float input that requires grad against central
+/// differences with the shared `testing::gradcheck`.
 fn gradcheck(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    let eps = 1e-6;
-    // Fresh leaves, so gradients of earlier checks do not accumulate.
-    let inputs: Vec<Tensor> = inputs
-        .iter()
-        .map(|t| {
-            if t.requires_grad() {
-                t.detach().requires_grad_(true)
-            } else {
-                t.clone()
-            }
-        })
-        .collect();
-    let inputs = inputs.as_slice();
-    let out = f(inputs);
-    let v = Tensor::randn_opts(out.shape(), DType::F64);
-    let objective = |xs: &[Tensor]| -> f64 {
-        let o = no_grad(|| f(xs));
-        o.to_vec::<f64>()
-            .iter()
-            .zip(v.to_vec::<f64>())
-            .map(|(a, b)| a * b)
-            .sum()
-    };
-    out.mul(&v).sum().backward();
-    for (i, x) in inputs.iter().enumerate() {
-        if !x.requires_grad() {
-            continue;
-        }
-        let analytic = x
-            .grad()
-            .unwrap_or_else(|| panic!("input {i} got no gradient"))
-            .to_vec::<f64>();
-        let base = x.to_vec::<f64>();
-        for j in 0..base.len() {
-            let at = |delta: f64| {
-                let mut vals = base.clone();
-                vals[j] += delta;
-                let mut xs = inputs.to_vec();
-                xs[i] = Tensor::from_vec(vals, x.shape());
-                objective(&xs)
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            let a = analytic[j];
-            assert!(
-                (a - numeric).abs() <= 1e-5 + 1e-4 * numeric.abs(),
-                "input {i} element {j}: analytic {a}, numeric {numeric}"
-            );
-        }
-    }
+    kiln::testing::gradcheck(f, inputs, 1e-6, 1e-5, 1e-4).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn randn(shape: &[usize]) -> Tensor {
@@ -96,6 +47,17 @@ fn linear_strided_operands() {
             .iter()
             .all(|d| d.abs() < 1e-12)
     );
+}
+
+#[test]
+fn linear_vector_and_empty_batch() {
+    manual_seed(19);
+    let (x, w, b) = (randn(&[3]), randn(&[2, 3]), randn(&[2]));
+    assert_eq!(F::linear(&x, &w, Some(&b)).shape(), &[2]);
+    gradcheck(|t| F::linear(&t[0], &t[1], Some(&t[2])), &[x, w, b.clone()]);
+    let empty = Tensor::zeros_opts([0, 3], DType::F64);
+    let y = F::linear(&empty, &randn(&[2, 3]), Some(&b));
+    assert_eq!(y.shape(), &[0, 2]);
 }
 
 #[test]

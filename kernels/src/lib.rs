@@ -39,6 +39,8 @@
 //!   `divisor_override: Option<usize>` (PyTorch's `divisor_override`).
 //! * `gemm_bf16` converts to `f32`, multiplies there and rounds back once.
 
+#![warn(missing_docs)]
+
 pub mod cpu;
 
 /// Element type of the generic kernels: `f32` and `f64`.

@@ -99,6 +99,10 @@ fn conv_cases() -> Vec<ConvCase> {
         // batch large enough to take the batch-parallel paths.
         case([16, 8, 12, 12], 12, [3, 3], [1, 1], [1, 1], [1, 1], 2),
         case([9, 2, 1, 1], 3, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        // one image per product (>= 384 output pixels): pointwise with
+        // groups, and the "same width" stride-1 path.
+        case([2, 4, 20, 20], 6, [1, 1], [1, 1], [0, 0], [1, 1], 2),
+        case([3, 2, 24, 20], 3, [3, 3], [1, 1], [1, 1], [1, 1], 1),
     ]
 }
 
@@ -238,6 +242,35 @@ fn conv_rejects_bad_channels() {
         None,
         &Conv2dParams::default(),
     );
+}
+
+#[test]
+fn conv_does_not_depend_on_thread_count() {
+    let mut rng = Rng::new(8);
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Conv2dParams::default()
+    };
+    let (in_shape, w_shape, out_shape) = ([20, 6, 12, 12], [16, 6, 3, 3], [20, 16, 12, 12]);
+    let x: Vec<f32> = rng.vec(in_shape.iter().product());
+    let w: Vec<f32> = rng.vec(w_shape.iter().product());
+    let g: Vec<f32> = rng.vec(out_shape.iter().product());
+    let run = || {
+        (
+            conv2d_forward(&x, in_shape, &w, w_shape, None, &p),
+            conv2d_backward_input(&g, out_shape, &w, w_shape, in_shape, &p),
+            conv2d_backward_weight(&g, out_shape, &x, in_shape, w_shape, &p),
+        )
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    assert!(one.install(run) == three.install(run));
 }
 
 #[test]

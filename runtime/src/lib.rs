@@ -15,6 +15,8 @@ pub mod rng;
 pub mod state_dict;
 pub mod storage;
 mod tensor;
+#[doc(hidden)]
+pub mod testing;
 
 pub use device::Device;
 pub use dtype::{DType, Element};

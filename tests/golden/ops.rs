@@ -177,6 +177,69 @@ pub fn run(op: &str, attrs: &Value, inputs: &[(String, Tensor)]) -> Res<Vec<Tens
         "exp" => one(x.at(0)?.exp()),
         "log" => one(x.at(0)?.log()),
         "pow_scalar" => one(x.at(0)?.pow_scalar(a.f64("exponent")?)),
+        "sqrt" => one(x.at(0)?.sqrt()),
+        "abs" => one(x.at(0)?.abs()),
+        "relu" => one(F::relu(x.at(0)?)),
+        "sigmoid" => one(F::sigmoid(x.at(0)?)),
+        "tanh" => one(F::tanh(x.at(0)?)),
+        "gelu" => match a.get("approximate").and_then(Value::as_str) {
+            None | Some("none") => one(F::gelu(x.at(0)?)),
+            Some("tanh") => one(x.at(0)?.gelu_tanh()),
+            Some(s) => Err(format!("attr approximate: unknown value {s}")),
+        },
+        "leaky_relu" => one(F::leaky_relu(x.at(0)?, a.f64_or("negative_slope", 0.01)?)),
+        "threshold" => one(x.at(0)?.threshold(a.f64("threshold")?, a.f64("value")?)),
+        "clamp" => {
+            let opt = |k: &str| a.get(k).map(|_| a.f64(k)).transpose();
+            one(x.at(0)?.clamp(opt("min")?, opt("max")?))
+        }
+        "softmax" => one(F::softmax(x.at(0)?, a.int("dim")? as isize)),
+        "log_softmax" => one(F::log_softmax(x.at(0)?, a.int("dim")? as isize)),
+        "max_dim" => {
+            let (v, i) = x
+                .at(0)?
+                .max_dim(a.int("dim")? as isize, a.bool_or("keepdim", false)?);
+            Ok(vec![v, i])
+        }
+        "argmax" => one(x
+            .at(0)?
+            .argmax(a.int("dim")? as isize, a.bool_or("keepdim", false)?)),
+        "cat" => {
+            let all = x.all();
+            let refs: Vec<&Tensor> = all.iter().collect();
+            one(Tensor::cat(&refs, a.int_or("dim", 0)? as isize))
+        }
+        "stack" => {
+            let all = x.all();
+            let refs: Vec<&Tensor> = all.iter().collect();
+            one(Tensor::stack(&refs, a.int_or("dim", 0)? as isize))
+        }
+        "split" => {
+            let t = x.at(0)?;
+            let dim = a.int_or("dim", 0)? as isize;
+            match a.get("sizes").or_else(|| a.get("split_size_or_sections")) {
+                Some(Value::Array(_)) => {
+                    let key = if a.get("sizes").is_some() {
+                        "sizes"
+                    } else {
+                        "split_size_or_sections"
+                    };
+                    Ok(t.split(&a.usizes(key)?, dim))
+                }
+                Some(v) => Ok(t.split_size(
+                    v.as_u64().ok_or("attr split size: expected an integer")? as usize,
+                    dim,
+                )),
+                None => Err("attr sizes: missing".into()),
+            }
+        }
+        "where" => one(Tensor::where_cond(
+            x.named_or_at(&["cond", "condition"], 0)?,
+            x.at(1)?,
+            x.at(2)?,
+        )),
+        "index_select" => one(x.at(0)?.index_select(a.int("dim")? as isize, x.at(1)?)),
+        "gather" => one(x.at(0)?.gather(a.int("dim")? as isize, x.at(1)?)),
         // ----- reductions -------------------------------------------------
         "sum" => {
             let dims = a.dims("dims")?;

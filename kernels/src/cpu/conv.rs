@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{gemm, gemm_serial};
-use super::parallel::num_threads;
+use super::parallel::{num_threads, par_chunks_mut_map_with};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -197,41 +197,156 @@ fn valid_range(out: usize, stride: usize, off: isize, len: usize) -> (usize, usi
     (lo, hi.min(out).max(lo))
 }
 
-/// Fills `cols[(c, ki, kj), (oy, ox)]` from one group's input planes.
-fn im2col<T: Float>(g: &Geom, src: &[T], cols: &mut [T]) {
+/// `dst[r * ds + i] (op)= src[r * ss + i]` for `r < rows`, `i < N`, with
+/// `N` known at compile time so each row is a few inline vector moves (a
+/// `memcpy` call per 10-element im2col segment dominated the pass).
+#[inline(always)]
+fn rows_fixed<T: Float, const N: usize, const ADD: bool>(
+    dst: &mut [T],
+    ds: usize,
+    src: &[T],
+    ss: usize,
+    rows: usize,
+) {
+    for r in 0..rows {
+        let d: &mut [T; N] = (&mut dst[r * ds..r * ds + N]).try_into().expect("N");
+        let s: &[T; N] = (&src[r * ss..r * ss + N]).try_into().expect("N");
+        if ADD {
+            for i in 0..N {
+                d[i] = d[i] + s[i];
+            }
+        } else {
+            *d = *s;
+        }
+    }
+}
+
+/// Copies (or with `ADD`, adds) `rows` runs of `len` elements from `src`
+/// (runs `ss` apart) to `dst` (runs `ds` apart).
+#[inline(always)]
+fn rows_op<T: Float, const ADD: bool>(
+    dst: &mut [T],
+    ds: usize,
+    src: &[T],
+    ss: usize,
+    rows: usize,
+    len: usize,
+) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match len {
+                $($n => return rows_fixed::<T, $n, ADD>(dst, ds, src, ss, rows),)*
+                _ => {}
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+    for r in 0..rows {
+        let d = &mut dst[r * ds..r * ds + len];
+        let s = &src[r * ss..r * ss + len];
+        if ADD {
+            add_run(d, s);
+        } else {
+            d.copy_from_slice(s);
+        }
+    }
+}
+
+/// Adds a run: `dst[i] += src[i]`.
+#[inline(always)]
+fn add_run<T: Float>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = *d + s;
+    }
+}
+
+/// Fills one image's part of the column matrix from one group's input
+/// planes `src` (`[cg, h, w]`): element `((c, ki, kj), p)` goes to
+/// `cols[row * ld + p]`, `row` counting `(c, ki, kj)` (`cols` already starts
+/// at the image's column offset).
+fn im2col<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { im2col_avx512(g, src, cols, ld) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { im2col_avx2(g, src, cols, ld) };
+        }
+    }
+    im2col_impl(g, src, cols, ld)
+}
+
+/// [`im2col`] compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn im2col_avx512<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
+    im2col_impl(g, src, cols, ld)
+}
+
+/// [`im2col`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn im2col_avx2<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
+    im2col_impl(g, src, cols, ld)
+}
+
+#[inline(always)]
+fn im2col_impl<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
     let (h, w, oh, ow, pix) = (g.h, g.w, g.oh, g.ow, g.pix());
     let zero = T::zero();
-    let mut rows = cols.chunks_exact_mut(pix);
+    // Stride 1 with output width = input width: consecutive output rows
+    // read consecutive input rows with the same shift, so a whole kernel
+    // row is one contiguous copy; columns that fell outside the input are
+    // re-zeroed afterwards.
+    let flat = g.sw == 1 && g.sh == 1 && ow == w;
+    let mut row_idx = 0;
     for c in 0..g.cg {
         let plane = &src[c * h * w..(c + 1) * h * w];
         for ki in 0..g.kh {
             let y_off = (ki * g.dh) as isize - g.ph as isize;
             let (y_lo, y_hi) = valid_range(oh, g.sh, y_off, h);
             for kj in 0..g.kw {
-                let row = rows.next().expect("im2col: column buffer too small");
+                let row = &mut cols[row_idx * ld..row_idx * ld + pix];
+                row_idx += 1;
                 let x_off = (kj * g.dw) as isize - g.pw as isize;
                 let (x_lo, x_hi) = valid_range(ow, g.sw, x_off, w);
+                if y_lo == y_hi || x_lo == x_hi {
+                    row.fill(zero);
+                    continue;
+                }
                 row[..y_lo * ow].fill(zero);
                 row[y_hi * ow..].fill(zero);
-                for oy in y_lo..y_hi {
-                    let iy = (oy * g.sh) as isize + y_off;
-                    let src_row = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
-                    out[..x_lo].fill(zero);
-                    out[x_hi..].fill(zero);
-                    if x_lo == x_hi {
-                        continue;
+                if flat {
+                    let (d0, d1) = (y_lo * ow + x_lo, (y_hi - 1) * ow + x_hi);
+                    let s0 = (d0 as isize + y_off * w as isize + x_off) as usize;
+                    row[d0..d1].copy_from_slice(&plane[s0..s0 + (d1 - d0)]);
+                    for oy in y_lo..y_hi {
+                        row[oy * ow..oy * ow + x_lo].fill(zero);
+                        row[oy * ow + x_hi..(oy + 1) * ow].fill(zero);
                     }
-                    let x0 = ((x_lo * g.sw) as isize + x_off) as usize;
-                    if g.sw == 1 {
-                        out[x_lo..x_hi].copy_from_slice(&src_row[x0..x0 + (x_hi - x_lo)]);
-                    } else {
-                        for (d, s) in out[x_lo..x_hi]
-                            .iter_mut()
-                            .zip(src_row[x0..].iter().step_by(g.sw))
-                        {
-                            *d = *s;
-                        }
+                    continue;
+                }
+                if x_lo > 0 || x_hi < ow {
+                    for oy in y_lo..y_hi {
+                        row[oy * ow..oy * ow + x_lo].fill(zero);
+                        row[oy * ow + x_hi..(oy + 1) * ow].fill(zero);
+                    }
+                }
+                let x0 = ((x_lo * g.sw) as isize + x_off) as usize;
+                let iy0 = ((y_lo * g.sh) as isize + y_off) as usize;
+                let src = &plane[iy0 * w + x0..];
+                let dst = &mut row[y_lo * ow + x_lo..];
+                if g.sw == 1 {
+                    rows_op::<T, false>(dst, ow, src, g.sh * w, y_hi - y_lo, x_hi - x_lo);
+                    continue;
+                }
+                for r in 0..y_hi - y_lo {
+                    let s = src[r * g.sh * w..].iter().step_by(g.sw);
+                    for (d, s) in dst[r * ow..r * ow + x_hi - x_lo].iter_mut().zip(s) {
+                        *d = *s;
                     }
                 }
             }
@@ -239,36 +354,80 @@ fn im2col<T: Float>(g: &Geom, src: &[T], cols: &mut [T]) {
     }
 }
 
-/// Adds `cols[(c, ki, kj), (oy, ox)]` back onto one group's input planes
-/// (the adjoint of [`im2col`]).
-fn col2im<T: Float>(g: &Geom, cols: &[T], dst: &mut [T]) {
+/// Adds one image's part of a column matrix back onto one group's input
+/// planes `dst` (the adjoint of [`im2col`], same addressing). The entries
+/// of `cols` that correspond to padding are overwritten with zeros.
+fn col2im<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { col2im_avx512(g, cols, ld, dst) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { col2im_avx2(g, cols, ld, dst) };
+        }
+    }
+    col2im_impl(g, cols, ld, dst)
+}
+
+/// [`col2im`] compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn col2im_avx512<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
+    col2im_impl(g, cols, ld, dst)
+}
+
+/// [`col2im`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn col2im_avx2<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
+    col2im_impl(g, cols, ld, dst)
+}
+
+#[inline(always)]
+fn col2im_impl<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
     let (h, w, oh, ow, pix) = (g.h, g.w, g.oh, g.ow, g.pix());
-    let mut rows = cols.chunks_exact(pix);
+    let zero = T::zero();
+    let flat = g.sw == 1 && g.sh == 1 && ow == w;
+    let mut row_idx = 0;
     for c in 0..g.cg {
         let plane = &mut dst[c * h * w..(c + 1) * h * w];
         for ki in 0..g.kh {
             let y_off = (ki * g.dh) as isize - g.ph as isize;
             let (y_lo, y_hi) = valid_range(oh, g.sh, y_off, h);
             for kj in 0..g.kw {
-                let row = rows.next().expect("col2im: column buffer too small");
+                let row = &mut cols[row_idx * ld..row_idx * ld + pix];
+                row_idx += 1;
                 let x_off = (kj * g.dw) as isize - g.pw as isize;
                 let (x_lo, x_hi) = valid_range(ow, g.sw, x_off, w);
-                if x_lo == x_hi {
+                if y_lo == y_hi || x_lo == x_hi {
+                    continue;
+                }
+                if flat {
+                    // Zero what belongs to padding, then one contiguous add.
+                    for oy in y_lo..y_hi {
+                        row[oy * ow..oy * ow + x_lo].fill(zero);
+                        row[oy * ow + x_hi..(oy + 1) * ow].fill(zero);
+                    }
+                    let (d0, d1) = (y_lo * ow + x_lo, (y_hi - 1) * ow + x_hi);
+                    let s0 = (d0 as isize + y_off * w as isize + x_off) as usize;
+                    add_run(&mut plane[s0..s0 + (d1 - d0)], &row[d0..d1]);
                     continue;
                 }
                 let x0 = ((x_lo * g.sw) as isize + x_off) as usize;
-                for oy in y_lo..y_hi {
-                    let iy = (oy * g.sh) as isize + y_off;
-                    let dst_row = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                    let src = &row[oy * ow + x_lo..oy * ow + x_hi];
-                    if g.sw == 1 {
-                        for (d, &s) in dst_row[x0..x0 + src.len()].iter_mut().zip(src) {
-                            *d = *d + s;
-                        }
-                    } else {
-                        for (d, &s) in dst_row[x0..].iter_mut().step_by(g.sw).zip(src) {
-                            *d = *d + s;
-                        }
+                let iy0 = ((y_lo * g.sh) as isize + y_off) as usize;
+                let dst = &mut plane[iy0 * w + x0..];
+                let src = &row[y_lo * ow + x_lo..];
+                if g.sw == 1 {
+                    rows_op::<T, true>(dst, g.sh * w, src, ow, y_hi - y_lo, x_hi - x_lo);
+                    continue;
+                }
+                for r in 0..y_hi - y_lo {
+                    let d = dst[r * g.sh * w..].iter_mut().step_by(g.sw);
+                    for (d, &s) in d.zip(&src[r * ow..r * ow + x_hi - x_lo]) {
+                        *d = *d + s;
                     }
                 }
             }
@@ -308,9 +467,74 @@ fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
     );
 }
 
-/// One image's forward pass into `out` (`[o, oh, ow]`).
-fn forward_image<T: Float>(
+/// Output pixels from which one image alone makes an efficient product;
+/// below it several images share one product (their columns side by side).
+const MIN_PRODUCT_COLS: usize = 384;
+/// Upper bound (bytes) on one chunk's column matrix, to stay in L2.
+const MAX_CHUNK_BYTES: usize = 512 * 1024;
+
+/// Images per chunk. Depends on the shapes only (not on the thread count),
+/// so results are bit-identical whatever the pool size: a chunk's product
+/// sums over `k` in an order fixed by its shape.
+fn images_per_chunk<T>(g: &Geom) -> usize {
+    let pix = g.pix().max(1);
+    let want = MIN_PRODUCT_COLS.div_ceil(pix);
+    let col_bytes = (g.ck() * pix * std::mem::size_of::<T>()).max(1);
+    let fit = (MAX_CHUNK_BYTES / col_bytes).max(1);
+    let mut nb = want.min(fit).min(g.n).max(1);
+    // Prefer a chunk count that splits evenly over an even number of
+    // threads (a 6/5 split of 11 chunks wastes ~10% on two cores).
+    if g.n > nb {
+        let mut b = nb;
+        while b > 1 && !g.n.div_ceil(b).is_multiple_of(2) {
+            b -= 1;
+        }
+        if b * 2 >= nb {
+            nb = b;
+        }
+    }
+    nb
+}
+
+/// A chunk of `nb` consecutive images starting at image `b0`.
+struct Chunk {
+    b0: usize,
+    nb: usize,
+}
+
+/// Runs `f(chunk, out_part)` over image chunks, where `out_part` is the
+/// chunk's slice of a per-image output of `per_image` elements; in parallel
+/// (products serial) or serially (products multi-threaded).
+fn for_chunks<T: Float, F>(g: &Geom, out: &mut [T], per_image: usize, f: F)
+where
+    F: Fn(Chunk, &mut [T], bool) + Send + Sync,
+{
+    let nb = images_per_chunk::<T>(g);
+    if g.batch_parallel() && g.n > nb {
+        out.par_chunks_mut(nb * per_image)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let c = Chunk {
+                    b0: i * nb,
+                    nb: o.len() / per_image,
+                };
+                f(c, o, false)
+            });
+    } else {
+        for (i, o) in out.chunks_mut(nb * per_image).enumerate() {
+            let c = Chunk {
+                b0: i * nb,
+                nb: o.len() / per_image,
+            };
+            f(c, o, true);
+        }
+    }
+}
+
+/// Forward pass of one chunk of images into `out` (`[nb, o, oh, ow]`).
+fn forward_chunk<T: Float>(
     g: &Geom,
+    ch: Chunk,
     input: &[T],
     weight: &[T],
     bias: Option<&[T]>,
@@ -318,36 +542,81 @@ fn forward_image<T: Float>(
     par: bool,
 ) {
     let (ck, pix, hw) = (g.ck(), g.pix(), g.h * g.w);
+    let (ii, oi) = (g.in_image(), g.out_image());
+    let ld = ch.nb * pix;
+    let direct = ch.nb == 1;
     let mut scratch = Scratch::<T>::take();
+    let need = if direct && g.pointwise() {
+        0
+    } else {
+        ck * ld + if direct { 0 } else { g.og * ld }
+    };
+    let (cols, tmp) = scratch
+        .get(need)
+        .split_at_mut(if need == 0 { 0 } else { ck * ld });
     for grp in 0..g.groups {
-        let in_g = &input[grp * g.cg * hw..(grp + 1) * g.cg * hw];
-        let out_g = &mut out[grp * g.og * pix..(grp + 1) * g.og * pix];
         let w_g = &weight[grp * g.og * ck..(grp + 1) * g.og * ck];
-        if let Some(b) = bias {
-            for (o, plane) in out_g.chunks_exact_mut(pix).enumerate() {
-                plane.fill(b[grp * g.og + o]);
-            }
-        }
-        let cols: &[T] = if g.pointwise() {
-            in_g
+        let in_g = |b: usize| &input[(ch.b0 + b) * ii + grp * g.cg * hw..][..g.cg * hw];
+        let cols: &[T] = if direct && g.pointwise() {
+            in_g(0)
         } else {
-            let cols = scratch.get(ck * pix);
-            im2col(g, in_g, cols);
+            for b in 0..ch.nb {
+                im2col(g, in_g(b), &mut cols[b * pix..], ld);
+            }
             cols
         };
-        mm(
-            par,
-            g.og,
-            pix,
-            ck,
-            out_g,
-            (pix as isize, 1),
-            bias.is_some(),
-            w_g,
-            (ck as isize, 1),
-            cols,
-            (pix as isize, 1),
-        );
+        if direct {
+            let out_g = &mut out[grp * g.og * pix..(grp + 1) * g.og * pix];
+            if let Some(bias) = bias {
+                for (o, plane) in out_g.chunks_exact_mut(pix).enumerate() {
+                    plane.fill(bias[grp * g.og + o]);
+                }
+            }
+            let (l, r) = ((ck as isize, 1), (pix as isize, 1));
+            mm(
+                par,
+                g.og,
+                pix,
+                ck,
+                out_g,
+                (pix as isize, 1),
+                bias.is_some(),
+                w_g,
+                l,
+                cols,
+                r,
+            );
+        } else {
+            let (l, r) = ((ck as isize, 1), (ld as isize, 1));
+            mm(
+                par,
+                g.og,
+                ld,
+                ck,
+                tmp,
+                (ld as isize, 1),
+                false,
+                w_g,
+                l,
+                cols,
+                r,
+            );
+            for b in 0..ch.nb {
+                for o in 0..g.og {
+                    let src = &tmp[o * ld + b * pix..][..pix];
+                    let dst = &mut out[b * oi + (grp * g.og + o) * pix..][..pix];
+                    match bias {
+                        Some(bias) => {
+                            let bv = bias[grp * g.og + o];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d = s + bv;
+                            }
+                        }
+                        None => dst.copy_from_slice(src),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -381,29 +650,54 @@ pub fn conv2d_forward<T: Float>(
     if g.n == 0 || g.out_image() == 0 {
         return out;
     }
-    let (ii, oi) = (g.in_image(), g.out_image());
-    if g.batch_parallel() {
-        out.par_chunks_mut(oi).enumerate().for_each(|(b, o)| {
-            forward_image(&g, &input[b * ii..(b + 1) * ii], weight, bias, o, false)
-        });
-    } else {
-        for (b, o) in out.chunks_exact_mut(oi).enumerate() {
-            forward_image(&g, &input[b * ii..(b + 1) * ii], weight, bias, o, true);
-        }
-    }
+    for_chunks(&g, &mut out, g.out_image(), |ch, o, par| {
+        forward_chunk(&g, ch, input, weight, bias, o, par)
+    });
     out
 }
 
-/// One image's input gradient into `gin` (`[c, h, w]`, zero on entry).
-fn backward_input_image<T: Float>(g: &Geom, gout: &[T], weight: &[T], gin: &mut [T], par: bool) {
+/// Input gradient of one chunk of images into `gin` (`[nb, c, h, w]`, zero
+/// on entry).
+fn backward_input_chunk<T: Float>(
+    g: &Geom,
+    ch: Chunk,
+    gout: &[T],
+    weight: &[T],
+    gin: &mut [T],
+    par: bool,
+) {
     let (ck, pix, hw) = (g.ck(), g.pix(), g.h * g.w);
+    let (ii, oi) = (g.in_image(), g.out_image());
+    let ld = ch.nb * pix;
+    let direct = ch.nb == 1;
     let mut scratch = Scratch::<T>::take();
+    let need = if direct && g.pointwise() {
+        0
+    } else {
+        ck * ld + if direct { 0 } else { g.og * ld }
+    };
+    let (dcols, tmp) = scratch
+        .get(need)
+        .split_at_mut(if need == 0 { 0 } else { ck * ld });
+    // W_g^T is [ck, og] with row stride 1 and column stride ck.
+    let wt = (1, ck as isize);
     for grp in 0..g.groups {
-        let gout_g = &gout[grp * g.og * pix..(grp + 1) * g.og * pix];
         let w_g = &weight[grp * g.og * ck..(grp + 1) * g.og * ck];
-        let gin_g = &mut gin[grp * g.cg * hw..(grp + 1) * g.cg * hw];
-        // W_g^T is [ck, og] with row stride 1 and column stride ck.
-        if g.pointwise() {
+        let gout_g: &[T] = if direct {
+            &gout[ch.b0 * oi + grp * g.og * pix..][..g.og * pix]
+        } else {
+            // Gather the chunk's output gradients side by side: [og, nb*pix].
+            for b in 0..ch.nb {
+                for o in 0..g.og {
+                    let src = &gout[(ch.b0 + b) * oi + (grp * g.og + o) * pix..][..pix];
+                    tmp[o * ld + b * pix..][..pix].copy_from_slice(src);
+                }
+            }
+            tmp
+        };
+        if direct && g.pointwise() {
+            let gin_g = &mut gin[grp * g.cg * hw..(grp + 1) * g.cg * hw];
+            let r = (pix as isize, 1);
             mm(
                 par,
                 ck,
@@ -413,26 +707,29 @@ fn backward_input_image<T: Float>(g: &Geom, gout: &[T], weight: &[T], gin: &mut 
                 (pix as isize, 1),
                 false,
                 w_g,
-                (1, ck as isize),
+                wt,
                 gout_g,
-                (pix as isize, 1),
+                r,
             );
-        } else {
-            let dcols = scratch.get(ck * pix);
-            mm(
-                par,
-                ck,
-                pix,
-                g.og,
-                dcols,
-                (pix as isize, 1),
-                false,
-                w_g,
-                (1, ck as isize),
-                gout_g,
-                (pix as isize, 1),
-            );
-            col2im(g, dcols, gin_g);
+            continue;
+        }
+        let r = (ld as isize, 1);
+        mm(
+            par,
+            ck,
+            ld,
+            g.og,
+            dcols,
+            (ld as isize, 1),
+            false,
+            w_g,
+            wt,
+            gout_g,
+            r,
+        );
+        for b in 0..ch.nb {
+            let gin_g = &mut gin[b * ii + grp * g.cg * hw..][..g.cg * hw];
+            col2im(g, &mut dcols[b * pix..], ld, gin_g);
         }
     }
 }
@@ -464,59 +761,76 @@ pub fn conv2d_backward_input<T: Float>(
     if g.n == 0 || g.in_image() == 0 || g.out_image() == 0 {
         return gin;
     }
-    let (ii, oi) = (g.in_image(), g.out_image());
-    if g.batch_parallel() {
-        gin.par_chunks_mut(ii).enumerate().for_each(|(b, gi)| {
-            backward_input_image(&g, &grad_out[b * oi..(b + 1) * oi], weight, gi, false)
-        });
-    } else {
-        for (b, gi) in gin.chunks_exact_mut(ii).enumerate() {
-            backward_input_image(&g, &grad_out[b * oi..(b + 1) * oi], weight, gi, true);
-        }
-    }
+    for_chunks(&g, &mut gin, g.in_image(), |ch, gi, par| {
+        backward_input_chunk(&g, ch, grad_out, weight, gi, par)
+    });
     gin
 }
 
-/// Adds one image's weight gradient into `gw` (`[o, ck]`).
-fn backward_weight_image<T: Float>(
+/// Adds one chunk's weight gradient into `gw` (`[o, ck]`).
+fn backward_weight_chunk<T: Float>(
     g: &Geom,
+    ch: Chunk,
     gout: &[T],
     input: &[T],
     gw: &mut [T],
-    scratch: &mut Scratch<T>,
     par: bool,
 ) {
     let (ck, pix, hw) = (g.ck(), g.pix(), g.h * g.w);
+    let (ii, oi) = (g.in_image(), g.out_image());
+    let ld = ch.nb * pix;
+    let direct = ch.nb == 1;
+    let mut scratch = Scratch::<T>::take();
+    let need = if direct && g.pointwise() {
+        0
+    } else {
+        ck * ld + if direct { 0 } else { g.og * ld }
+    };
+    let (cols, tmp) = scratch
+        .get(need)
+        .split_at_mut(if need == 0 { 0 } else { ck * ld });
     for grp in 0..g.groups {
-        let gout_g = &gout[grp * g.og * pix..(grp + 1) * g.og * pix];
-        let in_g = &input[grp * g.cg * hw..(grp + 1) * g.cg * hw];
-        let gw_g = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
-        let cols: &[T] = if g.pointwise() {
-            in_g
+        let in_g = |b: usize| &input[(ch.b0 + b) * ii + grp * g.cg * hw..][..g.cg * hw];
+        let cols: &[T] = if direct && g.pointwise() {
+            in_g(0)
         } else {
-            let cols = scratch.get(ck * pix);
-            im2col(g, in_g, cols);
+            for b in 0..ch.nb {
+                im2col(g, in_g(b), &mut cols[b * pix..], ld);
+            }
             cols
         };
-        // cols^T is [pix, ck] with row stride 1 and column stride pix.
+        let gout_g: &[T] = if direct {
+            &gout[ch.b0 * oi + grp * g.og * pix..][..g.og * pix]
+        } else {
+            for b in 0..ch.nb {
+                for o in 0..g.og {
+                    let src = &gout[(ch.b0 + b) * oi + (grp * g.og + o) * pix..][..pix];
+                    tmp[o * ld + b * pix..][..pix].copy_from_slice(src);
+                }
+            }
+            tmp
+        };
+        let gw_g = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
+        // cols^T is [ld, ck] with row stride 1 and column stride ld.
+        let (l, r) = ((ld as isize, 1), (1, ld as isize));
         mm(
             par,
             g.og,
             ck,
-            pix,
+            ld,
             gw_g,
             (ck as isize, 1),
             true,
             gout_g,
-            (pix as isize, 1),
+            l,
             cols,
-            (1, pix as isize),
+            r,
         );
     }
 }
 
 /// Most partial weight gradients kept at once when reducing over the batch.
-const MAX_WEIGHT_CHUNKS: usize = 8;
+const MAX_WEIGHT_CHUNKS: usize = 16;
 /// Budget (elements) for all partial weight gradients together.
 const WEIGHT_PARTIALS_BUDGET: usize = 1 << 22;
 
@@ -524,8 +838,9 @@ const WEIGHT_PARTIALS_BUDGET: usize = 1 << 22;
 /// `[n, o, oh, ow]` (`out_shape`), `input` `[n, c, h, w]` (`in_shape`);
 /// returns the gradient for a weight of shape `w_shape` (contiguous).
 ///
-/// The batch is reduced in a number of chunks that depends only on the
-/// shapes, so the result is bit-identical whatever the thread count.
+/// The batch is reduced in chunks fixed by the shapes alone (partial sums
+/// added in chunk order), so the result is bit-identical whatever the
+/// thread count.
 ///
 /// # Panics
 /// On inconsistent shapes or slice lengths.
@@ -551,45 +866,39 @@ pub fn conv2d_backward_weight<T: Float>(
     if g.n == 0 || g.out_image() == 0 || wlen == 0 {
         return gw;
     }
-    let (ii, oi) = (g.in_image(), g.out_image());
-    let chunks =
-        g.n.min(MAX_WEIGHT_CHUNKS)
-            .min((WEIGHT_PARTIALS_BUDGET / wlen).max(1));
-    if chunks <= 1 {
-        let mut scratch = Scratch::<T>::take();
-        for b in 0..g.n {
-            let (go, inp) = (
-                &grad_out[b * oi..(b + 1) * oi],
-                &input[b * ii..(b + 1) * ii],
-            );
-            backward_weight_image(&g, go, inp, &mut gw, &mut scratch, true);
+    let nb = images_per_chunk::<T>(&g);
+    let n_chunks = g.n.div_ceil(nb);
+    // Images are grouped into `parts` partial sums (each a run of chunks).
+    let parts = n_chunks
+        .min(MAX_WEIGHT_CHUNKS)
+        .min((WEIGHT_PARTIALS_BUDGET / wlen).max(1));
+    let chunk = |ci: usize| Chunk {
+        b0: ci * nb,
+        nb: nb.min(g.n - ci * nb),
+    };
+    if parts <= 1 {
+        for ci in 0..n_chunks {
+            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut gw, true);
         }
         return gw;
     }
-    let per_chunk = g.n.div_ceil(chunks);
-    let chunks = g.n.div_ceil(per_chunk);
+    let per_part = n_chunks.div_ceil(parts);
+    let parts = n_chunks.div_ceil(per_part);
     let par = g.batch_parallel();
-    let run_chunk = |ci: usize| -> Vec<T> {
+    let run_part = |pi: usize| -> Vec<T> {
         let mut part = vec![T::zero(); wlen];
-        let mut scratch = Scratch::<T>::take();
-        for b in ci * per_chunk..((ci + 1) * per_chunk).min(g.n) {
-            let (go, inp) = (
-                &grad_out[b * oi..(b + 1) * oi],
-                &input[b * ii..(b + 1) * ii],
-            );
-            backward_weight_image(&g, go, inp, &mut part, &mut scratch, !par);
+        for ci in pi * per_part..((pi + 1) * per_part).min(n_chunks) {
+            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut part, !par);
         }
         part
     };
-    let parts: Vec<Vec<T>> = if par {
-        (0..chunks).into_par_iter().map(run_chunk).collect()
+    let partials: Vec<Vec<T>> = if par {
+        (0..parts).into_par_iter().map(run_part).collect()
     } else {
-        (0..chunks).map(run_chunk).collect()
+        (0..parts).map(run_part).collect()
     };
-    for part in &parts {
-        for (d, &s) in gw.iter_mut().zip(part) {
-            *d = *d + s;
-        }
+    for part in &partials {
+        add_run(&mut gw, part);
     }
     gw
 }
@@ -605,15 +914,18 @@ pub fn conv2d_backward_bias<T: Float>(grad_out: &[T], out_shape: [usize; 4]) -> 
     let [n, o, oh, ow] = out_shape;
     let pix = oh * ow;
     let mut gb = vec![T::zero(); o];
-    if pix == 0 {
+    if pix == 0 || n == 0 {
         return gb;
     }
-    for b in 0..n {
-        for (ch, acc) in gb.iter_mut().enumerate() {
-            let plane = &grad_out[(b * o + ch) * pix..(b * o + ch + 1) * pix];
-            *acc = *acc + sum(plane);
+    // Channels are independent: split them over threads when large.
+    par_chunks_mut_map_with(&mut gb, n * pix, |c0, gb| {
+        for (i, acc) in gb.iter_mut().enumerate() {
+            let ch = c0 + i;
+            for b in 0..n {
+                *acc = *acc + sum(&grad_out[(b * o + ch) * pix..(b * o + ch + 1) * pix]);
+            }
         }
-    }
+    });
     gb
 }
 

@@ -90,13 +90,35 @@ fn gemm_supported<T: 'static>() -> bool {
     t == TypeId::of::<f32>() || t == TypeId::of::<f64>() || t == TypeId::of::<f16>()
 }
 
+/// What the raw product needs of an element (f32, f64, f16 and any
+/// [`Float`]).
+trait Elem:
+    Copy
+    + num_traits::Zero
+    + num_traits::One
+    + std::ops::Mul<Output = Self>
+    + std::ops::Add<Output = Self>
+    + 'static
+{
+}
+
+impl<T> Elem for T where
+    T: Copy
+        + num_traits::Zero
+        + num_traits::One
+        + std::ops::Mul<Output = T>
+        + std::ops::Add<Output = T>
+        + 'static
+{
+}
+
 /// Raw product on pointers; callers have checked bounds and overlap.
 ///
 /// # Safety
 /// Every element addressed through the pointers and strides must be valid,
 /// `dst`'s addressed elements must be writable and not aliased by `lhs`/`rhs`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw<T: Copy + num_traits::Zero + num_traits::One + 'static>(
+unsafe fn gemm_raw<T: Elem>(
     m: usize,
     n: usize,
     k: usize,
@@ -111,9 +133,7 @@ unsafe fn gemm_raw<T: Copy + num_traits::Zero + num_traits::One + 'static>(
     rhs_rs: isize,
     rhs_cs: isize,
     par: Parallelism,
-) where
-    T: std::ops::Mul<Output = T> + std::ops::Add<Output = T>,
-{
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -213,7 +233,7 @@ pub fn gemm<T: Float>(
     );
 }
 
-/// Like [`gemm`] but never spawns threads: for callers that already
+/// Like [`gemm()`] but never spawns threads: for callers that already
 /// parallelise at a coarser level (e.g. over a batch).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_serial<T: Float>(
@@ -251,7 +271,7 @@ pub fn gemm_serial<T: Float>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_checked<T>(
+fn gemm_checked<T: Elem>(
     op: &str,
     m: usize,
     n: usize,
@@ -267,14 +287,7 @@ fn gemm_checked<T>(
     rhs_rs: isize,
     rhs_cs: isize,
     par: Parallelism,
-) where
-    T: Copy
-        + num_traits::Zero
-        + num_traits::One
-        + std::ops::Mul<Output = T>
-        + std::ops::Add<Output = T>
-        + 'static,
-{
+) {
     check_bounds(op, "dst", dst.len(), &[(m, dst_rs), (n, dst_cs)]);
     check_no_overlap(op, &[(m, dst_rs), (n, dst_cs)]);
     if m == 0 || n == 0 {
@@ -410,7 +423,7 @@ pub fn batched_gemm<T: Float>(
     }
 }
 
-/// Half-precision [`gemm`]: same arguments and semantics, using the `gemm`
+/// Half-precision [`gemm()`]: same arguments and semantics, using the `gemm`
 /// crate's native `f16` kernels (which accumulate in `f32` internally on
 /// CPUs without native f16 arithmetic).
 #[allow(clippy::too_many_arguments)]
@@ -448,7 +461,7 @@ pub fn gemm_f16(
     );
 }
 
-/// bfloat16 [`gemm`]: same arguments and semantics. The `gemm` crate has no
+/// bfloat16 [`gemm()`]: same arguments and semantics. The `gemm` crate has no
 /// bf16 kernels, so the operands are converted to contiguous `f32`
 /// matrices, multiplied with the `f32` kernel (f32 accumulation), and the
 /// result is rounded back to bf16 once. Costs `O(mk + kn + mn)` extra memory.

@@ -36,12 +36,17 @@ pub fn should_parallelize(elements: usize, cost: usize) -> bool {
 
 /// Chunk length for splitting `len` items of cost `cost` across the pool:
 /// a few chunks per thread (for balance), none smaller than half the
-/// threshold's worth of work, rounded to a multiple of 64 elements so chunk
-/// boundaries stay cache-line aligned for 4- and 8-byte elements.
+/// threshold's worth of work; chunks of 64 elements or more are rounded to
+/// a multiple of 64 so their boundaries stay cache-line aligned for 4- and
+/// 8-byte elements.
 fn chunk_len(len: usize, cost: usize) -> usize {
     let min_chunk = (PAR_THRESHOLD / 2 / cost.max(1)).max(1);
     let target = len.div_ceil(num_threads() * 2).max(min_chunk);
-    target.div_ceil(64) * 64
+    if target >= 64 {
+        target.div_ceil(64) * 64
+    } else {
+        target
+    }
 }
 
 /// Calls `f(offset, chunk)` over disjoint chunks covering `dst`, where

@@ -2,10 +2,20 @@
 //! differentiable op's backward rule sits in the closure passed to
 //! `Tensor::from_op` right next to its forward.
 
+mod activation;
 pub(crate) mod binary;
 mod cast;
+mod einsum;
+mod erf;
+mod index;
 mod inplace;
+#[cfg(feature = "ndarray")]
+mod interop;
+mod join;
+pub(crate) mod kernel;
+mod math;
 mod matmul;
 pub(crate) mod reduce;
 mod shape;
+mod sort;
 pub(crate) mod unary;

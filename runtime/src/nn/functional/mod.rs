@@ -261,3 +261,38 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
         vec![Some(g.mul(&mask))]
     })
 }
+
+/// Rectified linear unit, `max(x, 0)`, like `F.relu`.
+pub fn relu(x: &Tensor) -> Tensor {
+    x.relu()
+}
+
+/// Logistic sigmoid `1 / (1 + e^-x)`, like `F.sigmoid`.
+pub fn sigmoid(x: &Tensor) -> Tensor {
+    x.sigmoid()
+}
+
+/// Hyperbolic tangent, like `F.tanh`.
+pub fn tanh(x: &Tensor) -> Tensor {
+    x.tanh()
+}
+
+/// Gaussian error linear unit (exact erf form), like `F.gelu`.
+pub fn gelu(x: &Tensor) -> Tensor {
+    x.gelu()
+}
+
+/// `x` where positive, `negative_slope * x` elsewhere, like `F.leaky_relu`.
+pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Tensor {
+    x.leaky_relu(negative_slope)
+}
+
+/// Softmax along `dim`, like `F.softmax`.
+pub fn softmax(x: &Tensor, dim: isize) -> Tensor {
+    x.softmax(dim)
+}
+
+/// Log-softmax along `dim`, like `F.log_softmax`.
+pub fn log_softmax(x: &Tensor, dim: isize) -> Tensor {
+    x.log_softmax(dim)
+}

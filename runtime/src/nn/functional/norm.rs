@@ -315,9 +315,9 @@ pub fn batch_norm(
 ///
 /// ```
 /// use kiln_runtime::{Tensor, nn::functional::layer_norm};
-/// let x = Tensor::from([[1.0f32, 3.0], [2.0, 2.0]]);
+/// let x = Tensor::from([[1.0f32, 3.0], [4.0, 0.0]]);
 /// let y = layer_norm(&x, &[2], None, None, 0.0);
-/// assert_eq!(y.to_vec::<f32>(), vec![-1.0, 1.0, 0.0, 0.0]);
+/// assert_eq!(y.to_vec::<f32>(), vec![-1.0, 1.0, 1.0, -1.0]);
 /// ```
 pub fn layer_norm(
     x: &Tensor,

@@ -74,7 +74,7 @@ fn output_hw(
 ///
 /// ```
 /// use kiln_runtime::{Tensor, nn::functional::max_pool2d};
-/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// let x = Tensor::from_vec((0..16).map(|i| i as f32).collect::<Vec<_>>(), [1, 1, 4, 4]);
 /// let y = max_pool2d(&x, [2, 2], [2, 2], [0, 0]);
 /// assert_eq!(y.to_vec::<f32>(), vec![5.0, 7.0, 13.0, 15.0]);
 /// ```
@@ -125,7 +125,7 @@ pub fn max_pool2d_with(
 ///
 /// ```
 /// use kiln_runtime::{Tensor, nn::functional::avg_pool2d};
-/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// let x = Tensor::from_vec((0..16).map(|i| i as f32).collect::<Vec<_>>(), [1, 1, 4, 4]);
 /// let y = avg_pool2d(&x, [2, 2], [2, 2], [0, 0]);
 /// assert_eq!(y.to_vec::<f32>(), vec![2.5, 4.5, 10.5, 12.5]);
 /// ```
@@ -180,7 +180,7 @@ pub fn avg_pool2d_with(
 ///
 /// ```
 /// use kiln_runtime::{Tensor, nn::functional::adaptive_avg_pool2d};
-/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape(&[1, 1, 4, 4]);
+/// let x = Tensor::from_vec((0..16).map(|i| i as f32).collect::<Vec<_>>(), [1, 1, 4, 4]);
 /// assert_eq!(adaptive_avg_pool2d(&x, [1, 1]).to_vec::<f32>(), vec![7.5]);
 /// ```
 pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {

@@ -1,0 +1,513 @@
+//! Indexing ops: `index_select`, `gather`, `scatter_add`, `index_add`,
+//! `where_cond`, `masked_select`, `masked_fill`, `one_hot`. Each is
+//! differentiable in its float inputs; the backwards pair up
+//! (`gather` ↔ `scatter_add`, `index_select` ↔ `index_add`). Out-of-range
+//! indices panic naming the op, the index and the size.
+
+use super::binary::promote;
+use super::kernel::{split_at_dim, with_numeric, with_typed};
+use crate::dtype::Element;
+use crate::layout::{Layout, broadcast_shapes, contiguous_strides, normalize_dim};
+use crate::{DType, Tensor, autograd};
+
+fn check_index_dtype(op: &str, index: &Tensor) {
+    if index.dtype() != DType::I64 {
+        panic!(
+            "{op}: expected index to have dtype int64, but got {} (shape {:?})",
+            index.dtype(),
+            index.shape()
+        );
+    }
+}
+
+/// Validates one index value against a dimension's size.
+#[inline]
+fn checked(op: &str, j: i64, d: usize, size: usize) -> usize {
+    if j < 0 || j as usize >= size {
+        panic!("{op}: index {j} is out of bounds for dimension {d} with size {size}");
+    }
+    j as usize
+}
+
+/// Copies `t`'s elements of type `T` in row-major order into a new vector.
+fn owned_vec<T: Element>(op: &str, t: &Tensor) -> Vec<T> {
+    t.with_slice::<T, _>(op, |v| v.to_vec())
+}
+
+/// Runs `f` on the raw storage slice of `t` (use with `t`'s layout).
+fn with_raw<T: Element, R>(op: &str, t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
+    let g = t.read_storage();
+    let data = T::slice(g.cpu(op)).unwrap_or_else(|| {
+        panic!(
+            "{op}: expected a tensor of dtype {} but got {}",
+            T::DTYPE,
+            t.dtype()
+        )
+    });
+    f(data)
+}
+
+/// `t`'s shape, with a 0-d tensor seen as `[1]`.
+fn shape_1d(t: &Tensor) -> Vec<usize> {
+    if t.dim() == 0 {
+        vec![1]
+    } else {
+        t.shape().to_vec()
+    }
+}
+
+/// Checks that `index` has `self`'s rank and fits inside `other` in every
+/// dimension except `d` (the rule for gather/scatter).
+fn check_gather_shapes(op: &str, index: &Tensor, other: &Tensor, d: usize, skip_d: bool) {
+    if index.dim() != other.dim() {
+        panic!(
+            "{op}: index tensor must have the same number of dimensions as the input tensor (index shape {:?}, input shape {:?})",
+            index.shape(),
+            other.shape()
+        );
+    }
+    for k in 0..index.dim() {
+        if (k != d || !skip_d) && index.shape()[k] > other.shape()[k] {
+            panic!(
+                "{op}: size of index {:?} does not fit the tensor of shape {:?} at dimension {k}",
+                index.shape(),
+                other.shape()
+            );
+        }
+    }
+}
+
+impl Tensor {
+    /// The entries of `index` (1-D int64) along `dim`, like `torch.index_select`.
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// let x = Tensor::from([[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    /// let y = x.index_select(0, &Tensor::from([2i64, 0]));
+    /// assert_eq!(y.to_vec::<f32>(), vec![5.0, 6.0, 1.0, 2.0]);
+    /// ```
+    pub fn index_select(&self, dim: isize, index: &Tensor) -> Tensor {
+        let op = "index_select";
+        check_index_dtype(op, index);
+        if index.dim() > 1 {
+            panic!(
+                "{op}: index must be a 0-D or 1-D tensor, got shape {:?}",
+                index.shape()
+            );
+        }
+        let d = normalize_dim(op, dim, self.dim());
+        let shape = shape_1d(self);
+        let (outer, n, inner) = split_at_dim(&shape, d);
+        let idx: Vec<usize> =
+            index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
+        let mut out_shape = shape.clone();
+        out_shape[d] = idx.len();
+        if self.dim() == 0 {
+            out_shape = index.shape().to_vec();
+        }
+        let out = with_typed!(self.dtype(), T => {
+            let v = self.with_slice::<T, _>(op, |x| {
+                let mut out = Vec::with_capacity(outer * idx.len() * inner);
+                for o in 0..outer {
+                    for &j in &idx {
+                        let s = (o * n + j) * inner;
+                        out.extend_from_slice(&x[s..s + inner]);
+                    }
+                }
+                out
+            });
+            Tensor::from_vec(v, out_shape)
+        });
+        let in_shape = self.shape().to_vec();
+        let index = index.clone();
+        Tensor::from_op(out, "IndexSelectBackward0", &[self], move |g, _| {
+            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+            let g = if in_shape.is_empty() {
+                g.reshape_to(&[1])
+            } else {
+                g.clone()
+            };
+            let z1 = z.reshape_to(&shape_1d(&z));
+            vec![Some(
+                z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
+                    .reshape_to(&in_shape),
+            )]
+        })
+    }
+
+    /// Adds the slices of `source` along `dim` into the positions `index`
+    /// (1-D int64) names, out of place, like `torch.index_add`. Repeated
+    /// indices accumulate.
+    pub fn index_add(&self, dim: isize, index: &Tensor, source: &Tensor) -> Tensor {
+        let op = "index_add";
+        check_index_dtype(op, index);
+        let d = normalize_dim(op, dim, self.dim());
+        let shape = shape_1d(self);
+        let (outer, n, inner) = split_at_dim(&shape, d);
+        let idx: Vec<usize> =
+            index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
+        let mut src_shape = shape.clone();
+        src_shape[d] = idx.len();
+        if shape_1d(source) != src_shape || index.dim() > 1 {
+            panic!(
+                "{op}: source of shape {:?} does not match the input of shape {:?} with {} indices along dim {d}",
+                source.shape(),
+                self.shape(),
+                idx.len()
+            );
+        }
+        let dtype = self.dtype();
+        let src = autograd::no_grad(|| source.to_dtype(dtype));
+        let out = with_numeric!(op, dtype, T => {
+            let mut out = owned_vec::<T>(op, self);
+            src.with_slice::<T, _>(op, |s| {
+                for o in 0..outer {
+                    for (j, &t) in idx.iter().enumerate() {
+                        let dst = &mut out[(o * n + t) * inner..(o * n + t + 1) * inner];
+                        let srow = &s[(o * idx.len() + j) * inner..(o * idx.len() + j + 1) * inner];
+                        for (a, &b) in dst.iter_mut().zip(srow) {
+                            *a = *a + b;
+                        }
+                    }
+                }
+            });
+            Tensor::from_vec(out, self.shape())
+        });
+        let index = index.clone();
+        let src_shape = source.shape().to_vec();
+        Tensor::from_op(out, "IndexAddBackward0", &[self, source], move |g, need| {
+            vec![
+                Some(g.clone()),
+                need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
+            ]
+        })
+    }
+
+    /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and so on
+    /// for other dims), like `torch.gather`. `index` has `self`'s rank and
+    /// the output has `index`'s shape.
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// let x = Tensor::from([[1.0f32, 2.0], [3.0, 4.0]]);
+    /// let y = x.gather(1, &Tensor::from([[0i64, 0], [1, 0]]));
+    /// assert_eq!(y.to_vec::<f32>(), vec![1.0, 1.0, 4.0, 3.0]);
+    /// ```
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Tensor {
+        let op = "gather";
+        check_index_dtype(op, index);
+        let d = normalize_dim(op, dim, self.dim());
+        check_gather_shapes(op, index, self, d, true);
+        let out = if self.dim() == 0 {
+            let j = index.with_slice::<i64, _>(op, |v| v.to_vec());
+            for &j in &j {
+                checked(op, j, 0, 1);
+            }
+            self.expand(index.shape()).contiguous().detach()
+        } else {
+            let n = self.shape()[d];
+            let stride_d = self.stride()[d];
+            let mut strides = self.stride().to_vec();
+            strides[d] = 0;
+            let walk = Layout::new(index.shape().to_vec(), strides, self.layout().offset());
+            with_typed!(self.dtype(), T => {
+                let v: Vec<T> = index.with_slice::<i64, _>(op, |idx| {
+                    with_raw::<T, _>(op, self, |x| {
+                        walk.offsets()
+                            .zip(idx)
+                            .map(|(o, &j)| x[o + checked(op, j, d, n) * stride_d])
+                            .collect()
+                    })
+                });
+                Tensor::from_vec(v, index.shape())
+            })
+        };
+        let in_shape = self.shape().to_vec();
+        let index = index.clone();
+        Tensor::from_op(out, "GatherBackward0", &[self], move |g, _| {
+            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+            if in_shape.is_empty() {
+                return vec![Some(g.sum())];
+            }
+            vec![Some(z.scatter_add(d as isize, &index, g))]
+        })
+    }
+
+    /// Adds `src`'s elements into a copy of `self` at the positions `index`
+    /// names along `dim` (`out[i][index[i][j]] += src[i][j]` for `dim = 1`),
+    /// like `torch.scatter_add`. Used by the backwards of `gather`, `max_dim`
+    /// and `sort`.
+    pub fn scatter_add(&self, dim: isize, index: &Tensor, src: &Tensor) -> Tensor {
+        let op = "scatter_add";
+        check_index_dtype(op, index);
+        let d = normalize_dim(op, dim, self.dim());
+        check_gather_shapes(op, index, self, d, true);
+        check_gather_shapes(op, index, src, d, false);
+        let dtype = self.dtype();
+        let srcc = autograd::no_grad(|| src.to_dtype(dtype));
+        let out = if self.dim() == 0 {
+            autograd::no_grad(|| {
+                let idx = index.with_slice::<i64, _>(op, |v| v.to_vec());
+                for &j in &idx {
+                    checked(op, j, 0, 1);
+                }
+                if idx.is_empty() {
+                    self.deep_copy()
+                } else {
+                    self.add(&srcc.reshape_to(&[]))
+                }
+            })
+        } else {
+            let n = self.shape()[d];
+            let mut ostrides = contiguous_strides(self.shape());
+            let stride_d = ostrides[d];
+            ostrides[d] = 0;
+            let owalk = Layout::new(index.shape().to_vec(), ostrides, 0);
+            let swalk = Layout::new(
+                index.shape().to_vec(),
+                srcc.stride().to_vec(),
+                srcc.layout().offset(),
+            );
+            with_numeric!(op, dtype, T => {
+                let mut out = owned_vec::<T>(op, self);
+                index.with_slice::<i64, _>(op, |idx| {
+                    with_raw::<T, _>(op, &srcc, |s| {
+                        for ((oo, so), &j) in owalk.offsets().zip(swalk.offsets()).zip(idx) {
+                            let t = oo + checked(op, j, d, n) * stride_d;
+                            out[t] = out[t] + s[so];
+                        }
+                    })
+                });
+                Tensor::from_vec(out, self.shape())
+            })
+        };
+        let index = index.clone();
+        let src_shape = src.shape().to_vec();
+        Tensor::from_op(out, "ScatterAddBackward0", &[self, src], move |g, need| {
+            let gs = need[1].then(|| {
+                let gathered = g.gather(d as isize, &index);
+                if gathered.shape() == src_shape.as_slice() {
+                    gathered
+                } else {
+                    pad_to(&gathered, &src_shape)
+                }
+            });
+            vec![Some(g.clone()), gs]
+        })
+    }
+
+    /// Elementwise choice: `a` where `cond` is true, else `b`, with all
+    /// three broadcast together, like `torch.where(cond, a, b)`. (Named
+    /// `where_cond` because `where` is a Rust keyword; see also
+    /// [`Tensor::where_`] for the method form `a.where_(cond, b)`.)
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// let c = Tensor::from([true, false]);
+    /// let y = Tensor::where_cond(&c, &Tensor::from([1.0f32, 2.0]), &Tensor::scalar(0.0f32));
+    /// assert_eq!(y.to_vec::<f32>(), vec![1.0, 0.0]);
+    /// ```
+    pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        let op = "where";
+        let cond = match cond.dtype() {
+            DType::Bool => cond.clone(),
+            DType::U8 => cond.to_dtype(DType::Bool),
+            other => panic!("{op}: expected condition to be a bool tensor, but got {other}"),
+        };
+        let shape = broadcast_shapes(cond.shape(), a.shape())
+            .and_then(|s| broadcast_shapes(&s, b.shape()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{op}: the shapes of condition {:?}, a {:?} and b {:?} cannot be broadcast together",
+                    cond.shape(),
+                    a.shape(),
+                    b.shape()
+                )
+            });
+        let dtype = promote(a.dtype(), b.dtype());
+        let (ac, bc) = autograd::no_grad(|| (a.to_dtype(dtype), b.to_dtype(dtype)));
+        let lc = cond.layout().broadcast_to(&shape).expect("broadcast");
+        let la = ac.layout().broadcast_to(&shape).expect("broadcast");
+        let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
+        let out = with_typed!(dtype, T => {
+            let v: Vec<T> = with_raw::<bool, _>(op, &cond, |c| {
+                with_raw::<T, _>(op, &ac, |x| {
+                    with_raw::<T, _>(op, &bc, |y| {
+                        match (lc.contiguous_range(), la.contiguous_range(), lb.contiguous_range()) {
+                            (Some(rc), Some(ra), Some(rb)) => c[rc]
+                                .iter()
+                                .zip(&x[ra])
+                                .zip(&y[rb])
+                                .map(|((&c, &x), &y)| if c { x } else { y })
+                                .collect(),
+                            _ => lc
+                                .offsets()
+                                .zip(la.offsets())
+                                .zip(lb.offsets())
+                                .map(|((oc, oa), ob)| if c[oc] { x[oa] } else { y[ob] })
+                                .collect(),
+                        }
+                    })
+                })
+            });
+            Tensor::from_vec(v, shape.clone())
+        });
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        Tensor::from_op(out, "WhereBackward0", &[a, b], move |g, need| {
+            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+            vec![
+                need[0].then(|| Tensor::where_cond(&cond, g, &zero).sum_to(&sa)),
+                need[1].then(|| Tensor::where_cond(&cond, &zero, g).sum_to(&sb)),
+            ]
+        })
+    }
+
+    /// `self` where `cond` is true, else `other`: PyTorch's method form
+    /// `x.where(cond, y)`, the same as `Tensor::where_cond(cond, self, other)`.
+    pub fn where_(&self, cond: &Tensor, other: &Tensor) -> Tensor {
+        Tensor::where_cond(cond, self, other)
+    }
+
+    /// Fills the positions where `mask` (bool, broadcastable to `self`) is
+    /// true with `value`, out of place, like `tensor.masked_fill`.
+    pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Tensor {
+        let op = "masked_fill";
+        if mask.dtype() != DType::Bool {
+            panic!("{op}: expected a bool mask, but got {}", mask.dtype());
+        }
+        let lm = mask.layout().broadcast_to(self.shape()).unwrap_or_else(|| {
+            panic!(
+                "{op}: the mask of shape {:?} cannot be broadcast to the tensor's shape {:?}",
+                mask.shape(),
+                self.shape()
+            )
+        });
+        let ls = self.layout().clone();
+        let out = with_typed!(self.dtype(), T => {
+            let fill = T::from_f64(value);
+            let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
+                with_raw::<T, _>(op, self, |x| {
+                    ls.offsets()
+                        .zip(lm.offsets())
+                        .map(|(ox, om)| if m[om] { fill } else { x[ox] })
+                        .collect()
+                })
+            });
+            Tensor::from_vec(v, self.shape())
+        });
+        let mask = mask.clone();
+        Tensor::from_op(out, "MaskedFillBackward0", &[self], move |g, _| {
+            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+            vec![Some(Tensor::where_cond(&mask, &zero, g))]
+        })
+    }
+
+    /// The elements where `mask` is true (both broadcast), as a 1-D tensor
+    /// in row-major order, like `torch.masked_select`.
+    pub fn masked_select(&self, mask: &Tensor) -> Tensor {
+        let op = "masked_select";
+        if mask.dtype() != DType::Bool {
+            panic!("{op}: expected a bool mask, but got {}", mask.dtype());
+        }
+        let shape = broadcast_shapes(self.shape(), mask.shape()).unwrap_or_else(|| {
+            panic!(
+                "{op}: the shapes of the tensor {:?} and the mask {:?} cannot be broadcast",
+                self.shape(),
+                mask.shape()
+            )
+        });
+        let lx = self.layout().broadcast_to(&shape).expect("broadcast");
+        let lm = mask.layout().broadcast_to(&shape).expect("broadcast");
+        let out = with_typed!(self.dtype(), T => {
+            let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
+                with_raw::<T, _>(op, self, |x| {
+                    lx.offsets()
+                        .zip(lm.offsets())
+                        .filter(|&(_, om)| m[om])
+                        .map(|(ox, _)| x[ox])
+                        .collect()
+                })
+            });
+            let n = v.len();
+            Tensor::from_vec(v, [n])
+        });
+        let in_shape = self.shape().to_vec();
+        let mask_b = mask.expand(&shape).contiguous();
+        Tensor::from_op(out, "MaskedSelectBackward0", &[self], move |g, _| {
+            vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))]
+        })
+    }
+
+    /// One-hot encoding of an int64 tensor of class indices: a new last
+    /// dimension of size `num_classes` (`-1`: one more than the largest
+    /// value), like `torch.nn.functional.one_hot`. The result is int64.
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// let y = Tensor::from([0i64, 2]).one_hot(3);
+    /// assert_eq!(y.to_vec::<i64>(), vec![1, 0, 0, 0, 0, 1]);
+    /// ```
+    pub fn one_hot(&self, num_classes: isize) -> Tensor {
+        let op = "one_hot";
+        if self.dtype() != DType::I64 {
+            panic!(
+                "{op}: one_hot is only applicable to index tensors (int64), got {}",
+                self.dtype()
+            );
+        }
+        let vals = self.to_vec::<i64>();
+        let n = if num_classes < 0 {
+            vals.iter().copied().max().map_or(0, |m| m + 1).max(0) as usize
+        } else {
+            num_classes as usize
+        };
+        let mut out = vec![0i64; vals.len() * n];
+        for (i, &v) in vals.iter().enumerate() {
+            if v < 0 {
+                panic!("{op}: class values must be non-negative, got {v}");
+            }
+            if v as usize >= n {
+                panic!("{op}: class values must be smaller than num_classes ({n}), got {v}");
+            }
+            out[i * n + v as usize] = 1;
+        }
+        let mut shape = self.shape().to_vec();
+        shape.push(n);
+        Tensor::from_vec(out, shape)
+    }
+}
+
+/// Zeros of `mask`'s shape with `g`'s elements written, in order, where
+/// `mask` is true: the backward of `masked_select`, itself differentiable
+/// (its backward is `masked_select`).
+fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
+    let op = "masked_select_backward";
+    let out = with_typed!(g.dtype(), T => {
+        let mut out = vec![T::default(); mask.numel()];
+        mask.with_slice::<bool, _>(op, |m| {
+            g.with_slice::<T, _>(op, |src| {
+                let mut it = src.iter();
+                for (o, _) in out.iter_mut().zip(m).filter(|(_, m)| **m) {
+                    *o = *it.next().expect("mask count matches the gradient's length");
+                }
+            })
+        });
+        Tensor::from_vec(out, mask.shape())
+    });
+    let mask = mask.clone();
+    Tensor::from_op(out, "MaskedScatterBackward0", &[g], move |gg, _| {
+        vec![Some(gg.masked_select(&mask))]
+    })
+}
+
+/// `t` placed at the start of zeros of the larger `shape` (each dim of `t`
+/// at most `shape`'s).
+fn pad_to(t: &Tensor, shape: &[usize]) -> Tensor {
+    let z = Tensor::zeros_opts(shape, (t.dtype(), &t.device()));
+    let mut view = z.clone();
+    for (k, &n) in t.shape().iter().enumerate() {
+        view = view.narrow(k as isize, 0, n);
+    }
+    autograd::no_grad(|| view.copy_(t));
+    z
+}
