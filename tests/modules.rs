@@ -528,3 +528,32 @@ fn sequential_add_module_and_indexing() {
     assert_eq!(kinds[0], ("0.weight".to_string(), TensorKind::Parameter));
     assert_eq!(s.forward(&Tensor::ones([5, 2])).shape(), &[5, 1]);
 }
+
+#[test]
+fn to_cuda_and_train_matches_cpu_when_a_gpu_is_present() {
+    if !Device::cuda_is_available() {
+        return;
+    }
+    use kiln::optim::{Adam, Optimizer};
+    let cpu = LeNet::new();
+    let mut gpu = LeNet::new();
+    gpu.load_state_dict(&cpu.state_dict(), true).unwrap();
+    gpu.to(&Device::Cuda(0));
+    assert!(
+        gpu.parameters()
+            .iter()
+            .all(|p| p.device() == Device::Cuda(0) && p.is_leaf() && p.requires_grad())
+    );
+    let x = Tensor::randn([2, 1, 28, 28]);
+    let mut oc = Adam::new(cpu.parameters(), 1e-2);
+    let mut og = Adam::new(gpu.parameters(), 1e-2);
+    cpu.forward(&x).sum().backward();
+    gpu.forward(&x.to(&Device::Cuda(0))).sum().backward();
+    oc.step();
+    og.step();
+    let (a, b) = (
+        cpu.fc1.weight.to_vec::<f32>(),
+        gpu.fc1.weight.to_vec::<f32>(),
+    );
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
+}
