@@ -188,6 +188,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
             }),
             Some(quote! {
                 #[doc = #doc]
+                #[track_caller]
                 pub fn forward_features(&self, #x: &::kiln::Tensor) -> #outputs {
                     #check_input
                     #body
@@ -219,6 +220,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
             }
 
             #[doc = #forward_doc]
+            #[track_caller]
             pub fn forward(&self, #x: &::kiln::Tensor) -> ::kiln::Tensor {
                 #check_input
                 #forward_body
@@ -228,6 +230,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
         }
 
         impl #impl_generics ::kiln::nn::Forward for #name #ty_generics #where_clause {
+            #[track_caller]
             fn forward(&self, #x: &::kiln::Tensor) -> ::kiln::Tensor {
                 #name::forward(self, #x)
             }
