@@ -1,1 +1,3 @@
 //! kiln facade
+
+pub use kiln_macros::network;

@@ -38,9 +38,20 @@ impl Errors {
         self.0.iter().map(ToString::to_string).collect()
     }
 
-    /// One `compile_error!` per error, each at its own span.
+    /// One `compile_error!` per error, each at its own span, in source
+    /// order (the parser and the shape checker find them in two passes).
     pub fn to_compile_errors(&self) -> TokenStream {
-        self.0.iter().map(syn::Error::to_compile_error).collect()
+        let mut errors: Vec<&syn::Error> = self.0.iter().collect();
+        if proc_macro::is_available() {
+            errors.sort_by_key(|e| {
+                let span = e.span().unwrap();
+                (span.line(), span.column())
+            });
+        }
+        errors
+            .into_iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 }
 
@@ -54,8 +65,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -74,16 +85,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `word`, if it is close enough to be a likely
 /// typo: at most one edit for short words, a third of the length for longer
-/// ones. A difference of case alone always qualifies.
+/// ones. A difference of case alone always qualifies. Among close
+/// candidates, those written in the same style (`relu` / `ReLU`) come
+/// first.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
+    let lower = |s: &str| s.starts_with(|c: char| c.is_ascii_lowercase());
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|c| (lower(c) != lower(word), edit_distance(word, c), c))
+        .filter(|(_, d, _)| *d <= limit)
+        .min_by_key(|(style, d, _)| (*style, *d))
+        .map(|(_, _, c)| c)
 }
 
 /// `"; did you mean `x`?"` or nothing.
@@ -173,6 +187,8 @@ mod tests {
         let kinds = ["Conv2d", "Linear", "ReLU", "relu", "max_pool2d"];
         assert_eq!(closest("Conv2D", kinds), Some("Conv2d"));
         assert_eq!(closest("Relu", kinds), Some("ReLU"));
+        assert_eq!(closest("relu6", kinds), Some("relu"));
+        assert_eq!(closest("conv2d", kinds), Some("Conv2d"));
         assert_eq!(closest("maxpool2d", kinds), Some("max_pool2d"));
         assert_eq!(closest("Encoder", kinds), None);
         assert_eq!(closest("paddin", ["padding", "stride"]), Some("padding"));

@@ -123,7 +123,12 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
     let (free_checks, new_checks) = match (asserts.is_empty(), is_generic) {
         (true, _) => (None, None),
         (false, false) => (Some(quote!(const _: () = { #(#asserts)* };)), None),
-        (false, true) => (None, Some(quote!(const { #(#asserts)* };))),
+        (false, true) => {
+            // Spanned on the first check, so rustc's "erroneous constant"
+            // note points into the declaration rather than at the whole macro.
+            let span = analysis.checks[0].span;
+            (None, Some(quote_spanned!(span=> const { #(#asserts)* };)))
+        }
     };
 
     // Forward passes.
@@ -448,13 +453,24 @@ pub fn stub(network: &Network) -> TokenStream {
         ..
     } = network;
     let docs = network.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    // Type and lifetime parameters were reported; left in, they would be
+    // unused (and clash with the stub's own `T`).
+    let mut generics = generics.clone();
+    generics.params = generics
+        .params
+        .into_iter()
+        .filter(|p| matches!(p, syn::GenericParam::Const(_)))
+        .collect();
+    generics.where_clause = None;
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let message = format!("`{name}` was declared with errors");
-    let taps: Vec<&Ident> = network
-        .items
-        .iter()
-        .filter_map(|i| i.tap.as_ref())
-        .collect();
+    // Duplicates were reported; left in, they would clash as fields.
+    let mut taps: Vec<&Ident> = Vec::new();
+    for tap in network.items.iter().filter_map(|i| i.tap.as_ref()) {
+        if !taps.contains(&tap) {
+            taps.push(tap);
+        }
+    }
     let features = (!taps.is_empty()).then(|| {
         let outputs = format_ident!("{}Outputs", name);
         quote! {

@@ -81,7 +81,7 @@ pub struct Item {
 }
 
 pub enum Layer {
-    Builtin(Builtin),
+    Builtin(Box<Builtin>),
     /// `[Layer, Layer, ...]`: a `Sequential` numbered like PyTorch's.
     Group(Group),
     /// Another network or a module type that implements `StaticShape`.
@@ -107,7 +107,7 @@ pub struct Builtin {
 }
 
 pub enum Args {
-    Conv2d(Conv2dArgs),
+    Conv2d(Box<Conv2dArgs>),
     Linear(LinearArgs),
     /// `BatchNorm2d(num_features)`, `BatchNorm1d(num_features)`.
     BatchNorm(Dim),
@@ -163,10 +163,10 @@ pub enum Kind {
     AdaptiveAvgPool2d,
     Dropout,
     Flatten,
-    ReLU,
+    Relu,
     Sigmoid,
     Tanh,
-    GELU,
+    Gelu,
 }
 
 impl Kind {
@@ -180,10 +180,10 @@ impl Kind {
         Kind::AdaptiveAvgPool2d,
         Kind::Dropout,
         Kind::Flatten,
-        Kind::ReLU,
+        Kind::Relu,
         Kind::Sigmoid,
         Kind::Tanh,
-        Kind::GELU,
+        Kind::Gelu,
     ];
 
     /// The `::kiln::nn` type.
@@ -198,10 +198,10 @@ impl Kind {
             Kind::AdaptiveAvgPool2d => "AdaptiveAvgPool2d",
             Kind::Dropout => "Dropout",
             Kind::Flatten => "Flatten",
-            Kind::ReLU => "ReLU",
+            Kind::Relu => "ReLU",
             Kind::Sigmoid => "Sigmoid",
             Kind::Tanh => "Tanh",
-            Kind::GELU => "GELU",
+            Kind::Gelu => "GELU",
         }
     }
 
@@ -213,10 +213,10 @@ impl Kind {
             Kind::AdaptiveAvgPool2d => "adaptive_avg_pool2d",
             Kind::Dropout => "dropout",
             Kind::Flatten => "flatten",
-            Kind::ReLU => "relu",
+            Kind::Relu => "relu",
             Kind::Sigmoid => "sigmoid",
             Kind::Tanh => "tanh",
-            Kind::GELU => "gelu",
+            Kind::Gelu => "gelu",
             Kind::Conv2d | Kind::Linear | Kind::BatchNorm2d | Kind::BatchNorm1d => return None,
         })
     }
@@ -233,10 +233,10 @@ impl Kind {
             Kind::BatchNorm2d
                 | Kind::BatchNorm1d
                 | Kind::Dropout
-                | Kind::ReLU
+                | Kind::Relu
                 | Kind::Sigmoid
                 | Kind::Tanh
-                | Kind::GELU
+                | Kind::Gelu
         )
     }
 

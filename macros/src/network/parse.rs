@@ -130,10 +130,7 @@ fn parse_input(
     if key != "input" {
         errors.spanned(
             &key,
-            format!(
-                "expected `input`, the shape of one sample{}",
-                did_you_mean(&key.to_string(), ["input"])
-            ),
+            format!("expected `input: [...]`, the shape of one sample, e.g. {example}"),
         );
         rest(content);
         return None;
@@ -318,7 +315,7 @@ fn parse_layer(
             format!(
                 "a module used as a layer needs a field name, e.g. `{}: {}`",
                 field_name_for(&ty),
-                ty.to_token_stream()
+                super::shape::compact(ty.to_token_stream())
             ),
         );
         return Ok(Layer::Invalid);
@@ -536,6 +533,8 @@ struct Options {
     /// An unknown option was reported: requirements are not reported on
     /// top of it (the unknown option is likely the misspelt requirement).
     had_unknown: bool,
+    /// `in_features: ..` was reported as "use an arrow" (once per layer).
+    reported_sizes: bool,
     span: Option<Span>,
 }
 
@@ -559,13 +558,13 @@ fn accepted(kind: Kind) -> &'static [(&'static str, &'static [&'static str])] {
         Kind::MaxPool2d | Kind::AvgPool2d => WINDOW,
         Kind::AdaptiveAvgPool2d => &[("output_size", &[])],
         Kind::Dropout => &[("p", &[]), ("inplace", &[])],
-        Kind::ReLU => &[("inplace", &[])],
+        Kind::Relu => &[("inplace", &[])],
         Kind::BatchNorm2d
         | Kind::BatchNorm1d
         | Kind::Flatten
         | Kind::Sigmoid
         | Kind::Tanh
-        | Kind::GELU => &[],
+        | Kind::Gelu => &[],
     }
 }
 
@@ -584,10 +583,10 @@ fn usage(kind: Kind) -> &'static str {
         Kind::AdaptiveAvgPool2d => "`AdaptiveAvgPool2d((height, width))`",
         Kind::Dropout => "`Dropout(p)`",
         Kind::Flatten => "`Flatten` (it keeps the batch dimension and flattens the rest)",
-        Kind::ReLU => "`ReLU`",
+        Kind::Relu => "`ReLU`",
         Kind::Sigmoid => "`Sigmoid`",
         Kind::Tanh => "`Tanh`",
-        Kind::GELU => "`GELU`",
+        Kind::Gelu => "`GELU`",
     }
 }
 
@@ -598,6 +597,7 @@ impl Options {
             positional: Vec::new(),
             named: HashMap::new(),
             had_unknown: false,
+            reported_sizes: false,
             span: None,
         };
         let Some(raw) = raw else {
@@ -613,6 +613,21 @@ impl Options {
                 .find(|(name, aliases)| *name == text || aliases.contains(&text.as_str()))
             else {
                 options.had_unknown = true;
+                if matches!(kind, Kind::Conv2d | Kind::Linear)
+                    && matches!(
+                        text.as_str(),
+                        "in_features" | "out_features" | "in_channels" | "out_channels"
+                    )
+                {
+                    if !options.reported_sizes {
+                        options.reported_sizes = true;
+                        errors.spanned(
+                            &key,
+                            format!("sizes are written with an arrow: {}", usage(kind)),
+                        );
+                    }
+                    continue;
+                }
                 let names = spec.iter().map(|(n, _)| *n);
                 let list = if spec.is_empty() {
                     format!("{ident} takes no options")
@@ -829,7 +844,7 @@ fn build_builtin(kind: Kind, ident: Ident, raw: Option<RawArgs>, errors: &mut Er
                 }
                 match (channels, kernel) {
                     (Some((in_channels, out_channels)), Some(kernel)) => {
-                        Some(Args::Conv2d(Conv2dArgs {
+                        Some(Args::Conv2d(Box::new(Conv2dArgs {
                             in_channels,
                             out_channels,
                             kernel,
@@ -838,7 +853,7 @@ fn build_builtin(kind: Kind, ident: Ident, raw: Option<RawArgs>, errors: &mut Er
                             dilation,
                             groups,
                             bias,
-                        }))
+                        })))
                     }
                     _ => None,
                 }
@@ -882,7 +897,7 @@ fn build_builtin(kind: Kind, ident: Ident, raw: Option<RawArgs>, errors: &mut Er
                         && pv * 2 > k
                     {
                         errors.spanned(
-                            &p_tokens(padding.as_ref()),
+                            p_tokens(padding.as_ref()),
                             format!("padding {pv} is more than half the {k}-wide window (PyTorch rejects it)"),
                         );
                         break;
@@ -919,13 +934,15 @@ fn build_builtin(kind: Kind, ident: Ident, raw: Option<RawArgs>, errors: &mut Er
                 None => Some(Args::Dropout(quote::quote!(0.5))),
             }
         }
-        Kind::Flatten | Kind::ReLU | Kind::Sigmoid | Kind::Tanh | Kind::GELU => {
+        Kind::Flatten | Kind::Relu | Kind::Sigmoid | Kind::Tanh | Kind::Gelu => {
             o.check_positional(0, errors);
             Some(Args::None)
         }
     };
     match args {
-        Some(args) if errors.len() == before => Layer::Builtin(Builtin { kind, ident, args }),
+        Some(args) if errors.len() == before => {
+            Layer::Builtin(Box::new(Builtin { kind, ident, args }))
+        }
         _ => Layer::Invalid,
     }
 }
@@ -1124,7 +1141,8 @@ mod tests {
     fn input_shape_errors() {
         assert!(errors_of(quote!(struct N { relu }))[0].starts_with("missing input shape"));
         assert!(
-            errors_of(quote!(struct N(inptu: [1]) { relu }))[0].contains("did you mean `input`?")
+            errors_of(quote!(struct N(inptu: [1]) { relu }))[0]
+                .starts_with("expected `input: [...]`")
         );
         assert!(
             errors_of(quote!(struct N(input: 28) { relu }))[0]

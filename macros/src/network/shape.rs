@@ -332,7 +332,7 @@ impl Analyzer<'_> {
                         "{label}: expects {} but {} {}",
                         count(&n.value.text(), "channel"),
                         self.chain.producer(),
-                        dims[0].text()
+                        count(&dims[0].text(), "channel")
                     );
                     self.require_eq(&dims[0], &n.value, &n.tokens, message);
                 }
@@ -445,14 +445,20 @@ impl Analyzer<'_> {
         let trait_path = quote!(::kiln::nn::static_shape::StaticShape);
         let input = quote!(<#ty as #trait_path>::INPUT_SHAPE);
         if let Some(current) = shape.slice_tokens() {
-            let message = format!(
-                "{label}: the input shape that {name} declares (StaticShape::INPUT_SHAPE) is not the {} {}",
-                shape.text(),
-                match self.chain.last_label() {
-                    "input" => "of the input".to_owned(),
-                    producer => format!("that {producer} produces"),
-                }
-            );
+            let producer = self.chain.producer_noun();
+            let message = match shape {
+                Shape::Opaque(o) => format!(
+                    "{label}: {name} does not accept the output of {producer}: the input shape \
+                     it declares (StaticShape::INPUT_SHAPE) differs from {}",
+                    o.text
+                ),
+                _ => format!(
+                    "{label}: {name} does not accept {}, the output of {producer}: the input \
+                     shape it declares (StaticShape::INPUT_SHAPE) differs",
+                    shape.text()
+                ),
+            };
+            let message = message.replace("the output of the input", "the input");
             let eq = helper("shape_eq");
             self.defer(&at, quote!(#eq(#input, #current)), message);
         }
@@ -664,7 +670,7 @@ mod tests {
         assert_eq!(
             checks,
             [
-                "encoder: the input shape that Encoder declares (StaticShape::INPUT_SHAPE) is not the [1,28,28] of the input (input [1,28,28])",
+                "encoder: Encoder does not accept [1,28,28], the input: the input shape it declares (StaticShape::INPUT_SHAPE) differs (input [1,28,28])",
                 "fc: expects 64 input features but flatten produces numel(Encoder::OUTPUT_SHAPE) (input [1,28,28] → encoder Encoder::OUTPUT_SHAPE → flatten [numel(Encoder::OUTPUT_SHAPE)])",
             ]
         );
