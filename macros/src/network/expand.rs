@@ -120,15 +120,44 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
             quote_spanned!(check.span=> ::core::assert!(#cond, #message);)
         })
         .collect();
-    let (free_checks, new_checks) = match (asserts.is_empty(), is_generic) {
-        (true, _) => (None, None),
-        (false, false) => (Some(quote!(const _: () = { #(#asserts)* };)), None),
-        (false, true) => {
-            // Spanned on the first check, so rustc's "erroneous constant"
-            // note points into the declaration rather than at the whole macro.
-            let span = analysis.checks[0].span;
-            (None, Some(quote_spanned!(span=> const { #(#asserts)* };)))
-        }
+    // Modules used as layers: their own checks run with ours, so a
+    // non-generic network that uses `Mlp<64>` checks it under `cargo check`
+    // (a generic type's checks otherwise only run when `new` is
+    // monomorphised, i.e. in `cargo build`).
+    let mut composed: Vec<&syn::Type> = Vec::new();
+    collect_composed(&network.items, &mut composed);
+    let composed_checks = composed.iter().map(|ty| {
+        let span = ty_span(ty);
+        quote_spanned!(span=> let () = <#ty as ::kiln::nn::static_shape::StaticShape>::SHAPE_CHECKS;)
+    });
+    // A module declared with errors is a stub whose shapes mean nothing:
+    // checks against it are skipped, the errors are reported where it is
+    // declared.
+    let guarded = if composed.is_empty() || asserts.is_empty() {
+        quote!(#(#asserts)*)
+    } else {
+        let stubs = composed
+            .iter()
+            .map(|ty| quote!(<#ty as ::kiln::nn::static_shape::StaticShape>::DECLARED_WITH_ERRORS));
+        quote!(if !(#(#stubs)||*) { #(#asserts)* })
+    };
+    let shape_checks = (!asserts.is_empty() || !composed.is_empty())
+        .then(|| quote!(const SHAPE_CHECKS: () = { #guarded #(#composed_checks)* };));
+    // rustc notes where a failing constant is evaluated: point it at the
+    // network's name rather than at the whole macro.
+    let check_span = name.span();
+    let force_checks = quote_spanned!(check_span=>
+        <Self as ::kiln::nn::static_shape::StaticShape>::SHAPE_CHECKS
+    );
+    let (free_checks, new_checks) = match (shape_checks.is_some(), is_generic) {
+        (false, _) => (None, None),
+        (true, false) => (
+            Some(quote_spanned!(check_span=>
+                const _: () = <#name as ::kiln::nn::static_shape::StaticShape>::SHAPE_CHECKS;
+            )),
+            None,
+        ),
+        (true, true) => (None, Some(quote!(let () = #force_checks;))),
     };
 
     // Forward passes.
@@ -244,6 +273,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
         impl #impl_generics ::kiln::nn::static_shape::StaticShape for #name #ty_generics #where_clause {
             const INPUT_SHAPE: &'static [usize] = &[#(#input_tokens),*];
             const OUTPUT_SHAPE: &'static [usize] = #output_slice;
+            #shape_checks
         }
 
         #outputs_struct
@@ -300,6 +330,17 @@ fn construct(layer: &Layer) -> TokenStream {
             quote_spanned!(span=> <#ty>::new(device))
         }
         Layer::Invalid => quote!(()),
+    }
+}
+
+/// Every composed module type, in groups too.
+fn collect_composed<'a>(items: &'a [Item], out: &mut Vec<&'a syn::Type>) {
+    for item in items {
+        match &item.layer {
+            Layer::Composed(ty) => out.push(ty),
+            Layer::Group(g) => collect_composed(&g.items, out),
+            _ => {}
+        }
     }
 }
 
@@ -442,9 +483,10 @@ fn forward_step(item: &Item, input: &Ident) -> TokenStream {
 }
 
 /// What stands in for the network when its declaration has errors: the
-/// struct with its name, generics and docs, and `new` / `forward` /
-/// `forward_features` generic enough to accept any use, so the only errors
-/// shown are the declaration's. It names no kiln item.
+/// struct with its name, const generics and docs, `new` / `forward` /
+/// `forward_features` generic enough to accept any use, and the traits a
+/// layer needs (its `StaticShape` says `DECLARED_WITH_ERRORS`), so the only
+/// errors shown are the declaration's.
 pub fn stub(network: &Network) -> TokenStream {
     let Network {
         vis,
@@ -487,6 +529,7 @@ pub fn stub(network: &Network) -> TokenStream {
     quote! {
         #(#docs)*
         #[allow(dead_code)]
+        #[derive(::kiln::Module)]
         #vis struct #name #generics #where_clause {}
 
         #[allow(dead_code)]
@@ -497,6 +540,18 @@ pub fn stub(network: &Network) -> TokenStream {
             pub fn forward<T>(&self, _x: &T) -> T {
                 ::core::panic!(#message)
             }
+        }
+
+        // So that networks using this one as a layer add no errors of their own.
+        impl #impl_generics ::kiln::nn::Forward for #name #ty_generics #where_clause {
+            fn forward(&self, _x: &::kiln::Tensor) -> ::kiln::Tensor {
+                ::core::panic!(#message)
+            }
+        }
+        impl #impl_generics ::kiln::nn::static_shape::StaticShape for #name #ty_generics #where_clause {
+            const INPUT_SHAPE: &'static [usize] = &[];
+            const OUTPUT_SHAPE: &'static [usize] = &[];
+            const DECLARED_WITH_ERRORS: bool = true;
         }
         #features
     }

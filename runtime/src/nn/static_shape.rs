@@ -28,6 +28,20 @@ pub trait StaticShape {
     const INPUT_SHAPE: &'static [usize];
     /// The shape of one output sample, e.g. `[10]`.
     const OUTPUT_SHAPE: &'static [usize];
+
+    /// Evaluating this constant runs the type's compile-time shape checks
+    /// that depend on its const generics (and those of the modules it is
+    /// made of); it fails to compile, with a message naming the layer, if
+    /// one does not hold. `network!` evaluates it in `new`, and in every
+    /// network that uses the type as a layer. Hand-written implementations
+    /// can leave the default.
+    const SHAPE_CHECKS: () = ();
+
+    /// `true` only for the stand-in that `network!` generates for a
+    /// declaration with errors: networks that use it skip their checks
+    /// against it, so only the declaration's own errors are reported.
+    #[doc(hidden)]
+    const DECLARED_WITH_ERRORS: bool = false;
 }
 
 /// Whether two shapes are equal.
