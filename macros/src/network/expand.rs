@@ -43,8 +43,8 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
         let separator = (!field_attrs.is_empty()).then(|| quote!(#[doc = ""]));
         let doc = format!(
             " Shape `{}` → `{}` per sample.",
-            before.text(),
-            after.text()
+            doc_shape(before, None),
+            doc_shape(after, None)
         );
         fields.push(quote! {
             #(#field_attrs)*
@@ -554,5 +554,53 @@ pub fn stub(network: &Network) -> TokenStream {
             const DECLARED_WITH_ERRORS: bool = true;
         }
         #features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// Expands a declaration and parses the result as Rust items.
+    fn expand(tokens: proc_macro2::TokenStream) -> syn::File {
+        let out = super::super::network(tokens);
+        syn::parse2(out).expect("the expansion is valid Rust")
+    }
+
+    #[test]
+    fn expansions_are_valid_rust() {
+        let file = expand(quote! {
+            /// Docs.
+            pub struct Net<const H: usize>(input: [3, 32, 32]) {
+                features: [Conv2d(3 -> 8, kernel: 3, padding: 1), ReLU, MaxPool2d(2)] -> f,
+                pool: AdaptiveAvgPool2d(4),
+                flatten,
+                dropout(0.2),
+                fc1: Linear(8 * 4 * 4 -> H, bias: false),
+                block: Block<H>,
+                fc2: Linear(H -> 10),
+            }
+        });
+        let names: Vec<String> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Struct(s) => Some(s.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["Net", "NetOutputs"]);
+    }
+
+    #[test]
+    fn a_declaration_with_errors_expands_to_errors_and_a_stub() {
+        let file = expand(quote! {
+            pub struct Net(input: [1, 28, 28]) {
+                fc: Linear(10 -> 2),
+            }
+        });
+        let text = quote!(#file).to_string();
+        assert!(text.contains("compile_error"));
+        assert!(text.contains("DECLARED_WITH_ERRORS"));
     }
 }
