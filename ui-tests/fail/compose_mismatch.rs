@@ -34,7 +34,9 @@ pub struct Block {
 
 impl Block {
     pub fn new(device: &Device) -> Self {
-        Block { conv: Conv2d::new(64, 64, Conv2dOptions::new([3, 3]).padding([1, 1]), device) }
+        Block {
+            conv: Conv2d::new(64, 64, Conv2dOptions::new([3, 3]).padding([1, 1]), device),
+        }
     }
 }
 

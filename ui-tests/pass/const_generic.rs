@@ -46,7 +46,10 @@ fn main() {
 
     let cnn = Cnn::<3, 32>::new(&Device::Cpu);
     assert_eq!(Cnn::<3, 32>::INPUT_SHAPE, [3, 32, 32]);
-    assert_eq!(cnn.forward(&Tensor::zeros([2, 3, 32, 32])).shape(), &[2, 10]);
+    assert_eq!(
+        cnn.forward(&Tensor::zeros([2, 3, 32, 32])).shape(),
+        &[2, 10]
+    );
     let wide = Wide::<784>::new(&Device::Cpu);
     assert_eq!(wide.forward(&Tensor::zeros([2, 392])).shape(), &[2, 10]);
     assert_eq!(Wide::<784>::OUTPUT_SHAPE, [10]);

@@ -41,11 +41,17 @@ fn main() {
     assert_eq!(out.h_relu1_2.shape(), &[1, 64, 64, 64]);
     assert_eq!(out.h_relu2_2.shape(), &[1, 128, 32, 32]);
     assert_eq!(out.h_relu3_3.shape(), &[1, 256, 16, 16]);
-    assert_eq!(net.forward(&Tensor::zeros([1, 3, 64, 64])).shape(), &[1, 256, 16, 16]);
+    assert_eq!(
+        net.forward(&Tensor::zeros([1, 3, 64, 64])).shape(),
+        &[1, 256, 16, 16]
+    );
 
     let small = Small::new(&Device::Cpu);
     let x = Tensor::zeros([5, 1, 8, 8]);
-    let SmallOutputs { conv_out, activated } = small.forward_features(&x);
+    let SmallOutputs {
+        conv_out,
+        activated,
+    } = small.forward_features(&x);
     assert_eq!(conv_out.shape(), &[5, 4, 6, 6]);
     assert_eq!(activated.shape(), &[5, 4, 6, 6]);
     assert_eq!(small.forward(&x).shape(), &[5, 2]);
