@@ -45,9 +45,12 @@ pub use kiln_runtime::*;
 /// ```
 pub use kiln_macros::Module;
 
+/// `network!`: declares a model and its forward with shapes checked at compile time.
+pub use kiln_macros::network;
+
 /// The names most programs need, like `import torch`.
 pub mod prelude {
-    pub use kiln_macros::Module;
+    pub use kiln_macros::{Module, network};
     pub use kiln_runtime::autograd::{self, no_grad};
     pub use kiln_runtime::nn::{self, Forward, Layer, Module};
     pub use kiln_runtime::optim::{self, Optimizer, lr_scheduler::LrScheduler};

@@ -5,6 +5,7 @@ pub mod functional;
 pub mod init;
 mod layers;
 mod module;
+pub mod static_shape;
 
 pub use layers::*;
 pub use module::{

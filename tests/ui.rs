@@ -1,0 +1,11 @@
+//! `network!`'s diagnostics (`ui-tests/fail`, one `.rs` + `.stderr` pair per
+//! error) and the forms it accepts (`ui-tests/pass`). Regenerate the
+//! `.stderr` files with `TRYBUILD=overwrite cargo test --test ui`, then read
+//! them as a user would.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("ui-tests/fail/*.rs");
+    t.pass("ui-tests/pass/*.rs");
+}
