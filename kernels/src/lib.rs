@@ -1,6 +1,8 @@
 //! Raw compute kernels for kiln. Knows nothing of tensors or autograd.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 /// Floating-point element types the kernels compute in.
 pub trait Float:
