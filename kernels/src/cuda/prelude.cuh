@@ -6,6 +6,10 @@
 // in f32, like PyTorch). Every kernel is `extern "C"` and named
 // `<op>_<dtype>`.
 
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 typedef float f32;
 typedef double f64;
 typedef long long i64;
