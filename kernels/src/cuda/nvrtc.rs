@@ -25,10 +25,7 @@ const FILE_NAMES: &[&str] = &[
 
 /// Looks for an NVRTC library file in `dir`.
 pub fn find_in_dir(dir: &Path) -> Option<PathBuf> {
-    FILE_NAMES
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
 /// An NVRTC library file named by `$KILN_NVRTC_LIB` (a file, or a
@@ -97,7 +94,10 @@ pub fn version() -> Result<(i32, i32), String> {
 
 /// Compiles a kernel family to PTX for a virtual architecture such as
 /// `"compute_80"`. The error carries NVRTC's log.
-pub fn compile_ptx(family: &KernelFamily, arch: &'static str) -> Result<cudarc::nvrtc::Ptx, String> {
+pub fn compile_ptx(
+    family: &KernelFamily,
+    arch: &'static str,
+) -> Result<cudarc::nvrtc::Ptx, String> {
     ensure_loaded()?;
     let opts = cudarc::nvrtc::CompileOptions {
         arch: Some(arch),
