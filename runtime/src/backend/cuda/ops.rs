@@ -376,7 +376,7 @@ fn conv_geom(op: &str, x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dGeom
     );
     let g = p.groups;
     assert!(
-        g > 0 && x[1] == w[1] * g && w[0] % g == 0,
+        g > 0 && x[1] == w[1] * g && w[0].is_multiple_of(g),
         "{op}: weight {w:?} (groups {g}) does not match input {x:?}: expected input channels {} ",
         w[1] * g
     );
