@@ -1490,6 +1490,7 @@ mod tests {
         assert_eq!(out_len("t", 28, 5, 1, 2, 1, false), 28);
         assert_eq!(out_len("t", 7, 2, 2, 0, 1, false), 3);
         assert_eq!(out_len("t", 7, 2, 2, 0, 1, true), 4);
-        assert_eq!(out_len("t", 6, 3, 2, 1, 1, true), 3);
+        assert_eq!(out_len("t", 6, 3, 2, 1, 1, true), 4);
+        assert_eq!(out_len("t", 5, 2, 2, 1, 1, true), 3);
     }
 }
