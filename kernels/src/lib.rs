@@ -89,6 +89,8 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 /// Element type of the generic kernels: `f32` and `f64`.
 ///

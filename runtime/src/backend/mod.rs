@@ -15,6 +15,8 @@ pub fn cuda_is_available() -> bool {
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod unary_op;
+pub use unary_op::UnaryOp;
 
 use crate::{DType, Device, Tensor, storage::Storage};
 

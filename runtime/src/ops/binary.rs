@@ -164,15 +164,17 @@ pub(crate) fn broadcast_layouts(op: &str, a: &Tensor, b: &Tensor) -> (Layout, La
 /// Applies `f` elementwise to a float tensor, computing half types in f32
 /// (no autograd). Integer tensors use `fi` when given.
 pub(crate) fn map_float(
-    op: &str,
+    op: impl Into<crate::backend::UnaryOp>,
     t: &Tensor,
     f32f: impl Fn(f32) -> f32,
     f64f: impl Fn(f64) -> f64,
     fi: Option<&dyn Fn(i64) -> i64>,
 ) -> Tensor {
+    let kind = op.into();
+    let op = kind.name();
     #[cfg(feature = "cuda")]
     if t.device().is_cuda() {
-        return crate::backend::cuda::unary_by_name(op, t);
+        return crate::backend::cuda::unary(kind, t);
     }
     let g = t.read_storage();
     let l = t.layout();
@@ -300,7 +302,7 @@ impl Tensor {
     /// Adds a scalar, like `tensor + 2.5`.
     pub fn add_scalar(&self, s: f64) -> Tensor {
         let out = map_float(
-            "add_scalar",
+            crate::backend::UnaryOp::AddScalar(s),
             self,
             |x| x + s as f32,
             |x| x + s,
@@ -312,7 +314,7 @@ impl Tensor {
     /// Multiplies by a scalar, like `tensor * 2.5`.
     pub fn mul_scalar(&self, s: f64) -> Tensor {
         let out = map_float(
-            "mul_scalar",
+            crate::backend::UnaryOp::MulScalar(s),
             self,
             |x| x * s as f32,
             |x| x * s,

@@ -39,10 +39,16 @@ impl Tensor {
     pub fn pow_scalar(&self, exponent: f64) -> Tensor {
         let e32 = exponent as f32;
         let out = if exponent == 2.0 {
-            map_float("pow", self, |x| x * x, |x| x * x, Some(&|x| x * x))
+            map_float(
+                crate::backend::UnaryOp::Pow(2.0),
+                self,
+                |x| x * x,
+                |x| x * x,
+                Some(&|x| x * x),
+            )
         } else {
             map_float(
-                "pow",
+                crate::backend::UnaryOp::Pow(exponent),
                 self,
                 move |x| x.powf(e32),
                 move |x| x.powf(exponent),

@@ -216,7 +216,11 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
-        let out = self.map_storage("contiguous", |s, l| s.gather(l));
+        let out = match self.device() {
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => crate::backend::cuda::deep_copy(self),
+            _ => self.map_storage("contiguous", |s, l| s.gather(l)),
+        };
         Tensor::from_op(out, "CloneBackward0", &[self], |g, _| vec![Some(g.clone())])
     }
 

@@ -1,0 +1,197 @@
+// kiln CUDA prelude, prepended to every kernel family. No system headers:
+// NVRTC compiles it without a CUDA toolkit on the include path.
+//
+// Element types: f32, f64, i64, u8 and bool are the C types; f16 and bf16
+// are 16-bit storage structs converted through f32 (half math is computed
+// in f32, like PyTorch). Every kernel is `extern "C"` and named
+// `<op>_<dtype>`.
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+typedef float f32;
+typedef double f64;
+typedef long long i64;
+typedef unsigned char u8;
+struct f16 { unsigned short x; };
+struct bf16 { unsigned short x; };
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ unsigned short f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+__device__ __forceinline__ float bf16_to_f32(unsigned short h) {
+    return __uint_as_float(((unsigned int)h) << 16);
+}
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+// Num<T>: the type T is computed in (`acc`), and conversions to and from it
+// and from/to double (for casts).
+template <typename T> struct Num;
+template <> struct Num<f32> {
+    typedef float acc;
+    static __device__ __forceinline__ float to(f32 v) { return v; }
+    static __device__ __forceinline__ f32 from(float v) { return v; }
+    static __device__ __forceinline__ double to_f64(f32 v) { return (double)v; }
+    static __device__ __forceinline__ f32 from_f64(double v) { return (float)v; }
+};
+template <> struct Num<f64> {
+    typedef double acc;
+    static __device__ __forceinline__ double to(f64 v) { return v; }
+    static __device__ __forceinline__ f64 from(double v) { return v; }
+    static __device__ __forceinline__ double to_f64(f64 v) { return v; }
+    static __device__ __forceinline__ f64 from_f64(double v) { return v; }
+};
+template <> struct Num<f16> {
+    typedef float acc;
+    static __device__ __forceinline__ float to(f16 v) { return f16_to_f32(v.x); }
+    static __device__ __forceinline__ f16 from(float v) { f16 r; r.x = f32_to_f16(v); return r; }
+    static __device__ __forceinline__ double to_f64(f16 v) { return (double)f16_to_f32(v.x); }
+    static __device__ __forceinline__ f16 from_f64(double v) { return from((float)v); }
+};
+template <> struct Num<bf16> {
+    typedef float acc;
+    static __device__ __forceinline__ float to(bf16 v) { return bf16_to_f32(v.x); }
+    static __device__ __forceinline__ bf16 from(float v) { bf16 r; r.x = f32_to_bf16(v); return r; }
+    static __device__ __forceinline__ double to_f64(bf16 v) { return (double)bf16_to_f32(v.x); }
+    static __device__ __forceinline__ bf16 from_f64(double v) { return from((float)v); }
+};
+template <> struct Num<i64> {
+    typedef i64 acc;
+    static __device__ __forceinline__ i64 to(i64 v) { return v; }
+    static __device__ __forceinline__ i64 from(i64 v) { return v; }
+    static __device__ __forceinline__ double to_f64(i64 v) { return (double)v; }
+    // Saturating, NaN -> 0, like Rust's `as`.
+    static __device__ __forceinline__ i64 from_f64(double v) {
+        if (v != v) return 0;
+        if (v >= 9223372036854775807.0) return 9223372036854775807LL;
+        if (v <= -9223372036854775808.0) return (-9223372036854775807LL - 1);
+        return (i64)v;
+    }
+};
+template <> struct Num<u8> {
+    typedef i64 acc;
+    static __device__ __forceinline__ i64 to(u8 v) { return (i64)v; }
+    static __device__ __forceinline__ u8 from(i64 v) { return (u8)(unsigned long long)v; }
+    static __device__ __forceinline__ double to_f64(u8 v) { return (double)v; }
+    static __device__ __forceinline__ u8 from_f64(double v) {
+        if (v != v || v <= 0.0) return 0;
+        if (v >= 255.0) return 255;
+        return (u8)v;
+    }
+};
+template <> struct Num<bool> {
+    typedef i64 acc;
+    static __device__ __forceinline__ i64 to(bool v) { return v ? 1 : 0; }
+    static __device__ __forceinline__ bool from(i64 v) { return v != 0; }
+    static __device__ __forceinline__ double to_f64(bool v) { return v ? 1.0 : 0.0; }
+    static __device__ __forceinline__ bool from_f64(double v) { return v != 0.0; }
+};
+
+// A strided view of rank <= 8 (shape, strides and offset in elements), the
+// same struct as the host's `Strided` (#[repr(C)], 144 bytes).
+#define KILN_MAX_DIMS 8
+struct Strided {
+    i64 shape[KILN_MAX_DIMS];
+    i64 strides[KILN_MAX_DIMS];
+    i64 offset;
+    i64 rank;
+};
+
+// Storage offset of the i-th element (row-major) of the view.
+__device__ __forceinline__ i64 strided_offset(const Strided& l, i64 i) {
+    if (l.rank <= 1) return l.offset + (l.rank == 1 ? i * l.strides[0] : 0);
+    i64 off = l.offset;
+#pragma unroll
+    for (int d = KILN_MAX_DIMS - 1; d >= 0; --d) {
+        if (d < l.rank) {
+            i64 s = l.shape[d];
+            off += (i % s) * l.strides[d];
+            i /= s;
+        }
+    }
+    return off;
+}
+
+#define KILN_GRID_LOOP(i, n) \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+// Block-wide sum and max (blockDim.x a multiple of 32, at most 1024). The
+// result is returned to every thread.
+template <typename A> __device__ __forceinline__ A warp_sum(A v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+template <typename A> __device__ __forceinline__ A warp_max(A v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        A w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = (w > v || w != w) ? w : v;
+    }
+    return v;
+}
+template <typename A> __device__ A block_sum(A v) {
+    __shared__ A partial[32];
+    __syncthreads();
+    v = warp_sum(v);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int nwarps = (blockDim.x + 31) >> 5;
+    v = (threadIdx.x < nwarps) ? partial[threadIdx.x] : (A)0;
+    if (warp == 0) v = warp_sum(v);
+    if (threadIdx.x == 0) partial[0] = v;
+    __syncthreads();
+    return partial[0];
+}
+template <typename A> __device__ A block_max(A v, A lowest) {
+    __shared__ A partial[32];
+    __syncthreads();
+    v = warp_max(v);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int nwarps = (blockDim.x + 31) >> 5;
+    v = (threadIdx.x < nwarps) ? partial[threadIdx.x] : lowest;
+    if (warp == 0) v = warp_max(v);
+    if (threadIdx.x == 0) partial[0] = v;
+    __syncthreads();
+    return partial[0];
+}
+
+// Atomic add for every float type (16-bit types through a CAS on the
+// enclosing aligned 32-bit word).
+__device__ __forceinline__ void atomic_add(f32* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(f64* p, double v) { atomicAdd(p, v); }
+template <typename H, unsigned short (*ENC)(float), float (*DEC)(unsigned short)>
+__device__ __forceinline__ void atomic_add_16(H* p, float v) {
+    unsigned int* word = (unsigned int*)((size_t)p & ~(size_t)3);
+    bool high = ((size_t)p & 2) != 0;
+    unsigned int old = *word, assumed;
+    do {
+        assumed = old;
+        unsigned short cur = high ? (unsigned short)(assumed >> 16) : (unsigned short)(assumed & 0xffffu);
+        unsigned short nxt = ENC(DEC(cur) + v);
+        unsigned int repl = high ? ((assumed & 0x0000ffffu) | ((unsigned int)nxt << 16))
+                                 : ((assumed & 0xffff0000u) | (unsigned int)nxt);
+        old = atomicCAS(word, assumed, repl);
+    } while (assumed != old);
+}
+__device__ __forceinline__ void atomic_add(f16* p, float v) { atomic_add_16<f16, f32_to_f16, f16_to_f32>(p, v); }
+__device__ __forceinline__ void atomic_add(bf16* p, float v) { atomic_add_16<bf16, f32_to_bf16, bf16_to_f32>(p, v); }
+
+#define KILN_FLOAT_TYPES(M) M(f32) M(f64) M(f16) M(bf16)
+#define KILN_ALL_TYPES(M) M(f32) M(f64) M(f16) M(bf16) M(i64) M(u8) M(bool)

@@ -1,1 +1,0 @@
-//! CUDA backend (feature `cuda`): device storage, NVRTC kernels, cuBLAS.

@@ -1,0 +1,1496 @@
+//! Neural-network ops on CUDA tensors: softmax, losses, convolution,
+//! pooling, batch norm, indexing and optimizer updates, forward and
+//! backward. Each takes plain tensors (no autograd) on one device and
+//! returns new contiguous tensors; inputs that are not contiguous are
+//! copied first. Optimizer updates write their parameter and state
+//! tensors in place.
+
+use super::kernels::{Args, Conv2dGeom, PoolGeom, block_for_row, launch, launch_n};
+use super::{
+    CudaDevice, ErrFlag, Mat, alloc, check, contiguous, cuda, device_of, gemm, same_device, sfx,
+    sum, wrap, zero,
+};
+use crate::{DType, Tensor};
+use kiln_kernels::cuda::{BATCHNORM, CONV, COPY, INDEX, LOSS, OPTIM, POOL, SOFTMAX};
+use std::sync::Arc;
+
+/// Device address of a contiguous tensor's first element.
+fn ptr(op: &str, t: &Tensor) -> u64 {
+    assert!(t.is_contiguous(), "{op}: expected a contiguous tensor");
+    cuda(op, &t.read_storage()).ptr_at(t.layout().offset())
+}
+
+/// Address of an optional tensor (0, a null pointer, when absent).
+fn opt_ptr(op: &str, t: Option<&Tensor>) -> u64 {
+    t.map_or(0, |t| ptr(op, t))
+}
+
+fn float_only(op: &str, t: &Tensor) {
+    if !t.dtype().is_float() {
+        panic!("{op}: expected a floating point tensor, got {}", t.dtype());
+    }
+}
+
+/// Launches a block-per-row kernel over `rows` rows of `len` elements.
+fn launch_rows(
+    op: &str,
+    dev: &CudaDevice,
+    fam: &kiln_kernels::cuda::KernelFamily,
+    name: &str,
+    rows: usize,
+    len: usize,
+    args: &mut Args,
+) {
+    if rows == 0 {
+        return;
+    }
+    let grid = rows.min(65535) as u32;
+    check(op, launch(dev, fam, name, grid, block_for_row(len), args));
+}
+
+/// (outer, len, inner) of `shape` around `dim`.
+fn split3(shape: &[usize], dim: usize) -> (usize, usize, usize) {
+    (
+        shape[..dim].iter().product(),
+        shape[dim],
+        shape[dim + 1..].iter().product(),
+    )
+}
+
+// ----- softmax -------------------------------------------------------------------
+
+/// Softmax (or log-softmax when `log`) along `dim`.
+pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Tensor {
+    let op = if log { "log_softmax" } else { "softmax" };
+    float_only(op, x);
+    let dev = device_of(op, x);
+    let x = contiguous(x);
+    let (outer, len, inner) = split3(x.shape(), dim);
+    let y = alloc(op, &dev, x.dtype(), x.numel());
+    let mut a = Args::new();
+    a.i(outer)
+        .i(len)
+        .i(inner)
+        .push(ptr(op, &x))
+        .push(y.ptr())
+        .push(log as i32);
+    launch_rows(
+        op,
+        &dev,
+        &SOFTMAX,
+        &format!("softmax_fwd_{}", sfx(x.dtype())),
+        outer * inner,
+        len,
+        &mut a,
+    );
+    wrap(y, x.shape())
+}
+
+/// Gradient of softmax / log-softmax along `dim` from its output `y` and
+/// the output's gradient `gy`.
+pub fn softmax_backward(y: &Tensor, gy: &Tensor, dim: usize, log: bool) -> Tensor {
+    let op = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
+    let dev = device_of(op, y);
+    same_device(op, &dev, &[gy]);
+    let (y, gy) = (contiguous(y), contiguous(gy));
+    let (outer, len, inner) = split3(y.shape(), dim);
+    let gx = alloc(op, &dev, y.dtype(), y.numel());
+    let mut a = Args::new();
+    a.i(outer)
+        .i(len)
+        .i(inner)
+        .push(ptr(op, &y))
+        .push(ptr(op, &gy))
+        .push(gx.ptr())
+        .push(log as i32);
+    launch_rows(
+        op,
+        &dev,
+        &SOFTMAX,
+        &format!("softmax_bwd_{}", sfx(y.dtype())),
+        outer * inner,
+        len,
+        &mut a,
+    );
+    wrap(gx, y.shape())
+}
+
+// ----- losses --------------------------------------------------------------------
+
+fn check_targets(
+    op: &str,
+    logits: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+) -> (usize, usize) {
+    float_only(op, logits);
+    assert_eq!(
+        logits.dim(),
+        2,
+        "{op}: expected [N, C] scores, got shape {:?}",
+        logits.shape()
+    );
+    assert_eq!(
+        target.dtype(),
+        DType::I64,
+        "{op}: expected int64 class indices, got {}",
+        target.dtype()
+    );
+    let (n, c) = (logits.shape()[0], logits.shape()[1]);
+    assert_eq!(
+        target.shape(),
+        &[n],
+        "{op}: expected target of shape [{n}], got {:?}",
+        target.shape()
+    );
+    if let Some(w) = weight {
+        assert_eq!(
+            w.shape(),
+            &[c],
+            "{op}: expected weight of shape [{c}], got {:?}",
+            w.shape()
+        );
+    }
+    (n, c)
+}
+
+/// Fused cross-entropy of `[N, C]` scores against int64 class indices:
+/// per-sample losses `[N]` and per-sample weights `[N]` (`weight[target]`,
+/// 0 for ignored samples), so that the mean is `loss.sum() / w.sum()`.
+pub fn cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    label_smoothing: f64,
+) -> (Tensor, Tensor) {
+    let op = "cross_entropy";
+    let (n, c) = check_targets(op, logits, target, weight);
+    let dev = device_of(op, logits);
+    same_device(op, &dev, &[target]);
+    let (x, t, w) = (
+        contiguous(logits),
+        contiguous(target),
+        weight.map(contiguous),
+    );
+    let loss = alloc(op, &dev, x.dtype(), n);
+    let wsum = alloc(op, &dev, x.dtype(), n);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(n)
+        .i(c)
+        .push(ptr(op, &x))
+        .push(ptr(op, &t))
+        .push(opt_ptr(op, w.as_ref()));
+    a.push(ignore_index)
+        .push(label_smoothing)
+        .push(loss.ptr())
+        .push(wsum.ptr())
+        .push(err.ptr());
+    launch_rows(
+        op,
+        &dev,
+        &LOSS,
+        &format!("cross_entropy_fwd_{}", sfx(x.dtype())),
+        n,
+        c,
+        &mut a,
+    );
+    err.check(op, || format!("target out of bounds for {c} classes"));
+    (wrap(loss, &[n]), wrap(wsum, &[n]))
+}
+
+/// Gradient of [`cross_entropy`]'s per-sample losses with respect to the
+/// scores, given the per-sample loss gradients `gloss` `[N]`.
+pub fn cross_entropy_backward(
+    logits: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    label_smoothing: f64,
+    gloss: &Tensor,
+) -> Tensor {
+    let op = "cross_entropy_backward";
+    let (n, c) = check_targets(op, logits, target, weight);
+    let dev = device_of(op, logits);
+    let (x, t, w, g) = (
+        contiguous(logits),
+        contiguous(target),
+        weight.map(contiguous),
+        contiguous(gloss),
+    );
+    let gx = alloc(op, &dev, x.dtype(), n * c);
+    let mut a = Args::new();
+    a.i(n)
+        .i(c)
+        .push(ptr(op, &x))
+        .push(ptr(op, &t))
+        .push(opt_ptr(op, w.as_ref()));
+    a.push(ignore_index)
+        .push(label_smoothing)
+        .push(ptr(op, &g))
+        .push(gx.ptr());
+    launch_rows(
+        op,
+        &dev,
+        &LOSS,
+        &format!("cross_entropy_bwd_{}", sfx(x.dtype())),
+        n,
+        c,
+        &mut a,
+    );
+    wrap(gx, &[n, c])
+}
+
+/// NLL loss of `[N, C]` log-probabilities: per-sample losses and weights,
+/// as [`cross_entropy`].
+pub fn nll_loss(
+    logp: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+) -> (Tensor, Tensor) {
+    let op = "nll_loss";
+    let (n, c) = check_targets(op, logp, target, weight);
+    let dev = device_of(op, logp);
+    same_device(op, &dev, &[target]);
+    let (x, t, w) = (contiguous(logp), contiguous(target), weight.map(contiguous));
+    let loss = alloc(op, &dev, x.dtype(), n);
+    let wsum = alloc(op, &dev, x.dtype(), n);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(n)
+        .i(c)
+        .push(ptr(op, &x))
+        .push(ptr(op, &t))
+        .push(opt_ptr(op, w.as_ref()));
+    a.push(ignore_index)
+        .push(loss.ptr())
+        .push(wsum.ptr())
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &LOSS,
+            &format!("nll_fwd_{}", sfx(x.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    err.check(op, || format!("target out of bounds for {c} classes"));
+    (wrap(loss, &[n]), wrap(wsum, &[n]))
+}
+
+/// Gradient of [`nll_loss`] with respect to the log-probabilities.
+pub fn nll_loss_backward(
+    logp: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+    ignore_index: i64,
+    gloss: &Tensor,
+) -> Tensor {
+    let op = "nll_loss_backward";
+    let (n, c) = check_targets(op, logp, target, weight);
+    let dev = device_of(op, logp);
+    let (t, w, g) = (
+        contiguous(target),
+        weight.map(contiguous),
+        contiguous(gloss),
+    );
+    let gx = alloc(op, &dev, logp.dtype(), n * c);
+    let mut a = Args::new();
+    a.i(n)
+        .i(c)
+        .push(ptr(op, &t))
+        .push(opt_ptr(op, w.as_ref()))
+        .push(ignore_index);
+    a.push(ptr(op, &g)).push(gx.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &LOSS,
+            &format!("nll_bwd_{}", sfx(logp.dtype())),
+            n * c,
+            &mut a,
+        ),
+    );
+    wrap(gx, &[n, c])
+}
+
+// ----- convolution ------------------------------------------------------------------
+
+/// Output size of a convolution/pooling window along one axis.
+fn out_len(op: &str, input: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> usize {
+    let eff = d * (k - 1) + 1;
+    let span = (input + 2 * p) as isize - eff as isize;
+    if span < 0 {
+        panic!(
+            "{op}: kernel size {k} (dilation {d}) is larger than the padded input size {}",
+            input + 2 * p
+        );
+    }
+    let span = span as usize;
+    let mut o = if ceil { span.div_ceil(s) } else { span / s } + 1;
+    // With ceil_mode the last window must start inside the input or left padding.
+    if ceil && (o - 1) * s >= input + p {
+        o -= 1;
+    }
+    o
+}
+
+/// Parameters of a 2-D convolution: stride, padding, dilation (each
+/// (h, w)) and groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Zero padding on each side.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+fn conv_geom(op: &str, x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dGeom {
+    assert!(
+        x.len() == 4 && w.len() == 4,
+        "{op}: expected 4-D input and weight, got {x:?} and {w:?}"
+    );
+    let g = p.groups;
+    assert!(
+        g > 0 && x[1] == w[1] * g && w[0].is_multiple_of(g),
+        "{op}: weight {w:?} (groups {g}) does not match input {x:?}: expected input channels {} ",
+        w[1] * g
+    );
+    let oh = out_len(
+        op,
+        x[2],
+        w[2],
+        p.stride[0],
+        p.padding[0],
+        p.dilation[0],
+        false,
+    );
+    let ow = out_len(
+        op,
+        x[3],
+        w[3],
+        p.stride[1],
+        p.padding[1],
+        p.dilation[1],
+        false,
+    );
+    Conv2dGeom {
+        c: x[1] as i64,
+        h: x[2] as i64,
+        w: x[3] as i64,
+        kh: w[2] as i64,
+        kw: w[3] as i64,
+        sh: p.stride[0] as i64,
+        sw: p.stride[1] as i64,
+        ph: p.padding[0] as i64,
+        pw: p.padding[1] as i64,
+        dh: p.dilation[0] as i64,
+        dw: p.dilation[1] as i64,
+        oh: oh as i64,
+        ow: ow as i64,
+    }
+}
+
+/// Images per im2col chunk, keeping the column buffer under 256 MiB.
+fn chunk(n: usize, col_elems_per_image: usize, elem: usize) -> usize {
+    const LIMIT: usize = 256 << 20;
+    (LIMIT / (col_elems_per_image * elem).max(1)).clamp(1, n.max(1))
+}
+
+/// 2-D convolution of NCHW `x` with `[OC, C/groups, KH, KW]` weights and an
+/// optional bias, as im2col + cuBLAS gemm (batched over images).
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
+    let op = "conv2d";
+    float_only(op, x);
+    let dev = device_of(op, x);
+    same_device(op, &dev, &[weight]);
+    let g = conv_geom(op, x.shape(), weight.shape(), p);
+    let (x, w) = (contiguous(x), contiguous(weight));
+    let dt = x.dtype();
+    let (n, oc) = (x.shape()[0], w.shape()[0]);
+    let (ohw, groups) = ((g.oh * g.ow) as usize, p.groups);
+    let ckk = (g.c * g.kh * g.kw) as usize;
+    let (ckk_g, oc_g) = (ckk / groups, oc / groups);
+    let out = alloc(op, &dev, dt, n * oc * ohw);
+    let nb = chunk(n, ckk * ohw, dt.size_in_bytes());
+    let col = alloc(op, &dev, dt, nb * ckk * ohw);
+    let es = dt.size_in_bytes() as u64;
+    let (xp, wp) = (ptr(op, &x), ptr(op, &w));
+    let img = (g.c * g.h * g.w) as u64;
+    let mut b0 = 0;
+    while b0 < n {
+        let cnt = nb.min(n - b0);
+        let mut a = Args::new();
+        a.i(cnt)
+            .push(xp + b0 as u64 * img * es)
+            .push(col.ptr())
+            .push(g);
+        check(
+            op,
+            launch_n(
+                &dev,
+                &CONV,
+                &format!("im2col_{}", sfx(dt)),
+                cnt * ckk * ohw,
+                &mut a,
+            ),
+        );
+        for gi in 0..groups {
+            let am = Mat {
+                ptr: wp + (gi * oc_g * ckk_g) as u64 * es,
+                ld: ckk_g,
+                trans: false,
+                stride: 0,
+            };
+            let bm = Mat {
+                ptr: col.ptr() + (gi * ckk_g * ohw) as u64 * es,
+                ld: ohw,
+                trans: false,
+                stride: ckk * ohw,
+            };
+            let cm = Mat {
+                ptr: out.ptr() + ((b0 * oc + gi * oc_g) * ohw) as u64 * es,
+                ld: ohw,
+                trans: false,
+                stride: oc * ohw,
+            };
+            gemm(op, &dev, dt, (oc_g, ohw, ckk_g), am, bm, cm, cnt, 0.0);
+        }
+        b0 += cnt;
+    }
+    if let Some(b) = bias {
+        same_device(op, &dev, &[b]);
+        assert_eq!(
+            b.shape(),
+            &[oc],
+            "{op}: expected bias of shape [{oc}], got {:?}",
+            b.shape()
+        );
+        let b = contiguous(b);
+        let mut a = Args::new();
+        a.i(n * oc * ohw)
+            .push(out.ptr())
+            .push(ptr(op, &b))
+            .i(oc)
+            .i(ohw);
+        check(
+            op,
+            launch_n(
+                &dev,
+                &COPY,
+                &format!("add_bias_{}", sfx(dt)),
+                n * oc * ohw,
+                &mut a,
+            ),
+        );
+    }
+    wrap(out, &[n, oc, g.oh as usize, g.ow as usize])
+}
+
+/// Gradients of [`conv2d`] with respect to the input, weight and bias
+/// (each computed only when its `need` flag is set).
+pub fn conv2d_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    grad_out: &Tensor,
+    p: &Conv2dParams,
+    need: [bool; 3],
+) -> (Option<Tensor>, Option<Tensor>, Option<Tensor>) {
+    let op = "conv2d_backward";
+    let dev = device_of(op, x);
+    same_device(op, &dev, &[weight, grad_out]);
+    let g = conv_geom(op, x.shape(), weight.shape(), p);
+    let (x, w, gy) = (contiguous(x), contiguous(weight), contiguous(grad_out));
+    let dt = x.dtype();
+    let (n, oc) = (x.shape()[0], w.shape()[0]);
+    let (ohw, groups) = ((g.oh * g.ow) as usize, p.groups);
+    let ckk = (g.c * g.kh * g.kw) as usize;
+    let (ckk_g, oc_g) = (ckk / groups, oc / groups);
+    let es = dt.size_in_bytes() as u64;
+    let img = (g.c * g.h * g.w) as usize;
+    let (xp, wp, gp) = (ptr(op, &x), ptr(op, &w), ptr(op, &gy));
+    let nb = chunk(n, ckk * ohw, dt.size_in_bytes());
+    let col = alloc(op, &dev, dt, nb * ckk * ohw);
+    let gx = need[0].then(|| alloc(op, &dev, dt, x.numel()));
+    let gw = need[1].then(|| {
+        let s = alloc(op, &dev, dt, w.numel());
+        zero(op, &dev, &s);
+        s
+    });
+    let mut b0 = 0;
+    while (gx.is_some() || gw.is_some()) && b0 < n {
+        let cnt = nb.min(n - b0);
+        if let Some(gw) = &gw {
+            let mut a = Args::new();
+            a.i(cnt)
+                .push(xp + (b0 * img) as u64 * es)
+                .push(col.ptr())
+                .push(g);
+            check(
+                op,
+                launch_n(
+                    &dev,
+                    &CONV,
+                    &format!("im2col_{}", sfx(dt)),
+                    cnt * ckk * ohw,
+                    &mut a,
+                ),
+            );
+            // gW[g] += gy[b, g] @ col[b, g]^T for each image of the chunk.
+            for bi in 0..cnt {
+                for gi in 0..groups {
+                    let am = Mat {
+                        ptr: gp + (((b0 + bi) * oc + gi * oc_g) * ohw) as u64 * es,
+                        ld: ohw,
+                        trans: false,
+                        stride: 0,
+                    };
+                    let bm = Mat {
+                        ptr: col.ptr() + ((bi * ckk + gi * ckk_g) * ohw) as u64 * es,
+                        ld: ohw,
+                        trans: true,
+                        stride: 0,
+                    };
+                    let cm = Mat {
+                        ptr: gw.ptr() + (gi * oc_g * ckk_g) as u64 * es,
+                        ld: ckk_g,
+                        trans: false,
+                        stride: 0,
+                    };
+                    gemm(op, &dev, dt, (oc_g, ckk_g, ohw), am, bm, cm, 1, 1.0);
+                }
+            }
+        }
+        if let Some(gx) = &gx {
+            // dcol[b, g] = W[g]^T @ gy[b, g], then col2im.
+            for gi in 0..groups {
+                let am = Mat {
+                    ptr: wp + (gi * oc_g * ckk_g) as u64 * es,
+                    ld: ckk_g,
+                    trans: true,
+                    stride: 0,
+                };
+                let bm = Mat {
+                    ptr: gp + ((b0 * oc + gi * oc_g) * ohw) as u64 * es,
+                    ld: ohw,
+                    trans: false,
+                    stride: oc * ohw,
+                };
+                let cm = Mat {
+                    ptr: col.ptr() + (gi * ckk_g * ohw) as u64 * es,
+                    ld: ohw,
+                    trans: false,
+                    stride: ckk * ohw,
+                };
+                gemm(op, &dev, dt, (ckk_g, ohw, oc_g), am, bm, cm, cnt, 0.0);
+            }
+            let mut a = Args::new();
+            a.i(cnt)
+                .push(col.ptr())
+                .push(gx.ptr() + (b0 * img) as u64 * es)
+                .push(g);
+            check(
+                op,
+                launch_n(
+                    &dev,
+                    &CONV,
+                    &format!("col2im_{}", sfx(dt)),
+                    cnt * img,
+                    &mut a,
+                ),
+            );
+        }
+        b0 += cnt;
+    }
+    let gb = need[2].then(|| sum(&gy, &[true, false, true, true], &[oc]));
+    (
+        gx.map(|s| wrap(s, x.shape())),
+        gw.map(|s| wrap(s, w.shape())),
+        gb,
+    )
+}
+
+// ----- pooling -------------------------------------------------------------------
+
+/// Parameters of a 2-D pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dParams {
+    /// Window size.
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Implicit padding on each side.
+    pub padding: [usize; 2],
+    /// Spacing between window taps (max pooling only).
+    pub dilation: [usize; 2],
+    /// Round the output size up instead of down.
+    pub ceil_mode: bool,
+}
+
+fn pool_geom(op: &str, x: &[usize], p: &Pool2dParams) -> PoolGeom {
+    assert!(
+        x.len() == 4,
+        "{op}: expected a 4-D NCHW input, got shape {x:?}"
+    );
+    for a in 0..2 {
+        assert!(
+            p.padding[a] * 2 <= p.kernel[a],
+            "{op}: pad should be at most half of effective kernel size, got padding {:?} and kernel {:?}",
+            p.padding,
+            p.kernel
+        );
+    }
+    let oh = out_len(
+        op,
+        x[2],
+        p.kernel[0],
+        p.stride[0],
+        p.padding[0],
+        p.dilation[0],
+        p.ceil_mode,
+    );
+    let ow = out_len(
+        op,
+        x[3],
+        p.kernel[1],
+        p.stride[1],
+        p.padding[1],
+        p.dilation[1],
+        p.ceil_mode,
+    );
+    PoolGeom {
+        h: x[2] as i64,
+        w: x[3] as i64,
+        oh: oh as i64,
+        ow: ow as i64,
+        kh: p.kernel[0] as i64,
+        kw: p.kernel[1] as i64,
+        sh: p.stride[0] as i64,
+        sw: p.stride[1] as i64,
+        ph: p.padding[0] as i64,
+        pw: p.padding[1] as i64,
+        dh: p.dilation[0] as i64,
+        dw: p.dilation[1] as i64,
+    }
+}
+
+fn pool_out(x: &[usize], g: &PoolGeom) -> Vec<usize> {
+    vec![x[0], x[1], g.oh as usize, g.ow as usize]
+}
+
+/// Max pooling: output and int64 argmax indices (flat `h * W + w` within
+/// each plane, like PyTorch's `return_indices`).
+pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> (Tensor, Tensor) {
+    let op = "max_pool2d";
+    float_only(op, x);
+    let dev = device_of(op, x);
+    let g = pool_geom(op, x.shape(), p);
+    let x = contiguous(x);
+    let shape = pool_out(x.shape(), &g);
+    let planes = shape[0] * shape[1];
+    let n: usize = shape.iter().product();
+    let (y, idx) = (
+        alloc(op, &dev, x.dtype(), n),
+        alloc(op, &dev, DType::I64, n),
+    );
+    let mut a = Args::new();
+    a.i(planes)
+        .push(ptr(op, &x))
+        .push(y.ptr())
+        .push(idx.ptr())
+        .push(g);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("max_pool2d_fwd_{}", sfx(x.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    (wrap(y, &shape), wrap(idx, &shape))
+}
+
+/// Gradient of [`max_pool2d`] with respect to its input of `input_shape`.
+pub fn max_pool2d_backward(
+    grad_out: &Tensor,
+    indices: &Tensor,
+    input_shape: &[usize],
+    p: &Pool2dParams,
+) -> Tensor {
+    let op = "max_pool2d_backward";
+    let dev = device_of(op, grad_out);
+    same_device(op, &dev, &[indices]);
+    let g = pool_geom(op, input_shape, p);
+    let (gy, idx) = (contiguous(grad_out), contiguous(indices));
+    let planes = input_shape[0] * input_shape[1];
+    let n: usize = input_shape.iter().product();
+    let gx = alloc(op, &dev, gy.dtype(), n);
+    let mut a = Args::new();
+    a.i(planes)
+        .push(ptr(op, &gy))
+        .push(ptr(op, &idx))
+        .push(gx.ptr())
+        .push(g);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("max_pool2d_bwd_{}", sfx(gy.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    wrap(gx, input_shape)
+}
+
+/// Average pooling with PyTorch's `count_include_pad` and
+/// `divisor_override` (0 for none).
+pub fn avg_pool2d(
+    x: &Tensor,
+    p: &Pool2dParams,
+    count_include_pad: bool,
+    divisor_override: usize,
+) -> Tensor {
+    let op = "avg_pool2d";
+    float_only(op, x);
+    let dev = device_of(op, x);
+    let g = pool_geom(op, x.shape(), p);
+    let x = contiguous(x);
+    let shape = pool_out(x.shape(), &g);
+    let n: usize = shape.iter().product();
+    let y = alloc(op, &dev, x.dtype(), n);
+    let mut a = Args::new();
+    a.i(shape[0] * shape[1])
+        .push(ptr(op, &x))
+        .push(y.ptr())
+        .push(g);
+    a.push(count_include_pad as i32).i(divisor_override);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("avg_pool2d_fwd_{}", sfx(x.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    wrap(y, &shape)
+}
+
+/// Gradient of [`avg_pool2d`] with respect to its input of `input_shape`.
+pub fn avg_pool2d_backward(
+    grad_out: &Tensor,
+    input_shape: &[usize],
+    p: &Pool2dParams,
+    count_include_pad: bool,
+    divisor_override: usize,
+) -> Tensor {
+    let op = "avg_pool2d_backward";
+    let dev = device_of(op, grad_out);
+    let g = pool_geom(op, input_shape, p);
+    let gy = contiguous(grad_out);
+    let n: usize = input_shape.iter().product();
+    let gx = alloc(op, &dev, gy.dtype(), n);
+    let mut a = Args::new();
+    a.i(input_shape[0] * input_shape[1])
+        .push(ptr(op, &gy))
+        .push(gx.ptr())
+        .push(g);
+    a.push(count_include_pad as i32).i(divisor_override);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("avg_pool2d_bwd_{}", sfx(gy.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    wrap(gx, input_shape)
+}
+
+fn adaptive_geom(x: &[usize], out: [usize; 2]) -> PoolGeom {
+    PoolGeom {
+        h: x[2] as i64,
+        w: x[3] as i64,
+        oh: out[0] as i64,
+        ow: out[1] as i64,
+        ..Default::default()
+    }
+}
+
+/// Adaptive average pooling of NCHW `x` to `out_hw`.
+pub fn adaptive_avg_pool2d(x: &Tensor, out_hw: [usize; 2]) -> Tensor {
+    let op = "adaptive_avg_pool2d";
+    float_only(op, x);
+    assert!(
+        x.dim() == 4,
+        "{op}: expected a 4-D NCHW input, got shape {:?}",
+        x.shape()
+    );
+    let dev = device_of(op, x);
+    let x = contiguous(x);
+    let g = adaptive_geom(x.shape(), out_hw);
+    let shape = pool_out(x.shape(), &g);
+    let n: usize = shape.iter().product();
+    let y = alloc(op, &dev, x.dtype(), n);
+    let mut a = Args::new();
+    a.i(shape[0] * shape[1])
+        .push(ptr(op, &x))
+        .push(y.ptr())
+        .push(g);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("adaptive_avg_pool2d_fwd_{}", sfx(x.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    wrap(y, &shape)
+}
+
+/// Gradient of [`adaptive_avg_pool2d`] with respect to its input.
+pub fn adaptive_avg_pool2d_backward(grad_out: &Tensor, input_shape: &[usize]) -> Tensor {
+    let op = "adaptive_avg_pool2d_backward";
+    let dev = device_of(op, grad_out);
+    let gy = contiguous(grad_out);
+    let g = adaptive_geom(input_shape, [gy.shape()[2], gy.shape()[3]]);
+    let n: usize = input_shape.iter().product();
+    let gx = alloc(op, &dev, gy.dtype(), n);
+    let mut a = Args::new();
+    a.i(input_shape[0] * input_shape[1])
+        .push(ptr(op, &gy))
+        .push(gx.ptr())
+        .push(g);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &POOL,
+            &format!("adaptive_avg_pool2d_bwd_{}", sfx(gy.dtype())),
+            n,
+            &mut a,
+        ),
+    );
+    wrap(gx, input_shape)
+}
+
+// ----- batch norm -------------------------------------------------------------------
+
+/// The dtype batch-norm statistics are kept in for `dt`.
+fn stat_dtype(dt: DType) -> DType {
+    if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+fn bn_dims(op: &str, x: &Tensor) -> (usize, usize, usize) {
+    assert!(
+        x.dim() >= 2,
+        "{op}: expected at least 2-D input (N, C, ...), got shape {:?}",
+        x.shape()
+    );
+    (x.shape()[0], x.shape()[1], x.shape()[2..].iter().product())
+}
+
+/// Batch norm over dimension 1 of `x` (`[N, C, ...]`). In training mode
+/// the batch statistics are used and the running buffers (when given) are
+/// updated in place with `momentum` (unbiased variance); in eval mode the
+/// running buffers are used. Returns the output and the saved mean and
+/// 1/sqrt(var + eps) (f32, or f64 for f64 input) for the backward.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> (Tensor, Tensor, Tensor) {
+    let op = "batch_norm";
+    float_only(op, x);
+    let dev = device_of(op, x);
+    let (n, c, s) = bn_dims(op, x);
+    let x = contiguous(x);
+    let dt = x.dtype();
+    let mean = alloc(op, &dev, stat_dtype(dt), c);
+    let invstd = alloc(op, &dev, stat_dtype(dt), c);
+    if training {
+        assert!(
+            n * s > 1,
+            "{op}: expected more than 1 value per channel when training, got input of shape {:?}",
+            x.shape()
+        );
+        let mut a = Args::new();
+        a.i(n)
+            .i(c)
+            .i(s)
+            .push(ptr(op, &x))
+            .push(mean.ptr())
+            .push(invstd.ptr());
+        a.push(opt_ptr(op, running_mean))
+            .push(opt_ptr(op, running_var))
+            .push(momentum)
+            .push(eps);
+        launch_rows(
+            op,
+            &dev,
+            &BATCHNORM,
+            &format!("bn_stats_{}", sfx(dt)),
+            c,
+            n * s,
+            &mut a,
+        );
+    } else {
+        let (rm, rv) = (
+            running_mean.expect("batch_norm: eval mode needs running_mean"),
+            running_var.expect("batch_norm: eval mode needs running_var"),
+        );
+        let mut a = Args::new();
+        a.i(c)
+            .push(ptr(op, rm))
+            .push(ptr(op, rv))
+            .push(eps)
+            .push(mean.ptr())
+            .push(invstd.ptr());
+        check(
+            op,
+            launch_n(
+                &dev,
+                &BATCHNORM,
+                &format!("bn_running_stats_{}", sfx(dt)),
+                c,
+                &mut a,
+            ),
+        );
+    }
+    let (w, b) = (weight.map(contiguous), bias.map(contiguous));
+    let y = alloc(op, &dev, dt, x.numel());
+    let mut a = Args::new();
+    a.i(x.numel())
+        .i(c)
+        .i(s)
+        .push(ptr(op, &x))
+        .push(mean.ptr())
+        .push(invstd.ptr());
+    a.push(opt_ptr(op, w.as_ref()))
+        .push(opt_ptr(op, b.as_ref()))
+        .push(y.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &BATCHNORM,
+            &format!("bn_apply_{}", sfx(dt)),
+            x.numel(),
+            &mut a,
+        ),
+    );
+    (wrap(y, x.shape()), wrap(mean, &[c]), wrap(invstd, &[c]))
+}
+
+/// Gradients of [`batch_norm`] with respect to the input, weight and bias
+/// (each when its `need` flag is set), from the saved statistics.
+pub fn batch_norm_backward(
+    x: &Tensor,
+    grad_out: &Tensor,
+    weight: Option<&Tensor>,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    training: bool,
+    need: [bool; 3],
+) -> (Option<Tensor>, Option<Tensor>, Option<Tensor>) {
+    let op = "batch_norm_backward";
+    let dev = device_of(op, x);
+    same_device(op, &dev, &[grad_out, save_mean, save_invstd]);
+    let (n, c, s) = bn_dims(op, x);
+    let (x, gy, w) = (contiguous(x), contiguous(grad_out), weight.map(contiguous));
+    let dt = x.dtype();
+    let (mp, ip) = (ptr(op, save_mean), ptr(op, save_invstd));
+    let sum_dy = alloc(op, &dev, stat_dtype(dt), c);
+    let sum_dy_xhat = alloc(op, &dev, stat_dtype(dt), c);
+    let mut a = Args::new();
+    a.i(n)
+        .i(c)
+        .i(s)
+        .push(ptr(op, &x))
+        .push(ptr(op, &gy))
+        .push(mp)
+        .push(ip);
+    a.push(sum_dy.ptr()).push(sum_dy_xhat.ptr());
+    launch_rows(
+        op,
+        &dev,
+        &BATCHNORM,
+        &format!("bn_bwd_reduce_{}", sfx(dt)),
+        c,
+        n * s,
+        &mut a,
+    );
+    let gx = need[0].then(|| {
+        let gx = alloc(op, &dev, dt, x.numel());
+        let mut a = Args::new();
+        a.i(x.numel())
+            .i(c)
+            .i(s)
+            .push(ptr(op, &x))
+            .push(ptr(op, &gy))
+            .push(mp)
+            .push(ip);
+        a.push(opt_ptr(op, w.as_ref()))
+            .push(sum_dy.ptr())
+            .push(sum_dy_xhat.ptr());
+        a.push(training as i32).push(gx.ptr());
+        check(
+            op,
+            launch_n(
+                &dev,
+                &BATCHNORM,
+                &format!("bn_bwd_apply_{}", sfx(dt)),
+                x.numel(),
+                &mut a,
+            ),
+        );
+        wrap(gx, x.shape())
+    });
+    let to_t = |src: &super::CudaStorage| {
+        let out = alloc(op, &dev, dt, c);
+        let mut a = Args::new();
+        a.i(c).push(src.ptr()).push(out.ptr());
+        check(
+            op,
+            launch_n(
+                &dev,
+                &BATCHNORM,
+                &format!("bn_acc_to_{}", sfx(dt)),
+                c,
+                &mut a,
+            ),
+        );
+        wrap(out, &[c])
+    };
+    let gw = need[1].then(|| to_t(&sum_dy_xhat));
+    let gb = need[2].then(|| to_t(&sum_dy));
+    (gx, gw, gb)
+}
+
+// ----- indexing ----------------------------------------------------------------------
+
+fn index_check(op: &str, idx: &Tensor) {
+    assert_eq!(
+        idx.dtype(),
+        DType::I64,
+        "{op}: expected int64 indices, got {}",
+        idx.dtype()
+    );
+}
+
+/// `x.index_select(dim, idx)` (1-D int64 indices; negative count from the
+/// end). Also the embedding lookup (`dim` = 0).
+pub fn index_select(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
+    let op = "index_select";
+    index_check(op, idx);
+    let dev = device_of(op, x);
+    same_device(op, &dev, &[idx]);
+    let (x, ix) = (contiguous(x), contiguous(idx));
+    let (outer, d, inner) = split3(x.shape(), dim);
+    let k = ix.numel();
+    let mut shape = x.shape().to_vec();
+    shape[dim] = k;
+    let out = alloc(op, &dev, x.dtype(), outer * k * inner);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(outer)
+        .i(d)
+        .i(inner)
+        .push(ptr(op, &x))
+        .push(ptr(op, &ix))
+        .i(k)
+        .push(out.ptr())
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &INDEX,
+            &format!("index_select_{}", sfx(x.dtype())),
+            outer * k * inner,
+            &mut a,
+        ),
+    );
+    err.check(op, || {
+        format!("index out of range for dimension {dim} of size {d}")
+    });
+    wrap(out, &shape)
+}
+
+/// `zeros(shape).index_add_(dim, idx, src)`: the backward of
+/// [`index_select`] and of embeddings (atomic adds; float dtypes).
+pub fn index_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
+    let op = "index_add";
+    index_check(op, idx);
+    float_only(op, src);
+    let dev = device_of(op, src);
+    same_device(op, &dev, &[idx]);
+    let (src, ix) = (contiguous(src), contiguous(idx));
+    let (outer, d, inner) = split3(shape, dim);
+    let k = ix.numel();
+    let out = alloc(op, &dev, src.dtype(), outer * d * inner);
+    zero(op, &dev, &out);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(outer)
+        .i(d)
+        .i(inner)
+        .push(out.ptr())
+        .push(ptr(op, &ix))
+        .i(k)
+        .push(ptr(op, &src))
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &INDEX,
+            &format!("index_add_{}", sfx(src.dtype())),
+            outer * k * inner,
+            &mut a,
+        ),
+    );
+    err.check(op, || {
+        format!("index out of range for dimension {dim} of size {d}")
+    });
+    wrap(out, shape)
+}
+
+/// `torch.gather(x, dim, idx)` where `idx` has `x`'s shape except along
+/// `dim` (callers narrow `x` first where PyTorch allows smaller indices).
+pub fn gather(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
+    let op = "gather";
+    index_check(op, idx);
+    let dev = device_of(op, x);
+    same_device(op, &dev, &[idx]);
+    let (x, ix) = (contiguous(x), contiguous(idx));
+    let (outer, d, inner) = split3(x.shape(), dim);
+    let k = ix.shape()[dim];
+    assert_eq!(
+        split3(ix.shape(), dim),
+        (outer, k, inner),
+        "{op}: index shape {:?} does not match input {:?} outside dim {dim}",
+        ix.shape(),
+        x.shape()
+    );
+    let out = alloc(op, &dev, x.dtype(), ix.numel());
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(outer)
+        .i(d)
+        .i(inner)
+        .push(ptr(op, &x))
+        .push(ptr(op, &ix))
+        .i(k)
+        .push(out.ptr())
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &INDEX,
+            &format!("gather_{}", sfx(x.dtype())),
+            ix.numel(),
+            &mut a,
+        ),
+    );
+    err.check(op, || {
+        format!("index out of range for dimension {dim} of size {d}")
+    });
+    wrap(out, ix.shape())
+}
+
+/// `zeros(shape).scatter_add_(dim, idx, src)`: the backward of [`gather`].
+pub fn scatter_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
+    let op = "scatter_add";
+    index_check(op, idx);
+    float_only(op, src);
+    let dev = device_of(op, src);
+    same_device(op, &dev, &[idx]);
+    let (src, ix) = (contiguous(src), contiguous(idx));
+    let (outer, d, inner) = split3(shape, dim);
+    let k = ix.shape()[dim];
+    let out = alloc(op, &dev, src.dtype(), shape.iter().product());
+    zero(op, &dev, &out);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(outer)
+        .i(d)
+        .i(inner)
+        .push(out.ptr())
+        .push(ptr(op, &ix))
+        .i(k)
+        .push(ptr(op, &src))
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(
+            &dev,
+            &INDEX,
+            &format!("scatter_add_{}", sfx(src.dtype())),
+            ix.numel(),
+            &mut a,
+        ),
+    );
+    err.check(op, || {
+        format!("index out of range for dimension {dim} of size {d}")
+    });
+    wrap(out, shape)
+}
+
+/// One-hot encoding of int64 class indices: shape `idx.shape() + [classes]`.
+pub fn one_hot(idx: &Tensor, classes: usize) -> Tensor {
+    let op = "one_hot";
+    index_check(op, idx);
+    let dev = device_of(op, idx);
+    let ix = contiguous(idx);
+    let n = ix.numel();
+    let out = alloc(op, &dev, DType::I64, n * classes);
+    let err = ErrFlag::new(op, &dev);
+    let mut a = Args::new();
+    a.i(n)
+        .i(classes)
+        .push(ptr(op, &ix))
+        .push(out.ptr())
+        .push(err.ptr());
+    check(
+        op,
+        launch_n(&dev, &INDEX, "one_hot_i64", n * classes, &mut a),
+    );
+    err.check(op, || format!("class values must be in [0, {classes})"));
+    let mut shape = ix.shape().to_vec();
+    shape.push(classes);
+    wrap(out, &shape)
+}
+
+// ----- optimizer updates ----------------------------------------------------------
+
+fn update_check(op: &str, dev: &Arc<CudaDevice>, p: &Tensor, others: &[Option<&Tensor>]) {
+    float_only(op, p);
+    assert!(p.is_contiguous(), "{op}: parameters must be contiguous");
+    for t in others.iter().flatten() {
+        same_device(op, dev, &[t]);
+        assert_eq!(
+            t.shape(),
+            p.shape(),
+            "{op}: state shape {:?} does not match parameter {:?}",
+            t.shape(),
+            p.shape()
+        );
+        assert_eq!(
+            t.dtype(),
+            p.dtype(),
+            "{op}: state dtype {} does not match parameter {}",
+            t.dtype(),
+            p.dtype()
+        );
+        assert!(
+            t.is_contiguous(),
+            "{op}: optimizer state must be contiguous"
+        );
+    }
+}
+
+/// SGD step in place, like `torch.optim.SGD`: `buf` is the momentum buffer
+/// (None when momentum is 0); `first_step` initialises it with the gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step(
+    param: &Tensor,
+    grad: &Tensor,
+    buf: Option<&Tensor>,
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    weight_decay: f64,
+    nesterov: bool,
+    maximize: bool,
+    first_step: bool,
+) {
+    let op = "sgd";
+    let dev = device_of(op, param);
+    let g = contiguous(grad);
+    update_check(op, &dev, param, &[Some(&g), buf]);
+    let mut a = Args::new();
+    a.i(param.numel())
+        .push(ptr(op, param))
+        .push(ptr(op, &g))
+        .push(opt_ptr(op, buf));
+    a.push(lr).push(momentum).push(dampening).push(weight_decay);
+    a.push(nesterov as i32)
+        .push(maximize as i32)
+        .push(first_step as i32);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &OPTIM,
+            &format!("sgd_{}", sfx(param.dtype())),
+            param.numel(),
+            &mut a,
+        ),
+    );
+}
+
+/// Adam / AdamW (`decoupled`) step in place, like `torch.optim.Adam`:
+/// `step` is the 1-based step count after this update; `max_exp_avg_sq`
+/// is given for amsgrad.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    param: &Tensor,
+    grad: &Tensor,
+    exp_avg: &Tensor,
+    exp_avg_sq: &Tensor,
+    max_exp_avg_sq: Option<&Tensor>,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+    decoupled: bool,
+    maximize: bool,
+    step: u64,
+) {
+    let op = if decoupled { "adamw" } else { "adam" };
+    let dev = device_of(op, param);
+    let g = contiguous(grad);
+    update_check(
+        op,
+        &dev,
+        param,
+        &[Some(&g), Some(exp_avg), Some(exp_avg_sq), max_exp_avg_sq],
+    );
+    let bc1 = 1.0 - betas.0.powi(step as i32);
+    let bc2 = 1.0 - betas.1.powi(step as i32);
+    let mut a = Args::new();
+    a.i(param.numel())
+        .push(ptr(op, param))
+        .push(ptr(op, &g))
+        .push(ptr(op, exp_avg));
+    a.push(ptr(op, exp_avg_sq))
+        .push(opt_ptr(op, max_exp_avg_sq));
+    a.push(lr)
+        .push(betas.0)
+        .push(betas.1)
+        .push(eps)
+        .push(weight_decay);
+    a.push(decoupled as i32)
+        .push(maximize as i32)
+        .push(bc1)
+        .push(bc2);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &OPTIM,
+            &format!("adam_{}", sfx(param.dtype())),
+            param.numel(),
+            &mut a,
+        ),
+    );
+}
+
+/// RMSprop step in place, like `torch.optim.RMSprop`: `momentum_buf` when
+/// momentum > 0, `grad_avg` when centered.
+#[allow(clippy::too_many_arguments)]
+pub fn rmsprop_step(
+    param: &Tensor,
+    grad: &Tensor,
+    square_avg: &Tensor,
+    momentum_buf: Option<&Tensor>,
+    grad_avg: Option<&Tensor>,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    maximize: bool,
+) {
+    let op = "rmsprop";
+    let dev = device_of(op, param);
+    let g = contiguous(grad);
+    update_check(
+        op,
+        &dev,
+        param,
+        &[Some(&g), Some(square_avg), momentum_buf, grad_avg],
+    );
+    let mut a = Args::new();
+    a.i(param.numel())
+        .push(ptr(op, param))
+        .push(ptr(op, &g))
+        .push(ptr(op, square_avg));
+    a.push(opt_ptr(op, momentum_buf))
+        .push(opt_ptr(op, grad_avg));
+    a.push(lr)
+        .push(alpha)
+        .push(eps)
+        .push(weight_decay)
+        .push(momentum)
+        .push(maximize as i32);
+    check(
+        op,
+        launch_n(
+            &dev,
+            &OPTIM,
+            &format!("rmsprop_{}", sfx(param.dtype())),
+            param.numel(),
+            &mut a,
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_len;
+
+    #[test]
+    fn window_counts_match_pytorch() {
+        assert_eq!(out_len("t", 28, 5, 1, 2, 1, false), 28);
+        assert_eq!(out_len("t", 7, 2, 2, 0, 1, false), 3);
+        assert_eq!(out_len("t", 7, 2, 2, 0, 1, true), 4);
+        assert_eq!(out_len("t", 6, 3, 2, 1, 1, true), 4);
+        assert_eq!(out_len("t", 5, 2, 2, 1, 1, true), 3);
+    }
+}
