@@ -317,10 +317,10 @@ fn construct(layer: &Layer) -> TokenStream {
             let seq = Ident::new("seq", Span::mixed_site());
             let items = g.items.iter().map(|item| {
                 let layer = construct(&item.layer);
-                quote!(#seq.push(#layer);)
+                quote!(let #seq = #seq.push(#layer);)
             });
             quote_spanned! {g.span=> {
-                let mut #seq = ::kiln::nn::Sequential::new();
+                let #seq = ::kiln::nn::Sequential::new();
                 #(#items)*
                 #seq
             }}
