@@ -3,8 +3,14 @@
 //! `.stderr` files with `TRYBUILD=overwrite cargo test --test ui`, then read
 //! them as a user would.
 
+#[path = "common/toolchain.rs"]
+mod toolchain;
+
 #[test]
 fn ui() {
+    if !toolchain::on_pinned_toolchain() {
+        return;
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("ui-tests/fail/*.rs");
     t.pass("ui-tests/pass/*.rs");
