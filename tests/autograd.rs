@@ -87,7 +87,7 @@ fn autograd_grad_does_not_touch_dot_grad() {
     let x = Tensor::from([1.0f64, 2.0]).requires_grad_(true);
     let w = Tensor::from([3.0f64, 4.0]).requires_grad_(true);
     let y = (&x * &w).sum();
-    let g = autograd::grad(&[y], &[x.clone()], false);
+    let g = autograd::grad(&[y], std::slice::from_ref(&x), false);
     assert_eq!(g[0].as_ref().unwrap().to_vec::<f64>(), vec![3.0, 4.0]);
     assert!(x.grad().is_none() && w.grad().is_none());
 }
