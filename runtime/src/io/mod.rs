@@ -2,6 +2,7 @@
 //! PyTorch reads and writes (`safetensors.torch.save_file` / `load_file`).
 
 mod error;
+mod module_io;
 mod safetensors;
 
 pub use self::safetensors::{
@@ -9,6 +10,7 @@ pub use self::safetensors::{
     serialize_safetensors,
 };
 pub use error::IoError;
+pub use module_io::{CheckpointError, ModuleCheckpoint};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
