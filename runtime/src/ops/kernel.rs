@@ -9,8 +9,10 @@ use crate::storage::CpuStorage;
 use crate::{Tensor, autograd};
 use rayon::prelude::*;
 
-/// Element count from which elementwise loops run on the rayon pool.
-pub(crate) const PAR_MIN: usize = 32 * 1024;
+/// Element count from which elementwise loops run on the rayon pool: the
+/// kernels crate's measured break-even for a cheap elementwise op (see
+/// `kiln_kernels::cpu::parallel::PAR_THRESHOLD`), so both layers agree.
+pub(crate) const PAR_MIN: usize = kiln_kernels::cpu::parallel::PAR_THRESHOLD;
 
 /// Runs `$body` with `$T` aliased to the Rust type of `$dtype`.
 macro_rules! with_typed {
