@@ -35,7 +35,102 @@ impl Device {
                 .map(Device::Cuda),
         }
     }
+
+    /// Checks that tensors can be placed on this device, with the reason
+    /// when they cannot: kiln built without the `cuda` feature, no driver,
+    /// or no GPU with this ordinal. The CPU is always available.
+    ///
+    /// ```
+    /// use kiln_runtime::Device;
+    /// assert!(Device::Cpu.check_available().is_ok());
+    /// if !Device::cuda_is_available() {
+    ///     let err = Device::Cuda(0).check_available().unwrap_err();
+    ///     assert!(err.to_string().starts_with("cuda:0 is not available"));
+    /// }
+    /// ```
+    pub fn check_available(&self) -> Result<(), DeviceUnavailable> {
+        match *self {
+            Device::Cpu => Ok(()),
+            Device::Cuda(i) => {
+                #[cfg(feature = "cuda")]
+                {
+                    crate::backend::cuda::try_device(i)
+                        .map(|_| ())
+                        .map_err(|e| DeviceUnavailable {
+                            device: *self,
+                            reason: e.to_string(),
+                        })
+                }
+                #[cfg(not(feature = "cuda"))]
+                {
+                    let _ = i;
+                    Err(DeviceUnavailable {
+                        device: *self,
+                        reason: "kiln was built without the `cuda` feature (rebuild with --features cuda)"
+                            .into(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until the work queued on this device has finished, like
+    /// `torch.cuda.synchronize()`; a no-op on the CPU, whose ops complete
+    /// before they return. Use it before reading a timer.
+    ///
+    /// Panics when the device is a GPU that cannot be used.
+    pub fn synchronize(&self) {
+        if let Device::Cuda(i) = *self {
+            #[cfg(feature = "cuda")]
+            crate::backend::cuda::synchronize(i)
+                .unwrap_or_else(|e| panic!("synchronize: cuda:{i}: {e}"));
+            #[cfg(not(feature = "cuda"))]
+            panic!("synchronize: cuda:{i}: kiln was built without the `cuda` feature");
+        }
+    }
 }
+
+impl std::str::FromStr for Device {
+    type Err = ParseDeviceError;
+
+    /// Parses `"cpu"`, `"cuda"` or `"cuda:N"`.
+    fn from_str(s: &str) -> Result<Device, ParseDeviceError> {
+        Device::parse(s).ok_or_else(|| ParseDeviceError(s.to_string()))
+    }
+}
+
+/// A device name that is not `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseDeviceError(pub String);
+
+impl fmt::Display for ParseDeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown device {:?} (expected cpu, cuda or cuda:N)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseDeviceError {}
+
+/// Why a device cannot be used, from [`Device::check_available`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceUnavailable {
+    /// The device asked for.
+    pub device: Device,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+impl fmt::Display for DeviceUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not available: {}", self.device, self.reason)
+    }
+}
+
+impl std::error::Error for DeviceUnavailable {}
 
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -20,7 +20,7 @@ mod tensor;
 #[doc(hidden)]
 pub mod testing;
 
-pub use device::Device;
+pub use device::{Device, DeviceUnavailable, ParseDeviceError};
 pub use dtype::{DType, Element};
 pub use layout::Layout;
 pub use rng::manual_seed;

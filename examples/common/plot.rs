@@ -1,0 +1,162 @@
+//! Line charts as PNG files (plotters), shared by the examples that plot
+//! training curves. Include with `#[path = "common/plot.rs"] mod plot;`.
+
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One named curve of `(x, y)` points.
+pub struct Series {
+    /// The legend label.
+    pub label: String,
+    /// The points, in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A curve named `label` through `points`.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+        }
+    }
+}
+
+/// One panel of a figure: a title, axis labels, curves, and whether the y
+/// axis is logarithmic (for losses spanning decades).
+pub struct Panel {
+    /// Shown above the panel.
+    pub title: String,
+    /// The x axis label.
+    pub x_label: String,
+    /// The y axis label.
+    pub y_label: String,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Log-scale y axis (every y must then be positive).
+    pub log_y: bool,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Writes `panels` side by side into a PNG at `path` (`width` × `height`
+/// pixels in all).
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    panels: &[Panel],
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_panel(area, panel)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn bounds(panel: &Panel) -> (f64, f64, f64, f64) {
+    let pts = panel.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts.filter(|p| p.0.is_finite() && p.1.is_finite()) {
+        if panel.log_y && y <= 0.0 {
+            continue;
+        }
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return (0.0, 1.0, if panel.log_y { 0.1 } else { 0.0 }, 1.0);
+    }
+    if x0 == x1 {
+        x1 = x0 + 1.0;
+    }
+    if y0 == y1 {
+        y1 = y0 + y0.abs().max(1e-3);
+    }
+    if panel.log_y {
+        (x0, x1, y0 * 0.9, y1 * 1.1)
+    } else {
+        let pad = (y1 - y0) * 0.05;
+        (x0, x1, y0 - pad, y1 + pad)
+    }
+}
+
+/// A tick label with three significant digits and no float noise
+/// (`0.7`, not `0.7000000001`).
+fn tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    panel: &Panel,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1, y0, y1) = bounds(panel);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label.as_str())
+                .y_desc(panel.y_label.as_str())
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .draw()?;
+            for (i, s) in panel.series.iter().enumerate() {
+                let color = COLORS[i % COLORS.len()];
+                let pts = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.1.is_finite() && (!panel.log_y || p.1 > 0.0));
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }};
+    }
+    if panel.log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?);
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
+    }
+    Ok(())
+}
