@@ -139,6 +139,12 @@ where
                     .iter()
                     .copied()
                     .filter(|p| p.1.is_finite() && (!panel.log_y || p.1 > 0.0));
+                if s.points.len() <= 20 {
+                    // Few points (per-epoch values): mark each one, so a
+                    // single epoch still shows.
+                    let marks = pts.clone().map(|p| Circle::new(p, 3, color.filled()));
+                    chart.draw_series(marks)?;
+                }
                 chart
                     .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
                     .label(s.label.as_str())

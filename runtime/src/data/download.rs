@@ -65,6 +65,9 @@ pub fn download_files(
     std::fs::create_dir_all(root).map_err(|e| DataError::io(root, e))?;
     let mut attempts = Vec::new();
     let mut failed = Vec::new();
+    // Mirrors whose host could not be reached are not asked again for the
+    // next files: offline, the error then comes after one try per mirror.
+    let mut unreachable: Vec<&str> = Vec::new();
     for &(name, md5) in files {
         let target = root.join(name);
         if target.is_file() {
@@ -74,7 +77,17 @@ pub fn download_files(
         let mut done = false;
         for mirror in mirrors {
             let url = format!("{mirror}{name}");
-            match fetch(&url, &tmp).and_then(|()| verify(&tmp, md5)) {
+            if unreachable.contains(mirror) {
+                attempts.push((url, "not tried: the host was unreachable".to_string()));
+                continue;
+            }
+            let fetched = fetch(&url, &tmp).map_err(|e| {
+                if e.unreachable {
+                    unreachable.push(mirror);
+                }
+                e.message
+            });
+            match fetched.and_then(|()| verify(&tmp, md5)) {
                 Ok(()) => {
                     std::fs::rename(&tmp, &target).map_err(|e| DataError::io(&target, e))?;
                     done = true;
@@ -101,8 +114,25 @@ pub fn download_files(
     }
 }
 
-/// Fetches `url` into `dest` with curl; the error is a one-line reason.
-fn fetch(url: &str, dest: &PathBuf) -> Result<(), String> {
+/// Why a fetch failed.
+struct FetchError {
+    /// A one-line reason.
+    message: String,
+    /// The host could not be resolved or connected to (offline).
+    unreachable: bool,
+}
+
+impl From<String> for FetchError {
+    fn from(message: String) -> FetchError {
+        FetchError {
+            message,
+            unreachable: false,
+        }
+    }
+}
+
+/// Fetches `url` into `dest` with curl.
+fn fetch(url: &str, dest: &PathBuf) -> Result<(), FetchError> {
     let out = Command::new("curl")
         .args([
             "--fail",
@@ -130,13 +160,17 @@ fn fetch(url: &str, dest: &PathBuf) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        let msg = String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .replace('\n', " ");
-        Err(if msg.is_empty() {
-            format!("curl failed ({})", out.status)
-        } else {
-            msg
+        // With retries curl repeats its message; the last line says it.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let msg = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        Err(FetchError {
+            message: msg.map_or_else(
+                || format!("curl failed ({})", out.status),
+                |m| m.trim().to_string(),
+            ),
+            // curl's exit codes 5, 6: proxy/host not resolved; 7: no
+            // connection; 28: timed out.
+            unreachable: matches!(out.status.code(), Some(5 | 6 | 7 | 28)),
         })
     }
 }
