@@ -105,7 +105,10 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// The whole split as one normalised `[N, 1, 28, 28]` tensor and `[N]` labels.
-fn load(dir: &PathBuf, train: bool) -> Result<(Tensor, Tensor), Box<dyn std::error::Error>> {
+fn load(
+    dir: &PathBuf,
+    train: bool,
+) -> Result<(Tensor, Tensor), Box<dyn std::error::Error + Send + Sync>> {
     let ds = Mnist::new(dir, train)?.transform(
         Compose::new()
             .then(ToTensor)
@@ -174,7 +177,7 @@ fn train<M: Forward + Module>(
     );
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args().map_err(|e| {
         eprintln!("bench: {e}");
         std::process::exit(2)
@@ -183,6 +186,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (xte, yte) = load(&args.data, false)?;
     let data = Data { xtr, ytr, xte, yte };
     let dev = &args.device;
+    run_all(&args, &data, dev)
+}
+
+fn run_all(
+    args: &Args,
+    data: &Data,
+    dev: &Device,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
 
     manual_seed(0);
@@ -202,7 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if wanted("mlp_sgd_b64") {
         let mut m = Mlp::new(dev);
         let mut opt = SGD::new(m.parameters(), 0.05).momentum(0.9);
-        train("mlp_sgd_b64", &mut m, &mut opt, &data, 64, args.steps, dev);
+        train("mlp_sgd_b64", &mut m, &mut opt, data, 64, args.steps, dev);
     }
     if wanted("lenet_adam_b256") {
         let mut m = LeNet::new(dev);

@@ -80,7 +80,7 @@ fn check_no_overlap(op: &str, dims: &[(usize, isize)]) {
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let work = m.saturating_mul(n).saturating_mul(k);
-    if work >= GEMM_PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+    if work >= GEMM_PAR_THRESHOLD && super::parallel::num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
@@ -430,7 +430,7 @@ pub fn batched_gemm<T: Float>(
             )
         }
     };
-    if per >= GEMM_PAR_THRESHOLD || rayon::current_num_threads() == 1 {
+    if per >= GEMM_PAR_THRESHOLD || super::parallel::num_threads() == 1 {
         let par = parallelism(m, n, k);
         (0..batch).for_each(|b| one(b, par));
     } else if per.saturating_mul(batch) < GEMM_PAR_THRESHOLD {

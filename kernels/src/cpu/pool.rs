@@ -154,7 +154,7 @@ where
     if !should_parallelize(cost, 1) || planes < 2 {
         f(0, zeroed(sa), zeroed(sb));
     } else {
-        let per = planes.div_ceil(rayon::current_num_threads() * 2).max(1);
+        let per = planes.div_ceil(super::parallel::num_threads() * 2).max(1);
         sa.par_chunks_mut(per * plane)
             .zip(sb.par_chunks_mut(per * plane))
             .enumerate()

@@ -46,6 +46,10 @@ impl Tensor {
 
     /// Wraps storage and a layout as a tensor that does not require grad.
     pub(crate) fn from_storage(storage: Storage, layout: Layout) -> Tensor {
+        // The first tensor made on the main thread makes it a member of
+        // the thread pool, so that parallel kernels need no hand-off to
+        // start (see `join_pool`); afterwards one relaxed load.
+        kiln_kernels::cpu::parallel::join_pool();
         let dtype = storage.dtype();
         let device = match &storage {
             Storage::Cpu(_) => Device::Cpu,
