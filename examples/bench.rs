@@ -26,23 +26,9 @@ use kiln::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
-network! {
-    /// LeNet-5 as in the PyTorch baseline.
-    pub struct LeNet(input: [1, 28, 28]) {
-        conv1: Conv2d(1 -> 6, kernel: 5, padding: 2),
-        relu,
-        max_pool2d(2),
-        conv2: Conv2d(6 -> 16, kernel: 5),
-        relu,
-        max_pool2d(2),
-        flatten,
-        fc1: Linear(16 * 5 * 5 -> 120),
-        relu,
-        fc2: Linear(120 -> 84),
-        relu,
-        fc3: Linear(84 -> 10),
-    }
-}
+#[path = "common/lenet.rs"]
+mod lenet;
+use lenet::LeNet;
 
 network! {
     /// The baseline's MLP (`nn.Sequential` named `stack`, as in PyTorch).

@@ -4,8 +4,8 @@
 //! cargo run --release --example lenet_mnist [-- OPTIONS]
 //! ```
 //!
-//! LeNet is declared with `network!` (its shapes checked while it
-//! compiles); MNIST comes through `Mnist` + `DataLoader` (normalised with
+//! LeNet is declared with `network!` in `common/lenet.rs` (its shapes
+//! checked while it compiles); MNIST comes through `Mnist` + `DataLoader` (normalised with
 //! mean 0.1307 / std 0.3081, shuffled, loaded by worker threads). Training
 //! uses cross-entropy and, by default, SGD with Nesterov momentum under a
 //! warm-up + cosine learning-rate schedule stepped every batch. Each epoch
@@ -30,31 +30,15 @@ use kiln::data::transforms::{Compose, Normalize, ToTensor};
 use kiln::data::{DataError, DataLoader, Mnist, download_mnist};
 use kiln::io::ModuleCheckpoint;
 use kiln::loss::{Reduction, cross_entropy};
-use kiln::network;
 use kiln::optim::lr_scheduler::CosineDecayWarmup;
 use kiln::optim::{Adam, AdamW, RMSprop, SGD};
 use kiln::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-network! {
-    /// LeNet-5 (with padding on the first convolution, as for 28 × 28
-    /// MNIST digits) and ReLU activations.
-    pub struct LeNet(input: [1, 28, 28]) {
-        conv1: Conv2d(1 -> 6, kernel: 5, padding: 2),
-        relu,
-        max_pool2d(2),
-        conv2: Conv2d(6 -> 16, kernel: 5),
-        relu,
-        max_pool2d(2),
-        flatten,
-        fc1: Linear(16 * 5 * 5 -> 120),
-        relu,
-        fc2: Linear(120 -> 84),
-        relu,
-        fc3: Linear(84 -> 10),
-    }
-}
+#[path = "common/lenet.rs"]
+mod lenet;
+use lenet::LeNet;
 
 /// MNIST's per-pixel mean and standard deviation over the training set.
 const MNIST_MEAN: f32 = 0.1307;
