@@ -657,11 +657,14 @@ fn pool_geom(op: &str, x: &[usize], p: &Pool2dParams) -> PoolGeom {
         "{op}: expected a 4-D NCHW input, got shape {x:?}"
     );
     for a in 0..2 {
+        // PyTorch's rule, on the dilated window: pad <= ((k - 1) * d + 1) / 2.
+        let span = p.dilation[a] * p.kernel[a].saturating_sub(1) + 1;
         assert!(
-            p.padding[a] * 2 <= p.kernel[a],
-            "{op}: pad should be at most half of effective kernel size, got padding {:?} and kernel {:?}",
+            p.padding[a] <= span / 2,
+            "{op}: pad should be at most half of effective kernel size, got padding {:?}, kernel {:?} and dilation {:?}",
             p.padding,
-            p.kernel
+            p.kernel,
+            p.dilation
         );
     }
     let oh = out_len(
