@@ -1396,3 +1396,34 @@ fn ops_without_a_device_kernel_say_so() {
         "{msg}"
     );
 }
+
+#[test]
+fn bad_indices_panic_at_the_next_synchronisation() {
+    let Some(d) = gpu() else { return };
+    let logits = randn(&[3, 5]).to(&d);
+    // The loss is queued without waiting for the GPU; reading it back
+    // reports the bad target with the op's name.
+    let loss = kiln::loss::cross_entropy(
+        &logits,
+        &Tensor::from([0i64, 7, 1]).to(&d),
+        kiln::loss::Reduction::Mean,
+        0.0,
+    );
+    let msg = panic_message(|| {
+        loss.item();
+    });
+    assert!(
+        msg.starts_with("cross_entropy: target out of bounds for 5 classes"),
+        "{msg}"
+    );
+    let msg = panic_message(|| {
+        drop(
+            logits
+                .index_select(1, &Tensor::from([9i64]).to(&d))
+                .to_vec::<f32>(),
+        )
+    });
+    assert!(msg.starts_with("index_select: index out of range"), "{msg}");
+    // Nothing stale is left behind: the next read is clean.
+    assert_eq!(logits.sum().to(&Device::Cpu).numel(), 1);
+}
