@@ -44,9 +44,10 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
             weight.shape().get(1).copied().unwrap_or(0)
         );
     }
-    let mut given = vec![x, weight];
-    given.extend(bias);
-    same_device(OP, &given);
+    same_device(OP, &[x, weight]);
+    if let Some(b) = bias {
+        same_device(OP, &[x, b]);
+    }
     let out_features = weight.shape()[0];
     if let Some(b) = bias
         && b.shape() != [out_features]

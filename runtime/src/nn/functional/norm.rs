@@ -133,11 +133,12 @@ pub fn batch_norm(
     if !training && (running_mean.is_none() || running_var.is_none()) {
         panic!("{OP}: running_mean and running_var must be given in evaluation mode");
     }
-    let given: Vec<&Tensor> = [Some(x), running_mean, running_var, weight, bias]
+    for t in [running_mean, running_var, weight, bias]
         .into_iter()
         .flatten()
-        .collect();
-    same_device(OP, &given);
+    {
+        same_device(OP, &[x, t]);
+    }
     let n = x.shape()[0];
     let l: usize = x.shape()[2..].iter().product();
     let m = n * l;
