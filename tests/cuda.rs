@@ -1,18 +1,37 @@
 //! The same ops on a CUDA device as on the CPU. Every test returns early
 //! (printing "CUDA not available: skipping") on machines without a GPU.
+//! The tests take the GPU one at a time (see [`gpu`]), so that the
+//! allocator counters one of them reads are not moved by the others.
 #![cfg(feature = "cuda")]
 
 use kiln::backend::cuda as kc;
 use kiln::network;
 use kiln::prelude::*;
+use std::sync::{Mutex, MutexGuard};
 
+/// Serialises the tests' use of the GPU.
+static GPU: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// The calling test's hold on [`GPU`], released when its thread ends.
+    static HELD: std::cell::RefCell<Option<MutexGuard<'static, ()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `cuda:0` when a GPU is present (held by this test's thread until it
+/// ends), else `None` after printing a notice.
 fn gpu() -> Option<Device> {
-    if Device::cuda_is_available() {
-        Some(Device::Cuda(0))
-    } else {
+    if !Device::cuda_is_available() {
         println!("CUDA not available: skipping");
-        None
+        return None;
     }
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.is_none() {
+            *h = Some(GPU.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    });
+    Some(Device::Cuda(0))
 }
 
 fn assert_close(got: &Tensor, want: &Tensor, tol: f64) {
@@ -321,7 +340,8 @@ fn mixing_devices_in_one_op_panics() {
     if !Device::cuda_is_available() {
         panic!("CUDA not available: skipping (expected on the same device)");
     }
-    let _ = &Tensor::ones([2]).to(&Device::Cuda(0)) + &Tensor::ones([2]);
+    let d = gpu().expect("checked above");
+    let _ = &Tensor::ones([2]).to(&d) + &Tensor::ones([2]);
 }
 
 #[test]
