@@ -10,6 +10,10 @@
 //!
 //! `$KILN_GOLDEN_SETS` (a comma-separated list) restricts the run to some
 //! sets; by default every set found runs, `optim` and `models` included.
+//!
+//! When a CUDA device is available every case runs a second time on
+//! `cuda:0` (inputs moved there, the same tolerances, results brought back
+//! to the CPU to compare); its failures are labelled `[cuda:0]`.
 
 mod golden {
     pub mod models;
@@ -18,7 +22,7 @@ mod golden {
 }
 
 use golden::ops;
-use kiln::Tensor;
+use kiln::{Device, Tensor};
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -173,8 +177,16 @@ impl Report {
         self.failures.push(what.into());
     }
 
-    /// Compares `got` with `want` under the case's tolerances.
+    /// Compares `got` (brought back to the CPU when it lives on a device)
+    /// with `want` under the case's tolerances.
     pub fn check(&mut self, what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) {
+        let host;
+        let got = if got.device() == Device::Cpu {
+            got
+        } else {
+            host = got.detach().to(&Device::Cpu);
+            &host
+        };
         match compare(got, want, rtol, atol) {
             Err(e) => self.fail(format!("{what}: {e}")),
             Ok((excess, err)) => {
@@ -226,7 +238,7 @@ fn run_op_case(case: &Case, rep: &mut Report) -> Result<(), String> {
         let Ok(go) = case.tensor(&format!("grad_out/{name}")) else {
             continue;
         };
-        let term = got.mul(&go.to_dtype(got.dtype())).sum();
+        let term = got.mul(&go.to_dtype(got.dtype()).to(&got.device())).sum();
         total = Some(match total {
             None => term,
             Some(t) => t.add(&term),
@@ -305,9 +317,22 @@ fn selected_sets(dir: &Path) -> Vec<String> {
     found
 }
 
+/// A copy of `inputs` on `device`, taken before the CPU run can change
+/// them in place (batch-norm running statistics).
+fn inputs_on(inputs: &[(String, Tensor)], device: Device) -> Vec<(String, Tensor)> {
+    inputs
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to(&device)))
+        .collect()
+}
+
 #[test]
 fn golden() {
     // Failing cases panic inside catch_unwind; keep their output short.
+    let gpu = Device::cuda_is_available().then_some(Device::Cuda(0));
+    if gpu.is_none() {
+        println!("CUDA not available: golden cases run on the CPU only");
+    }
     let dir = golden_dir();
     let sets = selected_sets(&dir);
     assert!(
@@ -318,6 +343,7 @@ fn golden() {
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let (mut passed, mut failed) = (0usize, Vec::new());
+    let (mut gpu_passed, mut gpu_failed) = (0usize, 0usize);
     for set in &sets {
         let manifest: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!("{set}.json")))
@@ -342,24 +368,44 @@ fn golden() {
                         .ok_or_else(|| format!("missing input tensor {name}/{n}"))
                 })
                 .collect();
+            let case_on = |inputs: Vec<(String, Tensor)>, tensors| Case {
+                name: name.clone(),
+                op: c["op"].as_str().unwrap_or("").to_string(),
+                attrs: c["attrs"].clone(),
+                inputs,
+                outputs: strings(c, "outputs"),
+                grads: strings(c, "grads"),
+                rtol: c["rtol"].as_f64().unwrap_or(1e-4),
+                atol: c["atol"].as_f64().unwrap_or(1e-5),
+                tensors,
+            };
+            let gpu_case = match (&inputs, gpu) {
+                (Ok(inputs), Some(d)) => Some(case_on(inputs_on(inputs, d), case_tensors.clone())),
+                _ => None,
+            };
             let rep = match inputs {
                 Err(e) => {
                     let mut r = Report::default();
                     r.fail(e);
                     r
                 }
-                Ok(inputs) => run_case(&Case {
-                    name: name.clone(),
-                    op: c["op"].as_str().unwrap_or("").to_string(),
-                    attrs: c["attrs"].clone(),
-                    inputs,
-                    outputs: strings(c, "outputs"),
-                    grads: strings(c, "grads"),
-                    rtol: c["rtol"].as_f64().unwrap_or(1e-4),
-                    atol: c["atol"].as_f64().unwrap_or(1e-5),
-                    tensors: case_tensors,
-                }),
+                Ok(inputs) => run_case(&case_on(inputs, case_tensors)),
             };
+            if let (Some(gc), Some(d)) = (gpu_case, gpu) {
+                let grep = run_case(&gc);
+                if grep.failures.is_empty() {
+                    gpu_passed += 1;
+                } else {
+                    gpu_failed += 1;
+                    let line = format!(
+                        "FAIL {set}/{name} [{d}] (op {}): {}",
+                        c["op"].as_str().unwrap_or("?"),
+                        grep.failures.join("; ")
+                    );
+                    println!("{line}");
+                    failed.push(line);
+                }
+            }
             if rep.failures.is_empty() {
                 set_pass += 1;
             } else {
@@ -380,12 +426,15 @@ fn golden() {
         passed += set_pass;
     }
     std::panic::set_hook(prev_hook);
+    let cpu_failed = failed.len() - gpu_failed;
     println!(
-        "golden: {passed} passed, {} failed, {} cases in sets {sets:?} from {}",
-        failed.len(),
-        passed + failed.len(),
+        "golden: {passed} passed, {cpu_failed} failed, {} cases in sets {sets:?} from {}",
+        passed + cpu_failed,
         dir.display()
     );
+    if let Some(d) = gpu {
+        println!("golden on {d}: {gpu_passed} passed, {gpu_failed} failed");
+    }
     assert!(
         failed.is_empty(),
         "golden: {} case(s) failed:\n{}",

@@ -78,7 +78,10 @@ impl Device {
     /// `torch.cuda.synchronize()`; a no-op on the CPU, whose ops complete
     /// before they return. Use it before reading a timer.
     ///
-    /// Panics when the device is a GPU that cannot be used.
+    /// Panics when the device is a GPU that cannot be used, or with the
+    /// op's message when a kernel this thread launched since its last
+    /// synchronisation found an index out of range (a bad class target,
+    /// say): CUDA ops report those here rather than wait for the GPU.
     pub fn synchronize(&self) {
         if let Device::Cuda(i) = *self {
             #[cfg(feature = "cuda")]

@@ -7,8 +7,12 @@
 //! in `f64` internally. `cross_entropy` does log-softmax and the negative
 //! log-likelihood in one pass, and its backward is `softmax - target`.
 
+#[cfg(feature = "cuda")]
+mod cuda;
+
 use crate::layout::broadcast_shapes;
 use crate::nn::functional::util::{dispatch_real, is_half, tensor_from};
+use crate::ops::device::{cuda_return, same_device};
 use crate::{DType, Device, Tensor};
 use kiln_kernels::Float;
 use std::sync::Arc;
@@ -60,6 +64,7 @@ fn pointwise_loss(
     reduction: Reduction,
     f: Arc<PointFn>,
 ) -> Tensor {
+    same_device(op, &[input, target]);
     if !input.dtype().is_float() || !target.dtype().is_float() {
         panic!(
             "{op}: expected floating-point input and target, but got {} (shape {:?}) and {} \
@@ -151,6 +156,17 @@ fn pointwise_loss(
 /// assert_eq!(l.item(), 5.0);
 /// ```
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
+    cuda_return!(
+        input,
+        cuda::pointwise(
+            "mse_loss",
+            "MseLossBackward0",
+            input,
+            target,
+            reduction,
+            cuda::Point::Mse
+        )
+    );
     let f = |x: f64, t: f64| {
         let d = x - t;
         (d * d, 2.0 * d, -2.0 * d)
@@ -177,6 +193,17 @@ fn sign(d: f64) -> f64 {
 
 /// Mean absolute error `|input - target|`, like `F.l1_loss`.
 pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
+    cuda_return!(
+        input,
+        cuda::pointwise(
+            "l1_loss",
+            "L1LossBackward0",
+            input,
+            target,
+            reduction,
+            cuda::Point::L1
+        )
+    );
     let f = |x: f64, t: f64| {
         let d = x - t;
         (d.abs(), sign(d), -sign(d))
@@ -197,6 +224,17 @@ pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction, bet
     if beta < 0.0 {
         panic!("smooth_l1_loss: beta must be non-negative, but got {beta}");
     }
+    cuda_return!(
+        input,
+        cuda::pointwise(
+            "smooth_l1_loss",
+            "SmoothL1LossBackward0",
+            input,
+            target,
+            reduction,
+            cuda::Point::SmoothL1(beta)
+        )
+    );
     let f = move |x: f64, t: f64| {
         let d = x - t;
         if d.abs() < beta {
@@ -223,6 +261,17 @@ pub fn binary_cross_entropy_with_logits(
     target: &Tensor,
     reduction: Reduction,
 ) -> Tensor {
+    cuda_return!(
+        input,
+        cuda::pointwise(
+            "binary_cross_entropy_with_logits",
+            "BinaryCrossEntropyWithLogitsBackward0",
+            input,
+            target,
+            reduction,
+            cuda::Point::BceWithLogits
+        )
+    );
     let f = |x: f64, t: f64| {
         let l = x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
         let sig = 1.0 / (1.0 + (-x).exp());
@@ -252,6 +301,17 @@ pub fn binary_cross_entropy(input: &Tensor, target: &Tensor, reduction: Reductio
             input.shape()
         );
     }
+    cuda_return!(
+        input,
+        cuda::pointwise(
+            OP,
+            "BinaryCrossEntropyBackward0",
+            input,
+            target,
+            reduction,
+            cuda::Point::Bce
+        )
+    );
     if input.dtype().is_float() {
         let v = input.to_vec::<f64>();
         if v.iter().any(|p| !(0.0..=1.0).contains(p)) {
@@ -411,6 +471,17 @@ pub fn cross_entropy_with(
             input.shape()
         );
     }
+    cuda_return!(
+        input,
+        cuda::cross_entropy(
+            input,
+            target,
+            reduction,
+            label_smoothing,
+            weight,
+            ignore_index
+        )
+    );
     if !ready(input) {
         let t = if target.dtype().is_float() {
             to_cpu32(target)
@@ -615,6 +686,10 @@ pub fn nll_loss_with(
             target.dtype()
         );
     }
+    cuda_return!(
+        input,
+        cuda::nll_loss(input, target, reduction, weight, ignore_index)
+    );
     if !ready(input) {
         let w = weight.map(to_cpu32);
         return nll_loss_with(

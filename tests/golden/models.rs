@@ -236,6 +236,10 @@ pub fn run_case(case: &Case, rep: &mut Report) -> Result<(), String> {
     }
     let x = case.input("x").ok_or("model case without input x")?;
     let target = case.input("target").ok_or("model case without target")?;
+    if x.device() != CPU {
+        // The GPU run: the inputs (state included) are on the device.
+        model.to(&x.device());
+    }
     let logits = model.forward(x);
     let loss = cross_entropy(&logits, target, Reduction::Mean, 0.0);
     loss.backward();

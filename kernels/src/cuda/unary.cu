@@ -66,7 +66,7 @@ template <typename A> __device__ __forceinline__ A kiln_round_half_even(A x) {
     KILN_UNARY(clamp, T, x != x ? x : (x < p ? p : (x > q ? q : x)))                    \
     KILN_UNARY(clamp_min, T, x != x ? x : (x < p ? p : x))                              \
     KILN_UNARY(clamp_max, T, x != x ? x : (x > p ? p : x))                              \
-    KILN_UNARY(threshold, T, x > p ? x : q)
+    KILN_UNARY(threshold, T, x <= p ? q : x)
 KILN_FLOAT_TYPES(KILN_UNARY_FLOAT)
 
 #define KILN_UNARY_INT(T)                                                               \

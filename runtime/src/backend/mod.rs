@@ -18,15 +18,14 @@ pub mod cuda;
 mod unary_op;
 pub use unary_op::UnaryOp;
 
-use crate::{DType, Device, Tensor, storage::Storage};
+use crate::{DType, Device, Tensor};
 
 /// Converts a tensor's elements to `dtype` (no autograd).
 pub(crate) fn cast(t: &Tensor, dtype: DType) -> Tensor {
-    match &*t.read_storage() {
-        Storage::Cpu(s) => Tensor::from_cpu(s.cast(t.layout(), dtype), t.shape()),
-        #[cfg(feature = "cuda")]
-        Storage::Cuda(_) => cuda::cast(t, dtype),
-    }
+    // The device cast takes the storage lock itself: not held here.
+    crate::ops::device::cuda_return!(t, cuda::cast(t, dtype));
+    let guard = t.read_storage();
+    Tensor::from_cpu(guard.cpu("to_dtype").cast(t.layout(), dtype), t.shape())
 }
 
 /// Copies a tensor to another device (no autograd).

@@ -3,7 +3,9 @@
 //! `log_softmax`. Derivatives at kinks follow PyTorch (`relu'(0) = 0`,
 //! threshold passes the gradient only where `x > threshold`).
 
+use super::device::{cuda_return, is_cuda};
 use super::kernel::{float_kernel1, float_kernel2, scaled_grad, unary, unary_int, zip2};
+use crate::backend::UnaryOp;
 use crate::layout::normalize_dim;
 use crate::{Tensor, autograd};
 use num_traits::Float;
@@ -199,6 +201,8 @@ impl Tensor {
                 &y,
                 |y| (y > 0.0) as u8 as f32,
                 |y| (y > 0.0) as u8 as f64,
+                // relu's output is >= 0 (or NaN): its sign is the mask.
+                |y: &Tensor| y.sign(),
             ))]
         })
     }
@@ -213,7 +217,7 @@ impl Tensor {
         );
         let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "SigmoidBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 let s = x.sigmoid();
                 g.mul(&s.mul(&s.rsub_scalar(1.0)))
             } else {
@@ -233,7 +237,7 @@ impl Tensor {
         let out = unary("tanh", self, f32::tanh, f64::tanh);
         let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "TanhBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 let t = x.tanh();
                 g.mul(&t.mul(&t).rsub_scalar(1.0))
             } else {
@@ -254,7 +258,7 @@ impl Tensor {
         let out = unary("gelu", self, |x| gelu_f64(x as f64) as f32, gelu_f64);
         let x = self.clone();
         Tensor::from_op(out, "GeluBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 let cdf = x
                     .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
                     .erf()
@@ -279,7 +283,7 @@ impl Tensor {
         let out = unary("gelu_tanh", self, gelu_tanh_f32, gelu_tanh_f64);
         let x = self.clone();
         Tensor::from_op(out, "GeluBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 let x2 = x.mul(&x);
                 let inner = x
                     .add(&x2.mul(&x).mul_scalar(GELU_C))
@@ -311,7 +315,7 @@ impl Tensor {
     pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
         let s32 = negative_slope as f32;
         let out = unary(
-            "leaky_relu",
+            UnaryOp::LeakyRelu(negative_slope),
             self,
             move |x| if x > 0.0 { x } else { x * s32 },
             move |x| if x > 0.0 { x } else { x * negative_slope },
@@ -324,6 +328,10 @@ impl Tensor {
                 &x,
                 move |x| if x > 0.0 { 1.0 } else { s32 },
                 move |x| if x > 0.0 { 1.0 } else { negative_slope },
+                move |x: &Tensor| {
+                    let (one, slope) = (x.scalar_like(1.0), x.scalar_like(negative_slope));
+                    Tensor::where_cond(&x.gt_scalar(0.0), &one, &slope)
+                },
             ))]
         })
     }
@@ -334,7 +342,7 @@ impl Tensor {
         let (t32, v32) = (threshold as f32, value as f32);
         let (ti, vi) = (threshold, value as i64);
         let out = unary_int(
-            "threshold",
+            UnaryOp::Threshold { threshold, value },
             self,
             move |x| if x <= t32 { v32 } else { x },
             move |x| if x <= threshold { value } else { x },
@@ -348,6 +356,10 @@ impl Tensor {
                 &x,
                 move |x| if x <= t32 { 0.0 } else { 1.0 },
                 move |x| if x <= threshold { 0.0 } else { 1.0 },
+                move |x: &Tensor| {
+                    let (zero, one) = (x.scalar_like(0.0), x.scalar_like(1.0));
+                    Tensor::where_cond(&x.le(&x.scalar_like(threshold)), &zero, &one)
+                },
             ))]
         })
     }
@@ -362,6 +374,7 @@ impl Tensor {
     /// ```
     pub fn softmax(&self, dim: isize) -> Tensor {
         let d = normalize_dim("softmax", dim, self.dim());
+        cuda_return!(self, super::cuda::softmax(self, d, false));
         let out = autograd::no_grad(|| {
             along_dim("softmax", self, d, softmax_row::<f32>, softmax_row::<f64>)
         });
@@ -387,6 +400,7 @@ impl Tensor {
     /// like `torch.log_softmax`.
     pub fn log_softmax(&self, dim: isize) -> Tensor {
         let d = normalize_dim("log_softmax", dim, self.dim());
+        cuda_return!(self, super::cuda::softmax(self, d, true));
         let out = autograd::no_grad(|| {
             along_dim(
                 "log_softmax",

@@ -386,23 +386,13 @@ macro_rules! operator {
         impl std::ops::$trait<&Tensor> for f64 {
             type Output = Tensor;
             fn $method(self, rhs: &Tensor) -> Tensor {
-                Tensor::$tensor_fn(
-                    &Tensor::scalar(self)
-                        .to_dtype(rhs.dtype())
-                        .to_device(rhs.device()),
-                    rhs,
-                )
+                Tensor::$tensor_fn(&rhs.scalar_like(self), rhs)
             }
         }
         impl std::ops::$trait<Tensor> for f64 {
             type Output = Tensor;
             fn $method(self, rhs: Tensor) -> Tensor {
-                Tensor::$tensor_fn(
-                    &Tensor::scalar(self)
-                        .to_dtype(rhs.dtype())
-                        .to_device(rhs.device()),
-                    &rhs,
-                )
+                Tensor::$tensor_fn(&rhs.scalar_like(self), &rhs)
             }
         }
     };

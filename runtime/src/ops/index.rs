@@ -5,6 +5,7 @@
 //! indices panic naming the op, the index and the size.
 
 use super::binary::promote;
+use super::device::{cuda_return, same_device};
 use super::kernel::{split_at_dim, with_numeric, with_typed};
 use crate::dtype::Element;
 use crate::layout::{Layout, broadcast_shapes, contiguous_strides, normalize_dim};
@@ -96,6 +97,8 @@ impl Tensor {
             );
         }
         let d = normalize_dim(op, dim, self.dim());
+        same_device(op, &[self, index]);
+        cuda_return!(self, super::cuda::index_select(self, d, index));
         let shape = shape_1d(self);
         let (outer, n, inner) = split_at_dim(&shape, d);
         let idx: Vec<usize> =
@@ -142,6 +145,8 @@ impl Tensor {
         let op = "index_add";
         check_index_dtype(op, index);
         let d = normalize_dim(op, dim, self.dim());
+        same_device(op, &[self, index, source]);
+        cuda_return!(self, super::cuda::index_add(self, d, index, source));
         let shape = shape_1d(self);
         let (outer, n, inner) = split_at_dim(&shape, d);
         let idx: Vec<usize> =
@@ -198,6 +203,8 @@ impl Tensor {
         check_index_dtype(op, index);
         let d = normalize_dim(op, dim, self.dim());
         check_gather_shapes(op, index, self, d, true);
+        same_device(op, &[self, index]);
+        cuda_return!(self, super::cuda::gather(self, d, index));
         let out = if self.dim() == 0 {
             let j = index.with_slice::<i64, _>(op, |v| v.to_vec());
             for &j in &j {
@@ -243,6 +250,8 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         check_gather_shapes(op, index, self, d, true);
         check_gather_shapes(op, index, src, d, false);
+        same_device(op, &[self, index, src]);
+        cuda_return!(self, super::cuda::scatter_add(self, d, index, src));
         let dtype = self.dtype();
         let srcc = autograd::no_grad(|| src.to_dtype(dtype));
         let out = if self.dim() == 0 {
@@ -309,6 +318,7 @@ impl Tensor {
     /// ```
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
         let op = "where";
+        same_device(op, &[cond, a, b]);
         let cond = match cond.dtype() {
             DType::Bool => cond.clone(),
             DType::U8 => cond.to_dtype(DType::Bool),
@@ -329,6 +339,7 @@ impl Tensor {
         let lc = cond.layout().broadcast_to(&shape).expect("broadcast");
         let la = ac.layout().broadcast_to(&shape).expect("broadcast");
         let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
+        cuda_return!(ac, super::cuda::where_cond(&cond, a, b, &ac, &bc, &shape));
         let out = with_typed!(dtype, T => {
             let v: Vec<T> = with_raw::<bool, _>(op, &cond, |c| {
                 with_raw::<T, _>(op, &ac, |x| {
@@ -375,6 +386,7 @@ impl Tensor {
         if mask.dtype() != DType::Bool {
             panic!("{op}: expected a bool mask, but got {}", mask.dtype());
         }
+        same_device(op, &[self, mask]);
         let lm = mask.layout().broadcast_to(self.shape()).unwrap_or_else(|| {
             panic!(
                 "{op}: the mask of shape {:?} cannot be broadcast to the tensor's shape {:?}",
@@ -382,6 +394,7 @@ impl Tensor {
                 self.shape()
             )
         });
+        cuda_return!(self, super::cuda::masked_fill(self, mask, &lm, value));
         let ls = self.layout().clone();
         let out = with_typed!(self.dtype(), T => {
             let fill = T::from_f64(value);
@@ -409,6 +422,7 @@ impl Tensor {
         if mask.dtype() != DType::Bool {
             panic!("{op}: expected a bool mask, but got {}", mask.dtype());
         }
+        same_device(op, &[self, mask]);
         let shape = broadcast_shapes(self.shape(), mask.shape()).unwrap_or_else(|| {
             panic!(
                 "{op}: the shapes of the tensor {:?} and the mask {:?} cannot be broadcast",
@@ -416,6 +430,7 @@ impl Tensor {
                 mask.shape()
             )
         });
+        cuda_return!(self, super::cuda::masked_select(self, mask, &shape));
         let lx = self.layout().broadcast_to(&shape).expect("broadcast");
         let lm = mask.layout().broadcast_to(&shape).expect("broadcast");
         let out = with_typed!(self.dtype(), T => {
@@ -455,6 +470,7 @@ impl Tensor {
                 self.dtype()
             );
         }
+        cuda_return!(self, super::cuda::one_hot(self, num_classes));
         let vals = self.to_vec::<i64>();
         let n = if num_classes < 0 {
             vals.iter().copied().max().map_or(0, |m| m + 1).max(0) as usize
@@ -502,7 +518,7 @@ fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
 
 /// `t` placed at the start of zeros of the larger `shape` (each dim of `t`
 /// at most `shape`'s).
-fn pad_to(t: &Tensor, shape: &[usize]) -> Tensor {
+pub(super) fn pad_to(t: &Tensor, shape: &[usize]) -> Tensor {
     let z = Tensor::zeros_opts(shape, (t.dtype(), &t.device()));
     let mut view = z.clone();
     for (k, &n) in t.shape().iter().enumerate() {

@@ -151,20 +151,12 @@ impl Tensor {
 
     /// `self *= s`, like `tensor.mul_(s)`.
     pub fn mul_scalar_(&self, s: f64) {
-        self.mul_(
-            &Tensor::scalar(s)
-                .to_dtype(self.dtype())
-                .to_device(self.device()),
-        );
+        self.mul_(&self.scalar_like(s));
     }
 
     /// `self += s`, like `tensor.add_(s)`.
     pub fn add_scalar_(&self, s: f64) {
-        self.add_(
-            &Tensor::scalar(s)
-                .to_dtype(self.dtype())
-                .to_device(self.device()),
-        );
+        self.add_(&self.scalar_like(s));
     }
 
     /// Sets every element to `value`, like `tensor.fill_`.

@@ -3,6 +3,7 @@
 //! storage with the input like PyTorch's.
 
 use super::binary::promote;
+use super::device::cuda_return;
 use super::kernel::{split_at_dim, with_typed};
 use crate::layout::normalize_dim;
 use crate::{Tensor, autograd};
@@ -10,6 +11,10 @@ use crate::{Tensor, autograd};
 /// Concatenates same-dtype tensors along `d` into a new contiguous tensor
 /// (no autograd); `shapes` are already checked.
 fn cat_raw(ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
+    cuda_return!(
+        ts[0],
+        crate::backend::cuda::cat(&ts.iter().collect::<Vec<_>>(), d)
+    );
     let dtype = ts[0].dtype();
     let (outer, total, inner) = split_at_dim(out_shape, d);
     with_typed!(dtype, T => {
@@ -237,7 +242,8 @@ impl Tensor {
                 continue;
             }
             let n = self.shape()[d] as i64;
-            let rev = Tensor::from_vec((0..n).rev().collect::<Vec<i64>>(), [n as usize]);
+            let rev = Tensor::from_vec((0..n).rev().collect::<Vec<i64>>(), [n as usize])
+                .to_device(self.device());
             out = out.index_select(d as isize, &rev);
         }
         out

@@ -4,6 +4,8 @@
 //! piecewise-constant factor" backward that ReLU, abs, clamp and friends
 //! share.
 
+use super::device::cuda_return;
+use crate::backend::UnaryOp;
 use crate::dtype::DType;
 use crate::storage::CpuStorage;
 use crate::{Tensor, autograd};
@@ -194,26 +196,31 @@ pub(crate) fn float_kernel2(
     }
 }
 
-/// Elementwise float map (no autograd), parallel for large tensors.
+/// Elementwise float map (no autograd), parallel for large tensors. `op`
+/// names the op and carries its parameters for the device kernel.
 pub(crate) fn unary(
-    op: &str,
+    op: impl Into<UnaryOp>,
     x: &Tensor,
     f32f: impl Fn(f32) -> f32 + Send + Sync,
     f64f: impl Fn(f64) -> f64 + Send + Sync,
 ) -> Tensor {
-    float_kernel1(op, x, |v| par_map(v, f32f), |v| par_map(v, f64f))
+    let op = op.into();
+    cuda_return!(x, super::cuda::unary(op, x, false));
+    float_kernel1(op.name(), x, |v| par_map(v, f32f), |v| par_map(v, f64f))
 }
 
 /// Like [`unary`], but int64 tensors stay int64 and use `fi`.
 pub(crate) fn unary_int(
-    op: &str,
+    op: impl Into<UnaryOp>,
     x: &Tensor,
     f32f: impl Fn(f32) -> f32 + Send + Sync,
     f64f: impl Fn(f64) -> f64 + Send + Sync,
     fi: impl Fn(i64) -> i64 + Send + Sync,
 ) -> Tensor {
+    let op = op.into();
+    cuda_return!(x, super::cuda::unary(op, x, true));
     if x.dtype() == DType::I64 {
-        let v = x.with_slice::<i64, _>(op, |v| par_map(v, fi));
+        let v = x.with_slice::<i64, _>(op.name(), |v| par_map(v, fi));
         return Tensor::from_cpu(CpuStorage::I64(v), x.shape());
     }
     unary(op, x, f32f, f64f)
@@ -239,22 +246,27 @@ pub(crate) fn zip2(
 /// `g * s(x)` for a piecewise-constant `s` (a mask or a sign), the backward
 /// of ReLU, abs, clamp, threshold and leaky ReLU. It is recorded as an op
 /// of `g` alone (its derivative in `x` is zero almost everywhere), so
-/// double backward through these activations works.
-pub(crate) fn scaled_grad<F32, F64>(
+/// double backward through these activations works. `sd` computes the
+/// factor tensor `s(x)` with tensor ops, for device tensors.
+#[cfg_attr(not(feature = "cuda"), allow(clippy::only_used_in_recursion))]
+pub(crate) fn scaled_grad<F32, F64, D>(
     name: &'static str,
     g: &Tensor,
     x: &Tensor,
     s32: F32,
     s64: F64,
+    sd: D,
 ) -> Tensor
 where
     F32: Fn(f32) -> f32 + Copy + Send + Sync + 'static,
     F64: Fn(f64) -> f64 + Copy + Send + Sync + 'static,
+    D: Fn(&Tensor) -> Tensor + Copy + Send + Sync + 'static,
 {
+    cuda_return!(g, super::cuda::scaled_grad(name, g, x, sd));
     let out = zip2(name, g, x, move |g, x| g * s32(x), move |g, x| g * s64(x));
     let x = x.clone();
     Tensor::from_op(out, name, &[g], move |gg, _| {
-        vec![Some(scaled_grad(name, gg, &x, s32, s64))]
+        vec![Some(scaled_grad(name, gg, &x, s32, s64, sd))]
     })
 }
 

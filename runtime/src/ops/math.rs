@@ -7,7 +7,9 @@
 //! gradients.
 
 use super::binary::{BinaryFns, broadcast_binary};
+use super::device::is_cuda;
 use super::kernel::{scaled_grad, unary, unary_int, zip2};
+use crate::backend::UnaryOp;
 use crate::{Tensor, autograd};
 
 /// `2 / sqrt(pi)`, the derivative of `erf` at 0.
@@ -55,7 +57,7 @@ impl Tensor {
         let out = unary("sqrt", self, f32::sqrt, f64::sqrt);
         let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "SqrtBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.div(&x.sqrt().mul_scalar(2.0))
             } else {
                 zip2("sqrt", g, &y, |g, y| g / (2.0 * y), |g, y| g / (2.0 * y))
@@ -68,7 +70,14 @@ impl Tensor {
         let out = unary_int("abs", self, f32::abs, f64::abs, i64::wrapping_abs);
         let x = self.clone();
         Tensor::from_op(out, "AbsBackward0", &[self], move |g, _| {
-            vec![Some(scaled_grad("AbsBackward0", g, &x, sign_f32, sign_f64))]
+            vec![Some(scaled_grad(
+                "AbsBackward0",
+                g,
+                &x,
+                sign_f32,
+                sign_f64,
+                Tensor::sign,
+            ))]
         })
     }
 
@@ -95,8 +104,14 @@ impl Tensor {
         }
         let (lo32, hi32) = (min.map(|v| v as f32), max.map(|v| v as f32));
         let (loi, hii) = (min.map(|v| v as i64), max.map(|v| v as i64));
+        let kind = match (min, max) {
+            // min > max: everything becomes max, like PyTorch.
+            (Some(lo), Some(hi)) => UnaryOp::Clamp(lo.min(hi), hi),
+            (Some(lo), None) => UnaryOp::ClampMin(lo),
+            _ => UnaryOp::ClampMax(max.unwrap_or(f64::INFINITY)),
+        };
         let out = unary_int(
-            "clamp",
+            kind,
             self,
             move |x| clamp_val(x, lo32, hi32),
             move |x| clamp_val(x, min, max),
@@ -115,6 +130,12 @@ impl Tensor {
                 &x,
                 move |x| ((x >= lo32 && x <= hi32) as u8) as f32,
                 move |x| ((x >= lo && x <= hi) as u8) as f64,
+                move |x: &Tensor| {
+                    let inside = x.ge(&x.scalar_like(lo));
+                    inside
+                        .logical_and(&x.le(&x.scalar_like(hi)))
+                        .to_dtype(x.dtype())
+                },
             ))]
         })
     }
@@ -165,7 +186,7 @@ impl Tensor {
         let out = unary("sin", self, f32::sin, f64::sin);
         let x = self.clone();
         Tensor::from_op(out, "SinBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.mul(&x.cos())
             } else {
                 zip2("sin", g, &x, |g, x| g * x.cos(), |g, x| g * x.cos())
@@ -178,7 +199,7 @@ impl Tensor {
         let out = unary("cos", self, f32::cos, f64::cos);
         let x = self.clone();
         Tensor::from_op(out, "CosBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.mul(&x.sin()).neg()
             } else {
                 zip2("cos", g, &x, |g, x| -g * x.sin(), |g, x| -g * x.sin())
@@ -191,7 +212,7 @@ impl Tensor {
         let out = unary("reciprocal", self, |x| 1.0 / x, |x| 1.0 / x);
         let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "ReciprocalBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.div(&x.mul(&x)).neg()
             } else {
                 zip2("reciprocal", g, &y, |g, y| -g * y * y, |g, y| -g * y * y)
@@ -204,7 +225,7 @@ impl Tensor {
         let out = unary_int("square", self, |x| x * x, |x| x * x, |x| x.wrapping_mul(x));
         let x = self.clone();
         Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.mul(&x).mul_scalar(2.0)
             } else {
                 zip2("square", g, &x, |g, x| 2.0 * g * x, |g, x| 2.0 * g * x)
@@ -222,7 +243,7 @@ impl Tensor {
         );
         let x = self.clone();
         Tensor::from_op(out, "ErfBackward0", &[self], move |g, _| {
-            vec![Some(if autograd::is_grad_enabled() {
+            vec![Some(if autograd::is_grad_enabled() || is_cuda(g) {
                 g.mul(&x.mul(&x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI))
             } else {
                 zip2(

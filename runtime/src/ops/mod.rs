@@ -5,6 +5,9 @@
 mod activation;
 pub(crate) mod binary;
 mod cast;
+#[cfg(feature = "cuda")]
+mod cuda;
+pub(crate) mod device;
 mod einsum;
 mod erf;
 mod index;

@@ -3,6 +3,7 @@
 //! `argsort`, plus `var`/`std`. Gradients of the selecting reductions flow
 //! back to the chosen elements through `scatter_add`.
 
+use super::device::{cpu_only, cuda_return};
 use super::kernel::{split_at_dim, with_typed};
 use crate::Tensor;
 use crate::dtype::Element;
@@ -128,6 +129,10 @@ impl Tensor {
                 self.shape()
             );
         }
+        cuda_return!(
+            self,
+            crate::backend::cuda::max_min_dim(if max { "max" } else { "min" }, self, d, keepdim)
+        );
         let os = out_shape(self.shape(), d, keepdim);
         with_typed!(self.dtype(), T => {
             let (v, i) = self.with_slice::<T, _>(op, |x| {
@@ -226,6 +231,7 @@ impl Tensor {
     /// ```
     pub fn sort(&self, dim: isize, descending: bool) -> (Tensor, Tensor) {
         let d = normalize_dim("sort", dim, self.dim());
+        cpu_only("sort", self);
         let shape = if self.dim() == 0 {
             vec![1]
         } else {

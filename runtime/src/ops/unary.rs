@@ -1,6 +1,7 @@
 //! Elementwise unary math ops and comparisons.
 
 use super::binary::{BinaryFns, broadcast_binary, map_float};
+use super::device::{cuda_return, same_device};
 use crate::storage::CpuStorage;
 use crate::{DType, Tensor};
 
@@ -69,9 +70,14 @@ impl Tensor {
 
 impl Tensor {
     fn compare(&self, op: &str, other: &Tensor, f: fn(f64, f64) -> bool) -> Tensor {
+        same_device(op, &[self, other]);
         let (la, lb, shape) = super::binary::broadcast_layouts(op, self, other);
         let dtype = super::binary::promote(self.dtype(), other.dtype());
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
+        cuda_return!(
+            a,
+            crate::backend::cuda::compare(op, &a, &la, &b, &lb, &shape)
+        );
         let ga = a.read_storage();
         let gb = b.read_storage();
         let out: Vec<bool> = match (ga.cpu(op), gb.cpu(op)) {
@@ -136,21 +142,23 @@ impl Tensor {
 
     /// Compares with a scalar: `self == s`.
     pub fn eq_scalar(&self, s: f64) -> Tensor {
-        self.eq(&Tensor::scalar(s))
+        self.eq(&self.f64_scalar_like(s))
     }
 
     /// Compares with a scalar: `self > s`.
     pub fn gt_scalar(&self, s: f64) -> Tensor {
-        self.gt(&Tensor::scalar(s))
+        self.gt(&self.f64_scalar_like(s))
     }
 
     /// Compares with a scalar: `self < s`.
     pub fn lt_scalar(&self, s: f64) -> Tensor {
-        self.lt(&Tensor::scalar(s))
+        self.lt(&self.f64_scalar_like(s))
     }
 
     /// Logical and of two bool tensors (broadcast).
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        same_device("logical_and", &[self, other]);
+        cuda_return!(self, super::cuda::logical("logical_and", self, other));
         let fns = BinaryFns {
             f32: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f32,
             f64: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f64,

@@ -74,6 +74,24 @@ impl Kernel for AdamKernel {
             p[i] = pi - step_size * (mi / denom);
         }
     }
+
+    #[cfg(feature = "cuda")]
+    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
+        crate::backend::cuda::adam_step(
+            p,
+            g,
+            state[0],
+            state[1],
+            state.get(2).copied(),
+            self.lr,
+            (self.beta1, self.beta2),
+            self.eps,
+            self.weight_decay,
+            self.decoupled,
+            false,
+            self.step,
+        );
+    }
 }
 
 impl AdamCore {

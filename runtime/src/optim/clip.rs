@@ -2,6 +2,7 @@
 
 use crate::Tensor;
 use crate::autograd::no_grad;
+use crate::ops::device::cuda_return;
 
 /// Scales the gradients of `params` so that their joint `norm_type`-norm
 /// is at most `max_norm`, like `torch.nn.utils.clip_grad_norm_`, and
@@ -24,6 +25,7 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> f64 
     if grads.is_empty() {
         return 0.0;
     }
+    cuda_return!(grads[0], clip_grad_norm_cuda(&grads, max_norm, norm_type));
     let total = if norm_type.is_infinite() {
         grads
             .iter()
@@ -55,11 +57,55 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> f64 
     total
 }
 
+/// [`clip_grad_norm_`] for gradients on a CUDA device: the norm is reduced
+/// on the device in float64 and read back once (the function returns it);
+/// the scaling runs on the device.
+#[cfg(feature = "cuda")]
+fn clip_grad_norm_cuda(grads: &[Tensor], max_norm: f64, norm_type: f64) -> f64 {
+    crate::ops::device::same_device("clip_grad_norm_", &grads.iter().collect::<Vec<_>>());
+    let total = no_grad(|| {
+        let parts: Vec<Tensor> = grads
+            .iter()
+            .map(|g| {
+                if g.numel() == 0 {
+                    return g.f64_scalar_like(0.0);
+                }
+                let a = g.to_dtype(crate::DType::F64).abs();
+                if norm_type.is_infinite() {
+                    a.max()
+                } else {
+                    a.pow_scalar(norm_type).sum()
+                }
+            })
+            .collect();
+        let all = Tensor::stack(&parts.iter().collect::<Vec<_>>(), 0);
+        if norm_type.is_infinite() {
+            all.max().item()
+        } else {
+            all.sum().item().powf(1.0 / norm_type)
+        }
+    });
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        no_grad(|| {
+            for g in grads {
+                g.mul_scalar_(coef);
+            }
+        });
+    }
+    total
+}
+
 /// Clamps every gradient element of `params` to `[-clip, clip]`, like
 /// `torch.nn.utils.clip_grad_value_`.
 pub fn clip_grad_value_(params: &[Tensor], clip: f64) {
     for p in params {
         if let Some(g) = p.grad() {
+            #[cfg(feature = "cuda")]
+            if g.device().is_cuda() {
+                no_grad(|| g.copy_(&g.clamp(Some(-clip), Some(clip))));
+                continue;
+            }
             let v: Vec<f64> = g
                 .to_vec::<f64>()
                 .iter()

@@ -30,6 +30,7 @@ pub use rmsprop::RMSprop;
 pub use sgd::SGD;
 
 use crate::dtype::Element;
+use crate::ops::device::cuda_return;
 use crate::{DType, Device, Tensor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -260,11 +261,17 @@ impl<S> StateMap<S> {
 /// its state buffers, all as contiguous slices of the same length.
 pub(crate) trait Kernel {
     fn run<T: num_traits::Float + Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]);
+
+    /// The same update through the backend's fused kernel, on contiguous
+    /// CUDA tensors of one dtype (state in the order `run` takes it).
+    #[cfg(feature = "cuda")]
+    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]);
 }
 
 /// Runs `k` over `p`'s data in place. CPU contiguous float32/float64
-/// tensors are updated through their storage directly; anything else goes
-/// through a CPU copy that is written back.
+/// tensors are updated through their storage directly; CUDA tensors by
+/// the fused device kernel; anything else goes through a CPU copy that is
+/// written back.
 pub(crate) fn update_param<K: Kernel>(
     op: &str,
     p: &Tensor,
@@ -272,6 +279,8 @@ pub(crate) fn update_param<K: Kernel>(
     state: &[&Tensor],
     k: &K,
 ) {
+    crate::ops::device::same_device(op, &[p, grad]);
+    cuda_return!(p, update_param_cuda(op, p, grad, state, k));
     let direct = |t: &Tensor| t.device() == Device::Cpu && t.is_contiguous();
     if !direct(p) || !state.iter().all(|s| direct(s)) {
         let cpu = |t: &Tensor| t.to_device(Device::Cpu).deep_copy();
@@ -336,6 +345,47 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
             })
             .collect();
         k.run(pd, g, &mut sd);
+    });
+}
+
+/// [`update_param`] for a parameter on a CUDA device: one fused kernel
+/// launch, no host round-trip. The kernels need the parameter and its state
+/// contiguous and of one dtype; others are updated through such copies,
+/// written back.
+#[cfg(feature = "cuda")]
+fn update_param_cuda<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
+    let mut all = vec![p, grad];
+    all.extend(state);
+    crate::ops::device::same_device(op, &all);
+    assert_eq!(
+        grad.shape(),
+        p.shape(),
+        "{op}: gradient of shape {:?} does not match the parameter's shape {:?}",
+        grad.shape(),
+        p.shape()
+    );
+    let aliased = grad.shares_storage_with(p) || state.iter().any(|s| grad.shares_storage_with(s));
+    let grad = if grad.dtype() != p.dtype() {
+        grad.to_dtype(p.dtype())
+    } else if aliased {
+        grad.deep_copy()
+    } else {
+        grad.clone()
+    };
+    let dt = p.dtype();
+    let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;
+    if direct(p) && state.iter().all(|s| direct(s)) {
+        return k.run_cuda(p, &grad, state);
+    }
+    let own = |t: &Tensor| t.detach().to_dtype(dt).deep_copy();
+    let pc = own(p);
+    let sc: Vec<Tensor> = state.iter().map(|s| own(s)).collect();
+    k.run_cuda(&pc, &grad, &sc.iter().collect::<Vec<_>>());
+    crate::autograd::no_grad(|| {
+        p.copy_(&pc);
+        for (s, c) in state.iter().zip(&sc) {
+            s.copy_(c);
+        }
     });
 }
 

@@ -152,6 +152,28 @@ impl Kernel for RmsKernel {
             }
         }
     }
+
+    #[cfg(feature = "cuda")]
+    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
+        // square_avg, then momentum_buffer (momentum > 0), then grad_avg
+        // (centered), as `run` takes them.
+        let mut rest = state[1..].iter().copied();
+        let buf = (self.momentum > 0.0).then(|| rest.next()).flatten();
+        let gavg = self.centered.then(|| rest.next()).flatten();
+        crate::backend::cuda::rmsprop_step(
+            p,
+            g,
+            state[0],
+            buf,
+            gavg,
+            self.lr,
+            self.alpha,
+            self.eps,
+            self.weight_decay,
+            self.momentum,
+            false,
+        );
+    }
 }
 
 impl Optimizer for RMSprop {

@@ -115,6 +115,22 @@ impl Kernel for SgdKernel {
             }
         }
     }
+
+    #[cfg(feature = "cuda")]
+    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
+        crate::backend::cuda::sgd_step(
+            p,
+            g,
+            state.first().copied(),
+            self.lr,
+            self.momentum,
+            self.dampening,
+            self.weight_decay,
+            self.nesterov,
+            false,
+            self.first,
+        );
+    }
 }
 
 impl Optimizer for SGD {

@@ -119,6 +119,11 @@ impl Tensor {
     pub fn full_opts(shape: impl IntoDims, value: f64, opts: impl Into<TensorOptions>) -> Tensor {
         let opts = opts.into();
         let shape = shape.into_dims();
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(i) = opts.device {
+            // Filled on the device: no host buffer, no copy.
+            return crate::backend::cuda::full(&shape, value, opts.dtype_or_f32(), i);
+        }
         let n = shape.iter().product();
         place(
             Tensor::from_cpu(CpuStorage::full(opts.dtype_or_f32(), n, value), &shape),
@@ -160,6 +165,23 @@ impl Tensor {
     /// Zeros with this tensor's shape, dtype and device.
     pub fn zeros_like(&self) -> Tensor {
         Tensor::full_opts(self.shape(), 0.0, self.like_opts())
+    }
+
+    /// A 0-d tensor holding `value` in this tensor's dtype, on its device:
+    /// the scalar operand of ops like `mul_scalar_` and `f64 * tensor`.
+    pub(crate) fn scalar_like(&self, value: f64) -> Tensor {
+        crate::ops::device::cuda_return!(self, Tensor::full_opts([], value, self.like_opts()));
+        Tensor::scalar(value).to_dtype(self.dtype())
+    }
+
+    /// A 0-d float64 tensor holding `value` on this tensor's device: the
+    /// exact right-hand side of comparisons with a scalar.
+    pub(crate) fn f64_scalar_like(&self, value: f64) -> Tensor {
+        crate::ops::device::cuda_return!(
+            self,
+            Tensor::full_opts([], value, (DType::F64, &self.device()))
+        );
+        Tensor::scalar(value)
     }
 
     /// Ones with this tensor's shape, dtype and device.

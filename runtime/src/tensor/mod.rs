@@ -459,10 +459,9 @@ impl Tensor {
 
     /// A copy with its own contiguous storage and no history.
     pub(crate) fn deep_copy(&self) -> Tensor {
-        match &*self.read_storage() {
-            Storage::Cpu(s) => Tensor::from_cpu(s.gather(&self.0.layout), self.shape()),
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => crate::backend::cuda::deep_copy(self),
-        }
+        // The device copy takes the storage lock itself: not held here.
+        crate::ops::device::cuda_return!(self, crate::backend::cuda::deep_copy(self));
+        let guard = self.read_storage();
+        Tensor::from_cpu(guard.cpu("clone").gather(&self.0.layout), self.shape())
     }
 }

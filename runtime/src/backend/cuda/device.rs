@@ -122,8 +122,13 @@ impl CudaDevice {
     }
 
     /// Waits until all work queued on the device has finished.
+    ///
+    /// Panics with the op's message when a kernel this thread launched
+    /// since its last synchronisation found an index out of range (see
+    /// `validate`).
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        self.stream.synchronize().map_err(CudaError::driver)
+        self.stream.synchronize().map_err(CudaError::driver)?;
+        super::validate::raise_pending(self)
     }
 
     /// The cuBLAS handle (created on first use, bound to the stream, with

@@ -10,13 +10,16 @@
 //! [`CudaError`].
 //!
 //! Kernels run on one stream per device; reading a tensor back to the host
-//! (`to_vec`, `item`, `.to(&Device::Cpu)`) waits for it.
+//! (`to_vec`, `item`, `.to(&Device::Cpu)`) waits for it, and is where an
+//! index out of range found by a kernel is reported (see `validate`): ops
+//! never wait for the GPU themselves.
 
 mod alloc;
 mod device;
 mod kernels;
 mod ops;
 mod storage;
+mod validate;
 
 pub use alloc::MemoryStats;
 pub use device::{CudaDevice, device_count};
@@ -24,6 +27,7 @@ pub use kernels::MAX_DIMS;
 pub use kiln_kernels::cuda as sources;
 pub use ops::*;
 pub use storage::CudaStorage;
+pub(crate) use validate::ErrFlag;
 
 use crate::backend::UnaryOp;
 use crate::layout::Layout;
@@ -212,43 +216,6 @@ pub(crate) fn zero(op: &str, dev: &CudaDevice, s: &CudaStorage) {
             }
             .map_err(CudaError::driver),
         );
-    }
-}
-
-/// A device `int` error flag (zeroed) for kernels that validate indices.
-pub(crate) struct ErrFlag(CudaStorage);
-
-impl ErrFlag {
-    pub(crate) fn new(op: &str, dev: &Arc<CudaDevice>) -> Self {
-        let s = alloc(op, dev, DType::U8, 4);
-        zero(op, dev, &s);
-        ErrFlag(s)
-    }
-
-    pub(crate) fn ptr(&self) -> u64 {
-        self.0.ptr()
-    }
-
-    /// Waits for the kernels and panics with `msg` when the flag was set.
-    pub(crate) fn check(&self, op: &str, msg: impl FnOnce() -> String) {
-        let mut v = [0u8; 4];
-        let dev = self.0.device();
-        // SAFETY: 4 bytes from a live 4-byte block; the stream is synced.
-        check(
-            op,
-            unsafe {
-                cudarc::driver::result::memcpy_dtoh_async(
-                    &mut v,
-                    self.0.ptr(),
-                    dev.stream().cu_stream(),
-                )
-            }
-            .map_err(CudaError::driver),
-        );
-        check(op, dev.synchronize());
-        if v != [0; 4] {
-            panic!("{op}: {}", msg());
-        }
     }
 }
 

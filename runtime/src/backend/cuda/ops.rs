@@ -200,7 +200,7 @@ pub fn cross_entropy(
         c,
         &mut a,
     );
-    err.check(op, || format!("target out of bounds for {c} classes"));
+    err.check_later(op, format!("target out of bounds for {c} classes"));
     (wrap(loss, &[n]), wrap(wsum, &[n]))
 }
 
@@ -282,7 +282,7 @@ pub fn nll_loss(
             &mut a,
         ),
     );
-    err.check(op, || format!("target out of bounds for {c} classes"));
+    err.check_later(op, format!("target out of bounds for {c} classes"));
     (wrap(loss, &[n]), wrap(wsum, &[n]))
 }
 
@@ -657,11 +657,14 @@ fn pool_geom(op: &str, x: &[usize], p: &Pool2dParams) -> PoolGeom {
         "{op}: expected a 4-D NCHW input, got shape {x:?}"
     );
     for a in 0..2 {
+        // PyTorch's rule, on the dilated window: pad <= ((k - 1) * d + 1) / 2.
+        let span = p.dilation[a] * p.kernel[a].saturating_sub(1) + 1;
         assert!(
-            p.padding[a] * 2 <= p.kernel[a],
-            "{op}: pad should be at most half of effective kernel size, got padding {:?} and kernel {:?}",
+            p.padding[a] <= span / 2,
+            "{op}: pad should be at most half of effective kernel size, got padding {:?}, kernel {:?} and dilation {:?}",
             p.padding,
-            p.kernel
+            p.kernel,
+            p.dilation
         );
     }
     let oh = out_len(
@@ -1154,9 +1157,10 @@ pub fn index_select(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
             &mut a,
         ),
     );
-    err.check(op, || {
-        format!("index out of range for dimension {dim} of size {d}")
-    });
+    err.check_later(
+        op,
+        format!("index out of range for dimension {dim} of size {d}"),
+    );
     wrap(out, &shape)
 }
 
@@ -1193,9 +1197,10 @@ pub fn index_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Ten
             &mut a,
         ),
     );
-    err.check(op, || {
-        format!("index out of range for dimension {dim} of size {d}")
-    });
+    err.check_later(
+        op,
+        format!("index out of range for dimension {dim} of size {d}"),
+    );
     wrap(out, shape)
 }
 
@@ -1237,9 +1242,10 @@ pub fn gather(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
             &mut a,
         ),
     );
-    err.check(op, || {
-        format!("index out of range for dimension {dim} of size {d}")
-    });
+    err.check_later(
+        op,
+        format!("index out of range for dimension {dim} of size {d}"),
+    );
     wrap(out, ix.shape())
 }
 
@@ -1275,9 +1281,10 @@ pub fn scatter_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> T
             &mut a,
         ),
     );
-    err.check(op, || {
-        format!("index out of range for dimension {dim} of size {d}")
-    });
+    err.check_later(
+        op,
+        format!("index out of range for dimension {dim} of size {d}"),
+    );
     wrap(out, shape)
 }
 
@@ -1300,7 +1307,7 @@ pub fn one_hot(idx: &Tensor, classes: usize) -> Tensor {
         op,
         launch_n(&dev, &INDEX, "one_hot_i64", n * classes, &mut a),
     );
-    err.check(op, || format!("class values must be in [0, {classes})"));
+    err.check_later(op, format!("class values must be in [0, {classes})"));
     let mut shape = ix.shape().to_vec();
     shape.push(classes);
     wrap(out, &shape)

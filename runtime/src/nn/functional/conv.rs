@@ -2,6 +2,7 @@
 //! `kiln_kernels::cpu::conv`.
 
 use super::util::{check_float, check_same, dispatch_real, is_half, tensor_from};
+use crate::ops::device::cuda_return;
 use crate::{DType, Device, Tensor};
 use kiln_kernels::cpu::conv::{
     Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
@@ -116,6 +117,10 @@ pub fn conv2d(
                 weight.shape()
             )
         });
+    cuda_return!(
+        x,
+        super::cuda::conv2d(x, weight, bias, [stride, padding, dilation], groups)
+    );
     if is_half(x.dtype()) || x.device() != Device::Cpu {
         let (dt, dev) = (x.dtype(), x.device());
         let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);

@@ -6,6 +6,8 @@
 //! ops. float16/bfloat16 inputs are computed in float32.
 
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod norm;
 mod pool;
 pub(crate) mod util;
@@ -14,6 +16,7 @@ pub use conv::conv2d;
 pub use norm::{batch_norm, layer_norm};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with};
 
+use crate::ops::device::{cuda_return, same_device};
 use crate::{DType, Tensor};
 use kiln_kernels::cpu::matmul::gemm;
 use num_traits::Zero;
@@ -40,6 +43,10 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
             weight.shape(),
             weight.shape().get(1).copied().unwrap_or(0)
         );
+    }
+    same_device(OP, &[x, weight]);
+    if let Some(b) = bias {
+        same_device(OP, &[x, b]);
     }
     let out_features = weight.shape()[0];
     if let Some(b) = bias
@@ -172,6 +179,8 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
         );
     }
     check_float(OP, "weight", weight);
+    same_device(OP, &[indices, weight]);
+    cuda_return!(weight, cuda::embedding(indices, weight));
     let (v, d) = (weight.shape()[0], weight.shape()[1]);
     let idx: Vec<usize> = indices
         .to_vec::<i64>()

@@ -2,6 +2,7 @@
 //! output, one backward closure for every gradient.
 
 use super::util::{Real, check_float, check_same, dispatch_real, is_half, tensor_from};
+use crate::ops::device::{cuda_return, same_device};
 use crate::{DType, Device, Tensor};
 use kiln_kernels::Float;
 use num_traits::Zero;
@@ -132,6 +133,12 @@ pub fn batch_norm(
     if !training && (running_mean.is_none() || running_var.is_none()) {
         panic!("{OP}: running_mean and running_var must be given in evaluation mode");
     }
+    for t in [running_mean, running_var, weight, bias]
+        .into_iter()
+        .flatten()
+    {
+        same_device(OP, &[x, t]);
+    }
     let n = x.shape()[0];
     let l: usize = x.shape()[2..].iter().product();
     let m = n * l;
@@ -141,6 +148,19 @@ pub fn batch_norm(
             x.shape()
         );
     }
+    cuda_return!(
+        x,
+        super::cuda::batch_norm(
+            x,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps
+        )
+    );
     let all_real = [Some(x), running_mean, running_var, weight, bias]
         .into_iter()
         .flatten()
@@ -352,6 +372,10 @@ pub fn layer_norm(
             check_same(OP, what, t, x);
         }
     }
+    cuda_return!(
+        x,
+        super::cuda::layer_norm(x, normalized_shape, weight, bias, eps)
+    );
     if is_half(x.dtype()) || x.device() != Device::Cpu {
         let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);
         let (w, b) = (weight.map(to32), bias.map(to32));

@@ -1,6 +1,7 @@
 //! 2-D pooling with autograd, over the kernels of `kiln_kernels::cpu::pool`.
 
 use super::util::{check_float, dispatch_real, is_half, tensor_from};
+use crate::ops::device::{cuda_return, is_cuda};
 use crate::{DType, Device, Tensor};
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
@@ -9,14 +10,14 @@ use kiln_kernels::cpu::pool::{
 use std::sync::Arc;
 
 /// Runs a 4-D pooling function on `x`, accepting unbatched `[C, H, W]`
-/// input and computing float16/bfloat16 or device tensors in float32 on
-/// the CPU. Returns `None` when `x` is a plain 4-D f32/f64 CPU tensor that
-/// the caller should handle itself.
+/// input and computing float16/bfloat16 CPU tensors in float32. Returns
+/// `None` when `x` is a 4-D f32/f64 CPU tensor or a 4-D CUDA tensor, which
+/// the caller handles itself.
 fn adapt(op: &str, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Option<Tensor> {
     check_float(op, "input", x);
     match x.dim() {
         3 => Some(f(&x.unsqueeze(0)).squeeze_dim(0)),
-        4 if is_half(x.dtype()) || x.device() != Device::Cpu => {
+        4 if !is_cuda(x) && (is_half(x.dtype()) || x.device() != Device::Cpu) => {
             let x32 = x.to(&Device::Cpu).to_dtype(DType::F32);
             Some(f(&x32).to_dtype(x.dtype()).to(&x.device()))
         }
@@ -105,6 +106,10 @@ pub fn max_pool2d_with(
         return y;
     }
     output_hw(OP, x, kernel, stride, padding, dilation, ceil_mode);
+    cuda_return!(
+        x,
+        super::cuda::max_pool2d(x, [kernel, stride, padding, dilation], ceil_mode)
+    );
     let in_shape = shape4(x);
     let (out, indices, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let (y, idx, os) =
@@ -155,6 +160,10 @@ pub fn avg_pool2d_with(
         return y;
     }
     output_hw(OP, x, kernel, stride, padding, [1, 1], ceil_mode);
+    cuda_return!(
+        x,
+        super::cuda::avg_pool2d(x, [kernel, stride, padding], ceil_mode, count_include_pad)
+    );
     let in_shape = shape4(x);
     let (out, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let (y, os) = avg_pool2d_forward(
@@ -201,6 +210,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {
             x.shape()
         );
     }
+    cuda_return!(x, super::cuda::adaptive_avg_pool2d(x, output_size));
     let out_shape = [in_shape[0], in_shape[1], output_size[0], output_size[1]];
     let out = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         tensor_from(adaptive_avg_pool2d_forward(xs, in_shape, output_size), &out_shape)
