@@ -6,7 +6,9 @@
 //! * `conv`: LeNet's two convolutions at batch 64, forward / input gradient /
 //!   weight gradient (ms), plus the pooling after each;
 //! * with `all`: the sweeps used to tune `GEMM_PAR_THRESHOLD`
-//!   (`gemm_par`) and `PAR_THRESHOLD` (`par_threshold`).
+//!   (`gemm_par`) and `PAR_THRESHOLD` (`par_threshold`), and the eight
+//!   row/column-major layouts of an MLP's products (`gemm_layout`), which
+//!   motivate `gemm`'s transposed-weight route.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -253,6 +255,52 @@ fn bench_par_threshold() {
     }
 }
 
+/// Every row-major (R) / column-major (C) combination of destination,
+/// lhs and rhs (in that order) for the products of a 784-512-512 MLP at
+/// batch 64, through the public `gemm` (so with its layout handling).
+fn bench_gemm_layout() {
+    for (m, n, k) in [
+        (64usize, 512usize, 512usize),
+        (64, 512, 784),
+        (512, 64, 512),
+        (512, 512, 64),
+    ] {
+        let l: Vec<f32> = (0..m * k).map(|v| (v % 7) as f32 * 0.1).collect();
+        let r: Vec<f32> = (0..k * n).map(|v| (v % 5) as f32 * 0.1).collect();
+        let mut d = vec![0f32; m * n];
+        for code in 0..8 {
+            let (drow, lrow, rrow) = (code & 4 != 0, code & 2 != 0, code & 1 != 0);
+            let (drs, dcs) = if drow {
+                (n as isize, 1)
+            } else {
+                (1, m as isize)
+            };
+            let (lrs, lcs) = if lrow {
+                (k as isize, 1)
+            } else {
+                (1, m as isize)
+            };
+            let (rrs, rcs) = if rrow {
+                (n as isize, 1)
+            } else {
+                (1, k as isize)
+            };
+            let t = time(0.1, || {
+                gemm(m, n, k, &mut d, drs, dcs, false, &l, lrs, lcs, &r, rrs, rcs);
+                black_box(&d);
+            });
+            let layout: String = [drow, lrow, rrow]
+                .iter()
+                .map(|&row| if row { 'R' } else { 'C' })
+                .collect();
+            println!(
+                "{{\"bench\":\"gemm_layout\",\"m\":{m},\"n\":{n},\"k\":{k},\"layout\":\"{layout}\",\"us\":{:.1}}}",
+                t * 1e6
+            );
+        }
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     if mode != "conv" {
@@ -262,5 +310,6 @@ fn main() {
     if mode == "all" {
         bench_gemm_par();
         bench_par_threshold();
+        bench_gemm_layout();
     }
 }

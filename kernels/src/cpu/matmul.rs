@@ -299,6 +299,24 @@ fn gemm_checked<T: Elem>(
     }
     check_bounds(op, "lhs", lhs.len(), &[(m, lhs_rs), (k, lhs_cs)]);
     check_bounds(op, "rhs", rhs.len(), &[(k, rhs_rs), (n, rhs_cs)]);
+    if gemm_supported::<T>() {
+        // A row-major destination is the transposed product of a
+        // column-major one; see `via_transposes` for why that matters.
+        let done = if dst_cs == 1 && dst_rs != 1 {
+            via_transposes(
+                op, m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs, par,
+            )
+        } else if dst_rs == 1 && dst_cs != 1 {
+            via_transposes(
+                op, n, m, k, dst, dst_cs, accumulate, rhs, rhs_cs, rhs_rs, lhs, lhs_cs, lhs_rs, par,
+            )
+        } else {
+            false
+        };
+        if done {
+            return;
+        }
+    }
     // SAFETY: bounds and destination overlap checked above; `dst` is a
     // unique borrow so it cannot alias `lhs` or `rhs`.
     unsafe {
@@ -319,6 +337,103 @@ fn gemm_checked<T: Elem>(
             par,
         )
     }
+}
+
+/// `gemm` packs the operand it multiplies from the left of a column-major
+/// destination; when that operand is stored row-major it packs with a
+/// strided, scalar gather. A row-major destination with a column-major
+/// right operand (PyTorch's `x @ w.T`: every `Linear` forward) is exactly
+/// that case, and the gather reads the whole weight on every call.
+/// Measured on the dev VM (`bench_kernels all`, `gemm_layout` lines),
+/// `[64, 512] @ [512, 512]ᵀ` took 326 µs this way and 77 µs with all three
+/// matrices row-major.
+///
+/// So when the right operand (the weight) is much larger than the other
+/// two, compute `dstᵀ = rhsᵀ · lhsᵀ` into a row-major scratch buffer with
+/// `lhsᵀ` copied row-major, then transpose the result into `dst`: two
+/// small tiled copies instead of a slow pack of the big operand.
+///
+/// Arguments describe a product whose destination is row-major (`dst`
+/// with row stride `dst_rs`, column stride 1). Returns false, having done
+/// nothing, when the layout is not the slow one or the copies would not pay.
+#[allow(clippy::too_many_arguments)]
+fn via_transposes<T: Elem>(
+    op: &str,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: isize,
+    accumulate: bool,
+    lhs: &[T],
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: &[T],
+    rhs_rs: isize,
+    rhs_cs: isize,
+    par: Parallelism,
+) -> bool {
+    let rhs_col_major = rhs_rs == 1 && rhs_cs > 1;
+    let weight = n.saturating_mul(k);
+    let copies = m.saturating_mul(k + n);
+    if !rhs_col_major || weight < TRANSPOSE_MIN || weight < 4 * copies || lhs_rs < 0 || lhs_cs < 0 {
+        return false;
+    }
+    // lhsᵀ as a row-major [k, m] matrix (already so when lhs is column-major).
+    let copied;
+    let (lt, lt_rs) = if lhs_rs == 1 {
+        (lhs, lhs_cs)
+    } else {
+        copied = transpose_to_row_major(m, k, lhs, lhs_rs as usize, lhs_cs as usize);
+        (&copied[..], m as isize)
+    };
+    let mut tmp = vec![T::zero(); n * m];
+    gemm_checked(
+        op, n, m, k, &mut tmp, m as isize, 1, false, rhs, rhs_cs, rhs_rs, lt, lt_rs, 1, par,
+    );
+    // dst[i, j] (+)= tmp[j, i], in tiles so both sides stay in cache.
+    let dst_rs = dst_rs as usize;
+    for i0 in (0..m).step_by(TILE) {
+        for j0 in (0..n).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(m) {
+                let row = &mut dst[i * dst_rs..];
+                for j in j0..(j0 + TILE).min(n) {
+                    let v = tmp[j * m + i];
+                    row[j] = if accumulate { row[j] + v } else { v };
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Weight size (`n * k` elements) from which [`via_transposes`] is used.
+const TRANSPOSE_MIN: usize = 64 * 1024;
+
+/// Tile edge of the transposing copies (16 × 16 `f32` = 1 KiB).
+const TILE: usize = 16;
+
+/// The `rows × cols` matrix at `src` (non-negative strides `rs`, `cs`),
+/// transposed into a new row-major `[cols, rows]` buffer.
+fn transpose_to_row_major<T: Elem>(
+    rows: usize,
+    cols: usize,
+    src: &[T],
+    rs: usize,
+    cs: usize,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for c in c0..(c0 + TILE).min(cols) {
+                let line = &mut out[c * rows..(c + 1) * rows];
+                for r in r0..(r0 + TILE).min(rows) {
+                    line[r] = src[r * rs + c * cs];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A raw pointer that may cross threads; soundness is argued at each use.
@@ -589,6 +704,59 @@ mod tests {
                 (g - w).abs() <= tol * (1.0 + w.abs()),
                 "index {i}: got {g}, want {w}"
             );
+        }
+    }
+
+    /// Products large enough for `via_transposes` (the weight-sized
+    /// operand column-major on the right of a row-major destination, and
+    /// the mirrored column-major-destination case), every layout of the
+    /// small operand, with and without accumulation, with a padded
+    /// destination row stride: all equal the naive product.
+    #[test]
+    fn transposed_weight_route_matches_naive() {
+        let mut rng = Rng(0x5eed_cafe);
+        let (m, n, k) = (7, 520, 150);
+        assert!(n * k >= TRANSPOSE_MIN && n * k >= 4 * m * (k + n));
+        for lhs_col in [false, true] {
+            for acc in [false, true] {
+                let lhs: Vec<f32> = rng.vec(m * k);
+                let rhs: Vec<f32> = rng.vec(k * n);
+                let l = strides(m, k, lhs_col);
+                let r = strides(k, n, true);
+                let lhs64: Vec<f64> = lhs.iter().map(|&v| v as f64).collect();
+                let rhs64: Vec<f64> = rhs.iter().map(|&v| v as f64).collect();
+                // Row-major destination with padded rows.
+                let d = (n as isize + 3, 1);
+                let init: Vec<f32> = rng.vec(m * (n + 3));
+                let mut got = init.clone();
+                let mut want: Vec<f64> = init.iter().map(|&v| v as f64).collect();
+                gemm(
+                    m, n, k, &mut got, d.0, d.1, acc, &lhs, l.0, l.1, &rhs, r.0, r.1,
+                );
+                naive(m, n, k, &mut want, d, acc, &lhs64, l, &rhs64, r);
+                close(&got, &want, 1e-4);
+                // The mirror image: dstᵀ column-major = rhsᵀ (row-major
+                // weight on the left) · lhsᵀ.
+                let mut got_t = init.clone();
+                let mut want_t: Vec<f64> = init.iter().map(|&v| v as f64).collect();
+                let dt = (1, n as isize + 3);
+                gemm(
+                    n, m, k, &mut got_t, dt.0, dt.1, acc, &rhs, r.1, r.0, &lhs, l.1, l.0,
+                );
+                naive(
+                    n,
+                    m,
+                    k,
+                    &mut want_t,
+                    dt,
+                    acc,
+                    &rhs64,
+                    (r.1, r.0),
+                    &lhs64,
+                    (l.1, l.0),
+                );
+                close(&got_t, &want_t, 1e-4);
+            }
         }
     }
 
