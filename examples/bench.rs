@@ -186,15 +186,7 @@ fn run_all(
     if wanted("lenet_sgd_b64") {
         let mut m = LeNet::new(dev);
         let mut opt = SGD::new(m.parameters(), 0.05).momentum(0.9);
-        train(
-            "lenet_sgd_b64",
-            &mut m,
-            &mut opt,
-            &data,
-            64,
-            args.steps,
-            dev,
-        );
+        train("lenet_sgd_b64", &mut m, &mut opt, data, 64, args.steps, dev);
     }
     if wanted("mlp_sgd_b64") {
         let mut m = Mlp::new(dev);
@@ -208,7 +200,7 @@ fn run_all(
             "lenet_adam_b256",
             &mut m,
             &mut opt,
-            &data,
+            data,
             256,
             args.steps,
             dev,

@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn missing_data_says_what_to_do_without_touching_the_network() {
         let dir = std::env::temp_dir().join(format!("kiln-lenet-missing-{}", std::process::id()));
-        let err = open_mnist(&dir, false).err().expect("no data there");
+        let err = open_mnist(&dir, false).expect_err("no data there");
         assert!(
             err.contains("KILN_DATA") && err.contains("--no-download"),
             "{err}"
