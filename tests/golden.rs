@@ -11,9 +11,12 @@
 //! `$KILN_GOLDEN_SETS` (a comma-separated list) restricts the run to some
 //! sets; by default every set found runs, `optim` and `models` included.
 //!
-//! When a CUDA device is available every case runs a second time on
-//! `cuda:0` (inputs moved there, the same tolerances, results brought back
-//! to the CPU to compare); its failures are labelled `[cuda:0]`.
+//! Every case runs a second time on the test device `test:0` (a backend
+//! that is not the CPU's: the device-generic dispatch, transfers and
+//! autograd glue a GPU takes, see `Device::Test`), and a third time on
+//! `cuda:0` when a CUDA device is available (inputs moved there, the same
+//! tolerances, results brought back to the CPU to compare); their
+//! failures are labelled with the device, `[test:0]` or `[cuda:0]`.
 
 mod golden {
     pub mod models;
@@ -329,9 +332,11 @@ fn inputs_on(inputs: &[(String, Tensor)], device: Device) -> Vec<(String, Tensor
 #[test]
 fn golden() {
     // Failing cases panic inside catch_unwind; keep their output short.
-    let gpu = Device::cuda_is_available().then_some(Device::Cuda(0));
-    if gpu.is_none() {
-        println!("CUDA not available: golden cases run on the CPU only");
+    let mut devices = vec![Device::Test(0)];
+    if Device::cuda_is_available() {
+        devices.push(Device::Cuda(0));
+    } else {
+        println!("CUDA not available: golden cases run on the CPU and test:0 only");
     }
     let dir = golden_dir();
     let sets = selected_sets(&dir);
@@ -343,7 +348,8 @@ fn golden() {
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let (mut passed, mut failed) = (0usize, Vec::new());
-    let (mut gpu_passed, mut gpu_failed) = (0usize, 0usize);
+    let mut dev_passed = vec![0usize; devices.len()];
+    let mut dev_failed = vec![0usize; devices.len()];
     for set in &sets {
         let manifest: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!("{set}.json")))
@@ -379,9 +385,12 @@ fn golden() {
                 atol: c["atol"].as_f64().unwrap_or(1e-5),
                 tensors,
             };
-            let gpu_case = match (&inputs, gpu) {
-                (Ok(inputs), Some(d)) => Some(case_on(inputs_on(inputs, d), case_tensors.clone())),
-                _ => None,
+            let dev_cases: Vec<Case> = match &inputs {
+                Ok(inputs) => devices
+                    .iter()
+                    .map(|&d| case_on(inputs_on(inputs, d), case_tensors.clone()))
+                    .collect(),
+                Err(_) => Vec::new(),
             };
             let rep = match inputs {
                 Err(e) => {
@@ -391,12 +400,13 @@ fn golden() {
                 }
                 Ok(inputs) => run_case(&case_on(inputs, case_tensors)),
             };
-            if let (Some(gc), Some(d)) = (gpu_case, gpu) {
-                let grep = run_case(&gc);
+            for (k, gc) in dev_cases.iter().enumerate() {
+                let d = devices[k];
+                let grep = run_case(gc);
                 if grep.failures.is_empty() {
-                    gpu_passed += 1;
+                    dev_passed[k] += 1;
                 } else {
-                    gpu_failed += 1;
+                    dev_failed[k] += 1;
                     let line = format!(
                         "FAIL {set}/{name} [{d}] (op {}): {}",
                         c["op"].as_str().unwrap_or("?"),
@@ -426,14 +436,17 @@ fn golden() {
         passed += set_pass;
     }
     std::panic::set_hook(prev_hook);
-    let cpu_failed = failed.len() - gpu_failed;
+    let cpu_failed = failed.len() - dev_failed.iter().sum::<usize>();
     println!(
         "golden: {passed} passed, {cpu_failed} failed, {} cases in sets {sets:?} from {}",
         passed + cpu_failed,
         dir.display()
     );
-    if let Some(d) = gpu {
-        println!("golden on {d}: {gpu_passed} passed, {gpu_failed} failed");
+    for (k, d) in devices.iter().enumerate() {
+        println!(
+            "golden on {d}: {} passed, {} failed",
+            dev_passed[k], dev_failed[k]
+        );
     }
     assert!(
         failed.is_empty(),

@@ -7,8 +7,25 @@ use kiln::prelude::*;
 
 /// Checks every float input that requires grad against central
 /// differences with the shared `testing::gradcheck`.
+/// `inputs` on `device`: leaves again, requiring grad where they did.
+fn on(inputs: &[Tensor], device: Device) -> Vec<Tensor> {
+    inputs
+        .iter()
+        .map(|t| t.detach().to(&device).requires_grad_(t.requires_grad()))
+        .collect()
+}
+
+/// `t` (a constant a check closes over) on `like`'s device.
+fn here(t: &Tensor, like: &Tensor) -> Tensor {
+    t.to(&like.device())
+}
+
+/// Checks on the CPU, then on the test device (the device-generic path).
 fn gradcheck(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    kiln::testing::gradcheck(f, inputs, 1e-6, 1e-5, 1e-4).unwrap_or_else(|e| panic!("{e}"));
+    for device in [Device::Cpu, Device::Test(0)] {
+        kiln::testing::gradcheck(&f, &on(inputs, device), 1e-6, 1e-5, 1e-4)
+            .unwrap_or_else(|e| panic!("[{device}] {e}"));
+    }
 }
 
 fn randn(shape: &[usize]) -> Tensor {
@@ -335,8 +352,8 @@ fn batch_norm_eval() {
         |t| {
             F::batch_norm(
                 &t[0],
-                Some(&rm),
-                Some(&rv),
+                Some(&here(&rm, &t[0])),
+                Some(&here(&rv, &t[0])),
                 Some(&t[1]),
                 Some(&t[2]),
                 false,
@@ -422,7 +439,10 @@ fn embedding_grads_sum_repeated_rows() {
     manual_seed(13);
     let idx = Tensor::from([[0i64, 2, 2], [3, 0, 1]]);
     let w = randn(&[4, 3]);
-    gradcheck(|t| F::embedding(&idx, &t[0]), std::slice::from_ref(&w));
+    gradcheck(
+        |t| F::embedding(&here(&idx, &t[0]), &t[0]),
+        std::slice::from_ref(&w),
+    );
     let out = F::embedding(&idx, &w);
     assert_eq!(out.shape(), &[2, 3, 3]);
     w.set_grad(None);
@@ -506,7 +526,7 @@ fn cross_entropy_variants() {
     for r in REDUCTIONS {
         for eps in [0.0, 0.2] {
             gradcheck(
-                |a| loss::cross_entropy(&a[0], &target, r, eps),
+                |a| loss::cross_entropy(&a[0], &here(&target, &a[0]), r, eps),
                 &[randn(&[5, 4])],
             );
         }
@@ -516,7 +536,10 @@ fn cross_entropy_variants() {
     let w = Tensor::from([0.5f64, 2.0, 1.0]);
     for r in REDUCTIONS {
         gradcheck(
-            |a| loss::cross_entropy_with(&a[0], &t2, r, 0.1, Some(&w), Some(-100)),
+            |a| {
+                let (t2, w) = (here(&t2, &a[0]), here(&w, &a[0]));
+                loss::cross_entropy_with(&a[0], &t2, r, 0.1, Some(&w), Some(-100))
+            },
             &[randn(&[2, 3, 3])],
         );
     }
@@ -550,11 +573,17 @@ fn nll_loss_variants() {
     manual_seed(18);
     let target = Tensor::from([1i64, 0, 2, -100]);
     for r in REDUCTIONS {
-        gradcheck(|a| loss::nll_loss(&a[0], &target, r), &[randn(&[4, 3])]);
+        gradcheck(
+            |a| loss::nll_loss(&a[0], &here(&target, &a[0]), r),
+            &[randn(&[4, 3])],
+        );
     }
     let w = Tensor::from([0.5f64, 2.0, 1.0]);
     gradcheck(
-        |a| loss::nll_loss_with(&a[0], &target, Reduction::Mean, Some(&w), Some(-100)),
+        |a| {
+            let (t, w) = (here(&target, &a[0]), here(&w, &a[0]));
+            loss::nll_loss_with(&a[0], &t, Reduction::Mean, Some(&w), Some(-100))
+        },
         &[randn(&[4, 3])],
     );
 }

@@ -54,15 +54,36 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape).requires_grad_(true)
 }
 
+/// `inputs` on `device`: leaves again, requiring grad where they did.
+fn on(inputs: &[Tensor], device: Device) -> Vec<Tensor> {
+    inputs
+        .iter()
+        .map(|t| t.detach().to(&device).requires_grad_(t.requires_grad()))
+        .collect()
+}
+
+/// `t` (a constant a check closes over) on `like`'s device.
+fn here(t: &Tensor, like: &Tensor) -> Tensor {
+    t.to(&like.device())
+}
+
+/// The devices every check runs on: the CPU and the test device (the
+/// device-generic path a GPU takes).
+const DEVICES: [Device; 2] = [Device::Cpu, Device::Test(0)];
+
 fn check(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    if let Err(e) = gradcheck(f, inputs, EPS, ATOL, RTOL) {
-        panic!("{e}");
+    for device in DEVICES {
+        if let Err(e) = gradcheck(&f, &on(inputs, device), EPS, ATOL, RTOL) {
+            panic!("[{device}] {e}");
+        }
     }
 }
 
 fn check2(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
-    if let Err(e) = gradgradcheck(f, inputs, EPS, 1e-5, 1e-3) {
-        panic!("{e}");
+    for device in DEVICES {
+        if let Err(e) = gradgradcheck(&f, &on(inputs, device), EPS, 1e-5, 1e-3) {
+            panic!("[{device}] {e}");
+        }
     }
 }
 
@@ -345,31 +366,31 @@ fn cat_stack_split_chunk() {
 fn index_ops() {
     let a = x(&[4, 3]);
     let idx = Tensor::from([2i64, 0, 2, 3]);
-    check(|t| t[0].index_select(0, &idx), &[a.clone()]);
+    check(|t| t[0].index_select(0, &here(&idx, &t[0])), &[a.clone()]);
     check(
-        |t| t[0].index_select(1, &Tensor::from([1i64, 1])),
+        |t| t[0].index_select(1, &here(&Tensor::from([1i64, 1]), &t[0])),
         &[a.clone()],
     );
     let src = input(&[4, 3], -1.0, 1.0, &[], 91);
     check(
-        |t| t[0].index_add(0, &idx, &t[1]),
+        |t| t[0].index_add(0, &here(&idx, &t[0]), &t[1]),
         &[a.clone(), src.clone()],
     );
     let gi = Tensor::from([[0i64, 2], [1, 1], [2, 0], [0, 0]]);
-    check(|t| t[0].gather(1, &gi), &[a.clone()]);
+    check(|t| t[0].gather(1, &here(&gi, &t[0])), &[a.clone()]);
     let small = input(&[4, 2], -1.0, 1.0, &[], 92);
     check(
-        |t| t[0].scatter_add(1, &gi, &t[1]),
+        |t| t[0].scatter_add(1, &here(&gi, &t[0]), &t[1]),
         &[a.clone(), small.clone()],
     );
     // src larger than index: only the indexed part of src gets gradient.
     let big = input(&[4, 3], -1.0, 1.0, &[], 93);
     check(
-        |t| t[0].scatter_add(1, &gi, &t[1]),
+        |t| t[0].scatter_add(1, &here(&gi, &t[0]), &t[1]),
         &[a.clone(), big.clone()],
     );
-    check2(|t| t[0].gather(1, &gi).square(), &[a.clone()]);
-    check2(|t| t[0].index_select(0, &idx).square(), &[a]);
+    check2(|t| t[0].gather(1, &here(&gi, &t[0])).square(), &[a.clone()]);
+    check2(|t| t[0].index_select(0, &here(&idx, &t[0])).square(), &[a]);
 }
 
 #[test]
@@ -378,19 +399,22 @@ fn where_and_masks() {
     let b = input(&[4], -1.0, 1.0, &[], 101);
     let cond = a.detach().gt_scalar(0.0);
     check(
-        |t| Tensor::where_cond(&cond, &t[0], &t[1]),
+        |t| Tensor::where_cond(&here(&cond, &t[0]), &t[0], &t[1]),
         &[a.clone(), b.clone()],
     );
-    check(|t| t[1].where_(&cond, &t[0]), &[a.clone(), b.clone()]);
-    check(|t| t[0].masked_fill(&cond, 2.5), &[a.clone()]);
-    check(|t| t[0].masked_select(&cond), &[a.clone()]);
+    check(
+        |t| t[1].where_(&here(&cond, &t[0]), &t[0]),
+        &[a.clone(), b.clone()],
+    );
+    check(|t| t[0].masked_fill(&here(&cond, &t[0]), 2.5), &[a.clone()]);
+    check(|t| t[0].masked_select(&here(&cond, &t[0])), &[a.clone()]);
     let row = Tensor::from([true, false, true, true]);
-    check(|t| t[0].masked_select(&row), &[b.clone()]);
+    check(|t| t[0].masked_select(&here(&row, &t[0])), &[b.clone()]);
     check2(
-        |t| Tensor::where_cond(&cond, &t[0], &t[1]).square(),
+        |t| Tensor::where_cond(&here(&cond, &t[0]), &t[0], &t[1]).square(),
         &[a.clone(), b],
     );
-    check2(|t| t[0].masked_select(&cond).square(), &[a]);
+    check2(|t| t[0].masked_select(&here(&cond, &t[0])).square(), &[a]);
 }
 
 #[test]

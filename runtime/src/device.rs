@@ -10,6 +10,14 @@ pub enum Device {
     Cpu,
     /// The CUDA GPU with this ordinal (needs the `cuda` feature).
     Cuda(usize),
+    /// A test device (`"test:N"`): host memory behind the same
+    /// device-generic path a GPU takes. Its tensors have their own storage
+    /// type, so ops on them go through the backend interface, the
+    /// same-device checks and transfers exactly as CUDA tensors do, and
+    /// compute with the CPU's kernels on copies (results equal the CPU's).
+    /// It lets the test suites check every op's device dispatch and
+    /// autograd glue without a GPU; it is slow and meant for tests.
+    Test(usize),
 }
 
 impl Device {
@@ -24,15 +32,20 @@ impl Device {
         crate::backend::cuda_is_available()
     }
 
-    /// Parses `"cpu"`, `"cuda"` or `"cuda:N"`, as PyTorch does.
+    /// Parses `"cpu"`, `"cuda"` or `"cuda:N"`, as PyTorch does, and the
+    /// test device `"test:N"`.
     pub fn parse(s: &str) -> Option<Device> {
         match s {
             "cpu" => Some(Device::Cpu),
             "cuda" => Some(Device::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda),
+            _ => {
+                if let Some(n) = s.strip_prefix("test:") {
+                    return n.parse().ok().map(Device::Test);
+                }
+                s.strip_prefix("cuda:")
+                    .and_then(|n| n.parse().ok())
+                    .map(Device::Cuda)
+            }
         }
     }
 
@@ -50,7 +63,7 @@ impl Device {
     /// ```
     pub fn check_available(&self) -> Result<(), DeviceUnavailable> {
         match *self {
-            Device::Cpu => Ok(()),
+            Device::Cpu | Device::Test(_) => Ok(()),
             Device::Cuda(i) => {
                 #[cfg(feature = "cuda")]
                 {
@@ -140,6 +153,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(i) => write!(f, "cuda:{i}"),
+            Device::Test(i) => write!(f, "test:{i}"),
         }
     }
 }

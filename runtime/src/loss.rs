@@ -3,19 +3,16 @@
 //! (`cross_entropy`, `nll_loss`) and binary ones
 //! (`binary_cross_entropy[_with_logits]`).
 //!
-//! Every loss is fused: one forward pass and one backward closure, computed
-//! in `f64` internally. `cross_entropy` does log-softmax and the negative
-//! log-likelihood in one pass, and its backward is `softmax - target`.
+//! Each loss is written once: its checks, the backend's fused kernel
+//! (`cross_entropy` does log-softmax and the negative log-likelihood in
+//! one pass, and its backward is `softmax - target`; the pointwise losses
+//! compute every element's loss and derivatives in one pass) and one
+//! backward closure.
 
-#[cfg(feature = "cuda")]
-mod cuda;
-
+use crate::backend;
 use crate::layout::broadcast_shapes;
-use crate::nn::functional::util::{dispatch_real, is_half, tensor_from};
-use crate::ops::device::{cuda_return, same_device};
-use crate::{DType, Device, Tensor};
-use kiln_kernels::Float;
-use std::sync::Arc;
+use crate::ops::device::same_device;
+use crate::{DType, Tensor, autograd};
 
 /// How per-element losses are combined, like PyTorch's `reduction=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -42,29 +39,45 @@ impl Reduction {
     }
 }
 
-/// True when the fused path can read `t` directly.
-fn ready(t: &Tensor) -> bool {
-    t.device() == Device::Cpu && matches!(t.dtype(), DType::F32 | DType::F64)
+/// A loss of `(input[i], target[i])` per element; the backends compute
+/// its value and derivatives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum PointLoss {
+    /// `(x - t)²`
+    Mse,
+    /// `|x - t|`
+    L1,
+    /// Huber-like, with its `beta` (`0` gives L1).
+    SmoothL1(f64),
+    /// Binary cross-entropy on logits.
+    BceWithLogits,
+    /// Binary cross-entropy on probabilities (logs clamped at -100).
+    Bce,
 }
 
-fn to_cpu32(t: &Tensor) -> Tensor {
-    t.to(&Device::Cpu).to_dtype(DType::F32)
+impl PointLoss {
+    /// The loss function's name, for messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PointLoss::Mse => "mse_loss",
+            PointLoss::L1 => "l1_loss",
+            PointLoss::SmoothL1(_) => "smooth_l1_loss",
+            PointLoss::BceWithLogits => "binary_cross_entropy_with_logits",
+            PointLoss::Bce => "binary_cross_entropy",
+        }
+    }
 }
 
-/// Per-element loss and its derivatives `(loss, dl/dinput, dl/dtarget)`.
-type PointFn = dyn Fn(f64, f64) -> (f64, f64, f64) + Send + Sync;
-
-/// A loss that is a function of `(input[i], target[i])` per element,
-/// with `input` and `target` broadcast together.
-fn pointwise_loss(
-    op: &'static str,
+/// A pointwise loss with `input` and `target` broadcast together; the
+/// gradient flows to both.
+fn pointwise(
     name: &'static str,
     input: &Tensor,
     target: &Tensor,
     reduction: Reduction,
-    f: Arc<PointFn>,
+    kind: PointLoss,
 ) -> Tensor {
-    same_device(op, &[input, target]);
+    let op = kind.name();
     if !input.dtype().is_float() || !target.dtype().is_float() {
         panic!(
             "{op}: expected floating-point input and target, but got {} (shape {:?}) and {} \
@@ -75,6 +88,7 @@ fn pointwise_loss(
             target.shape()
         );
     }
+    same_device(op, &[input, target]);
     if input.shape() != target.shape() {
         let shape = broadcast_shapes(input.shape(), target.shape()).unwrap_or_else(|| {
             panic!(
@@ -83,68 +97,42 @@ fn pointwise_loss(
                 target.shape()
             )
         });
-        return pointwise_loss(
-            op,
-            name,
-            &input.expand(&shape),
-            &target.expand(&shape),
-            reduction,
-            f,
-        );
+        let (x, t) = (input.expand(&shape), target.expand(&shape));
+        return pointwise(name, &x, &t, reduction, kind);
     }
-    if !ready(input) || is_half(input.dtype()) || target.dtype() != input.dtype() {
-        let dt = if ready(input) {
-            input.dtype()
-        } else {
-            DType::F32
-        };
-        let prep = |t: &Tensor| t.to(&Device::Cpu).to_dtype(dt);
-        return pointwise_loss(op, name, &prep(input), &prep(target), reduction, f)
-            .to_dtype(input.dtype())
-            .to(&input.device());
+    let x = input.detach();
+    let t = autograd::no_grad(|| target.detach().to_dtype(x.dtype()));
+    let n = x.numel();
+    if kind == PointLoss::Bce {
+        // Counted where the data lives; one number comes back (NaN is outside).
+        let inside = autograd::no_grad(|| {
+            let (lo, hi) = (x.ge(&x.scalar_like(0.0)), x.le(&x.scalar_like(1.0)));
+            lo.logical_and(&hi).sum().item()
+        });
+        if inside as usize != n {
+            panic!("{op}: all elements of input should be between 0 and 1");
+        }
     }
-    let n = input.numel();
-    let shape = input.shape().to_vec();
-    let out = dispatch_real!(op, input.dtype(), T => input.with_slice::<T, _>(op, |xs| {
-        target.with_slice::<T, _>(op, |ts| {
-            let each = xs.iter().zip(ts).map(|(x, t)| f(x.as_f64(), t.as_f64()).0);
-            match reduction {
-                Reduction::None => tensor_from(each.map(T::cast_f64).collect::<Vec<T>>(), &shape),
-                Reduction::Sum => tensor_from(vec![T::cast_f64(each.sum())], &[]),
-                Reduction::Mean => tensor_from(vec![T::cast_f64(each.sum::<f64>() / n as f64)], &[]),
-            }
-        })
-    }));
-    let (xc, tc) = (input.clone(), target.clone());
+    let be = backend::of(x.device());
+    let out = autograd::no_grad(|| {
+        let each = be.point_loss(kind, &x, &t);
+        match reduction {
+            Reduction::None => each,
+            Reduction::Sum => each.sum(),
+            Reduction::Mean => each.sum().div_scalar(n as f64),
+        }
+    });
+    let target_dtype = target.dtype();
     Tensor::from_op(out, name, &[input, target], move |g, need| {
-        dispatch_real!(op, xc.dtype(), T => xc.with_slice::<T, _>(op, |xs| {
-            tc.with_slice::<T, _>(op, |ts| {
-                let g = g.to_dtype(xc.dtype());
-                g.with_slice::<T, _>(op, |gs| {
-                    let scale = |i: usize| match reduction {
-                        Reduction::None => gs[i].as_f64(),
-                        Reduction::Sum => gs[0].as_f64(),
-                        Reduction::Mean => gs[0].as_f64() / n as f64,
-                    };
-                    let mut dx = need[0].then(|| Vec::<T>::with_capacity(n));
-                    let mut dt = need[1].then(|| Vec::<T>::with_capacity(n));
-                    for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
-                        let (_, a, b) = f(x.as_f64(), t.as_f64());
-                        let s = scale(i);
-                        if let Some(dx) = &mut dx {
-                            dx.push(T::cast_f64(a * s));
-                        }
-                        if let Some(dt) = &mut dt {
-                            dt.push(T::cast_f64(b * s));
-                        }
-                    }
-                    vec![
-                        dx.map(|v| tensor_from(v, &shape)),
-                        dt.map(|v| tensor_from(v, &shape)),
-                    ]
-                })
-            })
-        }))
+        let (a, b) = backend::of(g.device()).point_loss_backward(kind, &x, &t);
+        let scale = match reduction {
+            Reduction::Mean => g.div_scalar(n as f64),
+            _ => g.clone(),
+        };
+        vec![
+            need[0].then(|| a.mul(&scale)),
+            need[1].then(|| b.mul(&scale).to_dtype(target_dtype)),
+        ]
     })
 }
 
@@ -156,66 +144,12 @@ fn pointwise_loss(
 /// assert_eq!(l.item(), 5.0);
 /// ```
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
-    cuda_return!(
-        input,
-        cuda::pointwise(
-            "mse_loss",
-            "MseLossBackward0",
-            input,
-            target,
-            reduction,
-            cuda::Point::Mse
-        )
-    );
-    let f = |x: f64, t: f64| {
-        let d = x - t;
-        (d * d, 2.0 * d, -2.0 * d)
-    };
-    pointwise_loss(
-        "mse_loss",
-        "MseLossBackward0",
-        input,
-        target,
-        reduction,
-        Arc::new(f),
-    )
-}
-
-fn sign(d: f64) -> f64 {
-    if d > 0.0 {
-        1.0
-    } else if d < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    pointwise("MseLossBackward0", input, target, reduction, PointLoss::Mse)
 }
 
 /// Mean absolute error `|input - target|`, like `F.l1_loss`.
 pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
-    cuda_return!(
-        input,
-        cuda::pointwise(
-            "l1_loss",
-            "L1LossBackward0",
-            input,
-            target,
-            reduction,
-            cuda::Point::L1
-        )
-    );
-    let f = |x: f64, t: f64| {
-        let d = x - t;
-        (d.abs(), sign(d), -sign(d))
-    };
-    pointwise_loss(
-        "l1_loss",
-        "L1LossBackward0",
-        input,
-        target,
-        reduction,
-        Arc::new(f),
-    )
+    pointwise("L1LossBackward0", input, target, reduction, PointLoss::L1)
 }
 
 /// Huber-like smooth L1 loss, like `F.smooth_l1_loss`: `0.5·d²/beta` where
@@ -224,33 +158,8 @@ pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction, bet
     if beta < 0.0 {
         panic!("smooth_l1_loss: beta must be non-negative, but got {beta}");
     }
-    cuda_return!(
-        input,
-        cuda::pointwise(
-            "smooth_l1_loss",
-            "SmoothL1LossBackward0",
-            input,
-            target,
-            reduction,
-            cuda::Point::SmoothL1(beta)
-        )
-    );
-    let f = move |x: f64, t: f64| {
-        let d = x - t;
-        if d.abs() < beta {
-            (0.5 * d * d / beta, d / beta, -d / beta)
-        } else {
-            (d.abs() - 0.5 * beta, sign(d), -sign(d))
-        }
-    };
-    pointwise_loss(
-        "smooth_l1_loss",
-        "SmoothL1LossBackward0",
-        input,
-        target,
-        reduction,
-        Arc::new(f),
-    )
+    let kind = PointLoss::SmoothL1(beta);
+    pointwise("SmoothL1LossBackward0", input, target, reduction, kind)
 }
 
 /// Binary cross-entropy on logits, like `F.binary_cross_entropy_with_logits`,
@@ -261,29 +170,13 @@ pub fn binary_cross_entropy_with_logits(
     target: &Tensor,
     reduction: Reduction,
 ) -> Tensor {
-    cuda_return!(
-        input,
-        cuda::pointwise(
-            "binary_cross_entropy_with_logits",
-            "BinaryCrossEntropyWithLogitsBackward0",
-            input,
-            target,
-            reduction,
-            cuda::Point::BceWithLogits
-        )
-    );
-    let f = |x: f64, t: f64| {
-        let l = x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
-        let sig = 1.0 / (1.0 + (-x).exp());
-        (l, sig - t, -x)
-    };
-    pointwise_loss(
-        "binary_cross_entropy_with_logits",
+    let kind = PointLoss::BceWithLogits;
+    pointwise(
         "BinaryCrossEntropyWithLogitsBackward0",
         input,
         target,
         reduction,
-        Arc::new(f),
+        kind,
     )
 }
 
@@ -301,35 +194,12 @@ pub fn binary_cross_entropy(input: &Tensor, target: &Tensor, reduction: Reductio
             input.shape()
         );
     }
-    cuda_return!(
-        input,
-        cuda::pointwise(
-            OP,
-            "BinaryCrossEntropyBackward0",
-            input,
-            target,
-            reduction,
-            cuda::Point::Bce
-        )
-    );
-    if input.dtype().is_float() {
-        let v = input.to_vec::<f64>();
-        if v.iter().any(|p| !(0.0..=1.0).contains(p)) {
-            panic!("{OP}: all elements of input should be between 0 and 1");
-        }
-    }
-    let f = |p: f64, t: f64| {
-        let (lp, l1p) = (p.ln().max(-100.0), (1.0 - p).ln().max(-100.0));
-        let l = -(t * lp + (1.0 - t) * l1p);
-        (l, (p - t) / (p * (1.0 - p)).max(1e-12), l1p - lp)
-    };
-    pointwise_loss(
-        OP,
+    pointwise(
         "BinaryCrossEntropyBackward0",
         input,
         target,
         reduction,
-        Arc::new(f),
+        PointLoss::Bce,
     )
 }
 
@@ -390,19 +260,47 @@ impl ClassGeom {
         }
     }
 
-    /// Flat offset of class `k` at position `i` (`i = o·inner + j`).
-    #[inline]
-    fn at(&self, i: usize, k: usize) -> usize {
-        let (o, j) = (i / self.inner, i % self.inner);
-        (o * self.c + k) * self.inner + j
-    }
-
     fn positions(&self) -> usize {
         self.outer * self.inner
     }
 }
 
-fn class_weights(op: &str, weight: Option<&Tensor>, c: usize) -> Option<Vec<f64>> {
+/// `[C]`, `[N, C]` or `[N, C, d...]` scores as `[positions, C]` rows
+/// (classes last, positions in the target's row-major order).
+fn rows(x: &Tensor) -> Tensor {
+    let s = x.shape();
+    match s.len() {
+        1 => x.reshape_to(&[1, s[0]]),
+        2 => x.contiguous(),
+        r => {
+            let mut perm: Vec<isize> = vec![0];
+            perm.extend(2..r as isize);
+            perm.push(1);
+            let positions = s[0] * s[2..].iter().product::<usize>();
+            x.permute(&perm).reshape_to(&[positions, s[1]]).contiguous()
+        }
+    }
+}
+
+/// The inverse of [`rows`] for a tensor of input `shape`.
+fn unrows(g: &Tensor, shape: &[usize]) -> Tensor {
+    match shape.len() {
+        1 => g.reshape_to(shape),
+        2 => g.clone(),
+        r => {
+            let mut last = vec![shape[0]];
+            last.extend_from_slice(&shape[2..]);
+            last.push(shape[1]);
+            let mut perm: Vec<isize> = vec![0, r as isize - 1];
+            perm.extend(1..r as isize - 1);
+            g.reshape_to(&last).permute(&perm).contiguous()
+        }
+    }
+}
+
+/// Checks a class-weight tensor against `c` classes; returns it detached
+/// (weights are constants) in `dtype`.
+fn class_weight(op: &str, weight: Option<&Tensor>, c: usize, dtype: DType) -> Option<Tensor> {
     weight.map(|w| {
         if w.shape() != [c] {
             panic!(
@@ -410,20 +308,37 @@ fn class_weights(op: &str, weight: Option<&Tensor>, c: usize) -> Option<Vec<f64>
                 w.shape()
             );
         }
-        w.to_vec::<f64>()
+        autograd::no_grad(|| w.detach().to_dtype(dtype))
     })
 }
 
-/// The class of position `i`, or `None` when it is ignored; panics on an
-/// out-of-range class.
-fn class_of(op: &str, y: i64, ignore_index: Option<i64>, c: usize) -> Option<usize> {
-    if Some(y) == ignore_index {
-        return None;
+/// Reduces per-position losses; the mean divides by the total weight of
+/// the targets (`wsum`'s sum), like PyTorch. Returns the result and that
+/// total.
+fn reduce(
+    loss: Tensor,
+    wsum: &Tensor,
+    reduction: Reduction,
+    loss_shape: &[usize],
+) -> (Tensor, Tensor) {
+    autograd::no_grad(|| {
+        let wtotal = wsum.sum();
+        let out = match reduction {
+            Reduction::None => loss.reshape_to(loss_shape),
+            Reduction::Sum => loss.sum(),
+            Reduction::Mean => loss.sum().div(&wtotal),
+        };
+        (out, wtotal)
+    })
+}
+
+/// The gradient of each position's loss from the reduced output's `g`.
+fn per_position(g: &Tensor, wtotal: &Tensor, reduction: Reduction, np: usize) -> Tensor {
+    match reduction {
+        Reduction::None => g.reshape_to(&[np]),
+        Reduction::Sum => g.reshape_to(&[1]).expand(&[np]),
+        Reduction::Mean => g.div(wtotal).reshape_to(&[1]).expand(&[np]),
     }
-    if y < 0 || y as usize >= c {
-        panic!("{op}: target {y} is out of bounds for {c} classes");
-    }
-    Some(y as usize)
 }
 
 /// Cross-entropy between logits and class indices, like
@@ -471,35 +386,9 @@ pub fn cross_entropy_with(
             input.shape()
         );
     }
-    cuda_return!(
-        input,
-        cuda::cross_entropy(
-            input,
-            target,
-            reduction,
-            label_smoothing,
-            weight,
-            ignore_index
-        )
-    );
-    if !ready(input) {
-        let t = if target.dtype().is_float() {
-            to_cpu32(target)
-        } else {
-            target.to(&Device::Cpu)
-        };
-        let w = weight.map(to_cpu32);
-        return cross_entropy_with(
-            &to_cpu32(input),
-            &t,
-            reduction,
-            label_smoothing,
-            w.as_ref(),
-            ignore_index,
-        )
-        .to_dtype(input.dtype())
-        .to(&input.device());
-    }
+    let mut given = vec![input, target];
+    given.extend(weight);
+    same_device(OP, &given);
     if target.dtype().is_float() {
         return cross_entropy_probs(input, target, reduction, label_smoothing, weight);
     }
@@ -510,86 +399,28 @@ pub fn cross_entropy_with(
             target.dtype()
         );
     }
-    let geom = ClassGeom::new(OP, input, target.shape(), false);
-    let c = geom.c;
     let eps = label_smoothing;
-    let w = class_weights(OP, weight, c);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    let w_total: f64 = w.as_ref().map_or(c as f64, |w| w.iter().sum());
-    let classes: Vec<Option<usize>> = target
-        .to_vec::<i64>()
-        .into_iter()
-        .map(|y| class_of(OP, y, ignore_index, c))
-        .collect();
+    let geom = ClassGeom::new(OP, input, target.shape(), false);
+    let w = class_weight(OP, weight, geom.c, input.dtype());
     let np = geom.positions();
-    // Forward: log-sum-exp per position, then the smoothed weighted NLL.
-    let (out, lse, denom) = dispatch_real!(OP, input.dtype(), T => input.with_slice::<T, _>(OP, |xs| {
-        let mut lse = vec![0.0f64; np];
-        let mut losses = vec![0.0f64; np];
-        let mut denom = 0.0f64;
-        for i in 0..np {
-            let Some(y) = classes[i] else { continue };
-            let z = |k: usize| xs[geom.at(i, k)].as_f64();
-            let mx = (0..c).map(z).fold(f64::NEG_INFINITY, f64::max);
-            let s: f64 = (0..c).map(|k| (z(k) - mx).exp()).sum();
-            let l = mx + s.ln();
-            lse[i] = l;
-            let mut loss = (1.0 - eps) * wk(y) * (l - z(y));
-            if eps > 0.0 {
-                let smooth: f64 = (0..c).map(|k| wk(k) * (l - z(k))).sum();
-                loss += eps / c as f64 * smooth;
-            }
-            losses[i] = loss;
-            denom += wk(y);
-        }
-        let out = match reduction {
-            Reduction::None => tensor_from(
-                losses.iter().map(|&v| T::cast_f64(v)).collect::<Vec<T>>(),
-                &geom.loss_shape,
-            ),
-            Reduction::Sum => tensor_from(vec![T::cast_f64(losses.iter().sum())], &[]),
-            Reduction::Mean => {
-                tensor_from(vec![T::cast_f64(losses.iter().sum::<f64>() / denom)], &[])
-            }
-        };
-        (out, lse, denom)
-    }));
-    let xc = input.clone();
+    let (x, t) = (rows(&input.detach()), target.reshape_to(&[np]));
+    // No target equals i64::MIN's "ignore" when nothing is ignored.
+    let ignore = ignore_index.unwrap_or(i64::MIN);
+    let (loss, wsum) = backend::of(x.device()).cross_entropy(&x, &t, w.as_ref(), ignore, eps);
+    let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
+    let shape = input.shape().to_vec();
     Tensor::from_op(out, "CrossEntropyLossBackward0", &[input], move |g, _| {
-        let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-        let gv = g.to_vec::<f64>();
-        let scale = |i: usize| match reduction {
-            Reduction::None => gv[i],
-            Reduction::Sum => gv[0],
-            Reduction::Mean => gv[0] / denom,
-        };
-        let gx = dispatch_real!(OP, xc.dtype(), T => xc.with_slice::<T, _>(OP, |xs| {
-            let mut dx = vec![T::cast_f64(0.0); xs.len()];
-            for i in 0..np {
-                let Some(y) = classes[i] else { continue };
-                let s = scale(i);
-                let wy = (1.0 - eps) * wk(y);
-                for k in 0..c {
-                    let at = geom.at(i, k);
-                    let p = (xs[at].as_f64() - lse[i]).exp();
-                    let mut d = wy * p;
-                    if k == y {
-                        d -= wy;
-                    }
-                    if eps > 0.0 {
-                        d += eps / c as f64 * (w_total * p - wk(k));
-                    }
-                    dx[at] = T::cast_f64(s * d);
-                }
-            }
-            tensor_from(dx, xc.shape())
-        }));
-        vec![Some(gx)]
+        let gl = per_position(g, &wtotal, reduction, np);
+        let be = backend::of(g.device());
+        let gx = be.cross_entropy_backward(&x, &t, w.as_ref(), ignore, eps, &gl);
+        vec![Some(unrows(&gx, &shape))]
     })
 }
 
-/// Cross-entropy against class probabilities (a float target shaped like
-/// the input); differentiable with respect to both.
+/// Cross-entropy against class probabilities (`target` shaped like
+/// `input`), `-Σ_c w_c·t̃_c·log_softmax(x)_c` with the smoothed target
+/// `t̃ = (1 - ε)·t + ε/C`, composed from tensor ops so that autograd
+/// differentiates it in both the logits and the target.
 fn cross_entropy_probs(
     input: &Tensor,
     target: &Tensor,
@@ -599,68 +430,24 @@ fn cross_entropy_probs(
 ) -> Tensor {
     const OP: &str = "cross_entropy";
     let geom = ClassGeom::new(OP, input, target.shape(), true);
-    let c = geom.c;
-    let w = class_weights(OP, weight, c);
-    let np = geom.positions();
-    let logp = input.to_vec::<f64>();
-    let tv = target.to_vec::<f64>();
-    let mut logp = logp;
-    for i in 0..np {
-        let mx = (0..c)
-            .map(|k| logp[geom.at(i, k)])
-            .fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = (0..c).map(|k| (logp[geom.at(i, k)] - mx).exp()).sum();
-        let l = mx + s.ln();
-        for k in 0..c {
-            logp[geom.at(i, k)] -= l;
-        }
+    let class_dim: usize = if input.dim() == 1 { 0 } else { 1 };
+    let smoothed = target
+        .to_dtype(input.dtype())
+        .mul_scalar(1.0 - eps)
+        .add_scalar(eps / geom.c as f64);
+    let mut terms = input.log_softmax(class_dim as isize).mul(&smoothed);
+    if let Some(w) = class_weight(OP, weight, geom.c, input.dtype()) {
+        // [C] broadcast along the class dimension (trailing 1s for d...).
+        let mut wshape = vec![geom.c];
+        wshape.resize(input.dim() - class_dim, 1);
+        terms = terms.mul(&w.reshape_to(&wshape));
     }
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    let ts = |at: usize| tv[at] * (1.0 - eps) + eps / c as f64;
-    let losses: Vec<f64> = (0..np)
-        .map(|i| {
-            (0..c)
-                .map(|k| -wk(k) * ts(geom.at(i, k)) * logp[geom.at(i, k)])
-                .sum()
-        })
-        .collect();
-    let dt = input.dtype();
-    let out = match reduction {
-        Reduction::None => Tensor::from_vec(losses, geom.loss_shape.clone()).to_dtype(dt),
-        Reduction::Sum => Tensor::scalar(losses.iter().sum::<f64>()).to_dtype(dt),
-        Reduction::Mean => Tensor::scalar(losses.iter().sum::<f64>() / np as f64).to_dtype(dt),
-    };
-    let shape = input.shape().to_vec();
-    Tensor::from_op(
-        out,
-        "CrossEntropyLossBackward0",
-        &[input, target],
-        move |g, need| {
-            let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-            let ts = |at: usize| tv[at] * (1.0 - eps) + eps / c as f64;
-            let gv = g.to_vec::<f64>();
-            let scale = |i: usize| match reduction {
-                Reduction::None => gv[i],
-                Reduction::Sum => gv[0],
-                Reduction::Mean => gv[0] / np as f64,
-            };
-            let mut dx = vec![0.0f64; logp.len()];
-            let mut dtg = vec![0.0f64; logp.len()];
-            for i in 0..np {
-                let s = scale(i);
-                let wt: f64 = (0..c).map(|k| wk(k) * ts(geom.at(i, k))).sum();
-                for k in 0..c {
-                    let at = geom.at(i, k);
-                    dx[at] = s * (logp[at].exp() * wt - wk(k) * ts(at));
-                    dtg[at] = -s * (1.0 - eps) * wk(k) * logp[at];
-                }
-            }
-            vec![
-                need[0].then(|| Tensor::from_vec(dx, shape.clone()).to_dtype(dt)),
-                need[1].then(|| Tensor::from_vec(dtg, shape.clone()).to_dtype(dt)),
-            ]
-        },
-    )
+    let losses = terms.sum_dim(class_dim as isize, false).neg();
+    match reduction {
+        Reduction::None => losses,
+        Reduction::Sum => losses.sum(),
+        Reduction::Mean => losses.sum().div_scalar(geom.positions() as f64),
+    }
 }
 
 /// Negative log-likelihood of log-probabilities, like `F.nll_loss`:
@@ -686,72 +473,20 @@ pub fn nll_loss_with(
             target.dtype()
         );
     }
-    cuda_return!(
-        input,
-        cuda::nll_loss(input, target, reduction, weight, ignore_index)
-    );
-    if !ready(input) {
-        let w = weight.map(to_cpu32);
-        return nll_loss_with(
-            &to_cpu32(input),
-            &target.to(&Device::Cpu),
-            reduction,
-            w.as_ref(),
-            ignore_index,
-        )
-        .to_dtype(input.dtype())
-        .to(&input.device());
-    }
+    let mut given = vec![input, target];
+    given.extend(weight);
+    same_device(OP, &given);
     let geom = ClassGeom::new(OP, input, target.shape(), false);
-    let c = geom.c;
-    let w = class_weights(OP, weight, c);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    let classes: Vec<Option<usize>> = target
-        .to_vec::<i64>()
-        .into_iter()
-        .map(|y| class_of(OP, y, ignore_index, c))
-        .collect();
+    let w = class_weight(OP, weight, geom.c, input.dtype());
     let np = geom.positions();
-    let (out, denom) = dispatch_real!(OP, input.dtype(), T => input.with_slice::<T, _>(OP, |xs| {
-        let mut losses = vec![0.0f64; np];
-        let mut denom = 0.0;
-        for i in 0..np {
-            if let Some(y) = classes[i] {
-                losses[i] = -wk(y) * xs[geom.at(i, y)].as_f64();
-                denom += wk(y);
-            }
-        }
-        let out = match reduction {
-            Reduction::None => tensor_from(
-                losses.iter().map(|&v| T::cast_f64(v)).collect::<Vec<T>>(),
-                &geom.loss_shape,
-            ),
-            Reduction::Sum => tensor_from(vec![T::cast_f64(losses.iter().sum())], &[]),
-            Reduction::Mean => {
-                tensor_from(vec![T::cast_f64(losses.iter().sum::<f64>() / denom)], &[])
-            }
-        };
-        (out, denom)
-    }));
-    let (shape, dt) = (input.shape().to_vec(), input.dtype());
+    let (x, t) = (rows(&input.detach()), target.reshape_to(&[np]));
+    let ignore = ignore_index.unwrap_or(i64::MIN);
+    let (loss, wsum) = backend::of(x.device()).nll_loss(&x, &t, w.as_ref(), ignore);
+    let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
+    let shape = input.shape().to_vec();
     Tensor::from_op(out, "NllLossBackward0", &[input], move |g, _| {
-        let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-        let gv = g.to_vec::<f64>();
-        let n: usize = shape.iter().product();
-        let gx = dispatch_real!(OP, dt, T => {
-            let mut dx = vec![T::cast_f64(0.0); n];
-            for i in 0..np {
-                if let Some(y) = classes[i] {
-                    let s = match reduction {
-                        Reduction::None => gv[i],
-                        Reduction::Sum => gv[0],
-                        Reduction::Mean => gv[0] / denom,
-                    };
-                    dx[geom.at(i, y)] = T::cast_f64(-wk(y) * s);
-                }
-            }
-            tensor_from(dx, &shape)
-        });
-        vec![Some(gx)]
+        let gl = per_position(g, &wtotal, reduction, np);
+        let gx = backend::of(g.device()).nll_loss_backward(&x, &t, w.as_ref(), ignore, &gl);
+        vec![Some(unrows(&gx, &shape))]
     })
 }

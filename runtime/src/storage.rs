@@ -163,6 +163,8 @@ pub enum Storage {
     /// Device memory (feature `cuda`).
     #[cfg(feature = "cuda")]
     Cuda(crate::backend::cuda::CudaStorage),
+    /// The test device's memory (see [`Device::Test`](crate::Device::Test)).
+    Test(crate::backend::test::TestStorage),
 }
 
 impl Storage {
@@ -172,26 +174,23 @@ impl Storage {
             Storage::Cpu(s) => s.dtype(),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.dtype(),
+            Storage::Test(s) => s.dtype(),
         }
     }
 
     /// The host storage, panicking with `op`'s name for device storage.
     pub fn cpu(&self, op: &str) -> &CpuStorage {
-        let _ = op;
         match self {
             Storage::Cpu(s) => s,
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => panic!("{op}: this op needs a CPU tensor; call .to(&Device::Cpu)"),
+            _ => panic!("{op}: this op needs a CPU tensor; call .to(&Device::Cpu)"),
         }
     }
 
     /// Mutable host storage, panicking with `op`'s name for device storage.
     pub fn cpu_mut(&mut self, op: &str) -> &mut CpuStorage {
-        let _ = op;
         match self {
             Storage::Cpu(s) => s,
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(_) => panic!("{op}: this op needs a CPU tensor; call .to(&Device::Cpu)"),
+            _ => panic!("{op}: this op needs a CPU tensor; call .to(&Device::Cpu)"),
         }
     }
 }

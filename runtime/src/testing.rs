@@ -182,7 +182,8 @@ pub fn gradgradcheck(
         let grads = autograd::grad(&[l], &targets, true);
         // `0 * x` terms keep the result attached to every checked input even
         // where the second derivative is identically zero (relu, max, ...).
-        let mut total = Tensor::scalar(0.0f64);
+        let dev = targets.first().map_or(crate::Device::Cpu, |t| t.device());
+        let mut total = Tensor::scalar(0.0f64).to_device(dev);
         for t in &targets {
             total = total.add(&t.to_dtype(crate::DType::F64).sum().mul_scalar(0.0));
         }

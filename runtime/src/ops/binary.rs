@@ -4,8 +4,6 @@
 use crate::Tensor;
 use crate::dtype::DType;
 use crate::layout::{Layout, broadcast_shapes};
-use crate::storage::CpuStorage;
-use half::{bf16, f16};
 
 /// Applies `f` to broadcast-aligned elements of `a` and `b`, whose layouts
 /// already have the output's shape (zero strides where broadcast).
@@ -89,7 +87,8 @@ pub(crate) fn promote(a: DType, b: DType) -> DType {
     }
 }
 
-/// The elementwise functions of one binary op, per element type.
+/// The elementwise functions of one binary op, per element type (the
+/// CPU's kernels; device backends run the kernel of the op's name).
 pub(crate) struct BinaryFns {
     pub f32: fn(f32, f32) -> f32,
     pub f64: fn(f64, f64) -> f64,
@@ -109,42 +108,7 @@ pub(crate) fn broadcast_binary(op: &str, a: &Tensor, b: &Tensor, fns: &BinaryFns
             b.device()
         );
     }
-    #[cfg(feature = "cuda")]
-    if a.device().is_cuda() {
-        return crate::backend::cuda::binary(op, &a, &la, &b, &lb, &shape);
-    }
-    let ga = a.read_storage();
-    let gb = b.read_storage();
-    let out = match (ga.cpu(op), gb.cpu(op)) {
-        (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-            CpuStorage::F32(binary_map(x, &la, y, &lb, fns.f32))
-        }
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-            CpuStorage::F64(binary_map(x, &la, y, &lb, fns.f64))
-        }
-        (CpuStorage::F16(x), CpuStorage::F16(y)) => {
-            CpuStorage::F16(binary_map(x, &la, y, &lb, |p, q| {
-                f16::from_f32((fns.f32)(p.to_f32(), q.to_f32()))
-            }))
-        }
-        (CpuStorage::BF16(x), CpuStorage::BF16(y)) => {
-            CpuStorage::BF16(binary_map(x, &la, y, &lb, |p, q| {
-                bf16::from_f32((fns.f32)(p.to_f32(), q.to_f32()))
-            }))
-        }
-        (CpuStorage::I64(x), CpuStorage::I64(y)) => match fns.i64 {
-            Some(f) => CpuStorage::I64(binary_map(x, &la, y, &lb, f)),
-            None => panic!("{op}: not supported for int64 tensors"),
-        },
-        (CpuStorage::U8(x), CpuStorage::U8(y)) => match fns.i64 {
-            Some(f) => CpuStorage::U8(binary_map(x, &la, y, &lb, |p, q| {
-                f(p as i64, q as i64) as u8
-            })),
-            None => panic!("{op}: not supported for uint8 tensors"),
-        },
-        (l, _) => panic!("{op}: not supported for {} tensors", l.dtype()),
-    };
-    Tensor::from_cpu(out, &shape)
+    crate::backend::of(a.device()).binary(op, fns, (&a, &la), (&b, &lb), &shape)
 }
 
 /// The layouts of `a` and `b` broadcast to their common shape.
@@ -161,49 +125,11 @@ pub(crate) fn broadcast_layouts(op: &str, a: &Tensor, b: &Tensor) -> (Layout, La
     (la, lb, shape)
 }
 
-/// Applies `f` elementwise to a float tensor, computing half types in f32
-/// (no autograd). Integer tensors use `fi` when given.
-pub(crate) fn map_float(
-    op: impl Into<crate::backend::UnaryOp>,
-    t: &Tensor,
-    f32f: impl Fn(f32) -> f32,
-    f64f: impl Fn(f64) -> f64,
-    fi: Option<&dyn Fn(i64) -> i64>,
-) -> Tensor {
-    let kind = op.into();
-    let op = kind.name();
-    #[cfg(feature = "cuda")]
-    if t.device().is_cuda() {
-        return crate::backend::cuda::unary(kind, t);
-    }
-    let g = t.read_storage();
-    let l = t.layout();
-    let out = match g.cpu(op) {
-        CpuStorage::F32(v) => CpuStorage::F32(map_layout(v, l, f32f)),
-        CpuStorage::F64(v) => CpuStorage::F64(map_layout(v, l, f64f)),
-        CpuStorage::F16(v) => {
-            CpuStorage::F16(map_layout(v, l, |x| f16::from_f32(f32f(x.to_f32()))))
-        }
-        CpuStorage::BF16(v) => {
-            CpuStorage::BF16(map_layout(v, l, |x| bf16::from_f32(f32f(x.to_f32()))))
-        }
-        CpuStorage::I64(v) => match fi {
-            Some(f) => CpuStorage::I64(map_layout(v, l, f)),
-            None => {
-                panic!("{op}: not supported for int64 tensors; convert with to_dtype(DType::F32)")
-            }
-        },
-        s => panic!("{op}: not supported for {} tensors", s.dtype()),
-    };
-    Tensor::from_cpu(out, t.shape())
-}
-
-/// Maps each element selected by `l` through `f`, row-major.
-pub(crate) fn map_layout<T: Copy, U>(v: &[T], l: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
-    match l.contiguous_range() {
-        Some(r) => v[r].iter().map(|&x| f(x)).collect(),
-        None => l.offsets().map(|o| f(v[o])).collect(),
-    }
+/// Applies `op` elementwise in the tensor's own dtype (no autograd);
+/// int64 tensors need an op with an integer form, other integer and bool
+/// tensors panic naming the op.
+pub(crate) fn map_float(op: impl Into<crate::backend::UnaryOp>, t: &Tensor) -> Tensor {
+    crate::backend::of(t.device()).unary(op.into(), t)
 }
 
 impl Tensor {
@@ -301,25 +227,13 @@ impl Tensor {
 
     /// Adds a scalar, like `tensor + 2.5`.
     pub fn add_scalar(&self, s: f64) -> Tensor {
-        let out = map_float(
-            crate::backend::UnaryOp::AddScalar(s),
-            self,
-            |x| x + s as f32,
-            |x| x + s,
-            Some(&|x| x + s as i64),
-        );
+        let out = map_float(crate::backend::UnaryOp::AddScalar(s), self);
         Tensor::from_op(out, "AddBackward1", &[self], |g, _| vec![Some(g.clone())])
     }
 
     /// Multiplies by a scalar, like `tensor * 2.5`.
     pub fn mul_scalar(&self, s: f64) -> Tensor {
-        let out = map_float(
-            crate::backend::UnaryOp::MulScalar(s),
-            self,
-            |x| x * s as f32,
-            |x| x * s,
-            Some(&|x| x * s as i64),
-        );
+        let out = map_float(crate::backend::UnaryOp::MulScalar(s), self);
         Tensor::from_op(out, "MulBackward1", &[self], move |g, _| {
             vec![Some(g.mul_scalar(s))]
         })

@@ -5,10 +5,9 @@
 //! indices panic naming the op, the index and the size.
 
 use super::binary::promote;
-use super::device::{cuda_return, same_device};
-use super::kernel::{split_at_dim, with_numeric, with_typed};
-use crate::dtype::Element;
-use crate::layout::{Layout, broadcast_shapes, contiguous_strides, normalize_dim};
+use super::device::same_device;
+use crate::backend;
+use crate::layout::{broadcast_shapes, normalize_dim};
 use crate::{DType, Tensor, autograd};
 
 fn check_index_dtype(op: &str, index: &Tensor) {
@@ -19,33 +18,6 @@ fn check_index_dtype(op: &str, index: &Tensor) {
             index.shape()
         );
     }
-}
-
-/// Validates one index value against a dimension's size.
-#[inline]
-fn checked(op: &str, j: i64, d: usize, size: usize) -> usize {
-    if j < 0 || j as usize >= size {
-        panic!("{op}: index {j} is out of bounds for dimension {d} with size {size}");
-    }
-    j as usize
-}
-
-/// Copies `t`'s elements of type `T` in row-major order into a new vector.
-fn owned_vec<T: Element>(op: &str, t: &Tensor) -> Vec<T> {
-    t.with_slice::<T, _>(op, |v| v.to_vec())
-}
-
-/// Runs `f` on the raw storage slice of `t` (use with `t`'s layout).
-fn with_raw<T: Element, R>(op: &str, t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    let g = t.read_storage();
-    let data = T::slice(g.cpu(op)).unwrap_or_else(|| {
-        panic!(
-            "{op}: expected a tensor of dtype {} but got {}",
-            T::DTYPE,
-            t.dtype()
-        )
-    });
-    f(data)
 }
 
 /// `t`'s shape, with a 0-d tensor seen as `[1]`.
@@ -98,29 +70,7 @@ impl Tensor {
         }
         let d = normalize_dim(op, dim, self.dim());
         same_device(op, &[self, index]);
-        cuda_return!(self, super::cuda::index_select(self, d, index));
-        let shape = shape_1d(self);
-        let (outer, n, inner) = split_at_dim(&shape, d);
-        let idx: Vec<usize> =
-            index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
-        let mut out_shape = shape.clone();
-        out_shape[d] = idx.len();
-        if self.dim() == 0 {
-            out_shape = index.shape().to_vec();
-        }
-        let out = with_typed!(self.dtype(), T => {
-            let v = self.with_slice::<T, _>(op, |x| {
-                let mut out = Vec::with_capacity(outer * idx.len() * inner);
-                for o in 0..outer {
-                    for &j in &idx {
-                        let s = (o * n + j) * inner;
-                        out.extend_from_slice(&x[s..s + inner]);
-                    }
-                }
-                out
-            });
-            Tensor::from_vec(v, out_shape)
-        });
+        let out = backend::of(self.device()).index_select(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
         let index = index.clone();
         Tensor::from_op(out, "IndexSelectBackward0", &[self], move |g, _| {
@@ -146,38 +96,7 @@ impl Tensor {
         check_index_dtype(op, index);
         let d = normalize_dim(op, dim, self.dim());
         same_device(op, &[self, index, source]);
-        cuda_return!(self, super::cuda::index_add(self, d, index, source));
-        let shape = shape_1d(self);
-        let (outer, n, inner) = split_at_dim(&shape, d);
-        let idx: Vec<usize> =
-            index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
-        let mut src_shape = shape.clone();
-        src_shape[d] = idx.len();
-        if shape_1d(source) != src_shape || index.dim() > 1 {
-            panic!(
-                "{op}: source of shape {:?} does not match the input of shape {:?} with {} indices along dim {d}",
-                source.shape(),
-                self.shape(),
-                idx.len()
-            );
-        }
-        let dtype = self.dtype();
-        let src = autograd::no_grad(|| source.to_dtype(dtype));
-        let out = with_numeric!(op, dtype, T => {
-            let mut out = owned_vec::<T>(op, self);
-            src.with_slice::<T, _>(op, |s| {
-                for o in 0..outer {
-                    for (j, &t) in idx.iter().enumerate() {
-                        let dst = &mut out[(o * n + t) * inner..(o * n + t + 1) * inner];
-                        let srow = &s[(o * idx.len() + j) * inner..(o * idx.len() + j + 1) * inner];
-                        for (a, &b) in dst.iter_mut().zip(srow) {
-                            *a += b;
-                        }
-                    }
-                }
-            });
-            Tensor::from_vec(out, self.shape())
-        });
+        let out = backend::of(self.device()).index_add(&self.detach(), d, index, &source.detach());
         let index = index.clone();
         let src_shape = source.shape().to_vec();
         Tensor::from_op(out, "IndexAddBackward0", &[self, source], move |g, need| {
@@ -204,31 +123,7 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         check_gather_shapes(op, index, self, d, true);
         same_device(op, &[self, index]);
-        cuda_return!(self, super::cuda::gather(self, d, index));
-        let out = if self.dim() == 0 {
-            let j = index.with_slice::<i64, _>(op, |v| v.to_vec());
-            for &j in &j {
-                checked(op, j, 0, 1);
-            }
-            self.expand(index.shape()).contiguous().detach()
-        } else {
-            let n = self.shape()[d];
-            let stride_d = self.stride()[d];
-            let mut strides = self.stride().to_vec();
-            strides[d] = 0;
-            let walk = Layout::new(index.shape().to_vec(), strides, self.layout().offset());
-            with_typed!(self.dtype(), T => {
-                let v: Vec<T> = index.with_slice::<i64, _>(op, |idx| {
-                    with_raw::<T, _>(op, self, |x| {
-                        walk.offsets()
-                            .zip(idx)
-                            .map(|(o, &j)| x[o + checked(op, j, d, n) * stride_d])
-                            .collect()
-                    })
-                });
-                Tensor::from_vec(v, index.shape())
-            })
-        };
+        let out = backend::of(self.device()).gather(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
         let index = index.clone();
         Tensor::from_op(out, "GatherBackward0", &[self], move |g, _| {
@@ -251,45 +146,7 @@ impl Tensor {
         check_gather_shapes(op, index, self, d, true);
         check_gather_shapes(op, index, src, d, false);
         same_device(op, &[self, index, src]);
-        cuda_return!(self, super::cuda::scatter_add(self, d, index, src));
-        let dtype = self.dtype();
-        let srcc = autograd::no_grad(|| src.to_dtype(dtype));
-        let out = if self.dim() == 0 {
-            autograd::no_grad(|| {
-                let idx = index.with_slice::<i64, _>(op, |v| v.to_vec());
-                for &j in &idx {
-                    checked(op, j, 0, 1);
-                }
-                if idx.is_empty() {
-                    self.deep_copy()
-                } else {
-                    self.add(&srcc.reshape_to(&[]))
-                }
-            })
-        } else {
-            let n = self.shape()[d];
-            let mut ostrides = contiguous_strides(self.shape());
-            let stride_d = ostrides[d];
-            ostrides[d] = 0;
-            let owalk = Layout::new(index.shape().to_vec(), ostrides, 0);
-            let swalk = Layout::new(
-                index.shape().to_vec(),
-                srcc.stride().to_vec(),
-                srcc.layout().offset(),
-            );
-            with_numeric!(op, dtype, T => {
-                let mut out = owned_vec::<T>(op, self);
-                index.with_slice::<i64, _>(op, |idx| {
-                    with_raw::<T, _>(op, &srcc, |s| {
-                        for ((oo, so), &j) in owalk.offsets().zip(swalk.offsets()).zip(idx) {
-                            let t = oo + checked(op, j, d, n) * stride_d;
-                            out[t] += s[so];
-                        }
-                    })
-                });
-                Tensor::from_vec(out, self.shape())
-            })
-        };
+        let out = backend::of(self.device()).scatter_add(&self.detach(), d, index, &src.detach());
         let index = index.clone();
         let src_shape = src.shape().to_vec();
         Tensor::from_op(out, "ScatterAddBackward0", &[self, src], move |g, need| {
@@ -339,30 +196,7 @@ impl Tensor {
         let lc = cond.layout().broadcast_to(&shape).expect("broadcast");
         let la = ac.layout().broadcast_to(&shape).expect("broadcast");
         let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
-        cuda_return!(ac, super::cuda::where_cond(&cond, a, b, &ac, &bc, &shape));
-        let out = with_typed!(dtype, T => {
-            let v: Vec<T> = with_raw::<bool, _>(op, &cond, |c| {
-                with_raw::<T, _>(op, &ac, |x| {
-                    with_raw::<T, _>(op, &bc, |y| {
-                        match (lc.contiguous_range(), la.contiguous_range(), lb.contiguous_range()) {
-                            (Some(rc), Some(ra), Some(rb)) => c[rc]
-                                .iter()
-                                .zip(&x[ra])
-                                .zip(&y[rb])
-                                .map(|((&c, &x), &y)| if c { x } else { y })
-                                .collect(),
-                            _ => lc
-                                .offsets()
-                                .zip(la.offsets())
-                                .zip(lb.offsets())
-                                .map(|((oc, oa), ob)| if c[oc] { x[oa] } else { y[ob] })
-                                .collect(),
-                        }
-                    })
-                })
-            });
-            Tensor::from_vec(v, shape.clone())
-        });
+        let out = backend::of(ac.device()).where_(&cond, &lc, &ac, &la, &bc, &lb, &shape);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
         Tensor::from_op(out, "WhereBackward0", &[a, b], move |g, need| {
             let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
@@ -394,20 +228,7 @@ impl Tensor {
                 self.shape()
             )
         });
-        cuda_return!(self, super::cuda::masked_fill(self, mask, &lm, value));
-        let ls = self.layout().clone();
-        let out = with_typed!(self.dtype(), T => {
-            let fill = T::from_f64(value);
-            let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
-                with_raw::<T, _>(op, self, |x| {
-                    ls.offsets()
-                        .zip(lm.offsets())
-                        .map(|(ox, om)| if m[om] { fill } else { x[ox] })
-                        .collect()
-                })
-            });
-            Tensor::from_vec(v, self.shape())
-        });
+        let out = backend::of(self.device()).masked_fill(&self.detach(), mask, &lm, value);
         let mask = mask.clone();
         Tensor::from_op(out, "MaskedFillBackward0", &[self], move |g, _| {
             let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
@@ -430,22 +251,7 @@ impl Tensor {
                 mask.shape()
             )
         });
-        cuda_return!(self, super::cuda::masked_select(self, mask, &shape));
-        let lx = self.layout().broadcast_to(&shape).expect("broadcast");
-        let lm = mask.layout().broadcast_to(&shape).expect("broadcast");
-        let out = with_typed!(self.dtype(), T => {
-            let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
-                with_raw::<T, _>(op, self, |x| {
-                    lx.offsets()
-                        .zip(lm.offsets())
-                        .filter(|&(_, om)| m[om])
-                        .map(|(ox, _)| x[ox])
-                        .collect()
-                })
-            });
-            let n = v.len();
-            Tensor::from_vec(v, [n])
-        });
+        let out = backend::of(self.device()).masked_select(&self.detach(), mask, &shape);
         let in_shape = self.shape().to_vec();
         let mask_b = mask.expand(&shape).contiguous();
         Tensor::from_op(out, "MaskedSelectBackward0", &[self], move |g, _| {
@@ -470,26 +276,15 @@ impl Tensor {
                 self.dtype()
             );
         }
-        cuda_return!(self, super::cuda::one_hot(self, num_classes));
-        let vals = self.to_vec::<i64>();
-        let n = if num_classes < 0 {
-            vals.iter().copied().max().map_or(0, |m| m + 1).max(0) as usize
-        } else {
+        let n = if num_classes >= 0 {
             num_classes as usize
+        } else if self.numel() == 0 {
+            0
+        } else {
+            // One number comes back from the device.
+            (self.max().item() as i64 + 1).max(0) as usize
         };
-        let mut out = vec![0i64; vals.len() * n];
-        for (i, &v) in vals.iter().enumerate() {
-            if v < 0 {
-                panic!("{op}: class values must be non-negative, got {v}");
-            }
-            if v as usize >= n {
-                panic!("{op}: class values must be smaller than num_classes ({n}), got {v}");
-            }
-            out[i * n + v as usize] = 1;
-        }
-        let mut shape = self.shape().to_vec();
-        shape.push(n);
-        Tensor::from_vec(out, shape)
+        backend::of(self.device()).one_hot(self, n)
     }
 }
 
@@ -497,19 +292,7 @@ impl Tensor {
 /// `mask` is true: the backward of `masked_select`, itself differentiable
 /// (its backward is `masked_select`).
 fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
-    let op = "masked_select_backward";
-    let out = with_typed!(g.dtype(), T => {
-        let mut out = vec![T::default(); mask.numel()];
-        mask.with_slice::<bool, _>(op, |m| {
-            g.with_slice::<T, _>(op, |src| {
-                let mut it = src.iter();
-                for (o, _) in out.iter_mut().zip(m).filter(|(_, m)| **m) {
-                    *o = *it.next().expect("mask count matches the gradient's length");
-                }
-            })
-        });
-        Tensor::from_vec(out, mask.shape())
-    });
+    let out = backend::of(g.device()).masked_scatter(&g.detach(), mask);
     let mask = mask.clone();
     Tensor::from_op(out, "MaskedScatterBackward0", &[g], move |gg, _| {
         vec![Some(gg.masked_select(&mask))]

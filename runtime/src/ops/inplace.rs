@@ -6,7 +6,7 @@
 use crate::Tensor;
 use crate::dtype::Element;
 use crate::layout::Layout;
-use crate::storage::{CpuStorage, Storage};
+use crate::storage::CpuStorage;
 use half::{bf16, f16};
 
 fn check_inplace(op: &str, t: &Tensor) {
@@ -62,15 +62,25 @@ fn apply_binary_(
             other.shape()
         )
     });
-    #[cfg(feature = "cuda")]
-    if t.device().is_cuda() {
-        return crate::backend::cuda::binary_inplace(op, t, other, &ls);
-    }
+    crate::backend::of(t.device()).binary_inplace(op, (f32f, f64f), t, other, &ls);
+}
+
+/// The CPU's in-place kernel: `t = f(t, other)` with `other` read through
+/// `ls` (broadcast to `t`), in `t`'s dtype.
+pub(crate) fn apply_binary_cpu(
+    op: &str,
+    (f32f, f64f): (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
+    t: &Tensor,
+    other: &Tensor,
+    ls: &Layout,
+) {
+    let ls = ls.clone();
     if other.shares_storage_with(t) {
         // Aliased source (e.g. `x.add_(&x)`): read it into its own buffer first.
         let copy = other.read_storage().cpu(op).gather(&ls);
         let tmp = Tensor::from_cpu(copy, t.shape());
-        return apply_binary_(op, t, &tmp, f32f, f64f);
+        let lt = tmp.layout().clone();
+        return apply_binary_cpu(op, (f32f, f64f), t, &tmp, &lt);
     }
     let gs = other.read_storage();
     let mut g = t.write_storage();
@@ -162,21 +172,7 @@ impl Tensor {
     /// Sets every element to `value`, like `tensor.fill_`.
     pub fn fill_(&self, value: f64) {
         check_inplace("fill_", self);
-        let mut g = self.write_storage();
-        let l = self.layout().clone();
-        match &mut *g {
-            Storage::Cpu(s) => match s {
-                CpuStorage::F32(d) => fill_layout(d, &l, value as f32),
-                CpuStorage::F64(d) => fill_layout(d, &l, value),
-                CpuStorage::F16(d) => fill_layout(d, &l, f16::from_f64(value)),
-                CpuStorage::BF16(d) => fill_layout(d, &l, bf16::from_f64(value)),
-                CpuStorage::I64(d) => fill_layout(d, &l, value as i64),
-                CpuStorage::U8(d) => fill_layout(d, &l, value as u8),
-                CpuStorage::Bool(d) => fill_layout(d, &l, value != 0.0),
-            },
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => crate::backend::cuda::fill(s, &l, value),
-        }
+        crate::backend::of(self.device()).fill(self, value);
     }
 
     /// Sets every element to zero, like `tensor.zero_`.
@@ -193,5 +189,20 @@ impl Tensor {
             self.shape()
         );
         self.copy_(&Tensor::from_slice(values, self.shape()));
+    }
+}
+
+/// The CPU's fill kernel: every element `t`'s layout selects set to `value`.
+pub(crate) fn fill_cpu(t: &Tensor, value: f64) {
+    let mut g = t.write_storage();
+    let l = t.layout().clone();
+    match g.cpu_mut("fill_") {
+        CpuStorage::F32(d) => fill_layout(d, &l, value as f32),
+        CpuStorage::F64(d) => fill_layout(d, &l, value),
+        CpuStorage::F16(d) => fill_layout(d, &l, f16::from_f64(value)),
+        CpuStorage::BF16(d) => fill_layout(d, &l, bf16::from_f64(value)),
+        CpuStorage::I64(d) => fill_layout(d, &l, value as i64),
+        CpuStorage::U8(d) => fill_layout(d, &l, value as u8),
+        CpuStorage::Bool(d) => fill_layout(d, &l, value != 0.0),
     }
 }

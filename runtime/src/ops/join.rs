@@ -3,7 +3,6 @@
 //! storage with the input like PyTorch's.
 
 use super::binary::promote;
-use super::device::cuda_return;
 use super::kernel::{split_at_dim, with_typed};
 use crate::layout::normalize_dim;
 use crate::{Tensor, autograd};
@@ -11,10 +10,11 @@ use crate::{Tensor, autograd};
 /// Concatenates same-dtype tensors along `d` into a new contiguous tensor
 /// (no autograd); `shapes` are already checked.
 fn cat_raw(ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
-    cuda_return!(
-        ts[0],
-        crate::backend::cuda::cat(&ts.iter().collect::<Vec<_>>(), d)
-    );
+    crate::backend::of(ts[0].device()).cat(ts, d, out_shape)
+}
+
+/// The CPU's concatenation kernel (see [`cat_raw`]).
+pub(crate) fn cat_cpu(ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
     let dtype = ts[0].dtype();
     let (outer, total, inner) = split_at_dim(out_shape, d);
     with_typed!(dtype, T => {

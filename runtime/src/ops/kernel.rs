@@ -4,8 +4,7 @@
 //! piecewise-constant factor" backward that ReLU, abs, clamp and friends
 //! share.
 
-use super::device::cuda_return;
-use crate::backend::UnaryOp;
+use crate::backend::{self, UnaryOp};
 use crate::dtype::DType;
 use crate::storage::CpuStorage;
 use crate::{Tensor, autograd};
@@ -196,34 +195,25 @@ pub(crate) fn float_kernel2(
     }
 }
 
-/// Elementwise float map (no autograd), parallel for large tensors. `op`
-/// names the op and carries its parameters for the device kernel.
-pub(crate) fn unary(
-    op: impl Into<UnaryOp>,
-    x: &Tensor,
-    f32f: impl Fn(f32) -> f32 + Send + Sync,
-    f64f: impl Fn(f64) -> f64 + Send + Sync,
-) -> Tensor {
+/// `op` over `x`'s elements (no autograd) with the float ops' dtype rule:
+/// float tensors keep their dtype, everything else is computed in float32.
+pub(crate) fn unary(op: impl Into<UnaryOp>, x: &Tensor) -> Tensor {
     let op = op.into();
-    cuda_return!(x, super::cuda::unary(op, x, false));
-    float_kernel1(op.name(), x, |v| par_map(v, f32f), |v| par_map(v, f64f))
+    if x.dtype().is_float() {
+        backend::of(x.device()).unary(op, x)
+    } else {
+        let xf = autograd::no_grad(|| x.to_dtype(DType::F32));
+        backend::of(x.device()).unary(op, &xf)
+    }
 }
 
-/// Like [`unary`], but int64 tensors stay int64 and use `fi`.
-pub(crate) fn unary_int(
-    op: impl Into<UnaryOp>,
-    x: &Tensor,
-    f32f: impl Fn(f32) -> f32 + Send + Sync,
-    f64f: impl Fn(f64) -> f64 + Send + Sync,
-    fi: impl Fn(i64) -> i64 + Send + Sync,
-) -> Tensor {
+/// Like [`unary`], but int64 tensors stay int64 (the op has an integer form).
+pub(crate) fn unary_int(op: impl Into<UnaryOp>, x: &Tensor) -> Tensor {
     let op = op.into();
-    cuda_return!(x, super::cuda::unary(op, x, true));
     if x.dtype() == DType::I64 {
-        let v = x.with_slice::<i64, _>(op.name(), |v| par_map(v, fi));
-        return Tensor::from_cpu(CpuStorage::I64(v), x.shape());
+        return backend::of(x.device()).unary(op, x);
     }
-    unary(op, x, f32f, f64f)
+    unary(op, x)
 }
 
 /// Elementwise float map of two same-shape tensors (no autograd).
@@ -243,30 +233,16 @@ pub(crate) fn zip2(
     )
 }
 
-/// `g * s(x)` for a piecewise-constant `s` (a mask or a sign), the backward
-/// of ReLU, abs, clamp, threshold and leaky ReLU. It is recorded as an op
-/// of `g` alone (its derivative in `x` is zero almost everywhere), so
-/// double backward through these activations works. `sd` computes the
-/// factor tensor `s(x)` with tensor ops, for device tensors.
-#[cfg_attr(not(feature = "cuda"), allow(clippy::only_used_in_recursion))]
-pub(crate) fn scaled_grad<F32, F64, D>(
-    name: &'static str,
-    g: &Tensor,
-    x: &Tensor,
-    s32: F32,
-    s64: F64,
-    sd: D,
-) -> Tensor
-where
-    F32: Fn(f32) -> f32 + Copy + Send + Sync + 'static,
-    F64: Fn(f64) -> f64 + Copy + Send + Sync + 'static,
-    D: Fn(&Tensor) -> Tensor + Copy + Send + Sync + 'static,
-{
-    cuda_return!(g, super::cuda::scaled_grad(name, g, x, sd));
-    let out = zip2(name, g, x, move |g, x| g * s32(x), move |g, x| g * s64(x));
-    let x = x.clone();
+/// `g * s(x)` for the piecewise-constant derivative `s` of `op` (a mask
+/// or a sign), the backward of ReLU, abs, clamp, threshold and leaky ReLU.
+/// It is recorded as an op of `g` alone (its derivative in `x` is zero
+/// almost everywhere), so double backward through these activations
+/// works.
+pub(crate) fn scaled_grad(name: &'static str, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor {
+    let out = backend::of(g.device()).scaled_grad(op, &g.detach(), x);
+    let x = x.detach();
     Tensor::from_op(out, name, &[g], move |gg, _| {
-        vec![Some(scaled_grad(name, gg, &x, s32, s64, sd))]
+        vec![Some(scaled_grad(name, op, gg, &x))]
     })
 }
 

@@ -51,67 +51,7 @@ fn matmul_nd_raw(a: &Tensor, b: &Tensor) -> Tensor {
     let lb = b.layout().broadcast_to(&sb).expect("broadcast");
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    #[cfg(feature = "cuda")]
-    if a.device().is_cuda() {
-        return crate::backend::cuda::matmul(a, &la, b, &lb, &out_shape);
-    }
-    let nb: usize = batch.iter().product();
-    // Offsets of each batch's matrix in both operands.
-    let batch_offsets = |l: &Layout| -> Vec<usize> {
-        let r = l.rank();
-        let bl = Layout::new(
-            l.shape()[..r - 2].to_vec(),
-            l.strides()[..r - 2].to_vec(),
-            l.offset(),
-        );
-        bl.offsets().collect()
-    };
-    let (oa, ob) = (batch_offsets(&la), batch_offsets(&lb));
-    let st = |l: &Layout| {
-        let r = l.rank();
-        (l.strides()[r - 2] as isize, l.strides()[r - 1] as isize)
-    };
-    let ((a_rs, a_cs), (b_rs, b_cs)) = (st(&la), st(&lb));
-    let ga = a.read_storage();
-    let gb = b.read_storage();
-    macro_rules! run {
-        ($x:expr, $y:expr, $zero:expr) => {{
-            let mut out = vec![$zero; nb * m * n];
-            for i in 0..nb {
-                gemm(
-                    m,
-                    n,
-                    k,
-                    &mut out[i * m * n..(i + 1) * m * n],
-                    n as isize,
-                    1,
-                    false,
-                    &$x[oa[i]..],
-                    a_rs,
-                    a_cs,
-                    &$y[ob[i]..],
-                    b_rs,
-                    b_cs,
-                );
-            }
-            out
-        }};
-    }
-    let out = match (ga.cpu("matmul"), gb.cpu("matmul")) {
-        (CpuStorage::F32(x), CpuStorage::F32(y)) => CpuStorage::F32(run!(x, y, 0f32)),
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => CpuStorage::F64(run!(x, y, 0f64)),
-        (CpuStorage::F16(_), _) | (CpuStorage::BF16(_), _) => {
-            drop((ga, gb));
-            let dt = a.dtype();
-            let r = matmul_nd_raw(
-                &a.to_dtype(crate::DType::F32),
-                &b.to_dtype(crate::DType::F32),
-            );
-            return r.to_dtype(dt);
-        }
-        (s, _) => panic!("matmul: not supported for {} tensors", s.dtype()),
-    };
-    Tensor::from_cpu(out, &out_shape)
+    crate::backend::of(a.device()).matmul((a, &la), (b, &lb), &out_shape)
 }
 
 impl Tensor {
@@ -189,4 +129,75 @@ impl Tensor {
         }
         self.matmul_nd(other)
     }
+}
+
+/// The CPU's batched product of `a` and `b` read through layouts already
+/// broadcast to `[batch.., m, k]` and `[batch.., k, n]` (the kernel behind
+/// [`Backend::matmul`](crate::backend::Backend::matmul)).
+pub(crate) fn matmul_cpu(
+    (a, la): (&Tensor, &Layout),
+    (b, lb): (&Tensor, &Layout),
+    out_shape: &[usize],
+) -> Tensor {
+    let r = la.rank();
+    let (m, k, n) = (la.shape()[r - 2], la.shape()[r - 1], lb.shape()[r - 1]);
+    let batch = &out_shape[..r - 2];
+    let (la, lb) = (la.clone(), lb.clone());
+    let nb: usize = batch.iter().product();
+    // Offsets of each batch's matrix in both operands.
+    let batch_offsets = |l: &Layout| -> Vec<usize> {
+        let r = l.rank();
+        let bl = Layout::new(
+            l.shape()[..r - 2].to_vec(),
+            l.strides()[..r - 2].to_vec(),
+            l.offset(),
+        );
+        bl.offsets().collect()
+    };
+    let (oa, ob) = (batch_offsets(&la), batch_offsets(&lb));
+    let st = |l: &Layout| {
+        let r = l.rank();
+        (l.strides()[r - 2] as isize, l.strides()[r - 1] as isize)
+    };
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (st(&la), st(&lb));
+    let ga = a.read_storage();
+    let gb = b.read_storage();
+    macro_rules! run {
+        ($x:expr, $y:expr, $zero:expr) => {{
+            let mut out = vec![$zero; nb * m * n];
+            for i in 0..nb {
+                gemm(
+                    m,
+                    n,
+                    k,
+                    &mut out[i * m * n..(i + 1) * m * n],
+                    n as isize,
+                    1,
+                    false,
+                    &$x[oa[i]..],
+                    a_rs,
+                    a_cs,
+                    &$y[ob[i]..],
+                    b_rs,
+                    b_cs,
+                );
+            }
+            out
+        }};
+    }
+    let out = match (ga.cpu("matmul"), gb.cpu("matmul")) {
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => CpuStorage::F32(run!(x, y, 0f32)),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => CpuStorage::F64(run!(x, y, 0f64)),
+        (CpuStorage::F16(_), _) | (CpuStorage::BF16(_), _) => {
+            drop((ga, gb));
+            let dt = a.dtype();
+            let r = matmul_nd_raw(
+                &a.to_dtype(crate::DType::F32),
+                &b.to_dtype(crate::DType::F32),
+            );
+            return r.to_dtype(dt);
+        }
+        (s, _) => panic!("matmul: not supported for {} tensors", s.dtype()),
+    };
+    Tensor::from_cpu(out, out_shape)
 }

@@ -5,22 +5,20 @@
 mod activation;
 pub(crate) mod binary;
 mod cast;
-#[cfg(feature = "cuda")]
-mod cuda;
 pub(crate) mod device;
 mod einsum;
-mod erf;
+pub(crate) mod erf;
 mod index;
-mod inplace;
+pub(crate) mod inplace;
 #[cfg(feature = "ndarray")]
 mod interop;
-mod join;
+pub(crate) mod join;
 pub(crate) mod kernel;
 mod math;
-mod matmul;
+pub(crate) mod matmul;
 pub(crate) mod reduce;
 mod shape;
-mod sort;
+pub(crate) mod sort;
 pub(crate) mod unary;
 
 #[cfg(test)]

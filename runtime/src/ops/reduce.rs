@@ -105,33 +105,7 @@ impl Tensor {
     /// Sums over `mask`'s dimensions, no autograd.
     fn sum_raw(&self, mask: &[bool], keepdim: bool) -> Tensor {
         let shape = reduced_shape(self.shape(), mask, keepdim);
-        #[cfg(feature = "cuda")]
-        if self.device().is_cuda() {
-            return crate::backend::cuda::sum(self, mask, &shape);
-        }
-        let g = self.read_storage();
-        let l = self.layout();
-        let acc = match g.cpu("sum") {
-            CpuStorage::F32(v) => sum_kernel(v, l, mask),
-            CpuStorage::F64(v) => sum_kernel(v, l, mask),
-            CpuStorage::F16(v) => sum_kernel(v, l, mask),
-            CpuStorage::BF16(v) => sum_kernel(v, l, mask),
-            CpuStorage::I64(v) => sum_kernel(v, l, mask),
-            CpuStorage::U8(v) => sum_kernel(v, l, mask),
-            CpuStorage::Bool(v) => sum_kernel(v, l, mask),
-        };
-        // Integer sums are int64, like PyTorch.
-        let dtype = if self.dtype().is_float() {
-            self.dtype()
-        } else {
-            DType::I64
-        };
-        let t = Tensor::from_vec(acc, shape);
-        if dtype == DType::F64 {
-            t
-        } else {
-            t.to_dtype(dtype)
-        }
+        crate::backend::of(self.device()).sum(self, mask, &shape)
     }
 
     /// Sum of all elements (a 0-d tensor), like `tensor.sum()`.
@@ -203,5 +177,34 @@ impl Tensor {
         }
         let s = self.sum_dims(Some(&dims), true);
         s.reshape_to(shape)
+    }
+}
+
+/// The CPU's sum over `mask`'s dimensions into `shape` (the kernel behind
+/// [`Backend::sum`](crate::backend::Backend::sum) on the CPU).
+pub(crate) fn sum_cpu(x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor {
+    let shape = shape.to_vec();
+    let g = x.read_storage();
+    let l = x.layout();
+    let acc = match g.cpu("sum") {
+        CpuStorage::F32(v) => sum_kernel(v, l, mask),
+        CpuStorage::F64(v) => sum_kernel(v, l, mask),
+        CpuStorage::F16(v) => sum_kernel(v, l, mask),
+        CpuStorage::BF16(v) => sum_kernel(v, l, mask),
+        CpuStorage::I64(v) => sum_kernel(v, l, mask),
+        CpuStorage::U8(v) => sum_kernel(v, l, mask),
+        CpuStorage::Bool(v) => sum_kernel(v, l, mask),
+    };
+    // Integer sums are int64, like PyTorch.
+    let dtype = if x.dtype().is_float() {
+        x.dtype()
+    } else {
+        DType::I64
+    };
+    let t = Tensor::from_vec(acc, shape);
+    if dtype == DType::F64 {
+        t
+    } else {
+        t.to_dtype(dtype)
     }
 }

@@ -3,7 +3,6 @@
 //! `argsort`, plus `var`/`std`. Gradients of the selecting reductions flow
 //! back to the chosen elements through `scatter_add`.
 
-use super::device::{cpu_only, cuda_return};
 use super::kernel::{split_at_dim, with_typed};
 use crate::Tensor;
 use crate::dtype::Element;
@@ -129,21 +128,7 @@ impl Tensor {
                 self.shape()
             );
         }
-        cuda_return!(
-            self,
-            crate::backend::cuda::max_min_dim(if max { "max" } else { "min" }, self, d, keepdim)
-        );
-        let os = out_shape(self.shape(), d, keepdim);
-        with_typed!(self.dtype(), T => {
-            let (v, i) = self.with_slice::<T, _>(op, |x| {
-                if max {
-                    arg_reduce(x, dims, beats_max::<T>)
-                } else {
-                    arg_reduce(x, dims, beats_min::<T>)
-                }
-            });
-            (Tensor::from_vec(v, os.clone()), Tensor::from_vec(i, os))
-        })
+        crate::backend::of(self.device()).max_min_dim(self, d, keepdim, max)
     }
 
     fn max_min_dim(&self, dim: isize, keepdim: bool, max: bool) -> (Tensor, Tensor) {
@@ -231,17 +216,7 @@ impl Tensor {
     /// ```
     pub fn sort(&self, dim: isize, descending: bool) -> (Tensor, Tensor) {
         let d = normalize_dim("sort", dim, self.dim());
-        cpu_only("sort", self);
-        let shape = if self.dim() == 0 {
-            vec![1]
-        } else {
-            self.shape().to_vec()
-        };
-        let dims = split_at_dim(&shape, d);
-        let (values, indices) = with_typed!(self.dtype(), T => {
-            let (v, i) = self.with_slice::<T, _>("sort", |x| sort_kernel(x, dims, descending));
-            (Tensor::from_vec(v, self.shape()), Tensor::from_vec(i, self.shape()))
-        });
+        let (values, indices) = crate::backend::of(self.device()).sort(self, d, descending);
         let in_shape = self.shape().to_vec();
         let idx = indices.clone();
         let values = Tensor::from_op(values, "SortBackward0", &[self], move |g, _| {
@@ -323,4 +298,42 @@ fn select_backward(
     };
     let z = Tensor::zeros_opts(in_shape, (g.dtype(), &g.device()));
     z.scatter_add(d as isize, &idx, &g)
+}
+
+/// The CPU's max/min along `d` with the argmax/argmin (the kernel behind
+/// [`Backend::max_min_dim`](crate::backend::Backend::max_min_dim)).
+pub(crate) fn max_min_dim_cpu(x: &Tensor, d: usize, keepdim: bool, max: bool) -> (Tensor, Tensor) {
+    let op = if max { "max" } else { "min" };
+    let shape = if x.dim() == 0 {
+        vec![1]
+    } else {
+        x.shape().to_vec()
+    };
+    let dims = split_at_dim(&shape, d);
+    let os = out_shape(x.shape(), d, keepdim);
+    with_typed!(x.dtype(), T => {
+        let (v, i) = x.with_slice::<T, _>(op, |x| {
+            if max {
+                arg_reduce(x, dims, beats_max::<T>)
+            } else {
+                arg_reduce(x, dims, beats_min::<T>)
+            }
+        });
+        (Tensor::from_vec(v, os.clone()), Tensor::from_vec(i, os))
+    })
+}
+
+/// The CPU's stable sort along `d` (the kernel behind
+/// [`Backend::sort`](crate::backend::Backend::sort)).
+pub(crate) fn sort_cpu(x: &Tensor, d: usize, descending: bool) -> (Tensor, Tensor) {
+    let shape = if x.dim() == 0 {
+        vec![1]
+    } else {
+        x.shape().to_vec()
+    };
+    let dims = split_at_dim(&shape, d);
+    with_typed!(x.dtype(), T => {
+        let (v, i) = x.with_slice::<T, _>("sort", |v| sort_kernel(v, dims, descending));
+        (Tensor::from_vec(v, x.shape()), Tensor::from_vec(i, x.shape()))
+    })
 }

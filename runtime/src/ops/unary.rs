@@ -1,20 +1,19 @@
 //! Elementwise unary math ops and comparisons.
 
-use super::binary::{BinaryFns, broadcast_binary, map_float};
-use super::device::{cuda_return, same_device};
-use crate::storage::CpuStorage;
+use super::binary::map_float;
+use super::device::same_device;
 use crate::{DType, Tensor};
 
 impl Tensor {
     /// Negation, like `-tensor`.
     pub fn neg(&self) -> Tensor {
-        let out = map_float("neg", self, |x| -x, |x| -x, Some(&|x: i64| -x));
+        let out = map_float("neg", self);
         Tensor::from_op(out, "NegBackward0", &[self], |g, _| vec![Some(g.neg())])
     }
 
     /// `e^x`, like `torch.exp`.
     pub fn exp(&self) -> Tensor {
-        let out = map_float("exp", self, f32::exp, f64::exp, None);
+        let out = map_float("exp", self);
         let (x, y) = (self.clone(), out.clone());
         Tensor::from_op(out, "ExpBackward0", &[self], move |g, _| {
             // The saved output has no history; recompute it from the input
@@ -29,7 +28,7 @@ impl Tensor {
 
     /// Natural logarithm, like `torch.log`.
     pub fn log(&self) -> Tensor {
-        let out = map_float("log", self, f32::ln, f64::ln, None);
+        let out = map_float("log", self);
         let x = self.clone();
         Tensor::from_op(out, "LogBackward0", &[self], move |g, _| {
             vec![Some(g.div(&x))]
@@ -38,23 +37,10 @@ impl Tensor {
 
     /// `x^exponent` elementwise, like `tensor.pow(2.5)`.
     pub fn pow_scalar(&self, exponent: f64) -> Tensor {
-        let e32 = exponent as f32;
         let out = if exponent == 2.0 {
-            map_float(
-                crate::backend::UnaryOp::Pow(2.0),
-                self,
-                |x| x * x,
-                |x| x * x,
-                Some(&|x| x * x),
-            )
+            map_float(crate::backend::UnaryOp::Pow(2.0), self)
         } else {
-            map_float(
-                crate::backend::UnaryOp::Pow(exponent),
-                self,
-                move |x| x.powf(e32),
-                move |x| x.powf(exponent),
-                None,
-            )
+            map_float(crate::backend::UnaryOp::Pow(exponent), self)
         };
         let x = self.clone();
         Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
@@ -74,34 +60,7 @@ impl Tensor {
         let (la, lb, shape) = super::binary::broadcast_layouts(op, self, other);
         let dtype = super::binary::promote(self.dtype(), other.dtype());
         let (a, b) = (self.to_dtype(dtype), other.to_dtype(dtype));
-        cuda_return!(
-            a,
-            crate::backend::cuda::compare(op, &a, &la, &b, &lb, &shape)
-        );
-        let ga = a.read_storage();
-        let gb = b.read_storage();
-        let out: Vec<bool> = match (ga.cpu(op), gb.cpu(op)) {
-            (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-                super::binary::binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-                super::binary::binary_map(x, &la, y, &lb, f)
-            }
-            (CpuStorage::I64(x), CpuStorage::I64(y)) => {
-                super::binary::binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
-            }
-            (x, y) => {
-                let (x, y) = (x.cast(&la, DType::F64), y.cast(&lb, DType::F64));
-                let l = crate::Layout::contiguous(&shape);
-                match (x, y) {
-                    (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-                        super::binary::binary_map(&x, &l, &y, &l, f)
-                    }
-                    _ => unreachable!("cast to f64 gives f64"),
-                }
-            }
-        };
-        Tensor::from_cpu(CpuStorage::Bool(out), &shape)
+        crate::backend::of(a.device()).compare(op, f, (&a, &la), (&b, &lb), &shape)
     }
 
     /// `self == other` elementwise (bool tensor), like `torch.eq`.
@@ -158,18 +117,11 @@ impl Tensor {
     /// Logical and of two bool tensors (broadcast).
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
         same_device("logical_and", &[self, other]);
-        cuda_return!(self, super::cuda::logical("logical_and", self, other));
-        let fns = BinaryFns {
-            f32: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f32,
-            f64: |a, b| ((a != 0.0) && (b != 0.0)) as u8 as f64,
-            i64: Some(|a, b| ((a != 0) && (b != 0)) as i64),
-        };
-        broadcast_binary(
-            "logical_and",
-            &self.to_dtype(DType::U8),
-            &other.to_dtype(DType::U8),
-            &fns,
-        )
-        .to_dtype(DType::Bool)
+        // Nonzero is true, through uint8 like PyTorch.
+        let (a, b) = (self.to_dtype(DType::U8), other.to_dtype(DType::U8));
+        let op = "logical_and";
+        let (la, lb, shape) = super::binary::broadcast_layouts(op, &a, &b);
+        let f = |x: f64, y: f64| x != 0.0 && y != 0.0;
+        crate::backend::of(a.device()).compare(op, f, (&a, &la), (&b, &lb), &shape)
     }
 }

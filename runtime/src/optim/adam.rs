@@ -2,6 +2,7 @@
 
 use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
 use crate::Tensor;
+use crate::backend::OptimStep;
 use crate::dtype::Element;
 
 /// Per-parameter Adam state.
@@ -75,22 +76,15 @@ impl Kernel for AdamKernel {
         }
     }
 
-    #[cfg(feature = "cuda")]
-    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
-        crate::backend::cuda::adam_step(
-            p,
-            g,
-            state[0],
-            state[1],
-            state.get(2).copied(),
-            self.lr,
-            (self.beta1, self.beta2),
-            self.eps,
-            self.weight_decay,
-            self.decoupled,
-            false,
-            self.step,
-        );
+    fn fused(&self) -> OptimStep {
+        OptimStep::Adam {
+            lr: self.lr,
+            betas: (self.beta1, self.beta2),
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            decoupled: self.decoupled,
+            step: self.step,
+        }
     }
 }
 

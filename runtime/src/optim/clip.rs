@@ -2,7 +2,6 @@
 
 use crate::Tensor;
 use crate::autograd::no_grad;
-use crate::ops::device::cuda_return;
 
 /// Scales the gradients of `params` so that their joint `norm_type`-norm
 /// is at most `max_norm`, like `torch.nn.utils.clip_grad_norm_`, and
@@ -25,43 +24,13 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> f64 
     if grads.is_empty() {
         return 0.0;
     }
-    cuda_return!(grads[0], clip_grad_norm_cuda(&grads, max_norm, norm_type));
-    let total = if norm_type.is_infinite() {
-        grads
-            .iter()
-            .flat_map(|g| g.to_vec::<f64>())
-            .fold(0.0f64, |m, x| m.max(x.abs()))
-    } else {
-        let sum: f64 = grads
-            .iter()
-            .map(|g| {
-                let n: f64 = g
-                    .to_vec::<f64>()
-                    .iter()
-                    .map(|x| x.abs().powf(norm_type))
-                    .sum::<f64>()
-                    .powf(1.0 / norm_type);
-                n.powf(norm_type)
-            })
-            .sum();
-        sum.powf(1.0 / norm_type)
-    };
-    let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        no_grad(|| {
-            for g in &grads {
-                g.mul_scalar_(coef);
-            }
-        });
-    }
-    total
+    clip_grad_norm_all(&grads, max_norm, norm_type)
 }
 
-/// [`clip_grad_norm_`] for gradients on a CUDA device: the norm is reduced
-/// on the device in float64 and read back once (the function returns it);
-/// the scaling runs on the device.
-#[cfg(feature = "cuda")]
-fn clip_grad_norm_cuda(grads: &[Tensor], max_norm: f64, norm_type: f64) -> f64 {
+/// The body of [`clip_grad_norm_`]: the norm is reduced where the
+/// gradients live, in float64, and read back once (the function returns
+/// it); the scaling runs there too.
+fn clip_grad_norm_all(grads: &[Tensor], max_norm: f64, norm_type: f64) -> f64 {
     crate::ops::device::same_device("clip_grad_norm_", &grads.iter().collect::<Vec<_>>());
     let total = no_grad(|| {
         let parts: Vec<Tensor> = grads
@@ -101,17 +70,7 @@ fn clip_grad_norm_cuda(grads: &[Tensor], max_norm: f64, norm_type: f64) -> f64 {
 pub fn clip_grad_value_(params: &[Tensor], clip: f64) {
     for p in params {
         if let Some(g) = p.grad() {
-            #[cfg(feature = "cuda")]
-            if g.device().is_cuda() {
-                no_grad(|| g.copy_(&g.clamp(Some(-clip), Some(clip))));
-                continue;
-            }
-            let v: Vec<f64> = g
-                .to_vec::<f64>()
-                .iter()
-                .map(|x| x.clamp(-clip, clip))
-                .collect();
-            no_grad(|| g.copy_(&Tensor::from_vec(v, g.shape())));
+            no_grad(|| g.copy_(&g.clamp(Some(-clip), Some(clip))));
         }
     }
 }

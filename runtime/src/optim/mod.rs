@@ -29,8 +29,8 @@ pub use clip::{clip_grad_norm_, clip_grad_value_};
 pub use rmsprop::RMSprop;
 pub use sgd::SGD;
 
+use crate::backend;
 use crate::dtype::Element;
-use crate::ops::device::cuda_return;
 use crate::{DType, Device, Tensor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,15 +262,14 @@ impl<S> StateMap<S> {
 pub(crate) trait Kernel {
     fn run<T: num_traits::Float + Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]);
 
-    /// The same update through the backend's fused kernel, on contiguous
-    /// CUDA tensors of one dtype (state in the order `run` takes it).
-    #[cfg(feature = "cuda")]
-    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]);
+    /// The same update as data, for a device backend's fused kernel
+    /// (state in the order `run` takes it).
+    fn fused(&self) -> crate::backend::OptimStep;
 }
 
 /// Runs `k` over `p`'s data in place. CPU contiguous float32/float64
-/// tensors are updated through their storage directly; CUDA tensors by
-/// the fused device kernel; anything else goes through a CPU copy that is
+/// tensors are updated through their storage directly; device tensors by
+/// the backend's fused kernel; anything else goes through a CPU copy that is
 /// written back.
 pub(crate) fn update_param<K: Kernel>(
     op: &str,
@@ -280,7 +279,9 @@ pub(crate) fn update_param<K: Kernel>(
     k: &K,
 ) {
     crate::ops::device::same_device(op, &[p, grad]);
-    cuda_return!(p, update_param_cuda(op, p, grad, state, k));
+    if backend::of(p.device()).fused_optimizers() {
+        return update_param_device(op, p, grad, state, k);
+    }
     let direct = |t: &Tensor| t.device() == Device::Cpu && t.is_contiguous();
     if !direct(p) || !state.iter().all(|s| direct(s)) {
         let cpu = |t: &Tensor| t.to_device(Device::Cpu).deep_copy();
@@ -348,12 +349,11 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
     });
 }
 
-/// [`update_param`] for a parameter on a CUDA device: one fused kernel
-/// launch, no host round-trip. The kernels need the parameter and its state
+/// [`update_param`] for a parameter on a device: one fused kernel launch
+/// of its backend, no host round-trip. The kernels need the parameter and its state
 /// contiguous and of one dtype; others are updated through such copies,
 /// written back.
-#[cfg(feature = "cuda")]
-fn update_param_cuda<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
+fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
     let mut all = vec![p, grad];
     all.extend(state);
     crate::ops::device::same_device(op, &all);
@@ -375,12 +375,12 @@ fn update_param_cuda<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&T
     let dt = p.dtype();
     let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;
     if direct(p) && state.iter().all(|s| direct(s)) {
-        return k.run_cuda(p, &grad, state);
+        return backend::of(p.device()).optim_step(&k.fused(), p, &grad, state);
     }
     let own = |t: &Tensor| t.detach().to_dtype(dt).deep_copy();
     let pc = own(p);
     let sc: Vec<Tensor> = state.iter().map(|s| own(s)).collect();
-    k.run_cuda(&pc, &grad, &sc.iter().collect::<Vec<_>>());
+    backend::of(p.device()).optim_step(&k.fused(), &pc, &grad, &sc.iter().collect::<Vec<_>>());
     crate::autograd::no_grad(|| {
         p.copy_(&pc);
         for (s, c) in state.iter().zip(&sc) {

@@ -2,6 +2,7 @@
 
 use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
 use crate::Tensor;
+use crate::backend::OptimStep;
 use crate::dtype::Element;
 
 /// RMSprop, like `torch.optim.RMSprop` (defaults: alpha 0.99, eps 1e-8,
@@ -153,26 +154,15 @@ impl Kernel for RmsKernel {
         }
     }
 
-    #[cfg(feature = "cuda")]
-    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
-        // square_avg, then momentum_buffer (momentum > 0), then grad_avg
-        // (centered), as `run` takes them.
-        let mut rest = state[1..].iter().copied();
-        let buf = (self.momentum > 0.0).then(|| rest.next()).flatten();
-        let gavg = self.centered.then(|| rest.next()).flatten();
-        crate::backend::cuda::rmsprop_step(
-            p,
-            g,
-            state[0],
-            buf,
-            gavg,
-            self.lr,
-            self.alpha,
-            self.eps,
-            self.weight_decay,
-            self.momentum,
-            false,
-        );
+    fn fused(&self) -> OptimStep {
+        OptimStep::RmsProp {
+            lr: self.lr,
+            alpha: self.alpha,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            centered: self.centered,
+        }
     }
 }
 

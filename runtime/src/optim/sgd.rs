@@ -3,6 +3,7 @@
 
 use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
 use crate::Tensor;
+use crate::backend::OptimStep;
 use crate::dtype::Element;
 
 /// SGD, like `torch.optim.SGD`. For each parameter with gradient `g`:
@@ -116,20 +117,15 @@ impl Kernel for SgdKernel {
         }
     }
 
-    #[cfg(feature = "cuda")]
-    fn run_cuda(&self, p: &Tensor, g: &Tensor, state: &[&Tensor]) {
-        crate::backend::cuda::sgd_step(
-            p,
-            g,
-            state.first().copied(),
-            self.lr,
-            self.momentum,
-            self.dampening,
-            self.weight_decay,
-            self.nesterov,
-            false,
-            self.first,
-        );
+    fn fused(&self) -> OptimStep {
+        OptimStep::Sgd {
+            lr: self.lr,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
+            first: self.first,
+        }
     }
 }
 

@@ -119,10 +119,10 @@ impl Tensor {
     pub fn full_opts(shape: impl IntoDims, value: f64, opts: impl Into<TensorOptions>) -> Tensor {
         let opts = opts.into();
         let shape = shape.into_dims();
-        #[cfg(feature = "cuda")]
-        if let Device::Cuda(i) = opts.device {
+        if opts.device != Device::Cpu && cfg!(feature = "cuda") {
             // Filled on the device: no host buffer, no copy.
-            return crate::backend::cuda::full(&shape, value, opts.dtype_or_f32(), i);
+            let dtype = opts.dtype_or_f32();
+            return crate::backend::of(opts.device).full(&shape, value, dtype, opts.device);
         }
         let n = shape.iter().product();
         place(
@@ -170,17 +170,18 @@ impl Tensor {
     /// A 0-d tensor holding `value` in this tensor's dtype, on its device:
     /// the scalar operand of ops like `mul_scalar_` and `f64 * tensor`.
     pub(crate) fn scalar_like(&self, value: f64) -> Tensor {
-        crate::ops::device::cuda_return!(self, Tensor::full_opts([], value, self.like_opts()));
+        if self.device() != Device::Cpu {
+            return Tensor::full_opts([], value, self.like_opts());
+        }
         Tensor::scalar(value).to_dtype(self.dtype())
     }
 
     /// A 0-d float64 tensor holding `value` on this tensor's device: the
     /// exact right-hand side of comparisons with a scalar.
     pub(crate) fn f64_scalar_like(&self, value: f64) -> Tensor {
-        crate::ops::device::cuda_return!(
-            self,
-            Tensor::full_opts([], value, (DType::F64, &self.device()))
-        );
+        if self.device() != Device::Cpu {
+            return Tensor::full_opts([], value, (DType::F64, &self.device()));
+        }
         Tensor::scalar(value)
     }
 

@@ -55,6 +55,7 @@ impl Tensor {
             Storage::Cpu(_) => Device::Cpu,
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => Device::Cuda(s.ordinal()),
+            Storage::Test(s) => Device::Test(s.ordinal()),
         };
         Tensor(Arc::new(TensorImpl {
             storage: Arc::new(RwLock::new(storage)),
@@ -220,23 +221,8 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
-        let out = match self.device() {
-            #[cfg(feature = "cuda")]
-            Device::Cuda(_) => crate::backend::cuda::deep_copy(self),
-            _ => self.map_storage("contiguous", |s, l| s.gather(l)),
-        };
+        let out = crate::backend::of(self.device()).deep_copy(self);
         Tensor::from_op(out, "CloneBackward0", &[self], |g, _| vec![Some(g.clone())])
-    }
-
-    /// A contiguous CPU copy of the data as the host storage enum.
-    pub(crate) fn map_storage(
-        &self,
-        op: &str,
-        f: impl FnOnce(&CpuStorage, &Layout) -> CpuStorage,
-    ) -> Tensor {
-        let guard = self.read_storage();
-        let out = f(guard.cpu(op), &self.0.layout);
-        Tensor::from_cpu(out, self.shape())
     }
 
     // ----- reading values ----------------------------------------------------
@@ -459,9 +445,6 @@ impl Tensor {
 
     /// A copy with its own contiguous storage and no history.
     pub(crate) fn deep_copy(&self) -> Tensor {
-        // The device copy takes the storage lock itself: not held here.
-        crate::ops::device::cuda_return!(self, crate::backend::cuda::deep_copy(self));
-        let guard = self.read_storage();
-        Tensor::from_cpu(guard.cpu("clone").gather(&self.0.layout), self.shape())
+        crate::backend::of(self.device()).deep_copy(self)
     }
 }

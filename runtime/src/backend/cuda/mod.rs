@@ -15,13 +15,17 @@
 //! never wait for the GPU themselves.
 
 mod alloc;
+mod backend;
 mod device;
+mod index;
 mod kernels;
 mod ops;
 mod storage;
 mod validate;
 
+pub use crate::backend::{Conv2dParams, Pool2dParams};
 pub use alloc::MemoryStats;
+pub(crate) use backend::CudaBackend;
 pub use device::{CudaDevice, device_count};
 pub use kernels::MAX_DIMS;
 pub use kiln_kernels::cuda as sources;
@@ -137,8 +141,9 @@ pub(crate) fn sfx(d: DType) -> &'static str {
 pub(crate) fn cuda<'a>(op: &str, s: &'a Storage) -> &'a CudaStorage {
     match s {
         Storage::Cuda(c) => c,
-        Storage::Cpu(_) => panic!(
-            "{op}: expected all tensors to be on the same CUDA device, but found a CPU tensor"
+        _ => panic!(
+            "{op}: expected all tensors to be on the same CUDA device, but found a tensor on \
+             another device"
         ),
     }
 }
@@ -261,7 +266,7 @@ pub fn transfer(t: &Tensor, to: Device) -> Tensor {
             let _ = device(j);
             transfer(&transfer(t, Device::Cpu), Device::Cuda(j))
         }
-        (Device::Cpu, Device::Cpu) => unreachable!("handled above"),
+        (from, to) => unreachable!("to: {from} to {to} is not a CUDA transfer"),
     }
 }
 

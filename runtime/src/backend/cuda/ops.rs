@@ -6,6 +6,7 @@
 //! tensors in place.
 
 use super::kernels::{Args, Conv2dGeom, PoolGeom, block_for_row, launch, launch_n};
+use super::{Conv2dParams, Pool2dParams};
 use super::{
     CudaDevice, ErrFlag, Mat, alloc, check, contiguous, cuda, device_of, gemm, same_device, sfx,
     sum, wrap, zero,
@@ -344,31 +345,6 @@ fn out_len(op: &str, input: usize, k: usize, s: usize, p: usize, d: usize, ceil:
     o
 }
 
-/// Parameters of a 2-D convolution: stride, padding, dilation (each
-/// (h, w)) and groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dParams {
-    /// Step between windows.
-    pub stride: [usize; 2],
-    /// Zero padding on each side.
-    pub padding: [usize; 2],
-    /// Spacing between kernel taps.
-    pub dilation: [usize; 2],
-    /// Channel groups.
-    pub groups: usize,
-}
-
-impl Default for Conv2dParams {
-    fn default() -> Self {
-        Conv2dParams {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
-    }
-}
-
 fn conv_geom(op: &str, x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dGeom {
     assert!(
         x.len() == 4 && w.len() == 4,
@@ -635,21 +611,6 @@ pub fn conv2d_backward(
 }
 
 // ----- pooling -------------------------------------------------------------------
-
-/// Parameters of a 2-D pooling window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2dParams {
-    /// Window size.
-    pub kernel: [usize; 2],
-    /// Step between windows.
-    pub stride: [usize; 2],
-    /// Implicit padding on each side.
-    pub padding: [usize; 2],
-    /// Spacing between window taps (max pooling only).
-    pub dilation: [usize; 2],
-    /// Round the output size up instead of down.
-    pub ceil_mode: bool,
-}
 
 fn pool_geom(op: &str, x: &[usize], p: &Pool2dParams) -> PoolGeom {
     assert!(

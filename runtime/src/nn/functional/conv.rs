@@ -1,13 +1,10 @@
-//! 2-D convolution with autograd, over the im2col kernels of
-//! `kiln_kernels::cpu::conv`.
+//! 2-D convolution with autograd: the checks, the backend's fused kernel
+//! and its backward.
 
-use super::util::{check_float, check_same, dispatch_real, is_half, tensor_from};
-use crate::ops::device::cuda_return;
-use crate::{DType, Device, Tensor};
-use kiln_kernels::cpu::conv::{
-    Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_forward, conv2d_output_size,
-};
+use super::util::{check_float, check_same};
+use crate::Tensor;
+use crate::backend::{self, Conv2dParams};
+use kiln_kernels::cpu::conv::conv2d_output_size;
 
 /// 2-D cross-correlation over NCHW input, like `F.conv2d`.
 ///
@@ -107,7 +104,8 @@ pub fn conv2d(
         dilation,
         groups,
     };
-    let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], &p)
+    // Only checked here: the backend computes the output shape itself.
+    let _ = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], &p)
         .unwrap_or_else(|| {
             panic!(
                 "{OP}: calculated output size is too small (input {:?}, weight {:?}, stride \
@@ -117,61 +115,18 @@ pub fn conv2d(
                 weight.shape()
             )
         });
-    cuda_return!(
-        x,
-        super::cuda::conv2d(x, weight, bias, [stride, padding, dilation], groups)
-    );
-    if is_half(x.dtype()) || x.device() != Device::Cpu {
-        let (dt, dev) = (x.dtype(), x.device());
-        let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);
-        let b32 = bias.map(to32);
-        return conv2d(
-            &to32(x),
-            &to32(weight),
-            b32.as_ref(),
-            stride,
-            padding,
-            dilation,
-            groups,
-        )
-        .to_dtype(dt)
-        .to(&dev);
-    }
-    let out_shape = [in_shape[0], o, oh, ow];
-    let out = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        weight.with_slice::<T, _>(OP, |ws| {
-            let y = match bias {
-                Some(b) => b.with_slice::<T, _>(OP, |bs| {
-                    conv2d_forward(xs, in_shape, ws, w_shape, Some(bs), &p)
-                }),
-                None => conv2d_forward(xs, in_shape, ws, w_shape, None, &p),
-            };
-            tensor_from(y, &out_shape)
-        })
-    }));
-    let (xc, wc) = (x.clone(), weight.clone());
+    let (xd, wd) = (x.detach(), weight.detach());
+    let out = backend::of(x.device()).conv2d(&xd, &wd, bias.map(Tensor::detach).as_ref(), &p);
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
     let has_bias = bias.is_some();
     Tensor::from_op(out, "ConvolutionBackward0", &inputs, move |g, need| {
-        let mut grads = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            let dx = need[0].then(|| {
-                wc.with_slice::<T, _>(OP, |ws| {
-                    let v = conv2d_backward_input(gs, out_shape, ws, w_shape, in_shape, &p);
-                    tensor_from(v, &in_shape)
-                })
-            });
-            let dw = need[1].then(|| {
-                xc.with_slice::<T, _>(OP, |xs| {
-                    let v = conv2d_backward_weight(gs, out_shape, xs, in_shape, w_shape, &p);
-                    tensor_from(v, &w_shape)
-                })
-            });
-            let db = (has_bias && need[2])
-                .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[o]));
-            vec![dx, dw, db]
-        }));
-        grads.truncate(if has_bias { 3 } else { 2 });
+        let need = [need[0], need[1], has_bias && need[2]];
+        let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
+        let mut grads = vec![gx, gw];
+        if has_bias {
+            grads.push(gb);
+        }
         grads
     })
 }

@@ -6,8 +6,6 @@
 //! ops. float16/bfloat16 inputs are computed in float32.
 
 mod conv;
-#[cfg(feature = "cuda")]
-mod cuda;
 mod norm;
 mod pool;
 pub(crate) mod util;
@@ -16,7 +14,8 @@ pub use conv::conv2d;
 pub use norm::{batch_norm, layer_norm};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with};
 
-use crate::ops::device::{cuda_return, same_device};
+use crate::backend;
+use crate::ops::device::same_device;
 use crate::{DType, Tensor};
 use kiln_kernels::cpu::matmul::gemm;
 use num_traits::Zero;
@@ -180,57 +179,18 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
     }
     check_float(OP, "weight", weight);
     same_device(OP, &[indices, weight]);
-    cuda_return!(weight, cuda::embedding(indices, weight));
     let (v, d) = (weight.shape()[0], weight.shape()[1]);
-    let idx: Vec<usize> = indices
-        .to_vec::<i64>()
-        .into_iter()
-        .map(|i| {
-            if i < 0 || i as usize >= v {
-                panic!(
-                    "{OP}: index {i} is out of range for a weight of shape {:?} (valid 0..{v})",
-                    weight.shape()
-                );
-            }
-            i as usize
-        })
-        .collect();
+    let flat = indices.reshape_to(&[indices.numel()]);
     let mut out_shape = indices.shape().to_vec();
     out_shape.push(d);
-    let w = if cpu_real(weight) {
-        weight.clone()
-    } else {
-        weight.to_dtype(DType::F32).to(&crate::Device::Cpu)
-    };
-    let out = dispatch_real!(OP, w.dtype(), T => w.with_slice::<T, _>(OP, |ws| {
-        let mut out = Vec::with_capacity(idx.len() * d);
-        for &i in &idx {
-            out.extend_from_slice(&ws[i * d..(i + 1) * d]);
-        }
-        tensor_from(out, &out_shape)
-    }));
-    let out = if cpu_real(weight) {
-        out
-    } else {
-        out.to_dtype(weight.dtype()).to(&weight.device())
-    };
-    let (dtype, device) = (weight.dtype(), weight.device());
+    let out = backend::of(weight.device())
+        .embedding(&weight.detach(), &flat)
+        .reshape_to(&out_shape);
     Tensor::from_op(out, "EmbeddingBackward0", &[weight], move |g, _| {
-        let g = if cpu_real(g) {
-            g.clone()
-        } else {
-            g.to_dtype(DType::F32).to(&crate::Device::Cpu)
-        };
-        let gw = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            let mut gw = vec![T::zero(); v * d];
-            for (r, &i) in idx.iter().enumerate() {
-                for (a, &b) in gw[i * d..(i + 1) * d].iter_mut().zip(&gs[r * d..(r + 1) * d]) {
-                    *a += b;
-                }
-            }
-            tensor_from(gw, &[v, d])
-        }));
-        vec![Some(gw.to_dtype(dtype).to(&device))]
+        let g = g.reshape_to(&[flat.numel(), d]);
+        vec![Some(
+            backend::of(g.device()).embedding_backward(&g, &flat, v),
+        )]
     })
 }
 

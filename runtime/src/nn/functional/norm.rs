@@ -1,79 +1,10 @@
 //! Fused batch and layer normalisation: one pass for the statistics and the
 //! output, one backward closure for every gradient.
 
-use super::util::{Real, check_float, check_same, dispatch_real, is_half, tensor_from};
-use crate::ops::device::{cuda_return, same_device};
-use crate::{DType, Device, Tensor};
-use kiln_kernels::Float;
-use num_traits::Zero;
-use rayon::prelude::*;
-
-/// Element count from which the normalisations spread work over rayon.
-const PAR_THRESHOLD: usize = 1 << 15;
-
-/// Sums `f(sample, channel)` (two accumulators) over samples, per channel.
-/// Blocks of samples are fixed by the shapes alone, so results do not
-/// depend on the number of threads.
-fn channel_sums(
-    n: usize,
-    c: usize,
-    work: usize,
-    f: impl Fn(usize, usize) -> [f64; 2] + Sync,
-) -> Vec<[f64; 2]> {
-    let run = |samples: std::ops::Range<usize>| {
-        let mut acc = vec![[0.0f64; 2]; c];
-        for s in samples {
-            for (ch, a) in acc.iter_mut().enumerate() {
-                let r = f(s, ch);
-                a[0] += r[0];
-                a[1] += r[1];
-            }
-        }
-        acc
-    };
-    if work < PAR_THRESHOLD || n < 2 {
-        return run(0..n);
-    }
-    let block = n.div_ceil(16);
-    let parts: Vec<Vec<[f64; 2]>> = (0..n.div_ceil(block))
-        .into_par_iter()
-        .map(|b| run(b * block..n.min((b + 1) * block)))
-        .collect();
-    let mut acc = vec![[0.0f64; 2]; c];
-    for p in parts {
-        for (a, q) in acc.iter_mut().zip(p) {
-            a[0] += q[0];
-            a[1] += q[1];
-        }
-    }
-    acc
-}
-
-/// Applies `f(sample, chunk)` to each `chunk` of `out` (one per sample),
-/// in parallel when the work is large.
-fn for_samples<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    if chunk == 0 {
-        return;
-    }
-    if out.len() < PAR_THRESHOLD {
-        out.chunks_mut(chunk).enumerate().for_each(|(s, o)| f(s, o));
-    } else {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(s, o)| f(s, o));
-    }
-}
-
-fn sum_f64<T: Real>(v: &[T]) -> f64 {
-    v.iter().map(|x| x.as_f64()).sum()
-}
-
-fn per_channel<T: Real>(op: &str, t: Option<&Tensor>, c: usize, default: f64) -> Vec<T> {
-    match t {
-        Some(t) => t.with_slice::<T, _>(op, |s| s.to_vec()),
-        None => vec![T::cast_f64(default); c],
-    }
-}
+use super::util::{check_float, check_same, is_half};
+use crate::backend;
+use crate::ops::device::same_device;
+use crate::{DType, Tensor};
 
 /// Batch normalisation over the channel dimension 1 of a `(N, C)`,
 /// `(N, C, L)` or `(N, C, H, W)` input, like `F.batch_norm`.
@@ -148,183 +79,29 @@ pub fn batch_norm(
             x.shape()
         );
     }
-    cuda_return!(
-        x,
-        super::cuda::batch_norm(
-            x,
-            running_mean,
-            running_var,
-            weight,
-            bias,
-            training,
-            momentum,
-            eps
-        )
+    let detach = |t: Option<&Tensor>| t.map(Tensor::detach);
+    let (xd, wd, bd) = (x.detach(), detach(weight), detach(bias));
+    let (y, mean, invstd) = backend::of(x.device()).batch_norm(
+        &xd,
+        wd.as_ref(),
+        bd.as_ref(),
+        running_mean,
+        running_var,
+        training,
+        momentum,
+        eps,
     );
-    let all_real = [Some(x), running_mean, running_var, weight, bias]
-        .into_iter()
-        .flatten()
-        .all(|t| t.dtype() == x.dtype() && t.device() == Device::Cpu && !is_half(t.dtype()));
-    if !all_real {
-        // Compute in float32 on the CPU, then write the running statistics
-        // back into the caller's tensors.
-        let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);
-        let (rm, rv) = (running_mean.map(to32), running_var.map(to32));
-        let (w, b) = (weight.map(to32), bias.map(to32));
-        let y = batch_norm(
-            &to32(x),
-            rm.as_ref(),
-            rv.as_ref(),
-            w.as_ref(),
-            b.as_ref(),
-            training,
-            momentum,
-            eps,
-        );
-        if training {
-            crate::autograd::no_grad(|| {
-                for (orig, new) in [(running_mean, rm), (running_var, rv)] {
-                    if let (Some(o), Some(nw)) = (orig, new) {
-                        o.copy_(&nw);
-                    }
-                }
-            });
-        }
-        return y.to_dtype(x.dtype()).to(&x.device());
-    }
-    let (cl, work) = (c * l, x.numel());
-    let (out, mean, invstd) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let plane = |s: usize, ch: usize| &xs[(s * c + ch) * l..(s * c + ch + 1) * l];
-        let (mean, var): (Vec<f64>, Vec<f64>) = if training {
-            let mean: Vec<f64> = channel_sums(n, c, work, |s, ch| [sum_f64(plane(s, ch)), 0.0])
-                .into_iter()
-                .map(|a| a[0] / m as f64)
-                .collect();
-            let var: Vec<f64> = channel_sums(n, c, work, |s, ch| {
-                let mu = mean[ch];
-                [plane(s, ch).iter().map(|v| (v.as_f64() - mu).powi(2)).sum(), 0.0]
-            })
-            .into_iter()
-            .map(|a| a[0] / m as f64)
-            .collect();
-            (mean, var)
-        } else {
-            (
-                running_mean.unwrap().to_vec::<f64>(),
-                running_var.unwrap().to_vec::<f64>(),
-            )
-        };
-        if training {
-            crate::autograd::no_grad(|| {
-                if let Some(rm) = running_mean {
-                    let old = rm.to_vec::<f64>();
-                    let new: Vec<T> = old
-                        .iter()
-                        .zip(&mean)
-                        .map(|(o, b)| T::cast_f64((1.0 - momentum) * o + momentum * b))
-                        .collect();
-                    rm.assign_from_slice(&new);
-                }
-                if let Some(rv) = running_var {
-                    let old = rv.to_vec::<f64>();
-                    let unbias = m as f64 / (m as f64 - 1.0);
-                    let new: Vec<T> = old
-                        .iter()
-                        .zip(&var)
-                        .map(|(o, v)| T::cast_f64((1.0 - momentum) * o + momentum * v * unbias))
-                        .collect();
-                    rv.assign_from_slice(&new);
-                }
-            });
-        }
-        let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        let w: Vec<T> = per_channel(OP, weight, c, 1.0);
-        let b: Vec<T> = per_channel(OP, bias, c, 0.0);
-        let scale: Vec<T> = (0..c).map(|ch| w[ch] * T::cast_f64(invstd[ch])).collect();
-        let shift: Vec<T> = (0..c)
-            .map(|ch| b[ch] - T::cast_f64(mean[ch]) * scale[ch])
-            .collect();
-        let mut out = vec![T::zero(); xs.len()];
-        for_samples(&mut out, cl, |s, o| {
-            for ch in 0..c {
-                let (sc, sh) = (scale[ch], shift[ch]);
-                for (y, &v) in o[ch * l..(ch + 1) * l].iter_mut().zip(plane(s, ch)) {
-                    *y = v * sc + sh;
-                }
-            }
-        });
-        (tensor_from(out, x.shape()), mean, invstd)
-    }));
-    let xc = x.clone();
-    let wc = weight.cloned();
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
+    let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
-    Tensor::from_op(out, "NativeBatchNormBackward0", &inputs, move |g, need| {
-        let (need_x, need_w) = (need[0], has_w && need[1]);
+    Tensor::from_op(y, "NativeBatchNormBackward0", &inputs, move |g, need| {
         let need_b = has_b && need[1 + has_w as usize];
-        let (dx, dw, db) = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            xc.with_slice::<T, _>(OP, |xs| {
-                let at = |s: usize, ch: usize| (s * c + ch) * l..(s * c + ch + 1) * l;
-                // sum(g) and sum(g * (x - mean)) per channel.
-                let sums = channel_sums(n, c, work, |s, ch| {
-                    let r = at(s, ch);
-                    let mu = mean[ch];
-                    let (mut sg, mut sgx) = (0.0, 0.0);
-                    for (&gv, &xv) in gs[r.clone()].iter().zip(&xs[r]) {
-                        let gv = gv.as_f64();
-                        sg += gv;
-                        sgx += gv * (xv.as_f64() - mu);
-                    }
-                    [sg, sgx]
-                });
-                let dx = need_x.then(|| {
-                    let w: Vec<T> = per_channel(OP, wc.as_ref(), c, 1.0);
-                    let mut dx = vec![T::zero(); xs.len()];
-                    // dx = k·g + a·x + b per channel.
-                    let coef: Vec<[T; 3]> = (0..c)
-                        .map(|ch| {
-                            let k = w[ch].as_f64() * invstd[ch];
-                            if training {
-                                let mg = sums[ch][0] / m as f64;
-                                let a = -k * invstd[ch] * invstd[ch] * sums[ch][1] / m as f64;
-                                [T::cast_f64(k), T::cast_f64(a), T::cast_f64(-k * mg - a * mean[ch])]
-                            } else {
-                                [T::cast_f64(k), T::zero(), T::zero()]
-                            }
-                        })
-                        .collect();
-                    for_samples(&mut dx, cl, |s, o| {
-                        for (ch, &[k, a, b]) in coef.iter().enumerate() {
-                            let r = at(s, ch);
-                            let dst = &mut o[ch * l..(ch + 1) * l];
-                            for ((d, &gv), &xv) in dst.iter_mut().zip(&gs[r.clone()]).zip(&xs[r]) {
-                                *d = k * gv + a * xv + b;
-                            }
-                        }
-                    });
-                    tensor_from(dx, xc.shape())
-                });
-                let dw = need_w.then(|| {
-                    let v: Vec<T> = (0..c).map(|ch| T::cast_f64(sums[ch][1] * invstd[ch])).collect();
-                    tensor_from(v, &[c])
-                });
-                let db = need_b.then(|| {
-                    let v: Vec<T> = (0..c).map(|ch| T::cast_f64(sums[ch][0])).collect();
-                    tensor_from(v, &[c])
-                });
-                (dx, dw, db)
-            })
-        }));
-        let mut grads = vec![dx];
-        if has_w {
-            grads.push(dw);
-        }
-        if has_b {
-            grads.push(db);
-        }
-        grads
+        let need = [need[0], has_w && need[1], need_b];
+        let be = backend::of(g.device());
+        let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &mean, &invstd, training, need);
+        affine_grads(grads, has_w, has_b, &dtypes)
     })
 }
 
@@ -372,108 +149,78 @@ pub fn layer_norm(
             check_same(OP, what, t, x);
         }
     }
-    cuda_return!(
-        x,
-        super::cuda::layer_norm(x, normalized_shape, weight, bias, eps)
-    );
-    if is_half(x.dtype()) || x.device() != Device::Cpu {
-        let to32 = |t: &Tensor| t.to(&Device::Cpu).to_dtype(DType::F32);
-        let (w, b) = (weight.map(to32), bias.map(to32));
-        return layer_norm(&to32(x), normalized_shape, w.as_ref(), b.as_ref(), eps)
-            .to_dtype(x.dtype())
-            .to(&x.device());
-    }
     let d: usize = normalized_shape.iter().product();
-    let (out, stats) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let rows = xs.len().checked_div(d).unwrap_or(0);
-        let stats: Vec<[f64; 2]> = (0..rows)
-            .map(|r| {
-                let row = &xs[r * d..(r + 1) * d];
-                let mean = sum_f64(row) / d as f64;
-                let var = row.iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() / d as f64;
-                [mean, 1.0 / (var + eps).sqrt()]
-            })
-            .collect();
-        let w: Option<Vec<T>> = weight.map(|t| t.with_slice::<T, _>(OP, |s| s.to_vec()));
-        let b: Option<Vec<T>> = bias.map(|t| t.with_slice::<T, _>(OP, |s| s.to_vec()));
-        let mut out = vec![T::zero(); xs.len()];
-        for_samples(&mut out, d, |r, o| {
-            let (mean, rstd) = (T::cast_f64(stats[r][0]), T::cast_f64(stats[r][1]));
-            for (j, (y, &v)) in o.iter_mut().zip(&xs[r * d..(r + 1) * d]).enumerate() {
-                let mut t = (v - mean) * rstd;
-                if let Some(w) = &w {
-                    t *= w[j];
-                }
-                if let Some(b) = &b {
-                    t += b[j];
-                }
-                *y = t;
-            }
-        });
-        (tensor_from(out, x.shape()), stats)
-    }));
-    let xc = x.clone();
-    let wc = weight.cloned();
+    let detach = |t: Option<&Tensor>| t.map(Tensor::detach);
+    let (xd, wd, bd) = (x.detach(), detach(weight), detach(bias));
+    let Some((out, stats)) =
+        backend::of(x.device()).layer_norm(&xd, d, wd.as_ref(), bd.as_ref(), eps)
+    else {
+        return layer_norm_composed(x, normalized_shape, weight, bias, eps);
+    };
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
+    let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let wshape = normalized_shape.to_vec();
     Tensor::from_op(out, "NativeLayerNormBackward0", &inputs, move |g, need| {
-        let (need_x, need_w) = (need[0], has_w && need[1]);
         let need_b = has_b && need[1 + has_w as usize];
-        let (dx, dw, db) = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            xc.with_slice::<T, _>(OP, |xs| {
-                let w: Vec<f64> = match &wc {
-                    Some(t) => t.to_vec::<f64>(),
-                    None => vec![1.0; d],
-                };
-                let dx = need_x.then(|| {
-                    let mut dx = vec![T::zero(); xs.len()];
-                    for_samples(&mut dx, d, |r, o| {
-                        let [mean, rstd] = stats[r];
-                        let (gr, xr) = (&gs[r * d..(r + 1) * d], &xs[r * d..(r + 1) * d]);
-                        let (mut a, mut b) = (0.0, 0.0);
-                        for j in 0..d {
-                            let gw = gr[j].as_f64() * w[j];
-                            a += gw;
-                            b += gw * (xr[j].as_f64() - mean) * rstd;
-                        }
-                        let (a, b) = (a / d as f64, b / d as f64);
-                        for j in 0..d {
-                            let xh = (xr[j].as_f64() - mean) * rstd;
-                            let gw = gr[j].as_f64() * w[j];
-                            o[j] = T::cast_f64(rstd * (gw - a - xh * b));
-                        }
-                    });
-                    tensor_from(dx, xc.shape())
-                });
-                let (dw, db) = if need_w || need_b {
-                    let (mut dw, mut db) = (vec![0.0f64; d], vec![0.0f64; d]);
-                    for (r, &[mean, rstd]) in stats.iter().enumerate() {
-                        for j in 0..d {
-                            let gv = gs[r * d + j].as_f64();
-                            dw[j] += gv * (xs[r * d + j].as_f64() - mean) * rstd;
-                            db[j] += gv;
-                        }
-                    }
-                    let conv = |v: Vec<f64>| {
-                        tensor_from(v.into_iter().map(T::cast_f64).collect::<Vec<T>>(), &wshape)
-                    };
-                    (need_w.then(|| conv(dw)), need_b.then(|| conv(db)))
-                } else {
-                    (None, None)
-                };
-                (dx, dw, db)
-            })
-        }));
-        let mut grads = vec![dx];
-        if has_w {
-            grads.push(dw);
-        }
-        if has_b {
-            grads.push(db);
-        }
-        grads
+        let need = [need[0], has_w && need[1], need_b];
+        let be = backend::of(g.device());
+        let grads = be.layer_norm_backward(&xd, g, wd.as_ref(), &stats, &wshape, need);
+        affine_grads(grads, has_w, has_b, &dtypes)
     })
+}
+
+/// The gradients of a normalisation's input, weight and bias as the
+/// backward returns them (only the inputs that were given), each in its
+/// input's dtype.
+fn affine_grads(
+    (dx, dw, db): crate::backend::Grads3,
+    has_w: bool,
+    has_b: bool,
+    dtypes: &[DType],
+) -> Vec<Option<Tensor>> {
+    let mut grads = vec![dx];
+    if has_w {
+        grads.push(dw);
+    }
+    if has_b {
+        grads.push(db);
+    }
+    grads
+        .into_iter()
+        .zip(dtypes)
+        .map(|(g, &dt)| g.map(|g| if g.dtype() == dt { g } else { g.to_dtype(dt) }))
+        .collect()
+}
+
+/// Layer norm composed from tensor ops (autograd differentiates it), for
+/// backends without a fused kernel; float16/bfloat16 are computed in
+/// float32.
+fn layer_norm_composed(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Tensor {
+    if is_half(x.dtype()) {
+        let to32 = |t: &Tensor| t.to_dtype(DType::F32);
+        let (w, b) = (weight.map(to32), bias.map(to32));
+        return layer_norm_composed(&to32(x), normalized_shape, w.as_ref(), b.as_ref(), eps)
+            .to_dtype(x.dtype());
+    }
+    let r = x.dim() as isize;
+    let dims: Vec<isize> = (r - normalized_shape.len() as isize..r).collect();
+    let centered = x.sub(&x.mean_dims(Some(&dims), true));
+    let var = centered.square().mean_dims(Some(&dims), true);
+    let mut y = centered.div(&var.add_scalar(eps).sqrt());
+    if let Some(w) = weight {
+        y = y.mul(w);
+    }
+    if let Some(b) = bias {
+        y = y.add(b);
+    }
+    y
 }

@@ -1,36 +1,22 @@
 //! 2-D pooling with autograd, over the kernels of `kiln_kernels::cpu::pool`.
 
-use super::util::{check_float, dispatch_real, is_half, tensor_from};
-use crate::ops::device::{cuda_return, is_cuda};
-use crate::{DType, Device, Tensor};
-use kiln_kernels::cpu::pool::{
-    adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
-    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool2d_output_size,
-};
-use std::sync::Arc;
+use super::util::check_float;
+use crate::Tensor;
+use crate::backend::{self, Pool2dParams};
+use kiln_kernels::cpu::pool::pool2d_output_size;
 
 /// Runs a 4-D pooling function on `x`, accepting unbatched `[C, H, W]`
-/// input and computing float16/bfloat16 CPU tensors in float32. Returns
-/// `None` when `x` is a 4-D f32/f64 CPU tensor or a 4-D CUDA tensor, which
-/// the caller handles itself.
+/// input. Returns `None` when `x` is 4-D, which the caller handles itself.
 fn adapt(op: &str, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Option<Tensor> {
     check_float(op, "input", x);
     match x.dim() {
         3 => Some(f(&x.unsqueeze(0)).squeeze_dim(0)),
-        4 if !is_cuda(x) && (is_half(x.dtype()) || x.device() != Device::Cpu) => {
-            let x32 = x.to(&Device::Cpu).to_dtype(DType::F32);
-            Some(f(&x32).to_dtype(x.dtype()).to(&x.device()))
-        }
         4 => None,
         _ => panic!(
             "{op}: expected a 3-D (unbatched) or 4-D (batched) input, but got input of shape {:?}",
             x.shape()
         ),
     }
-}
-
-fn shape4(x: &Tensor) -> [usize; 4] {
-    [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]]
 }
 
 /// Checks pooling parameters and returns the output size `[oh, ow]`.
@@ -106,22 +92,18 @@ pub fn max_pool2d_with(
         return y;
     }
     output_hw(OP, x, kernel, stride, padding, dilation, ceil_mode);
-    cuda_return!(
-        x,
-        super::cuda::max_pool2d(x, [kernel, stride, padding, dilation], ceil_mode)
-    );
-    let in_shape = shape4(x);
-    let (out, indices, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let (y, idx, os) =
-            max_pool2d_forward(xs, in_shape, kernel, stride, padding, dilation, ceil_mode);
-        (tensor_from(y, &os), idx, os)
-    }));
-    let indices = Arc::new(indices);
+    let p = Pool2dParams {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+    };
+    let (out, indices) = backend::of(x.device()).max_pool2d(&x.detach(), &p);
+    let in_shape = x.shape().to_vec();
     Tensor::from_op(out, "MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
-        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            tensor_from(max_pool2d_backward(gs, out_shape, &indices, in_shape), &in_shape)
-        }));
-        vec![Some(gx)]
+        let be = backend::of(g.device());
+        vec![Some(be.max_pool2d_backward(g, &indices, &in_shape, &p))]
     })
 }
 
@@ -160,26 +142,23 @@ pub fn avg_pool2d_with(
         return y;
     }
     output_hw(OP, x, kernel, stride, padding, [1, 1], ceil_mode);
-    cuda_return!(
-        x,
-        super::cuda::avg_pool2d(x, [kernel, stride, padding], ceil_mode, count_include_pad)
-    );
-    let in_shape = shape4(x);
-    let (out, out_shape) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let (y, os) = avg_pool2d_forward(
-            xs, in_shape, kernel, stride, padding, ceil_mode, count_include_pad, None,
-        );
-        (tensor_from(y, &os), os)
-    }));
+    let p = Pool2dParams {
+        kernel,
+        stride,
+        padding,
+        dilation: [1, 1],
+        ceil_mode,
+    };
+    let out = backend::of(x.device()).avg_pool2d(&x.detach(), &p, count_include_pad);
+    let in_shape = x.shape().to_vec();
     Tensor::from_op(out, "AvgPool2DBackward0", &[x], move |g, _| {
-        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            let v = avg_pool2d_backward(
-                gs, out_shape, in_shape, kernel, stride, padding, ceil_mode,
-                count_include_pad, None,
-            );
-            tensor_from(v, &in_shape)
-        }));
-        vec![Some(gx)]
+        let be = backend::of(g.device());
+        vec![Some(be.avg_pool2d_backward(
+            g,
+            &in_shape,
+            &p,
+            count_include_pad,
+        ))]
     })
 }
 
@@ -197,7 +176,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {
     if let Some(y) = adapt(OP, x, |x| adaptive_avg_pool2d(x, output_size)) {
         return y;
     }
-    let in_shape = shape4(x);
+    let in_shape = x.shape();
     if output_size.contains(&0) && in_shape[0] * in_shape[1] > 0 {
         panic!(
             "{OP}: output size {output_size:?} must be positive (input {:?})",
@@ -210,15 +189,10 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {
             x.shape()
         );
     }
-    cuda_return!(x, super::cuda::adaptive_avg_pool2d(x, output_size));
-    let out_shape = [in_shape[0], in_shape[1], output_size[0], output_size[1]];
-    let out = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        tensor_from(adaptive_avg_pool2d_forward(xs, in_shape, output_size), &out_shape)
-    }));
+    let out = backend::of(x.device()).adaptive_avg_pool2d(&x.detach(), output_size);
+    let in_shape = in_shape.to_vec();
     Tensor::from_op(out, "AdaptiveAvgPool2DBackward0", &[x], move |g, _| {
-        let gx = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-            tensor_from(adaptive_avg_pool2d_backward(gs, in_shape, output_size), &in_shape)
-        }));
-        vec![Some(gx)]
+        let be = backend::of(g.device());
+        vec![Some(be.adaptive_avg_pool2d_backward(g, &in_shape))]
     })
 }

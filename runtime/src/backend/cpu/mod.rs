@@ -1,0 +1,337 @@
+//! The CPU backend: host storage, rayon-parallel kernels and the fused
+//! kernels of `kiln_kernels::cpu` (im2col + gemm convolution, pooling).
+//! float16/bfloat16 inputs of the fused kernels are computed in float32.
+
+mod binary;
+mod index;
+mod loss;
+mod nn;
+mod norm;
+mod softmax;
+mod unary;
+
+use super::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices, UnaryOp};
+use crate::loss::PointLoss;
+use crate::ops::binary::BinaryFns;
+use crate::storage::CpuStorage;
+use crate::{DType, Device, Layout, Tensor};
+
+/// The CPU's implementation of [`Backend`].
+pub(crate) struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn cast(&self, t: &Tensor, dtype: DType) -> Tensor {
+        let guard = t.read_storage();
+        Tensor::from_cpu(guard.cpu("to_dtype").cast(t.layout(), dtype), t.shape())
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Tensor) -> Tensor {
+        unary::unary(op, x)
+    }
+
+    fn scaled_grad(&self, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor {
+        unary::scaled_grad(op, g, x)
+    }
+
+    fn binary(
+        &self,
+        op: &str,
+        fns: &BinaryFns,
+        a: (&Tensor, &Layout),
+        b: (&Tensor, &Layout),
+        shape: &[usize],
+    ) -> Tensor {
+        binary::binary(op, fns, a, b, shape)
+    }
+
+    fn compare(
+        &self,
+        op: &str,
+        f: fn(f64, f64) -> bool,
+        a: (&Tensor, &Layout),
+        b: (&Tensor, &Layout),
+        shape: &[usize],
+    ) -> Tensor {
+        binary::compare(op, f, a, b, shape)
+    }
+
+    fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Tensor {
+        softmax::softmax(x, dim, log)
+    }
+
+    fn softmax_backward(&self, y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Tensor {
+        softmax::softmax_backward(y, g, dim, log)
+    }
+
+    fn deep_copy(&self, t: &Tensor) -> Tensor {
+        let guard = t.read_storage();
+        Tensor::from_cpu(guard.cpu("clone").gather(t.layout()), t.shape())
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType, _device: Device) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_cpu(CpuStorage::full(dtype, n, value), shape)
+    }
+
+    fn fill(&self, t: &Tensor, value: f64) {
+        crate::ops::inplace::fill_cpu(t, value)
+    }
+
+    fn binary_inplace(
+        &self,
+        op: &str,
+        fns: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
+        t: &Tensor,
+        other: &Tensor,
+        ls: &Layout,
+    ) {
+        crate::ops::inplace::apply_binary_cpu(op, fns, t, other, ls)
+    }
+
+    fn cat(&self, ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
+        crate::ops::join::cat_cpu(ts, d, out_shape)
+    }
+
+    fn sum(&self, x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor {
+        crate::ops::reduce::sum_cpu(x, mask, shape)
+    }
+
+    fn sort(&self, x: &Tensor, d: usize, descending: bool) -> (Tensor, Tensor) {
+        crate::ops::sort::sort_cpu(x, d, descending)
+    }
+
+    fn max_min_dim(&self, x: &Tensor, d: usize, keepdim: bool, max: bool) -> (Tensor, Tensor) {
+        crate::ops::sort::max_min_dim_cpu(x, d, keepdim, max)
+    }
+
+    fn matmul(&self, a: (&Tensor, &Layout), b: (&Tensor, &Layout), out_shape: &[usize]) -> Tensor {
+        crate::ops::matmul::matmul_cpu(a, b, out_shape)
+    }
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
+        nn::conv2d(x, w, bias, p)
+    }
+
+    fn conv2d_backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        g: &Tensor,
+        p: &Conv2dParams,
+        need: [bool; 3],
+    ) -> Grads3 {
+        nn::conv2d_backward(x, w, g, p, need)
+    }
+
+    fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) {
+        nn::max_pool2d(x, p)
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        g: &Tensor,
+        indices: &PoolIndices,
+        in_shape: &[usize],
+        p: &Pool2dParams,
+    ) -> Tensor {
+        nn::max_pool2d_backward(g, indices, in_shape, p)
+    }
+
+    fn avg_pool2d(&self, x: &Tensor, p: &Pool2dParams, count_include_pad: bool) -> Tensor {
+        nn::avg_pool2d(x, p, count_include_pad)
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        g: &Tensor,
+        in_shape: &[usize],
+        p: &Pool2dParams,
+        count_include_pad: bool,
+    ) -> Tensor {
+        nn::avg_pool2d_backward(g, in_shape, p, count_include_pad)
+    }
+
+    fn adaptive_avg_pool2d(&self, x: &Tensor, out_hw: [usize; 2]) -> Tensor {
+        nn::adaptive_avg_pool2d(x, out_hw)
+    }
+
+    fn adaptive_avg_pool2d_backward(&self, g: &Tensor, in_shape: &[usize]) -> Tensor {
+        nn::adaptive_avg_pool2d_backward(g, in_shape)
+    }
+
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        running_mean: Option<&Tensor>,
+        running_var: Option<&Tensor>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> (Tensor, Tensor, Tensor) {
+        norm::batch_norm(
+            x,
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            training,
+            momentum,
+            eps,
+        )
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        weight: Option<&Tensor>,
+        mean: &Tensor,
+        invstd: &Tensor,
+        training: bool,
+        need: [bool; 3],
+    ) -> Grads3 {
+        norm::batch_norm_backward(x, g, weight, mean, invstd, training, need)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor,
+        d: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Option<(Tensor, Tensor)> {
+        Some(norm::layer_norm(x, d, weight, bias, eps))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        weight: Option<&Tensor>,
+        stats: &Tensor,
+        wshape: &[usize],
+        need: [bool; 3],
+    ) -> Grads3 {
+        norm::layer_norm_backward(x, g, weight, stats, wshape, need)
+    }
+
+    fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
+        index::index_select(x, d, index)
+    }
+
+    fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {
+        index::index_add(x, d, index, source)
+    }
+
+    fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
+        index::gather(x, d, index)
+    }
+
+    fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor {
+        index::scatter_add(x, d, index, src)
+    }
+
+    fn where_(
+        &self,
+        cond: &Tensor,
+        lc: &Layout,
+        a: &Tensor,
+        la: &Layout,
+        b: &Tensor,
+        lb: &Layout,
+        shape: &[usize],
+    ) -> Tensor {
+        index::where_(cond, lc, a, la, b, lb, shape)
+    }
+
+    fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
+        index::masked_fill(x, mask, lm, value)
+    }
+
+    fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor {
+        index::masked_select(x, mask, shape)
+    }
+
+    fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor {
+        index::masked_scatter(g, mask)
+    }
+
+    fn one_hot(&self, x: &Tensor, n: usize) -> Tensor {
+        index::one_hot(x, n)
+    }
+
+    fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor {
+        nn::embedding(weight, idx)
+    }
+
+    fn embedding_backward(&self, g: &Tensor, idx: &Tensor, v: usize) -> Tensor {
+        nn::embedding_backward(g, idx, v)
+    }
+
+    fn fused_optimizers(&self) -> bool {
+        false
+    }
+
+    fn optim_step(&self, step: &OptimStep, p: &Tensor, _g: &Tensor, _state: &[&Tensor]) {
+        // `optim::update_param` runs the rule's host loop on CPU tensors.
+        panic!(
+            "{step:?}: the CPU updates parameters with the optimizer's host loop (parameter {:?})",
+            p.shape()
+        )
+    }
+
+    fn cross_entropy(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        w: Option<&Tensor>,
+        ignore: i64,
+        eps: f64,
+    ) -> (Tensor, Tensor) {
+        loss::cross_entropy(x, t, w, ignore, eps)
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        w: Option<&Tensor>,
+        ignore: i64,
+        eps: f64,
+        gl: &Tensor,
+    ) -> Tensor {
+        loss::cross_entropy_backward(x, t, w, ignore, eps, gl)
+    }
+
+    fn nll_loss(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        w: Option<&Tensor>,
+        ignore: i64,
+    ) -> (Tensor, Tensor) {
+        loss::nll_loss(x, t, w, ignore)
+    }
+
+    fn nll_loss_backward(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        w: Option<&Tensor>,
+        ignore: i64,
+        gl: &Tensor,
+    ) -> Tensor {
+        loss::nll_loss_backward(x, t, w, ignore, gl)
+    }
+
+    fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor {
+        loss::point_loss(kind, x, t)
+    }
+
+    fn point_loss_backward(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> (Tensor, Tensor) {
+        loss::point_loss_backward(kind, x, t)
+    }
+}
