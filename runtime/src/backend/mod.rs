@@ -23,6 +23,7 @@ pub use kiln_kernels::cpu::conv::Conv2dParams;
 
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
+use crate::ops::inplace::InplaceFns;
 use crate::{DType, Device, Layout, Tensor};
 
 /// Whether a CUDA device can be used right now.
@@ -140,14 +141,7 @@ pub(crate) trait Backend: Sync {
     /// `t = f(t, other)` in place (`op` is `add_ sub_ mul_ div_ copy_`;
     /// `fns` are the CPU's functions), `other` in `t`'s dtype and read
     /// through `ls`, broadcast to `t`'s shape.
-    fn binary_inplace(
-        &self,
-        op: &str,
-        fns: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
-        t: &Tensor,
-        other: &Tensor,
-        ls: &Layout,
-    );
+    fn binary_inplace(&self, op: &str, fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout);
 
     /// Concatenation of same-dtype tensors along `d` into `out_shape`.
     fn cat(&self, ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor;

@@ -16,6 +16,7 @@ use super::cpu::CpuBackend;
 use super::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices, UnaryOp};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
+use crate::ops::inplace::InplaceFns;
 use crate::storage::{CpuStorage, Storage};
 use crate::{DType, Device, Layout, Tensor};
 
@@ -125,14 +126,7 @@ impl Backend for TestBackend {
         write_back(t, &c);
     }
 
-    fn binary_inplace(
-        &self,
-        op: &str,
-        fns: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
-        t: &Tensor,
-        other: &Tensor,
-        ls: &Layout,
-    ) {
+    fn binary_inplace(&self, op: &str, fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout) {
         let c = cpu(t);
         CpuBackend.binary_inplace(op, fns, &c, &cpu(other), ls);
         write_back(t, &c);

@@ -9,6 +9,9 @@ use crate::layout::Layout;
 use crate::storage::CpuStorage;
 use half::{bf16, f16};
 
+/// The CPU's scalar functions of an in-place binary op (f32, f64).
+pub(crate) type InplaceFns = (fn(f32, f32) -> f32, fn(f64, f64) -> f64);
+
 fn check_inplace(op: &str, t: &Tensor) {
     if crate::autograd::is_grad_enabled() && t.requires_grad() {
         if t.is_leaf() {
@@ -69,7 +72,7 @@ fn apply_binary_(
 /// `ls` (broadcast to `t`), in `t`'s dtype.
 pub(crate) fn apply_binary_cpu(
     op: &str,
-    (f32f, f64f): (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
+    (f32f, f64f): InplaceFns,
     t: &Tensor,
     other: &Tensor,
     ls: &Layout,

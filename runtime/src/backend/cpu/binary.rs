@@ -18,29 +18,27 @@ pub(super) fn binary(
     let gb = b.read_storage();
     let out = match (ga.cpu(op), gb.cpu(op)) {
         (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-            CpuStorage::F32(binary_map(x, &la, y, &lb, fns.f32))
+            CpuStorage::F32(binary_map(x, la, y, lb, fns.f32))
         }
         (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-            CpuStorage::F64(binary_map(x, &la, y, &lb, fns.f64))
+            CpuStorage::F64(binary_map(x, la, y, lb, fns.f64))
         }
         (CpuStorage::F16(x), CpuStorage::F16(y)) => {
-            CpuStorage::F16(binary_map(x, &la, y, &lb, |p, q| {
+            CpuStorage::F16(binary_map(x, la, y, lb, |p, q| {
                 f16::from_f32((fns.f32)(p.to_f32(), q.to_f32()))
             }))
         }
         (CpuStorage::BF16(x), CpuStorage::BF16(y)) => {
-            CpuStorage::BF16(binary_map(x, &la, y, &lb, |p, q| {
+            CpuStorage::BF16(binary_map(x, la, y, lb, |p, q| {
                 bf16::from_f32((fns.f32)(p.to_f32(), q.to_f32()))
             }))
         }
         (CpuStorage::I64(x), CpuStorage::I64(y)) => match fns.i64 {
-            Some(f) => CpuStorage::I64(binary_map(x, &la, y, &lb, f)),
+            Some(f) => CpuStorage::I64(binary_map(x, la, y, lb, f)),
             None => panic!("{op}: not supported for int64 tensors"),
         },
         (CpuStorage::U8(x), CpuStorage::U8(y)) => match fns.i64 {
-            Some(f) => CpuStorage::U8(binary_map(x, &la, y, &lb, |p, q| {
-                f(p as i64, q as i64) as u8
-            })),
+            Some(f) => CpuStorage::U8(binary_map(x, la, y, lb, |p, q| f(p as i64, q as i64) as u8)),
             None => panic!("{op}: not supported for uint8 tensors"),
         },
         (l, _) => panic!("{op}: not supported for {} tensors", l.dtype()),
@@ -60,14 +58,14 @@ pub(super) fn compare(
     let gb = b.read_storage();
     let out: Vec<bool> = match (ga.cpu(op), gb.cpu(op)) {
         (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-            binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
+            binary_map(x, la, y, lb, |p, q| f(p as f64, q as f64))
         }
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => binary_map(x, &la, y, &lb, f),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => binary_map(x, la, y, lb, f),
         (CpuStorage::I64(x), CpuStorage::I64(y)) => {
-            binary_map(x, &la, y, &lb, |p, q| f(p as f64, q as f64))
+            binary_map(x, la, y, lb, |p, q| f(p as f64, q as f64))
         }
         (x, y) => {
-            let (x, y) = (x.cast(&la, DType::F64), y.cast(&lb, DType::F64));
+            let (x, y) = (x.cast(la, DType::F64), y.cast(lb, DType::F64));
             let l = Layout::contiguous(shape);
             match (x, y) {
                 (CpuStorage::F64(x), CpuStorage::F64(y)) => binary_map(&x, &l, &y, &l, f),

@@ -187,9 +187,9 @@ pub(super) fn where_(
 ) -> Tensor {
     let (op, dtype, shape) = ("where", ac.dtype(), shape.to_vec());
     with_typed!(dtype, T => {
-        let v: Vec<T> = with_raw::<bool, _>(op, &cond, |c| {
-            with_raw::<T, _>(op, &ac, |x| {
-                with_raw::<T, _>(op, &bc, |y| {
+        let v: Vec<T> = with_raw::<bool, _>(op, cond, |c| {
+            with_raw::<T, _>(op, ac, |x| {
+                with_raw::<T, _>(op, bc, |y| {
                     match (lc.contiguous_range(), la.contiguous_range(), lb.contiguous_range()) {
                         (Some(rc), Some(ra), Some(rb)) => c[rc]
                             .iter()
@@ -230,8 +230,8 @@ pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) ->
 
 pub(super) fn masked_select(x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor {
     let (op, this) = ("masked_select", x);
-    let lx = this.layout().broadcast_to(&shape).expect("broadcast");
-    let lm = mask.layout().broadcast_to(&shape).expect("broadcast");
+    let lx = this.layout().broadcast_to(shape).expect("broadcast");
+    let lm = mask.layout().broadcast_to(shape).expect("broadcast");
     with_typed!(this.dtype(), T => {
         let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
             with_raw::<T, _>(op, this, |x| {

@@ -13,6 +13,7 @@ mod unary;
 use super::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices, UnaryOp};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
+use crate::ops::inplace::InplaceFns;
 use crate::storage::CpuStorage;
 use crate::{DType, Device, Layout, Tensor};
 
@@ -77,14 +78,7 @@ impl Backend for CpuBackend {
         crate::ops::inplace::fill_cpu(t, value)
     }
 
-    fn binary_inplace(
-        &self,
-        op: &str,
-        fns: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
-        t: &Tensor,
-        other: &Tensor,
-        ls: &Layout,
-    ) {
+    fn binary_inplace(&self, op: &str, fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout) {
         crate::ops::inplace::apply_binary_cpu(op, fns, t, other, ls)
     }
 
@@ -132,9 +126,9 @@ impl Backend for CpuBackend {
         g: &Tensor,
         indices: &PoolIndices,
         in_shape: &[usize],
-        p: &Pool2dParams,
+        _p: &Pool2dParams,
     ) -> Tensor {
-        nn::max_pool2d_backward(g, indices, in_shape, p)
+        nn::max_pool2d_backward(g, indices, in_shape)
     }
 
     fn avg_pool2d(&self, x: &Tensor, p: &Pool2dParams, count_include_pad: bool) -> Tensor {

@@ -106,16 +106,12 @@ pub(super) fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) 
     (out, PoolIndices::Host(Arc::new(idx)))
 }
 
-pub(super) fn max_pool2d_backward(
-    g: &Tensor,
-    indices: &PoolIndices,
-    in_shape: &[usize],
-    p: &Pool2dParams,
-) -> Tensor {
+/// The CPU's indices locate each window's maximum: no geometry needed.
+pub(super) fn max_pool2d_backward(g: &Tensor, indices: &PoolIndices, in_shape: &[usize]) -> Tensor {
     const OP: &str = "max_pool2d";
     if is_half(g.dtype()) {
         return back_to(
-            max_pool2d_backward(&f32_of(g), indices, in_shape, p),
+            max_pool2d_backward(&f32_of(g), indices, in_shape),
             g.dtype(),
         );
     }

@@ -387,7 +387,7 @@ pub(super) fn layer_norm_backward(
                     }
                 }
                 let conv = |v: Vec<f64>| {
-                    tensor_from(v.into_iter().map(T::cast_f64).collect::<Vec<T>>(), &wshape)
+                    tensor_from(v.into_iter().map(T::cast_f64).collect::<Vec<T>>(), wshape)
                 };
                 (need_w.then(|| conv(dw)), need_b.then(|| conv(db)))
             } else {

@@ -6,6 +6,7 @@ use crate::backend::UnaryOp;
 use crate::backend::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
+use crate::ops::inplace::InplaceFns;
 use crate::storage::Storage;
 use crate::{DType, Device, Layout, Tensor, autograd};
 
@@ -117,14 +118,7 @@ impl Backend for CudaBackend {
         }
     }
 
-    fn binary_inplace(
-        &self,
-        op: &str,
-        _fns: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
-        t: &Tensor,
-        other: &Tensor,
-        ls: &Layout,
-    ) {
+    fn binary_inplace(&self, op: &str, _fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout) {
         super::binary_inplace(op, t, other, ls)
     }
 
