@@ -11,7 +11,7 @@ use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, Storage};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// An n-dimensional array with autograd, like `torch.Tensor`.
@@ -31,14 +31,69 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 pub(crate) struct TensorImpl {
-    pub(crate) storage: Arc<RwLock<Storage>>,
+    pub(crate) storage: Arc<StorageCell>,
     pub(crate) layout: Layout,
-    pub(crate) dtype: DType,
-    pub(crate) device: Device,
     pub(crate) requires_grad: AtomicBool,
     pub(crate) grad_fn: Option<Arc<Node>>,
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) hooks: Mutex<Vec<Hook>>,
+}
+
+/// A tensor's data, shared by all its views: the storage behind its lock,
+/// and the storage's dtype and device, readable without that lock.
+///
+/// The dtype and device live here rather than in each [`TensorImpl`] so
+/// that [`Tensor::move_storage_`] can move the data in place (what
+/// `Module::to` does, like PyTorch's `param.data = ...`) and every handle
+/// and view of it sees the new device at once.
+pub(crate) struct StorageCell {
+    data: RwLock<Storage>,
+    /// `dtype index | device code << 8` (see [`StorageCell::meta`]).
+    meta: AtomicU64,
+}
+
+const DTYPES: [DType; 7] = [
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::BF16,
+    DType::I64,
+    DType::U8,
+    DType::Bool,
+];
+
+impl StorageCell {
+    fn new(storage: Storage) -> StorageCell {
+        StorageCell {
+            meta: AtomicU64::new(StorageCell::meta(&storage)),
+            data: RwLock::new(storage),
+        }
+    }
+
+    /// Packs `storage`'s dtype and device into one word.
+    fn meta(storage: &Storage) -> u64 {
+        let dtype = DTYPES
+            .iter()
+            .position(|d| *d == storage.dtype())
+            .expect("every dtype is in DTYPES") as u64;
+        let device = match storage {
+            Storage::Cpu(_) => 0,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.ordinal() as u64 + 1,
+        };
+        dtype | device << 8
+    }
+
+    fn dtype(&self) -> DType {
+        DTYPES[(self.meta.load(Ordering::Acquire) & 0xff) as usize]
+    }
+
+    fn device(&self) -> Device {
+        match self.meta.load(Ordering::Acquire) >> 8 {
+            0 => Device::Cpu,
+            n => Device::Cuda(n as usize - 1),
+        }
+    }
 }
 
 impl Tensor {
@@ -50,17 +105,9 @@ impl Tensor {
         // the thread pool, so that parallel kernels need no hand-off to
         // start (see `join_pool`); afterwards one relaxed load.
         kiln_kernels::cpu::parallel::join_pool();
-        let dtype = storage.dtype();
-        let device = match &storage {
-            Storage::Cpu(_) => Device::Cpu,
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
-        };
         Tensor(Arc::new(TensorImpl {
-            storage: Arc::new(RwLock::new(storage)),
+            storage: Arc::new(StorageCell::new(storage)),
             layout,
-            dtype,
-            device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -80,8 +127,6 @@ impl Tensor {
         Tensor(Arc::new(TensorImpl {
             storage: self.0.storage.clone(),
             layout,
-            dtype: self.0.dtype,
-            device: self.0.device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -118,8 +163,6 @@ impl Tensor {
         let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| TensorImpl {
             storage: shared.storage.clone(),
             layout: shared.layout.clone(),
-            dtype: shared.dtype,
-            device: shared.device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -165,12 +208,12 @@ impl Tensor {
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.0.storage.dtype()
     }
 
     /// Where the data lives.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.storage.device()
     }
 
     /// True when elements are row-major without gaps.
@@ -188,11 +231,48 @@ impl Tensor {
     }
 
     pub(crate) fn read_storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn write_storage(&self) -> RwLockWriteGuard<'_, Storage> {
-        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .data
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves this tensor's whole storage to `device` and `dtype` in place,
+    /// keeping its identity (autograd flags, `grad`, hooks) and its layout:
+    /// every handle and view of the storage sees the moved data, like
+    /// PyTorch's `param.data = param.to(...)` as `module.to()` does it, so
+    /// an optimizer built before [`Module::to`](crate::nn::Module::to)
+    /// keeps training the moved parameters. No autograd history is
+    /// recorded; do not call it while another thread uses the tensor.
+    pub(crate) fn move_storage_(&self, device: Device, dtype: DType) {
+        if device == self.device() && dtype == self.dtype() {
+            return;
+        }
+        let len = match &*self.read_storage() {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
+        };
+        // The whole buffer as one contiguous row, so that the old layout
+        // (offset, strides) stays valid over the moved copy.
+        let whole = self.view_with_layout(Layout::contiguous(&[len]));
+        let moved = autograd::no_grad(|| whole.to_device(device).to_dtype(dtype));
+        debug_assert!(!moved.shares_storage_with(self) && moved.is_contiguous());
+        let mut dst = self.write_storage();
+        std::mem::swap(&mut *dst, &mut *moved.write_storage());
+        self.0
+            .storage
+            .meta
+            .store(StorageCell::meta(&dst), Ordering::Release);
     }
 
     /// Runs `f` on this tensor's elements as a contiguous `&[T]`, copying
