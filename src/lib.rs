@@ -1,6 +1,8 @@
 //! kiln: PyTorch's programming model in Rust, with model shapes checked
 //! while they compile.
 
+#![warn(missing_docs)]
+
 pub use kiln_runtime::*;
 
 /// `#[derive(Module)]`: implements [`nn::Module`] (plus `Display` and
