@@ -26,7 +26,11 @@ pub fn pool_output_size(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
-    if kernel == 0 || dilation == 0 || padding > (dilation * (kernel - 1) + 1) / 2 {
+    if kernel == 0 || dilation == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    if padding > span / 2 {
         return None;
     }
     crate::window::output_size(input, kernel, stride, padding, dilation, ceil_mode)

@@ -48,7 +48,7 @@ pub(crate) struct TensorImpl {
 /// and view of it sees the new device at once.
 pub(crate) struct StorageCell {
     data: RwLock<Storage>,
-    /// `dtype index | device code << 8` (see [`StorageCell::meta`]).
+    /// The dtype and device, packed (see [`StorageCell::meta`]).
     meta: AtomicU64,
 }
 
@@ -70,18 +70,21 @@ impl StorageCell {
         }
     }
 
-    /// Packs `storage`'s dtype and device into one word.
+    /// Packs `storage`'s dtype and device into one word: the dtype's index
+    /// in [`DTYPES`] (bits 0..8), the device kind (bits 8..16: 0 CPU,
+    /// 1 CUDA) and the device ordinal (bits 16..). A new device kind adds
+    /// one arm here and one in [`StorageCell::device`].
     fn meta(storage: &Storage) -> u64 {
         let dtype = DTYPES
             .iter()
             .position(|d| *d == storage.dtype())
             .expect("every dtype is in DTYPES") as u64;
-        let device = match storage {
-            Storage::Cpu(_) => 0,
+        let (kind, ordinal): (u64, usize) = match storage {
+            Storage::Cpu(_) => (0, 0),
             #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => s.ordinal() as u64 + 1,
+            Storage::Cuda(s) => (1, s.ordinal()),
         };
-        dtype | device << 8
+        dtype | kind << 8 | (ordinal as u64) << 16
     }
 
     fn dtype(&self) -> DType {
@@ -89,9 +92,12 @@ impl StorageCell {
     }
 
     fn device(&self) -> Device {
-        match self.meta.load(Ordering::Acquire) >> 8 {
+        let meta = self.meta.load(Ordering::Acquire);
+        let ordinal = (meta >> 16) as usize;
+        match (meta >> 8) & 0xff {
             0 => Device::Cpu,
-            n => Device::Cuda(n as usize - 1),
+            1 => Device::Cuda(ordinal),
+            kind => unreachable!("unknown device kind {kind} in a tensor's storage"),
         }
     }
 }
