@@ -593,8 +593,7 @@ mod tests {
     #[test]
     fn a_short_run_learns_and_reports_json() {
         let dir = shared_mnist();
-        if !dir.join("train-images-idx3-ubyte.gz").exists() {
-            println!("MNIST not found in {}: skipping", dir.display());
+        if !kiln::testing::fixture_or_skip(&dir.join("train-images-idx3-ubyte.gz"), "MNIST") {
             return;
         }
         let (train_set, test_set) = open_mnist(&dir, false).unwrap();

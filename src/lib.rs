@@ -1,6 +1,8 @@
 //! kiln: PyTorch's programming model in Rust, with model shapes checked
 //! while they compile.
 
+#![warn(missing_docs)]
+
 pub use kiln_runtime::*;
 
 /// `#[derive(Module)]`: implements [`nn::Module`] (plus `Display` and
@@ -18,9 +20,19 @@ pub use kiln_runtime::*;
 /// - `#[module(buffer)]` on a `Tensor`/`Option<Tensor>`: a buffer rather
 ///   than a parameter.
 ///
-/// The struct attribute `#[module(name = "LeNet")]` changes the printed
-/// class name. The trait [`nn::Module`] and this derive macro live in
-/// different namespaces, like serde's `Serialize`.
+/// Struct attributes:
+///
+/// - `#[module(name = "LeNet")]`: the printed class name;
+/// - `#[module(extra_repr = "path")]`: a `fn(&Self) -> String` whose text
+///   `print(model)` shows inside the parentheses, like PyTorch's
+///   `extra_repr` (kiln's own layers use it for `Linear(in_features=...)`);
+/// - `#[module(crate = "path")]`: the path the generated code names the
+///   kiln crate by (default `::kiln`), like serde's `#[serde(crate = ...)]`,
+///   for crates that re-export kiln under another name; kiln-runtime's own
+///   layers use `crate = "crate"`.
+///
+/// The trait [`nn::Module`] and this derive macro live in different
+/// namespaces, like serde's `Serialize`.
 ///
 /// ```
 /// use kiln::nn::{Conv2d, Conv2dOptions, Forward, Linear, Module};

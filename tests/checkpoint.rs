@@ -16,16 +16,12 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
 }
 
-/// The fixture at `name`, or `None` (with a notice) when the shared
-/// fixtures are not checked out next to the repository.
+/// The fixture at `name`, or `None` (printing `skipped: ...`, a failure
+/// under `KILN_REQUIRE_FIXTURES=1`) when the shared fixtures are not
+/// checked out next to the repository.
 fn fixture(name: &str) -> Option<PathBuf> {
     let p = fixtures().join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("notice: {} missing; skipping", p.display());
-        None
-    }
+    kiln::testing::fixture_or_skip(&p, "a shared fixture").then_some(p)
 }
 
 /// A fresh, empty directory under the system temp dir.

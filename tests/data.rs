@@ -25,7 +25,8 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// `$KILN_DATA`, else `../shared/data/mnist` next to the repository; `None`
-/// (with a notice) when the files are not there.
+/// (printing `skipped: ...`, a failure under `KILN_REQUIRE_FIXTURES=1`)
+/// when the files are not there.
 fn mnist_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("KILN_DATA")
         .map(PathBuf::from)
@@ -35,7 +36,10 @@ fn mnist_dir() -> Option<PathBuf> {
     {
         Some(dir)
     } else {
-        eprintln!("notice: MNIST not found in {}; skipping", dir.display());
+        kiln::testing::skip(
+            kiln::testing::REQUIRE_FIXTURES,
+            &format!("MNIST not found in {}", dir.display()),
+        );
         None
     }
 }

@@ -332,11 +332,13 @@ fn inputs_on(inputs: &[(String, Tensor)], device: Device) -> Vec<(String, Tensor
 #[test]
 fn golden() {
     // Failing cases panic inside catch_unwind; keep their output short.
+    // Every case runs on the CPU and on the test device; the CUDA pass
+    // runs when a GPU is present and otherwise reports its skip.
     let mut devices = vec![Device::Test(0)];
-    if Device::cuda_is_available() {
-        devices.push(Device::Cuda(0));
+    if let Some(gpu) = kiln::testing::cuda_or_skip() {
+        devices.push(gpu);
     } else {
-        println!("CUDA not available: golden cases run on the CPU and test:0 only");
+        println!("golden: the CUDA pass is skipped, the cases run on the CPU and test:0");
     }
     let dir = golden_dir();
     let sets = selected_sets(&dir);

@@ -530,25 +530,27 @@ fn sequential_add_module_and_indexing() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn to_cuda_and_train_matches_cpu_when_a_gpu_is_present() {
-    if !Device::cuda_is_available() {
+    let Some(device) = kiln::testing::cuda_or_skip() else {
         return;
-    }
+    };
     use kiln::optim::{Adam, Optimizer};
     let cpu = LeNet::new();
     let mut gpu = LeNet::new();
     gpu.load_state_dict(&cpu.state_dict(), true).unwrap();
-    gpu.to(&Device::Cuda(0));
+    let x = Tensor::randn([2, 1, 28, 28]);
+    let mut oc = Adam::new(cpu.parameters(), 1e-2);
+    // Built before the move, as PyTorch allows: `to` moves in place.
+    let mut og = Adam::new(gpu.parameters(), 1e-2);
+    gpu.to(&device);
     assert!(
         gpu.parameters()
             .iter()
-            .all(|p| p.device() == Device::Cuda(0) && p.is_leaf() && p.requires_grad())
+            .all(|p| p.device() == device && p.is_leaf() && p.requires_grad())
     );
-    let x = Tensor::randn([2, 1, 28, 28]);
-    let mut oc = Adam::new(cpu.parameters(), 1e-2);
-    let mut og = Adam::new(gpu.parameters(), 1e-2);
     cpu.forward(&x).sum().backward();
-    gpu.forward(&x.to(&Device::Cuda(0))).sum().backward();
+    gpu.forward(&x.to(&device)).sum().backward();
     oc.step();
     og.step();
     let (a, b) = (
@@ -556,4 +558,73 @@ fn to_cuda_and_train_matches_cpu_when_a_gpu_is_present() {
         gpu.fc1.weight.to_vec::<f32>(),
     );
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
+}
+
+/// `Module::to_dtype` converts in place, like `module.double()`: an
+/// optimizer built before the conversion holds the same tensors and keeps
+/// training them (PyTorch's `param.data = ...`), integer buffers keep
+/// their dtype, and existing gradients are converted too.
+#[test]
+fn optimizer_built_before_a_dtype_move_trains_the_moved_parameters() {
+    use kiln::optim::{Optimizer, SGD};
+    kiln::manual_seed(3);
+    let mut net = Sequential::new()
+        .push(Linear::new(3, 4, &CPU))
+        .push(BatchNorm1d::new(4, &CPU))
+        .push(ReLU::new())
+        .push(Linear::new(4, 1, &CPU));
+    let mut opt = SGD::new(net.parameters(), 0.1);
+    let held = net.parameters();
+    let x = Tensor::randn([8, 3]);
+    net.forward(&x).sum().backward();
+    net.to_dtype(DType::F64);
+    for (name, t) in net.state_dict().iter() {
+        let want = if name.ends_with("num_batches_tracked") {
+            DType::I64
+        } else {
+            DType::F64
+        };
+        assert_eq!(t.dtype(), want, "{name}");
+    }
+    for p in &held {
+        assert_eq!(p.dtype(), DType::F64, "the optimizer's handles moved too");
+        assert!(p.is_leaf() && p.requires_grad());
+        assert_eq!(p.grad().expect("gradient kept").dtype(), DType::F64);
+    }
+    let before: Vec<Vec<f64>> = net.parameters().iter().map(|p| p.to_vec()).collect();
+    let grads: Vec<Vec<f64>> = held.iter().map(|p| p.grad().unwrap().to_vec()).collect();
+    opt.step();
+    for ((p, b), g) in net.parameters().iter().zip(&before).zip(&grads) {
+        let after = p.to_vec::<f64>();
+        for ((a, b), g) in after.iter().zip(b).zip(g) {
+            assert!(
+                (a - (b - 0.1 * g)).abs() < 1e-12,
+                "SGD step on the moved parameter"
+            );
+        }
+    }
+    assert_ne!(
+        before,
+        net.parameters()
+            .iter()
+            .map(|p| p.to_vec())
+            .collect::<Vec<Vec<f64>>>()
+    );
+    // The moved model trains in f64.
+    opt.zero_grad();
+    net.forward(&x.to_dtype(DType::F64)).sum().backward();
+    assert!(held.iter().all(|p| p.grad().is_some()));
+}
+
+/// A view made before the move sees the moved data: the whole storage
+/// moves, keeping each handle's layout.
+#[test]
+fn dtype_move_keeps_views_of_the_storage_valid() {
+    let mut fc = Linear::new(3, 2, &CPU);
+    let weight_t = fc.weight.t();
+    let want = weight_t.to_vec::<f64>();
+    fc.to_dtype(DType::F64);
+    assert_eq!(weight_t.dtype(), DType::F64);
+    assert_eq!(weight_t.to_vec::<f64>(), want);
+    assert_eq!(fc.weight.to_vec::<f64>(), fc.weight.t().t().to_vec::<f64>());
 }

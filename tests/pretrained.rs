@@ -138,10 +138,10 @@ fn batch_norm_fixture_reproduces_eval_logits_and_round_trips() {
 /// (train mode) the updated running statistics. Returns how many ran.
 fn run_golden_models<M: Module + Forward>(new: impl Fn() -> M) -> usize {
     let dir = golden_dir();
-    let Ok(manifest) = std::fs::read_to_string(dir.join("models.json")) else {
-        eprintln!("no models golden set in {}: skipping", dir.display());
+    if !kiln::testing::fixture_or_skip(&dir.join("models.json"), "the models golden set") {
         return 0;
-    };
+    }
+    let manifest = std::fs::read_to_string(dir.join("models.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     let tensors = load_safetensors(dir.join("models.safetensors")).unwrap();
     let keys: Vec<String> = new().state_dict().keys().map(String::from).collect();

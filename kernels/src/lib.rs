@@ -55,6 +55,9 @@
 //!   batched_gemm<T: Float>(batch, m, n, k, dst, dst_bs, dst_rs, dst_cs,
 //!                          lhs, lhs_bs, lhs_rs, lhs_cs,
 //!                          rhs, rhs_bs, rhs_rs, rhs_cs, accumulate)
+//! window
+//!   output_size(in, kernel, stride, padding, dilation, ceil_mode) -> Option<usize>
+//!   (the one copy of the conv/pool output-size rule; everything below uses it)
 //! cpu::conv
 //!   Conv2dParams { stride, padding, dilation: [usize; 2], groups }
 //!   conv2d_output_size(in_hw, kernel, &p) -> Option<[usize; 2]>
@@ -91,6 +94,13 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+
+/// The output-size rule of every convolution and pooling window
+/// ([`window::output_size`]), re-exported from the dependency-free
+/// `kiln-window` crate that the `network!` shape checker also uses.
+pub mod window {
+    pub use kiln_window::output_size;
+}
 
 /// Element type of the generic kernels: `f32` and `f64`.
 ///

@@ -1,5 +1,7 @@
 //! kiln's procedural macros: `#[derive(Module)]` and `network!`.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 
 mod derive_module;

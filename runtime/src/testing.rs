@@ -1,5 +1,9 @@
 //! Test helpers shared by kiln's test suites: finite-difference gradient
-//! checks like `torch.autograd.gradcheck` / `gradgradcheck`.
+//! checks like `torch.autograd.gradcheck` / `gradgradcheck`, and the one
+//! rule for tests that cannot run here (no GPU, a missing fixture): they
+//! print `skipped: <why>` instead of silently passing, and an environment
+//! variable ([`REQUIRE_GPU`], [`REQUIRE_FIXTURES`]) turns the skip into a
+//! failure on machines that must run them.
 //!
 //! ```
 //! use kiln_runtime::{DType, Tensor, testing::gradcheck};
@@ -7,7 +11,58 @@
 //! gradcheck(|xs| xs[0].sigmoid(), &[x], 1e-6, 1e-6, 1e-4).unwrap();
 //! ```
 
-use crate::{Tensor, autograd};
+use crate::{Device, Tensor, autograd};
+use std::path::Path;
+
+/// `KILN_REQUIRE_GPU=1`: a test that needs a CUDA GPU fails instead of
+/// skipping when none is available.
+pub const REQUIRE_GPU: &str = "KILN_REQUIRE_GPU";
+
+/// `KILN_REQUIRE_FIXTURES=1`: a test whose data files (goldens, MNIST,
+/// checkpoints) are missing fails instead of skipping.
+pub const REQUIRE_FIXTURES: &str = "KILN_REQUIRE_FIXTURES";
+
+/// True when the environment variable `var` is `1`.
+pub fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+/// Reports that the calling test cannot run here: prints `skipped: {why}`,
+/// or panics when `{require}=1` (see [`REQUIRE_GPU`], [`REQUIRE_FIXTURES`]).
+/// The caller then returns without checking anything.
+pub fn skip(require: &str, why: &str) {
+    if required(require) {
+        panic!("{why}, and {require}=1 requires it");
+    }
+    println!("skipped: {why}");
+}
+
+/// `cuda:0` when a CUDA GPU is available; otherwise [`skip`]s
+/// ("needs a CUDA GPU", failing under `KILN_REQUIRE_GPU=1`) and gives
+/// `None`. GPU tests are also `#[ignore = "needs a CUDA GPU"]`, so that a
+/// plain `cargo test` counts them as ignored rather than passed; run them
+/// with `cargo test --features cuda -- --include-ignored`.
+pub fn cuda_or_skip() -> Option<Device> {
+    if Device::cuda_is_available() {
+        Some(Device::Cuda(0))
+    } else {
+        skip(REQUIRE_GPU, "needs a CUDA GPU (none is available)");
+        None
+    }
+}
+
+/// True when `path` exists; otherwise [`skip`]s ("`what` not found at
+/// `path`", failing under `KILN_REQUIRE_FIXTURES=1`) and gives `false`.
+pub fn fixture_or_skip(path: &Path, what: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    skip(
+        REQUIRE_FIXTURES,
+        &format!("{what} not found at {}", path.display()),
+    );
+    false
+}
 
 /// Deterministic pseudo-random values in `[-1, 1)` (splitmix64), so that a
 /// check sees the same projection every time it runs.

@@ -18,7 +18,7 @@ pub fn on_pinned_toolchain() -> bool {
         .is_some_and(|v| v.starts_with(PINNED_RUSTC));
     if !pinned {
         eprintln!(
-            "ui-tests skipped: snapshots are pinned to rustc {PINNED_RUSTC}x, found {:?}",
+            "skipped: ui-test snapshots are pinned to rustc {PINNED_RUSTC}x, found {:?}",
             version.trim()
         );
     }

@@ -52,27 +52,25 @@ impl Default for Conv2dParams {
 }
 
 /// Output spatial size `[oh, ow]` of a convolution of an `in_hw` input with a
-/// `kernel`-sized kernel: `(in + 2*pad - dilation*(k-1) - 1) / stride + 1`.
-/// `None` when that is not positive or a stride, dilation or kernel size is
-/// zero.
+/// `kernel`-sized kernel: [`crate::window::output_size`] along each axis,
+/// `(in + 2*pad - dilation*(k-1) - 1) / stride + 1`. `None` when that is not
+/// positive or a stride, dilation or kernel size is zero.
 pub fn conv2d_output_size(
     in_hw: [usize; 2],
     kernel: [usize; 2],
     p: &Conv2dParams,
 ) -> Option<[usize; 2]> {
-    let mut out = [0; 2];
-    for d in 0..2 {
-        if p.stride[d] == 0 || p.dilation[d] == 0 || kernel[d] == 0 {
-            return None;
-        }
-        let span = p.dilation[d] * (kernel[d] - 1) + 1;
-        let padded = in_hw[d] + 2 * p.padding[d];
-        if padded < span {
-            return None;
-        }
-        out[d] = (padded - span) / p.stride[d] + 1;
-    }
-    Some(out)
+    let axis = |d: usize| {
+        crate::window::output_size(
+            in_hw[d],
+            kernel[d],
+            p.stride[d],
+            p.padding[d],
+            p.dilation[d],
+            false,
+        )
+    };
+    Some([axis(0)?, axis(1)?])
 }
 
 /// Validated geometry of one convolution.

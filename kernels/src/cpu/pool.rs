@@ -11,14 +11,13 @@ use super::parallel::{par_blocks_alloc, should_parallelize, zeroed};
 use crate::Float;
 
 /// Output length of one pooled dimension, exactly as PyTorch computes it:
+/// [`crate::window::output_size`] (rounding up when `ceil_mode`, dropping a
+/// last window that would start in the right padding), after PyTorch's
+/// pooling-only check that `padding` is at most half the effective kernel
+/// `dilation*(kernel-1)+1`.
 ///
-/// `out = floor_or_ceil((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1`,
-/// rounding up when `ceil_mode`, except that in ceil mode a last window that
-/// would start in the right padding is dropped.
-///
-/// `None` when the result is not positive, or the parameters are invalid
-/// (zero kernel, stride or dilation, or `padding` larger than half the
-/// effective kernel `dilation*(kernel-1)+1`, which PyTorch rejects).
+/// `None` when the result is not positive or the parameters are invalid
+/// (zero kernel, stride or dilation, or too much padding).
 pub fn pool_output_size(
     input: usize,
     kernel: usize,
@@ -27,20 +26,14 @@ pub fn pool_output_size(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
-    if kernel == 0 || stride == 0 || dilation == 0 {
+    if kernel == 0 || dilation == 0 {
         return None;
     }
     let span = dilation * (kernel - 1) + 1;
     if padding > span / 2 {
         return None;
     }
-    let num = (input + 2 * padding) as isize - span as isize
-        + if ceil_mode { stride as isize - 1 } else { 0 };
-    let mut out = num.div_euclid(stride as isize) + 1;
-    if ceil_mode && (out - 1) * stride as isize >= (input + padding) as isize {
-        out -= 1;
-    }
-    (out > 0).then_some(out as usize)
+    crate::window::output_size(input, kernel, stride, padding, dilation, ceil_mode)
 }
 
 /// [`pool_output_size`] for both spatial dimensions `[h, w]`.

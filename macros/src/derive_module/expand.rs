@@ -1,6 +1,6 @@
 //! Code generation from the parsed model.
 
-use super::parse::{FieldKind, Model};
+use super::parse::{self, FieldKind, Model};
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -9,8 +9,16 @@ use syn::spanned::Spanned;
 pub fn expand(m: &Model<'_>) -> TokenStream {
     let ident = &m.input.ident;
     let (impl_g, ty_g, where_c) = m.input.generics.split_for_impl();
-    let p = quote!(::kiln::nn::__private);
+    let k = &m.krate;
+    let p = quote!(#k::nn::__private);
     let type_name = &m.type_name;
+    let extra_repr = m.extra_repr.as_ref().map(|f| {
+        quote! {
+            fn extra_repr(&self) -> ::std::string::String {
+                #f(self)
+            }
+        }
+    });
 
     let mut visit_own = Vec::new();
     let mut tensors_mut = Vec::new();
@@ -68,7 +76,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             quote! {},
             quote! {
                 let mut t = ::core::option::Option::None;
-                ::kiln::nn::Module::visit_children(self, &mut |_, c| {
+                #k::nn::Module::visit_children(self, &mut |_, c| {
                     if t.is_none() { t = ::core::option::Option::Some(c.is_training()); }
                 });
                 t.unwrap_or(true)
@@ -78,35 +86,35 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
 
     quote! {
         #[automatically_derived]
-        impl #impl_g ::kiln::nn::Module for #ident #ty_g #where_c {
+        impl #impl_g #k::nn::Module for #ident #ty_g #where_c {
             fn visit(
                 &self,
                 prefix: &str,
-                v: &mut dyn FnMut(&str, &::kiln::Tensor, ::kiln::nn::TensorKind),
+                v: &mut dyn FnMut(&str, &#k::Tensor, #k::nn::TensorKind),
             ) {
                 #(#visit_own)*
-                ::kiln::nn::Module::visit_children(self, &mut |name, c| {
+                #k::nn::Module::visit_children(self, &mut |name, c| {
                     c.visit(&#p::join_dot(prefix, name), v)
                 });
             }
             #[allow(unused_variables)]
-            fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn ::kiln::nn::Module)) {
+            fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn #k::nn::Module)) {
                 #(#children)*
             }
             #[allow(unused_variables)]
-            fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn ::kiln::nn::Module)) {
+            fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn #k::nn::Module)) {
                 #(#children_mut)*
             }
             #[allow(unused_variables)]
             fn visit_tensors_mut(
                 &mut self,
-                f: &mut dyn FnMut(&str, &mut ::kiln::Tensor, ::kiln::nn::TensorKind),
+                f: &mut dyn FnMut(&str, &mut #k::Tensor, #k::nn::TensorKind),
             ) {
                 #(#tensors_mut)*
             }
             fn set_training(&mut self, training: bool) {
                 #set_own
-                ::kiln::nn::Module::visit_children_mut(self, &mut |_, c| c.set_training(training));
+                #k::nn::Module::visit_children_mut(self, &mut |_, c| c.set_training(training));
             }
             fn is_training(&self) -> bool {
                 #is_training
@@ -114,19 +122,20 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             fn type_name(&self) -> &str {
                 #type_name
             }
+            #extra_repr
         }
 
         #[automatically_derived]
         impl #impl_g ::core::fmt::Display for #ident #ty_g #where_c {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(&::kiln::nn::format_module(self))
+                f.write_str(&#k::nn::format_module(self))
             }
         }
 
         #[automatically_derived]
         impl #impl_g ::core::fmt::Debug for #ident #ty_g #where_c {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(&::kiln::nn::format_module(self))
+                f.write_str(&#k::nn::format_module(self))
             }
         }
     }
@@ -138,12 +147,13 @@ pub fn stub(input: &syn::DeriveInput) -> TokenStream {
     if !matches!(input.data, syn::Data::Struct(_)) {
         return quote! {};
     }
+    let k = parse::crate_path(parse::parse_struct_attrs(&input.attrs, &mut Vec::new()).krate);
     let ident = &input.ident;
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
     let name = ident.to_string();
     quote! {
-        impl #impl_g ::kiln::nn::Module for #ident #ty_g #where_c {
-            fn visit(&self, _: &str, _: &mut dyn FnMut(&str, &::kiln::Tensor, ::kiln::nn::TensorKind)) {}
+        impl #impl_g #k::nn::Module for #ident #ty_g #where_c {
+            fn visit(&self, _: &str, _: &mut dyn FnMut(&str, &#k::Tensor, #k::nn::TensorKind)) {}
             fn is_training(&self) -> bool { true }
             fn type_name(&self) -> &str { #name }
         }

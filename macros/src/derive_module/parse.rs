@@ -38,6 +38,76 @@ pub struct Model<'a> {
     pub fields: Vec<Field>,
     /// The `#[module(training)] bool` field.
     pub training: Option<Member>,
+    /// Path of the kiln crate in the generated code: `::kiln` unless
+    /// `#[module(crate = "...")]` says otherwise (kiln-runtime's own
+    /// layers use `crate`).
+    pub krate: syn::Path,
+    /// `#[module(extra_repr = "path")]`: a `fn(&Self) -> String` giving
+    /// the text inside the parentheses of `print(model)`.
+    pub extra_repr: Option<syn::Path>,
+}
+
+/// The struct-level `#[module(...)]` attributes.
+pub struct StructAttrs {
+    /// `name = "..."`.
+    pub type_name: Option<String>,
+    /// `crate = "..."`.
+    pub krate: Option<syn::Path>,
+    /// `extra_repr = "..."`.
+    pub extra_repr: Option<syn::Path>,
+}
+
+/// Parses a string literal holding a path, with a spanned error naming
+/// the attribute.
+fn lit_path(lit: &syn::LitStr, what: &str, example: &str) -> syn::Result<syn::Path> {
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`{what}` must be a path such as {example}, not {:?}",
+                lit.value()
+            ),
+        )
+    })
+}
+
+/// Parses the struct's `#[module(name = "...", crate = "...",
+/// extra_repr = "...")]` attributes.
+pub fn parse_struct_attrs(attrs: &[syn::Attribute], errors: &mut Vec<syn::Error>) -> StructAttrs {
+    let mut out = StructAttrs {
+        type_name: None,
+        krate: None,
+        extra_repr: None,
+    };
+    for attr in attrs.iter().filter(|a| a.path().is_ident("module")) {
+        let res = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                out.type_name = Some(lit.value());
+            } else if meta.path.is_ident("crate") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                out.krate = Some(lit_path(&lit, "crate", "\"kiln\" or \"crate\"")?);
+            } else if meta.path.is_ident("extra_repr") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                out.extra_repr = Some(lit_path(&lit, "extra_repr", "\"Self::describe\"")?);
+            } else {
+                return Err(meta.error(
+                    "unknown module attribute on a struct; expected `name = \"...\"`, \
+                     `crate = \"...\"` or `extra_repr = \"...\"`",
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            errors.push(e);
+        }
+    }
+    out
+}
+
+/// The path the generated code names the kiln crate by.
+pub fn crate_path(krate: Option<syn::Path>) -> syn::Path {
+    krate.unwrap_or_else(|| syn::parse_quote!(::kiln))
 }
 
 #[derive(Default)]
@@ -158,22 +228,8 @@ impl<'a> Model<'a> {
                 )]);
             }
         };
-        let mut type_name = input.ident.to_string();
-        for attr in input.attrs.iter().filter(|a| a.path().is_ident("module")) {
-            let res = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("name") {
-                    let lit: syn::LitStr = meta.value()?.parse()?;
-                    type_name = lit.value();
-                    Ok(())
-                } else {
-                    Err(meta
-                        .error("unknown module attribute on a struct; expected `name = \"...\"`"))
-                }
-            });
-            if let Err(e) = res {
-                errors.push(e);
-            }
-        }
+        let attrs = parse_struct_attrs(&input.attrs, &mut errors);
+        let type_name = attrs.type_name.unwrap_or_else(|| input.ident.to_string());
         let mut out = Vec::new();
         let mut training: Option<Member> = None;
         let mut keys: Vec<(String, Span)> = Vec::new();
@@ -275,6 +331,8 @@ impl<'a> Model<'a> {
                 type_name,
                 fields: out,
                 training,
+                krate: crate_path(attrs.krate),
+                extra_repr: attrs.extra_repr,
             })
         } else {
             Err(errors)

@@ -310,11 +310,16 @@ pub fn window(
         padding.lit(),
         dilation.lit(),
     ) {
-        let numerator = i as i128 + 2 * p as i128 - d as i128 * (k as i128 - 1) - 1;
-        if numerator < 0 {
-            return Window::TooLarge;
+        if k == 0 || s == 0 || d == 0 {
+            // Already reported by the parser ("must be positive").
+            return Window::Fits(Expr::Unknown);
         }
-        return Window::Fits(Expr::Lit((numerator / s.max(1) as i128 + 1) as u64));
+        // The one copy of the rule, shared with the kernels.
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        return match kiln_window::output_size(size(i), size(k), size(s), size(p), size(d), false) {
+            Some(out) => Window::Fits(Expr::Lit(out as u64)),
+            None => Window::TooLarge,
+        };
     }
     if [input, kernel, stride, padding, dilation]
         .iter()

@@ -3,7 +3,7 @@
 //! tree printout of `print(model)`.
 
 use crate::state_dict::StateDict;
-use crate::{Device, Tensor};
+use crate::{DType, Device, Tensor};
 use std::any::Any;
 use std::fmt;
 
@@ -48,8 +48,9 @@ impl<T: Module> AsModule for T {
 /// A neural-network module, like `torch.nn.Module`: a tree of submodules
 /// owning parameters and buffers.
 ///
-/// Layers implement it by hand; your own structs get it from
-/// `#[derive(Module)]`. The forward pass is a separate trait, [`Forward`],
+/// Your own structs get it from `#[derive(Module)]`, as kiln's layers do
+/// (with `#[module(crate = "crate")]`); containers such as
+/// [`Sequential`](super::Sequential) implement it by hand. The forward pass is a separate trait, [`Forward`],
 /// or an inherent method when it takes or returns something other than
 /// one tensor.
 ///
@@ -189,24 +190,40 @@ pub trait Module: AsModule + Send + Sync + 'static {
     }
 
     /// Moves every parameter and buffer (and existing gradients) to
-    /// `device`, like `module.to(device)`. Parameters stay leaves and keep
-    /// their `requires_grad` flag; handles held elsewhere (e.g. by an
-    /// optimizer built earlier) keep pointing at the old tensors, so build
-    /// optimizers after moving.
+    /// `device` in place, like `module.to(device)`: each tensor keeps its
+    /// identity (PyTorch replaces `param.data`), so handles held elsewhere,
+    /// such as an optimizer built before the move, see the moved tensors
+    /// and keep training them. Parameters stay leaves and keep their
+    /// `requires_grad` flag.
     fn to(&mut self, device: &Device) {
         let device = *device;
-        for_each_module_mut(self.as_dyn_module_mut(), &mut |m| {
-            m.visit_tensors_mut(&mut |_, t, _| {
-                if t.device() != device {
-                    let grad = t.grad();
-                    let moved = t.to_device(device).detach();
-                    if t.requires_grad() {
-                        moved.set_requires_grad(true);
-                    }
-                    moved.set_grad(grad.map(|g| g.to_device(device)));
-                    *t = moved;
-                }
-            })
+        move_tensors(self.as_dyn_module_mut(), &mut |t| {
+            (t.device() != device).then_some((device, t.dtype()))
+        });
+    }
+
+    /// Converts every floating-point parameter and buffer (and existing
+    /// gradients) to `dtype` in place, like `module.to(torch.float64)`
+    /// (`module.double()`); integer buffers such as batch norm's
+    /// `num_batches_tracked` keep their type. As with [`Module::to`],
+    /// tensors keep their identity, so an optimizer built earlier keeps
+    /// training them. Panics when `dtype` is not a floating-point type.
+    ///
+    /// ```
+    /// use kiln_runtime::{DType, Device};
+    /// use kiln_runtime::nn::{Linear, Module};
+    /// let mut fc = Linear::new(4, 2, &Device::Cpu);
+    /// let weight = fc.weight.clone();
+    /// fc.to_dtype(DType::F64);
+    /// assert_eq!(weight.dtype(), DType::F64);
+    /// ```
+    fn to_dtype(&mut self, dtype: DType) {
+        assert!(
+            dtype.is_float(),
+            "Module::to_dtype: nn.Module.to only accepts floating point dtypes, but got {dtype}"
+        );
+        move_tensors(self.as_dyn_module_mut(), &mut |t| {
+            (t.dtype().is_float() && t.dtype() != dtype).then_some((t.device(), dtype))
         });
     }
 
@@ -254,6 +271,24 @@ pub trait Module: AsModule + Send + Sync + 'static {
     fn num_parameters(&self) -> usize {
         self.parameters().iter().map(Tensor::numel).sum()
     }
+}
+
+/// Moves, in place, every tensor of the tree for which `target` gives a
+/// `(device, dtype)`, with its gradient.
+fn move_tensors(m: &mut dyn Module, target: &mut dyn FnMut(&Tensor) -> Option<(Device, DType)>) {
+    for_each_module_mut(m, &mut |m| {
+        m.visit_tensors_mut(&mut |_, t, _| {
+            let Some((device, dtype)) = target(t) else {
+                return;
+            };
+            let grad = t.grad();
+            t.move_storage_(device, dtype);
+            if let Some(g) = grad {
+                let moved = crate::autograd::no_grad(|| g.to_device(device).to_dtype(dtype));
+                t.set_grad(Some(moved));
+            }
+        })
+    });
 }
 
 /// Calls `f` on every module of the tree, children first.

@@ -78,8 +78,9 @@ pub const fn numel(shape: &[usize]) -> usize {
 
 /// The size along one axis after a convolution or pooling window:
 /// `(input + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`, as
-/// PyTorch computes it; 0 when the window does not fit (or `stride` or
-/// `kernel` is 0).
+/// PyTorch computes it ([`kiln_kernels::window::output_size`], the rule the
+/// kernels use); 0 when the window does not fit (or `stride`, `kernel` or
+/// `dilation` is 0).
 pub const fn conv_out(
     input: usize,
     kernel: usize,
@@ -87,15 +88,10 @@ pub const fn conv_out(
     padding: usize,
     dilation: usize,
 ) -> usize {
-    if stride == 0 || kernel == 0 {
-        return 0;
+    match kiln_kernels::window::output_size(input, kernel, stride, padding, dilation, false) {
+        Some(out) => out,
+        None => 0,
     }
-    let padded = input.saturating_add(padding.saturating_mul(2));
-    let span = dilation.saturating_mul(kernel - 1).saturating_add(1);
-    if padded < span {
-        return 0;
-    }
-    (padded - span) / stride + 1
 }
 
 /// Copies a shape into an array of its length (`N` must be

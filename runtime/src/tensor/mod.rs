@@ -11,7 +11,7 @@ use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, Storage};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// An n-dimensional array with autograd, like `torch.Tensor`.
@@ -31,14 +31,77 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 pub(crate) struct TensorImpl {
-    pub(crate) storage: Arc<RwLock<Storage>>,
+    pub(crate) storage: Arc<StorageCell>,
     pub(crate) layout: Layout,
-    pub(crate) dtype: DType,
-    pub(crate) device: Device,
     pub(crate) requires_grad: AtomicBool,
     pub(crate) grad_fn: Option<Arc<Node>>,
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) hooks: Mutex<Vec<Hook>>,
+}
+
+/// A tensor's data, shared by all its views: the storage behind its lock,
+/// and the storage's dtype and device, readable without that lock.
+///
+/// The dtype and device live here rather than in each [`TensorImpl`] so
+/// that [`Tensor::move_storage_`] can move the data in place (what
+/// `Module::to` does, like PyTorch's `param.data = ...`) and every handle
+/// and view of it sees the new device at once.
+pub(crate) struct StorageCell {
+    data: RwLock<Storage>,
+    /// The dtype and device, packed (see [`StorageCell::meta`]).
+    meta: AtomicU64,
+}
+
+const DTYPES: [DType; 7] = [
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::BF16,
+    DType::I64,
+    DType::U8,
+    DType::Bool,
+];
+
+impl StorageCell {
+    fn new(storage: Storage) -> StorageCell {
+        StorageCell {
+            meta: AtomicU64::new(StorageCell::meta(&storage)),
+            data: RwLock::new(storage),
+        }
+    }
+
+    /// Packs `storage`'s dtype and device into one word: the dtype's index
+    /// in [`DTYPES`] (bits 0..8), the device kind (bits 8..16: 0 CPU,
+    /// 1 CUDA, 2 the test device) and the device ordinal (bits 16..). A new device kind adds
+    /// one arm here and one in [`StorageCell::device`].
+    fn meta(storage: &Storage) -> u64 {
+        let dtype = DTYPES
+            .iter()
+            .position(|d| *d == storage.dtype())
+            .expect("every dtype is in DTYPES") as u64;
+        let (kind, ordinal): (u64, usize) = match storage {
+            Storage::Cpu(_) => (0, 0),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => (1, s.ordinal()),
+            Storage::Test(s) => (2, s.ordinal()),
+        };
+        dtype | kind << 8 | (ordinal as u64) << 16
+    }
+
+    fn dtype(&self) -> DType {
+        DTYPES[(self.meta.load(Ordering::Acquire) & 0xff) as usize]
+    }
+
+    fn device(&self) -> Device {
+        let meta = self.meta.load(Ordering::Acquire);
+        let ordinal = (meta >> 16) as usize;
+        match (meta >> 8) & 0xff {
+            0 => Device::Cpu,
+            1 => Device::Cuda(ordinal),
+            2 => Device::Test(ordinal),
+            kind => unreachable!("unknown device kind {kind} in a tensor's storage"),
+        }
+    }
 }
 
 impl Tensor {
@@ -50,18 +113,9 @@ impl Tensor {
         // the thread pool, so that parallel kernels need no hand-off to
         // start (see `join_pool`); afterwards one relaxed load.
         kiln_kernels::cpu::parallel::join_pool();
-        let dtype = storage.dtype();
-        let device = match &storage {
-            Storage::Cpu(_) => Device::Cpu,
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
-            Storage::Test(s) => Device::Test(s.ordinal()),
-        };
         Tensor(Arc::new(TensorImpl {
-            storage: Arc::new(RwLock::new(storage)),
+            storage: Arc::new(StorageCell::new(storage)),
             layout,
-            dtype,
-            device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -81,8 +135,6 @@ impl Tensor {
         Tensor(Arc::new(TensorImpl {
             storage: self.0.storage.clone(),
             layout,
-            dtype: self.0.dtype,
-            device: self.0.device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -119,8 +171,6 @@ impl Tensor {
         let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| TensorImpl {
             storage: shared.storage.clone(),
             layout: shared.layout.clone(),
-            dtype: shared.dtype,
-            device: shared.device,
             requires_grad: AtomicBool::new(false),
             grad_fn: None,
             grad: Mutex::new(None),
@@ -166,12 +216,12 @@ impl Tensor {
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.0.storage.dtype()
     }
 
     /// Where the data lives.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.storage.device()
     }
 
     /// True when elements are row-major without gaps.
@@ -189,11 +239,48 @@ impl Tensor {
     }
 
     pub(crate) fn read_storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn write_storage(&self) -> RwLockWriteGuard<'_, Storage> {
-        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .data
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves this tensor's whole storage to `device` and `dtype` in place,
+    /// keeping its identity (autograd flags, `grad`, hooks) and its layout:
+    /// every handle and view of the storage sees the moved data, like
+    /// PyTorch's `param.data = param.to(...)` as `module.to()` does it, so
+    /// an optimizer built before [`Module::to`](crate::nn::Module::to)
+    /// keeps training the moved parameters. No autograd history is
+    /// recorded; do not call it while another thread uses the tensor.
+    pub(crate) fn move_storage_(&self, device: Device, dtype: DType) {
+        if device == self.device() && dtype == self.dtype() {
+            return;
+        }
+        let len = match &*self.read_storage() {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
+        };
+        // The whole buffer as one contiguous row, so that the old layout
+        // (offset, strides) stays valid over the moved copy.
+        let whole = self.view_with_layout(Layout::contiguous(&[len]));
+        let moved = autograd::no_grad(|| whole.to_device(device).to_dtype(dtype));
+        debug_assert!(!moved.shares_storage_with(self) && moved.is_contiguous());
+        let mut dst = self.write_storage();
+        std::mem::swap(&mut *dst, &mut *moved.write_storage());
+        self.0
+            .storage
+            .meta
+            .store(StorageCell::meta(&dst), Ordering::Release);
     }
 
     /// Runs `f` on this tensor's elements as a contiguous `&[T]`, copying

@@ -326,23 +326,16 @@ pub fn nll_loss_backward(
 
 // ----- convolution ------------------------------------------------------------------
 
-/// Output size of a convolution/pooling window along one axis.
+/// Output size of a convolution/pooling window along one axis
+/// ([`kiln_kernels::window::output_size`]).
 fn out_len(op: &str, input: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> usize {
-    let eff = d * (k - 1) + 1;
-    let span = (input + 2 * p) as isize - eff as isize;
-    if span < 0 {
+    kiln_kernels::window::output_size(input, k, s, p, d, ceil).unwrap_or_else(|| {
         panic!(
-            "{op}: kernel size {k} (dilation {d}) is larger than the padded input size {}",
+            "{op}: kernel size {k} (stride {s}, dilation {d}) is larger than the padded input \
+             size {}, or a size is zero",
             input + 2 * p
-        );
-    }
-    let span = span as usize;
-    let mut o = if ceil { span.div_ceil(s) } else { span / s } + 1;
-    // With ceil_mode the last window must start inside the input or left padding.
-    if ceil && (o - 1) * s >= input + p {
-        o -= 1;
-    }
-    o
+        )
+    })
 }
 
 fn conv_geom(op: &str, x: &[usize], w: &[usize], p: &Conv2dParams) -> Conv2dGeom {

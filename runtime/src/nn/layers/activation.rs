@@ -1,6 +1,5 @@
 //! Activation layers: thin module wrappers over the tensor methods.
 
-use super::leaf_module;
 use crate::Tensor;
 use crate::nn::Forward;
 use crate::nn::module::py_float;
@@ -8,7 +7,10 @@ use crate::nn::module::py_float;
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, $label:literal, |$s:ident, $x:ident| $fwd:expr, extra_repr: $extra:expr) => {
         $(#[$doc])*
+        #[derive(kiln_macros::Module)]
+        #[module(crate = "crate", extra_repr = "Self::extra_repr_text")]
         pub struct $name {
+            #[module(training)]
             training: bool,
         }
 
@@ -16,6 +18,12 @@ macro_rules! activation {
             #[doc = concat!("A `", $label, "` layer.")]
             pub fn new() -> $name {
                 $name { training: true }
+            }
+
+            /// What `print(model)` shows inside the parentheses (PyTorch's
+            /// `extra_repr`).
+            fn extra_repr_text(&self) -> String {
+                $extra.to_string()
             }
         }
 
@@ -33,8 +41,6 @@ macro_rules! activation {
             }
         }
 
-        leaf_module!($name, $label, params: [], opt_params: [], opt_buffers: [],
-            extra_repr: |_s| $extra.to_string());
     };
 }
 
@@ -52,9 +58,13 @@ activation!(
     GELU, "GELU", |s, x| x.gelu(), extra_repr: "approximate='none'");
 
 /// `x` for `x > 0`, else `negative_slope · x`, like `nn.LeakyReLU`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "leaky_relu_extra_repr")]
 pub struct LeakyReLU {
     /// Slope for negative inputs (PyTorch's default is 0.01).
+    #[module(skip)]
     pub negative_slope: f64,
+    #[module(training)]
     training: bool,
 }
 
@@ -74,15 +84,23 @@ impl Forward for LeakyReLU {
     }
 }
 
-leaf_module!(LeakyReLU, "LeakyReLU", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("negative_slope={}", py_float(s.negative_slope)));
+/// What `print(model)` shows inside [`LeakyReLU`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn leaky_relu_extra_repr(s: &LeakyReLU) -> String {
+    format!("negative_slope={}", py_float(s.negative_slope))
+}
 
 /// `x` where `x > threshold`, else `value`, like `nn.Threshold`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "threshold_extra_repr")]
 pub struct Threshold {
     /// The threshold.
+    #[module(skip)]
     pub threshold: f64,
     /// The replacement value.
+    #[module(skip)]
     pub value: f64,
+    #[module(training)]
     training: bool,
 }
 
@@ -103,13 +121,24 @@ impl Forward for Threshold {
     }
 }
 
-leaf_module!(Threshold, "Threshold", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("threshold={}, value={}", py_float(s.threshold), py_float(s.value)));
+/// What `print(model)` shows inside [`Threshold`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn threshold_extra_repr(s: &Threshold) -> String {
+    format!(
+        "threshold={}, value={}",
+        py_float(s.threshold),
+        py_float(s.value)
+    )
+}
 
 /// Softmax along `dim`, like `nn.Softmax(dim)`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "softmax_extra_repr")]
 pub struct Softmax {
     /// The dimension normalised over.
+    #[module(skip)]
     pub dim: isize,
+    #[module(training)]
     training: bool,
 }
 
@@ -129,13 +158,20 @@ impl Forward for Softmax {
     }
 }
 
-leaf_module!(Softmax, "Softmax", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("dim={}", s.dim));
+/// What `print(model)` shows inside [`Softmax`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn softmax_extra_repr(s: &Softmax) -> String {
+    format!("dim={}", s.dim)
+}
 
 /// Log-softmax along `dim`, like `nn.LogSoftmax(dim)`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "log_softmax_extra_repr")]
 pub struct LogSoftmax {
     /// The dimension normalised over.
+    #[module(skip)]
     pub dim: isize,
+    #[module(training)]
     training: bool,
 }
 
@@ -155,5 +191,8 @@ impl Forward for LogSoftmax {
     }
 }
 
-leaf_module!(LogSoftmax, "LogSoftmax", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("dim={}", s.dim));
+/// What `print(model)` shows inside [`LogSoftmax`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn log_softmax_extra_repr(s: &LogSoftmax) -> String {
+    format!("dim={}", s.dim)
+}

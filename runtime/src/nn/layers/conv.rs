@@ -1,6 +1,6 @@
 //! `Conv2d` and its options.
 
-use super::{leaf_module, param};
+use super::param;
 use crate::nn::module::pair;
 use crate::nn::{Forward, functional, init};
 use crate::{Device, Tensor, TensorOptions};
@@ -72,17 +72,23 @@ impl Conv2dOptions {
 /// let c = Conv2d::new(1, 6, Conv2dOptions::new([5, 5]).padding([2, 2]), &Device::Cpu);
 /// assert_eq!(c.to_string(), "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))");
 /// ```
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "conv2d_extra_repr")]
 pub struct Conv2d {
     /// `[out_channels, in_channels / groups, kh, kw]`.
     pub weight: Tensor,
     /// `[out_channels]`, or `None`.
     pub bias: Option<Tensor>,
     /// Input channels.
+    #[module(skip)]
     pub in_channels: usize,
     /// Output channels.
+    #[module(skip)]
     pub out_channels: usize,
     /// Kernel size, stride, padding, dilation, groups.
+    #[module(skip)]
     pub options: Conv2dOptions,
+    #[module(training)]
     training: bool,
 }
 
@@ -145,8 +151,9 @@ impl Forward for Conv2d {
     }
 }
 
-leaf_module!(Conv2d, "Conv2d", params: [weight], opt_params: [bias], opt_buffers: [],
-extra_repr: |s| {
+/// What `print(model)` shows inside [`Conv2d`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn conv2d_extra_repr(s: &Conv2d) -> String {
     let o = &s.options;
     let mut r = format!(
         "{}, {}, kernel_size={}, stride={}",
@@ -168,4 +175,4 @@ extra_repr: |s| {
         r += ", bias=False";
     }
     r
-});
+}

@@ -1,15 +1,18 @@
 //! `Dropout` and `Flatten`.
 
-use super::leaf_module;
 use crate::Tensor;
 use crate::nn::module::py_float;
 use crate::nn::{Forward, functional};
 
 /// Zeroes elements with probability `p` in training mode and scales the
 /// rest by `1/(1-p)`; the identity in eval mode. Like `nn.Dropout`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "dropout_extra_repr")]
 pub struct Dropout {
     /// Probability of zeroing an element.
+    #[module(skip)]
     pub p: f64,
+    #[module(training)]
     training: bool,
 }
 
@@ -30,16 +33,24 @@ impl Forward for Dropout {
     }
 }
 
-leaf_module!(Dropout, "Dropout", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("p={}, inplace=False", py_float(s.p)));
+/// What `print(model)` shows inside [`Dropout`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn dropout_extra_repr(s: &Dropout) -> String {
+    format!("p={}, inplace=False", py_float(s.p))
+}
 
 /// Flattens dimensions `start_dim..=end_dim`, like `nn.Flatten` (default
 /// 1 to -1: keeps the batch dimension).
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "flatten_extra_repr")]
 pub struct Flatten {
     /// First dimension flattened.
+    #[module(skip)]
     pub start_dim: isize,
     /// Last dimension flattened.
+    #[module(skip)]
     pub end_dim: isize,
+    #[module(training)]
     training: bool,
 }
 
@@ -71,5 +82,8 @@ impl Forward for Flatten {
     }
 }
 
-leaf_module!(Flatten, "Flatten", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("start_dim={}, end_dim={}", s.start_dim, s.end_dim));
+/// What `print(model)` shows inside [`Flatten`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn flatten_extra_repr(s: &Flatten) -> String {
+    format!("start_dim={}, end_dim={}", s.start_dim, s.end_dim)
+}

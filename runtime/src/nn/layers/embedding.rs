@@ -1,18 +1,23 @@
 //! `Embedding`: a lookup table.
 
-use super::{leaf_module, param};
+use super::param;
 use crate::nn::{Forward, functional, init};
 use crate::{Device, Tensor, TensorOptions};
 
 /// A table of `num_embeddings` vectors of size `embedding_dim`, indexed by
 /// int64 tensors, like `nn.Embedding`. Initialised `N(0, 1)`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "embedding_extra_repr")]
 pub struct Embedding {
     /// `[num_embeddings, embedding_dim]`.
     pub weight: Tensor,
     /// Number of rows.
+    #[module(skip)]
     pub num_embeddings: usize,
     /// Row size.
+    #[module(skip)]
     pub embedding_dim: usize,
+    #[module(training)]
     training: bool,
 }
 
@@ -39,5 +44,8 @@ impl Forward for Embedding {
     }
 }
 
-leaf_module!(Embedding, "Embedding", params: [weight], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("{}, {}", s.num_embeddings, s.embedding_dim));
+/// What `print(model)` shows inside [`Embedding`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn embedding_extra_repr(s: &Embedding) -> String {
+    format!("{}, {}", s.num_embeddings, s.embedding_dim)
+}

@@ -1,6 +1,6 @@
 //! `Linear`: `y = x Wᵀ + b`.
 
-use super::{leaf_module, param};
+use super::param;
 use crate::nn::{Forward, functional, init};
 use crate::{Device, Tensor, TensorOptions};
 
@@ -15,15 +15,20 @@ use crate::{Device, Tensor, TensorOptions};
 /// assert_eq!(fc.forward(&Tensor::ones([4, 3])).shape(), &[4, 2]);
 /// assert_eq!(fc.to_string(), "Linear(in_features=3, out_features=2, bias=True)");
 /// ```
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "linear_extra_repr")]
 pub struct Linear {
     /// `[out_features, in_features]`.
     pub weight: Tensor,
     /// `[out_features]`, or `None` for `bias=False`.
     pub bias: Option<Tensor>,
     /// Input size.
+    #[module(skip)]
     pub in_features: usize,
     /// Output size.
+    #[module(skip)]
     pub out_features: usize,
+    #[module(training)]
     training: bool,
 }
 
@@ -74,10 +79,13 @@ impl Forward for Linear {
     }
 }
 
-leaf_module!(Linear, "Linear", params: [weight], opt_params: [bias], opt_buffers: [],
-extra_repr: |s| format!(
-    "in_features={}, out_features={}, bias={}",
-    s.in_features,
-    s.out_features,
-    if s.bias.is_some() { "True" } else { "False" }
-));
+/// What `print(model)` shows inside [`Linear`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn linear_extra_repr(s: &Linear) -> String {
+    format!(
+        "in_features={}, out_features={}, bias={}",
+        s.in_features,
+        s.out_features,
+        if s.bias.is_some() { "True" } else { "False" }
+    )
+}

@@ -1,6 +1,6 @@
 //! Normalisation layers: `BatchNorm1d`, `BatchNorm2d`, `LayerNorm`.
 
-use super::{leaf_module, param};
+use super::param;
 use crate::nn::module::py_float;
 use crate::nn::{Forward, functional};
 use crate::{DType, Device, Tensor, TensorOptions};
@@ -65,21 +65,29 @@ macro_rules! batch_norm {
         ///
         /// Initialised as PyTorch does: `weight` 1, `bias` 0, `running_mean`
         /// 0, `running_var` 1, `num_batches_tracked` 0 (int64).
+        #[derive(kiln_macros::Module)]
+        #[module(crate = "crate", extra_repr = "Self::extra_repr_text")]
         pub struct $name {
             /// Per-channel scale (`None` when not affine).
             pub weight: Option<Tensor>,
             /// Per-channel shift (`None` when not affine).
             pub bias: Option<Tensor>,
             /// Running mean (buffer).
+            #[module(buffer)]
             pub running_mean: Option<Tensor>,
             /// Running variance (buffer).
+            #[module(buffer)]
             pub running_var: Option<Tensor>,
             /// Number of training batches seen (int64 scalar buffer).
+            #[module(buffer)]
             pub num_batches_tracked: Option<Tensor>,
             /// Number of channels.
+            #[module(skip)]
             pub num_features: usize,
             /// Options.
+            #[module(skip)]
             pub options: BatchNormOptions,
+            #[module(training)]
             training: bool,
         }
 
@@ -90,7 +98,11 @@ macro_rules! batch_norm {
             }
 
             /// A layer with explicit options.
-            pub fn with_options(num_features: usize, options: BatchNormOptions, device: &Device) -> $name {
+            pub fn with_options(
+                num_features: usize,
+                options: BatchNormOptions,
+                device: &Device,
+            ) -> $name {
                 let o = TensorOptions::default().device(device);
                 let n = [num_features];
                 let affine = options.affine;
@@ -123,21 +135,36 @@ macro_rules! batch_norm {
                     x,
                     &self.options,
                     self.training,
-                    [&self.weight, &self.bias, &self.running_mean, &self.running_var, &self.num_batches_tracked],
+                    [
+                        &self.weight,
+                        &self.bias,
+                        &self.running_mean,
+                        &self.running_var,
+                        &self.num_batches_tracked,
+                    ],
                 )
             }
         }
 
-        leaf_module!($name, $label, params: [], opt_params: [weight, bias],
-            opt_buffers: [running_mean, running_var, num_batches_tracked],
-            extra_repr: |s| format!(
-                "{}, eps={}, momentum={}, affine={}, track_running_stats={}",
-                s.num_features,
-                py_float(s.options.eps),
-                s.options.momentum.map_or("None".to_string(), py_float),
-                if s.options.affine { "True" } else { "False" },
-                if s.options.track_running_stats { "True" } else { "False" }
-            ));
+        impl $name {
+            /// What `print(model)` shows inside the parentheses (PyTorch's
+            /// `extra_repr`).
+            fn extra_repr_text(&self) -> String {
+                let s = self;
+                format!(
+                    "{}, eps={}, momentum={}, affine={}, track_running_stats={}",
+                    s.num_features,
+                    py_float(s.options.eps),
+                    s.options.momentum.map_or("None".to_string(), py_float),
+                    if s.options.affine { "True" } else { "False" },
+                    if s.options.track_running_stats {
+                        "True"
+                    } else {
+                        "False"
+                    }
+                )
+            }
+        }
     };
 }
 
@@ -177,15 +204,20 @@ fn batch_norm_forward(
 
 /// Layer normalisation over the trailing `normalized_shape` dimensions,
 /// like `nn.LayerNorm` (eps 1e-5, `weight` 1, `bias` 0).
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "layer_norm_extra_repr")]
 pub struct LayerNorm {
     /// Scale, shaped `normalized_shape` (`None` without elementwise affine).
     pub weight: Option<Tensor>,
     /// Shift, shaped `normalized_shape`.
     pub bias: Option<Tensor>,
     /// The trailing dimensions normalised over.
+    #[module(skip)]
     pub normalized_shape: Vec<usize>,
     /// Added to the variance.
+    #[module(skip)]
     pub eps: f64,
+    #[module(training)]
     training: bool,
 }
 
@@ -226,15 +258,22 @@ impl Forward for LayerNorm {
     }
 }
 
-leaf_module!(LayerNorm, "LayerNorm", params: [], opt_params: [weight, bias], opt_buffers: [],
-extra_repr: |s| {
+/// What `print(model)` shows inside [`LayerNorm`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn layer_norm_extra_repr(s: &LayerNorm) -> String {
     let shape = match s.normalized_shape.as_slice() {
         [n] => format!("({n},)"),
-        v => format!("({})", v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        v => format!(
+            "({})",
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     format!(
         "{shape}, eps={}, elementwise_affine={}",
         py_float(s.eps),
         if s.weight.is_some() { "True" } else { "False" }
     )
-});
+}

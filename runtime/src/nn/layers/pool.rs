@@ -1,6 +1,5 @@
 //! Pooling layers.
 
-use super::leaf_module;
 use crate::Tensor;
 use crate::nn::module::{int_or_pair, pair};
 use crate::nn::{Forward, functional};
@@ -12,13 +11,19 @@ use crate::nn::{Forward, functional};
 /// let p = MaxPool2d::new([2, 2], [2, 2], [0, 0]);
 /// assert_eq!(p.to_string(), "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
 /// ```
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "max_pool2d_extra_repr")]
 pub struct MaxPool2d {
     /// Window size.
+    #[module(skip)]
     pub kernel_size: [usize; 2],
     /// Step between windows.
+    #[module(skip)]
     pub stride: [usize; 2],
     /// Implicit padding (with -∞).
+    #[module(skip)]
     pub padding: [usize; 2],
+    #[module(training)]
     training: bool,
 }
 
@@ -40,23 +45,32 @@ impl Forward for MaxPool2d {
     }
 }
 
-leaf_module!(MaxPool2d, "MaxPool2d", params: [], opt_params: [], opt_buffers: [],
-extra_repr: |s| format!(
-    "kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode=False",
-    int_or_pair(s.kernel_size),
-    int_or_pair(s.stride),
-    int_or_pair(s.padding)
-));
+/// What `print(model)` shows inside [`MaxPool2d`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn max_pool2d_extra_repr(s: &MaxPool2d) -> String {
+    format!(
+        "kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode=False",
+        int_or_pair(s.kernel_size),
+        int_or_pair(s.stride),
+        int_or_pair(s.padding)
+    )
+}
 
 /// 2-D average pooling (padding counted in the average), like
 /// `nn.AvgPool2d`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "avg_pool2d_extra_repr")]
 pub struct AvgPool2d {
     /// Window size.
+    #[module(skip)]
     pub kernel_size: [usize; 2],
     /// Step between windows.
+    #[module(skip)]
     pub stride: [usize; 2],
     /// Implicit zero padding.
+    #[module(skip)]
     pub padding: [usize; 2],
+    #[module(training)]
     training: bool,
 }
 
@@ -78,18 +92,25 @@ impl Forward for AvgPool2d {
     }
 }
 
-leaf_module!(AvgPool2d, "AvgPool2d", params: [], opt_params: [], opt_buffers: [],
-extra_repr: |s| format!(
-    "kernel_size={}, stride={}, padding={}",
-    int_or_pair(s.kernel_size),
-    int_or_pair(s.stride),
-    int_or_pair(s.padding)
-));
+/// What `print(model)` shows inside [`AvgPool2d`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn avg_pool2d_extra_repr(s: &AvgPool2d) -> String {
+    format!(
+        "kernel_size={}, stride={}, padding={}",
+        int_or_pair(s.kernel_size),
+        int_or_pair(s.stride),
+        int_or_pair(s.padding)
+    )
+}
 
 /// Average pooling to a fixed output size, like `nn.AdaptiveAvgPool2d`.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "adaptive_avg_pool2d_extra_repr")]
 pub struct AdaptiveAvgPool2d {
     /// Output height and width.
+    #[module(skip)]
     pub output_size: [usize; 2],
+    #[module(training)]
     training: bool,
 }
 
@@ -109,5 +130,8 @@ impl Forward for AdaptiveAvgPool2d {
     }
 }
 
-leaf_module!(AdaptiveAvgPool2d, "AdaptiveAvgPool2d", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| format!("output_size={}", pair(s.output_size)));
+/// What `print(model)` shows inside [`AdaptiveAvgPool2d`]'s parentheses (PyTorch's
+/// `extra_repr`).
+fn adaptive_avg_pool2d_extra_repr(s: &AdaptiveAvgPool2d) -> String {
+    format!("output_size={}", pair(s.output_size))
+}
