@@ -11,6 +11,14 @@ use kiln::rng::Generator;
 use kiln::{DType, Device, StateDict, Tensor, manual_seed};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+/// The tests share the default generator: they take turns.
+static DEFAULT_GENERATOR: Mutex<()> = Mutex::new(());
+
+fn take_default_generator() -> MutexGuard<'static, ()> {
+    DEFAULT_GENERATOR.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn oracle_dir() -> Option<PathBuf> {
     let dir =
@@ -163,6 +171,7 @@ fn run_call(call: &Value) -> Vec<(String, Tensor)> {
 
 #[test]
 fn default_generator_reproduces_pytorch_cpu_streams() {
+    let _turn = take_default_generator();
     let Some(dir) = oracle_dir() else { return };
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("rng.json")).expect("read rng.json"),
@@ -215,6 +224,7 @@ fn default_generator_reproduces_pytorch_cpu_streams() {
 
 #[test]
 fn state_round_trips_and_restores_the_stream() {
+    let _turn = take_default_generator();
     manual_seed(3);
     let _ = Tensor::randn([5]); // leaves a cached normal
     let state = kiln::rng::get_rng_state();
@@ -248,6 +258,7 @@ fn state_round_trips_and_restores_the_stream() {
 
 #[test]
 fn a_generator_is_independent_of_the_default_one() {
+    let _turn = take_default_generator();
     manual_seed(5);
     let from_default = Tensor::randn([20]).to_vec::<f32>();
     manual_seed(99);
@@ -258,4 +269,158 @@ fn a_generator_is_independent_of_the_default_one() {
     let next_default = Tensor::rand([4]).to_vec::<f32>();
     manual_seed(99);
     assert_eq!(Tensor::rand([4]).to_vec::<f32>(), next_default);
+}
+
+/// Reference values from `tests/data/rng_extra.py` (PyTorch on x86).
+fn extra() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rng_extra.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read rng_extra.json"))
+        .expect("parse")
+}
+
+fn indices(v: &Value) -> Vec<usize> {
+    usizes(v)
+}
+
+/// 64-bit FNV-1a over little-endian bytes (as the Python script computes it).
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[test]
+fn loader_with_a_generator_and_random_split_match_pytorch() {
+    let x = extra();
+    let lg = &x["loader_generator"];
+    let n = lg["n"].as_u64().unwrap() as usize;
+    let seed = lg["seed"].as_u64().unwrap();
+    let by_generator = DataLoader::new(Indices(n))
+        .batch_size(5)
+        .shuffle(true)
+        .generator(Generator::new(seed));
+    let by_seed = DataLoader::new(Indices(n))
+        .batch_size(3)
+        .shuffle(true)
+        .seed(seed);
+    for (e, want) in lg["epochs"].as_array().unwrap().iter().enumerate() {
+        let want: Vec<i64> = indices(want).into_iter().map(|i| i as i64).collect();
+        for loader in [&by_generator, &by_seed] {
+            let got: Vec<i64> = loader
+                .iter()
+                .flat_map(|b| b.unwrap().to_vec::<i64>())
+                .collect();
+            assert_eq!(got, want, "epoch {e}");
+        }
+    }
+    // `seed` replays an epoch after set_epoch.
+    by_seed.set_epoch(1);
+    let again: Vec<i64> = by_seed
+        .iter()
+        .flat_map(|b| b.unwrap().to_vec::<i64>())
+        .collect();
+    let want1: Vec<i64> = indices(&lg["epochs"][1])
+        .into_iter()
+        .map(|i| i as i64)
+        .collect();
+    assert_eq!(again, want1);
+
+    let _turn = take_default_generator();
+    for key in ["random_split", "random_split_default"] {
+        let r = &x[key];
+        let lengths = usizes(&r["lengths"]);
+        let total = lengths.iter().sum();
+        let mut g = Generator::new(r["seed"].as_u64().unwrap());
+        let parts = if key == "random_split" {
+            kiln::data::random_split(Indices(total), &lengths, Some(&mut g))
+        } else {
+            manual_seed(r["seed"].as_u64().unwrap());
+            kiln::data::random_split(Indices(total), &lengths, None)
+        };
+        for (p, want) in parts.iter().zip(r["parts"].as_array().unwrap()) {
+            assert_eq!(p.indices(), &indices(want)[..], "{key}");
+        }
+    }
+}
+
+#[test]
+fn state_bytes_dropout_and_randint_match_pytorch() {
+    let x = extra();
+    let _turn = take_default_generator();
+    let s = &x["state_after_randn1"];
+    manual_seed(s["seed"].as_u64().unwrap());
+    let _ = Tensor::randn([1]);
+    let got: String = kiln::rng::get_rng_state()
+        .to_vec::<u8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, s["hex"].as_str().unwrap(), "get_rng_state bytes");
+
+    // Dropout: the same mask, scale and later draws as PyTorch.
+    let d = &x["dropout"];
+    manual_seed(d["seed"].as_u64().unwrap());
+    let n = d["n"].as_u64().unwrap() as usize;
+    let input = Tensor::arange(1.0, n as f64 + 1.0, 1.0).to_dtype(DType::F32);
+    let got = kiln::nn::functional::dropout(&input, d["p"].as_f64().unwrap(), true).to_vec::<f32>();
+    let floats = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    };
+    assert_eq!(got, floats(&d["out"]), "dropout output");
+    assert_eq!(
+        Tensor::rand([5]).to_vec::<f32>(),
+        floats(&d["rand5"]),
+        "draws after dropout"
+    );
+
+    // randint's switch from 32- to 64-bit draws.
+    let r = &x["randint_ranges"];
+    manual_seed(r["seed"].as_u64().unwrap());
+    for (range, want) in r["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["values"].as_array().unwrap())
+    {
+        let (lo, hi) = (range[0].as_i64().unwrap(), range[1].as_i64().unwrap());
+        let want: Vec<i64> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            Tensor::randint(lo, hi, [want.len()]).to_vec::<i64>(),
+            want,
+            "randint({lo}, {hi})"
+        );
+    }
+}
+
+#[test]
+fn long_randn_streams_match_pytorch() {
+    let x = extra();
+    let _turn = take_default_generator();
+    for s in x["randn_streams"].as_array().unwrap() {
+        manual_seed(s["seed"].as_u64().unwrap());
+        let n = s["n"].as_u64().unwrap() as usize;
+        let got = match s["dtype"].as_str().unwrap() {
+            "float32" => fnv(Tensor::randn([n])
+                .to_vec::<f32>()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())),
+            _ => fnv(Tensor::randn_opts([n], DType::F64)
+                .to_vec::<f64>()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())),
+        };
+        assert_eq!(got, s["fnv"].as_str().unwrap(), "randn stream {s}");
+    }
 }

@@ -132,19 +132,30 @@ fn box_muller_16_f64(x: &mut [f64], mean: f64, std: f64) {
     }
 }
 
+/// Ranges from which PyTorch's CPU `random_(from, to)` takes 64-bit draws
+/// (measured on PyTorch 2.15: `2^28 - 1` takes one `random()`, `2^28` one
+/// `random64()`).
+const RANDINT_64: u64 = 1 << 28;
+
+/// One draw of `random_(low, low + range)`: `random() % range`, or
+/// `random64() % range` for ranges of [`RANDINT_64`] or more.
+#[inline]
+pub(crate) fn below(g: &mut Generator, range: u64) -> u64 {
+    if range >= RANDINT_64 {
+        g.random64() % range
+    } else {
+        g.random() as u64 % range
+    }
+}
+
 /// `random_(low, high)` / `torch.randint(low, high, ...)` on int64:
-/// `random() % range + low`, with `random64()` when the range is 2^32 or
-/// more. Panics on an empty range.
+/// `random() % range + low`, with `random64()` for ranges of `2^28` or
+/// more (PyTorch's rule). Panics on an empty range.
 pub fn randint(g: &mut Generator, out: &mut [i64], low: i64, high: i64) {
     assert!(high > low, "randint: empty range [{low}, {high})");
     let range = high.wrapping_sub(low) as u64;
     for o in out.iter_mut() {
-        let v = if range >= 1 << 32 {
-            g.random64()
-        } else {
-            g.random() as u64
-        };
-        *o = (v % range).wrapping_add(low as u64) as i64;
+        *o = below(g, range).wrapping_add(low as u64) as i64;
     }
 }
 
@@ -179,15 +190,10 @@ pub fn randperm(g: &mut Generator, n: usize) -> Vec<usize> {
     }
 }
 
-/// A dropout / `bernoulli_(p)` keep-mask: `true` with probability `p`.
-///
-/// PyTorch's x86 wheels draw these masks with MKL's VSL stream seeded by
-/// one `random()` of the generator, which kiln cannot reproduce. kiln does
-/// the same bookkeeping, so the generator advances exactly as PyTorch's
-/// does and later draws stay in step, but the mask comes from a private
-/// MT19937 stream seeded with that draw (`uniform < p`, PyTorch's
-/// non-MKL rule), so the mask's bits differ from PyTorch's.
+/// `bernoulli_(p)` with a scalar `p` (and so dropout's keep-mask): `true`
+/// where a float64 uniform (one `random64()`) is below `p`, PyTorch's CPU
+/// kernel (checked against PyTorch 2.15's x86 wheel; builds that route this
+/// through MKL's VSL stream give other masks).
 pub fn bernoulli_mask(g: &mut Generator, n: usize, p: f64) -> Vec<bool> {
-    let mut own = Generator::new(g.random() as u64);
-    (0..n).map(|_| own.next_f64() < p).collect()
+    (0..n).map(|_| g.next_f64() < p).collect()
 }

@@ -157,15 +157,11 @@ impl Generator {
     }
 
     /// A uniform integer in `[0, n)` the way `torch.randint(0, n, ...)`
-    /// draws it: `random() % n`, or `random64() % n` when `n >= 2^32`
+    /// draws it: `random() % n`, or `random64() % n` when `n >= 2^28`
     /// (slightly biased for huge `n`, exactly as in PyTorch). Panics on 0.
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "below: empty range");
-        if n >= 1 << 32 {
-            self.random64() % n
-        } else {
-            self.random() as u64 % n
-        }
+        super::distributions::below(self, n)
     }
 
     /// A random permutation of `0..n`, the one `torch.randperm(n)` makes.
