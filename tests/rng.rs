@@ -405,22 +405,30 @@ fn state_bytes_dropout_and_randint_match_pytorch() {
 }
 
 #[test]
-fn long_randn_streams_match_pytorch() {
+fn long_streams_match_pytorch() {
     let x = extra();
     let _turn = take_default_generator();
-    for s in x["randn_streams"].as_array().unwrap() {
+    for s in x["streams"].as_array().unwrap() {
         manual_seed(s["seed"].as_u64().unwrap());
         let n = s["n"].as_u64().unwrap() as usize;
-        let got = match s["dtype"].as_str().unwrap() {
-            "float32" => fnv(Tensor::randn([n])
-                .to_vec::<f32>()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())),
-            _ => fnv(Tensor::randn_opts([n], DType::F64)
-                .to_vec::<f64>()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())),
+        let dtype = dtype_of(s);
+        let a = |k: usize| s["args"][k].as_f64().unwrap();
+        let t = match s["op"].as_str().unwrap() {
+            "randn" => Tensor::randn_opts([n], dtype),
+            op => {
+                let t = Tensor::zeros_opts([n], dtype);
+                match op {
+                    "normal_" => t.normal_(a(0), a(1), None),
+                    "uniform_" => t.uniform_(a(0), a(1), None),
+                    other => panic!("unknown stream op {other}"),
+                }
+                t
+            }
         };
-        assert_eq!(got, s["fnv"].as_str().unwrap(), "randn stream {s}");
+        let got = match dtype {
+            DType::F32 => fnv(t.to_vec::<f32>().iter().flat_map(|v| v.to_le_bytes())),
+            _ => fnv(t.to_vec::<f64>().iter().flat_map(|v| v.to_le_bytes())),
+        };
+        assert_eq!(got, s["fnv"].as_str().unwrap(), "stream {s}");
     }
 }

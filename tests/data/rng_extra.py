@@ -54,12 +54,24 @@ out["randint_ranges"] = {
 }
 
 streams = []
-for seed, n, dtype in [(11, 100_003, torch.float32), (12, 1 << 16, torch.float32), (13, 20_001, torch.float64)]:
+for seed, op, n, dtype, args in [
+    (11, "randn", 100_003, torch.float32, []),
+    (12, "randn", 1 << 16, torch.float32, []),
+    (13, "randn", 20_001, torch.float64, []),
+    (14, "normal_", 4001, torch.float32, [1.5, 0.3]),
+    (15, "normal_", 4000, torch.float64, [1.5, 0.3]),
+    (16, "uniform_", 1000, torch.float64, [-2.0, 3.0]),
+    (17, "uniform_", 1001, torch.float32, [-0.7, 0.2]),
+]:
     torch.manual_seed(seed)
-    x = torch.randn(n, dtype=dtype)
+    if op == "randn":
+        x = torch.randn(n, dtype=dtype)
+    else:
+        x = getattr(torch.empty(n, dtype=dtype), op)(*args)
     bits = 32 if dtype == torch.float32 else 64
-    streams.append({"seed": seed, "n": n, "dtype": str(dtype).split(".")[1], "fnv": fnv(x, bits)})
-out["randn_streams"] = streams
+    name = str(dtype).split(".")[1]
+    streams.append({"seed": seed, "op": op, "n": n, "dtype": name, "args": args, "fnv": fnv(x, bits)})
+out["streams"] = streams
 
 torch.manual_seed(0)
 out["rand2_seed0"] = torch.rand(2).tolist()

@@ -300,12 +300,17 @@ impl Transform for RandomCrop {
             self.size
         );
         // torchvision's `get_params`: `torch.randint(0, h - th + 1, (1,))`, then the same for w.
-        let (top, left) = self.rng.with(|g| {
-            (
-                g.below((ph - th + 1) as u64) as usize,
-                g.below((pw - tw + 1) as u64) as usize,
-            )
-        });
+        // (No draw when the crop is the whole padded image.)
+        let (top, left) = if (ph, pw) == (th, tw) {
+            (0, 0)
+        } else {
+            self.rng.with(|g| {
+                (
+                    g.below((ph - th + 1) as u64) as usize,
+                    g.below((pw - tw + 1) as u64) as usize,
+                )
+            })
+        };
         let out = x.with_slice::<f32, _>("RandomCrop", |src| {
             let mut out = vec![0.0f32; c * th * tw];
             for ch in 0..c {

@@ -31,15 +31,23 @@ fn affine_f64(x: f64, scale: f64, shift: f64) -> f64 {
     x.mul_add(scale, shift)
 }
 
+/// Fills `out` with `f(random())`, drawing a chunk of 32-bit values at a time.
+fn fill_from_u32(g: &mut Generator, out: &mut [f32], f: impl Fn(u32) -> f32) {
+    let mut buf = [0u32; 1024];
+    for chunk in out.chunks_mut(buf.len()) {
+        let bits = &mut buf[..chunk.len()];
+        g.fill_random(bits);
+        for (o, &b) in chunk.iter_mut().zip(bits.iter()) {
+            *o = f(b);
+        }
+    }
+}
+
 /// `uniform_(from, to)` on float32: one `random()` per element.
 pub fn uniform_f32(g: &mut Generator, out: &mut [f32], from: f64, to: f64) {
     let (from, to) = (from as f32, to as f32);
-    let mut bits = vec![0u32; out.len()];
-    g.fill_random(&mut bits);
     let scale = to - from;
-    for (o, &b) in out.iter_mut().zip(&bits) {
-        *o = affine_f32(unit_f32(b), scale, from);
-    }
+    fill_from_u32(g, out, |b| affine_f32(unit_f32(b), scale, from));
 }
 
 /// `uniform_(from, to)` on float64: one `random64()` per element.
@@ -66,11 +74,7 @@ pub fn normal_f32(g: &mut Generator, out: &mut [f32], mean: f64, std: f64) {
         return;
     }
     let (mean, std) = (mean as f32, std as f32);
-    let mut bits = vec![0u32; out.len()];
-    g.fill_random(&mut bits);
-    for (o, &b) in out.iter_mut().zip(&bits) {
-        *o = unit_f32(b);
-    }
+    fill_from_u32(g, out, unit_f32);
     let full = out.len() / FILL_MIN * FILL_MIN;
     // Blocks are independent: transforming them in parallel keeps the bits.
     out[..full]
@@ -82,11 +86,7 @@ pub fn normal_f32(g: &mut Generator, out: &mut [f32], mean: f64, std: f64) {
         });
     if full != out.len() {
         let tail = out.len() - FILL_MIN;
-        let mut bits = [0u32; FILL_MIN];
-        g.fill_random(&mut bits);
-        for (o, &b) in out[tail..].iter_mut().zip(&bits) {
-            *o = unit_f32(b);
-        }
+        fill_from_u32(g, &mut out[tail..], unit_f32);
         super::avx_mathfun::box_muller_16(&mut out[tail..], mean, std);
     }
 }

@@ -14,12 +14,17 @@
 //!
 //! * `Tensor::rand`, `randn` (float32 and float64, every size: the scalar
 //!   path below 16 elements with its cached second normal, the 16-at-a-time
-//!   Box–Muller fill from 16), `randint` (ranges below and above 2^32),
-//!   `randperm` (both of PyTorch's algorithms), `Tensor::normal` /
-//!   `init::normal_`, `Tensor::uniform` / `init::uniform_` and the other
-//!   `nn::init` functions;
+//!   Box–Muller fill from 16 with the Cephes `log`/`sincos` of PyTorch's
+//!   AVX2 kernel for float32), `randint` (32-bit draws below a range of
+//!   2^28, 64-bit from there, as PyTorch 2.15 does), `randperm` (both of
+//!   PyTorch's algorithms), `Tensor::normal` / `normal_` / `init::normal_`,
+//!   `Tensor::uniform` / `uniform_` / `init::uniform_` and the other
+//!   `nn::init` functions (their bounds computed in PyTorch's order);
 //! * the default initialisation of `Linear`, `Conv2d`, `Embedding` and
 //!   `BatchNorm2d` (which draws nothing);
+//! * dropout masks (`nn::functional::dropout`, `nn::Dropout`): PyTorch's
+//!   `bernoulli_(1 - p)` on the CPU draws one float64 uniform per element,
+//!   and so does kiln;
 //! * the order a shuffling [`DataLoader`](crate::data::DataLoader) without
 //!   its own generator visits the samples (PyTorch's `RandomSampler`: a seed
 //!   from the default generator each epoch, after the loader's base seed);
@@ -29,20 +34,26 @@
 //! * [`get_rng_state`] / [`set_rng_state`]: PyTorch's 5056-byte layout, so
 //!   a state saved by either side restores in the other.
 //!
-//! The float results rely on the C library's `logf`/`sinf`/`cosf` (`log`,
-//! `sin`, `cos` for float64), which PyTorch's CPU kernels also call: on
-//! the same machine and C library they are the same bits (the test suite
-//! checks this against streams PyTorch wrote, see `tests/rng.rs`).
+//! The float64 normals rely on the C library's `log`, `log1p`, `sin` and
+//! `cos`, which PyTorch's kernels also call: on the same C library they are
+//! the same bits. The float32 fill uses only `+ - * sqrt` and fused
+//! multiply-adds (as PyTorch's x86 build does), so it is exact anywhere.
+//! `tests/rng.rs` checks all of this against streams PyTorch wrote.
 //!
 //! **Not** bit-identical:
 //!
-//! * dropout masks and `bernoulli_` with a scalar `p`: PyTorch's x86
-//!   wheels draw them through MKL's VSL stream. kiln consumes the same
-//!   single 32-bit draw from the generator (so every later draw stays in
-//!   step with PyTorch), but the mask itself comes from kiln's own stream;
+//! * float16/bfloat16 random tensors: drawn as float32 and rounded
+//!   (PyTorch draws them with fewer bits);
+//! * PyTorch builds whose CPU kernels differ from the x86 wheel's: a build
+//!   without the AVX2 kernel (e.g. ARM) computes float32 normals of 16 or
+//!   more elements with the C library's `logf`/`sinf`/`cosf` instead, and
+//!   builds that route scalar `bernoulli_` through MKL's VSL stream draw
+//!   other dropout masks;
 //! * the augmentation of random transforms inside a `DataLoader`: PyTorch
 //!   seeds each worker process, kiln seeds each sample (so the result does
-//!   not depend on the number of workers);
+//!   not depend on the number of workers); outside a loader, `RandomCrop`
+//!   and `RandomHorizontalFlip` draw from the default generator as
+//!   torchvision's do (`randint`, then `rand(1) < p`);
 //! * CUDA: PyTorch's CUDA generator is Philox, a separate stream; kiln
 //!   draws on the CPU and copies, so CUDA tensors get the CPU stream.
 
