@@ -6,9 +6,9 @@ use super::{DataError, Dataset};
 use crate::rng::Generator;
 use crate::{DType, Element, Tensor};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Turns a list of samples into a batch: the default `collate_fn`.
@@ -141,10 +141,14 @@ pub type CollateFn<I, B> = Arc<dyn Fn(Vec<I>) -> Result<B, DataError> + Send + S
 /// &loader`) is one epoch and yields `Result<batch, DataError>`:
 ///
 /// * `batch_size` (default 1), `drop_last` (default false);
-/// * `shuffle` with an optional `seed`: the order is a fresh permutation
-///   every epoch, reproducible from the seed and the epoch number (without
-///   a seed it is drawn from the global generator, so
-///   [`manual_seed`](crate::manual_seed) makes it reproducible);
+/// * `shuffle`: a fresh permutation every epoch, drawn as PyTorch's
+///   `RandomSampler` draws it. Without a generator each epoch takes a base
+///   seed and then a sampler seed from the default generator, so after the
+///   same [`manual_seed`](crate::manual_seed) the order is PyTorch's,
+///   index for index. With [`generator`](DataLoader::generator) the
+///   permutations come from that generator (`generator=g` in PyTorch);
+///   [`seed`](DataLoader::seed)`(s)` is `generator=torch.Generator().manual_seed(s)`
+///   that also replays after [`set_epoch`](DataLoader::set_epoch);
 /// * `collate`: a custom samples → batch function (default: [`Collate`]);
 /// * `num_workers`: 0 loads in the calling thread; `n > 0` starts `n`
 ///   threads per epoch that load and collate whole batches in parallel,
@@ -171,7 +175,7 @@ pub struct DataLoader<D: Dataset, B> {
     collate: CollateFn<D::Item, B>,
     batch_size: usize,
     shuffle: bool,
-    seed: Option<u64>,
+    source: SeedSource,
     drop_last: bool,
     num_workers: usize,
     prefetch: usize,
@@ -202,7 +206,7 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
             collate: Arc::new(collate),
             batch_size: 1,
             shuffle: false,
-            seed: None,
+            source: SeedSource::Default,
             drop_last: false,
             num_workers: 0,
             prefetch: 2,
@@ -224,10 +228,20 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
         self
     }
 
-    /// Seeds shuffling and the per-sample generators of random transforms;
-    /// epoch `e` of a loader seeded `s` is the same in every run.
+    /// Seeds shuffling and the per-sample generators of random transforms,
+    /// like `generator=torch.Generator().manual_seed(seed)`: the epochs
+    /// visit the samples in the orders PyTorch's loader would, and epoch `e`
+    /// is the same in every run (also after [`set_epoch`](DataLoader::set_epoch)).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.source = SeedSource::Seed(seed);
+        self
+    }
+
+    /// Draws the shuffling and the transforms' base seeds from `generator`,
+    /// like `DataLoader(..., generator=g)`: its state carries from epoch to
+    /// epoch (so [`set_epoch`](DataLoader::set_epoch) does not rewind it).
+    pub fn generator(mut self, generator: Generator) -> Self {
+        self.source = SeedSource::Own(Mutex::new(generator));
         self
     }
 
@@ -260,7 +274,7 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
             collate: Arc::new(collate),
             batch_size: self.batch_size,
             shuffle: self.shuffle,
-            seed: self.seed,
+            source: self.source,
             drop_last: self.drop_last,
             num_workers: self.num_workers,
             prefetch: self.prefetch,
@@ -301,16 +315,24 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     /// Starts an epoch: the batches in order, loaded by the workers if any.
     pub fn iter(&self) -> DataLoaderIter<D, B> {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
-        let base = self
-            .seed
-            .unwrap_or_else(|| crate::rng::with_rng(|g| g.next_u64()));
-        let epoch_seed = mix_seed(base, epoch);
         let n = self.dataset.len();
-        let order: Vec<usize> = if self.shuffle {
-            Generator::new(epoch_seed).permutation(n)
-        } else {
-            (0..n).collect()
+        let (epoch_seed, order) = match &self.source {
+            SeedSource::Default => crate::rng::with_rng(|g| draw_epoch(g, n, self.shuffle, true)),
+            SeedSource::Own(g) => draw_epoch(
+                &mut g.lock().unwrap_or_else(|e| e.into_inner()),
+                n,
+                self.shuffle,
+                false,
+            ),
+            SeedSource::Seed(s) => {
+                let mut g = Generator::new(*s);
+                for _ in 0..epoch {
+                    draw_epoch(&mut g, n, self.shuffle, false);
+                }
+                draw_epoch(&mut g, n, self.shuffle, false)
+            }
         };
+        let order = order.unwrap_or_else(|| (0..n).collect());
         let batches: Vec<Vec<usize>> = order
             .chunks(self.batch_size)
             .take(self.len())
@@ -341,6 +363,45 @@ impl<D: Dataset + 'static, B: Send + 'static> IntoIterator for &DataLoader<D, B>
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
+}
+
+/// Where a loader's epochs draw their seeds and orders from.
+enum SeedSource {
+    /// The default generator, as PyTorch's loader without `generator`.
+    Default,
+    /// A fresh `Generator::new(seed)`, replayed up to the epoch.
+    Seed(u64),
+    /// A generator whose state carries from epoch to epoch.
+    Own(Mutex<Generator>),
+}
+
+/// One epoch's draws, in PyTorch's order: the loader's base seed
+/// (`_BaseDataLoaderIter`'s `random_()`), then, when shuffling,
+/// `RandomSampler`'s permutation: from a generator seeded with a second
+/// `random_()` draw when `fresh_sampler` (no loader generator), else from
+/// `g` itself. Returns the base seed (for the transforms) and the order.
+/// kiln draws a whole epoch up front, as PyTorch does for an epoch that runs
+/// to its end.
+fn draw_epoch(
+    g: &mut Generator,
+    n: usize,
+    shuffle: bool,
+    fresh_sampler: bool,
+) -> (u64, Option<Vec<usize>>) {
+    let base = crate::rng::random_i64(g) as u64;
+    let order = shuffle.then(|| {
+        if fresh_sampler {
+            Generator::new(crate::rng::random_i64(g) as u64).permutation(n)
+        } else {
+            let order = g.permutation(n);
+            // `RandomSampler.__iter__` ends with a second `randperm` (for the
+            // `num_samples % n` tail, empty here) that still draws from `g`
+            // when the epoch runs to its end.
+            g.permutation(n);
+            order
+        }
+    });
+    (base, order)
 }
 
 /// What one epoch loads: shared by the iterator and its workers.

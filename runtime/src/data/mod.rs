@@ -9,6 +9,7 @@ mod error;
 mod image_folder;
 mod loader;
 mod mnist;
+mod split;
 pub mod transforms;
 
 pub use dataset::{Dataset, TensorDataset};
@@ -17,3 +18,4 @@ pub use error::DataError;
 pub use image_folder::{IMAGE_EXTENSIONS, ImageFolder, read_image_rgb};
 pub use loader::{Collate, CollateFn, DataLoader, DataLoaderIter, stack_items};
 pub use mnist::{MNIST_FILES, Mnist};
+pub use split::{Subset, random_split};

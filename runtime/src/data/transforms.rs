@@ -299,12 +299,18 @@ impl Transform for RandomCrop {
             "RandomCrop: crop size {:?} is larger than the padded image [{ph}, {pw}]",
             self.size
         );
-        let (top, left) = self.rng.with(|g| {
-            (
-                g.below((ph - th + 1) as u64) as usize,
-                g.below((pw - tw + 1) as u64) as usize,
-            )
-        });
+        // torchvision's `get_params`: `torch.randint(0, h - th + 1, (1,))`, then the same for w.
+        // (No draw when the crop is the whole padded image.)
+        let (top, left) = if (ph, pw) == (th, tw) {
+            (0, 0)
+        } else {
+            self.rng.with(|g| {
+                (
+                    g.below((ph - th + 1) as u64) as usize,
+                    g.below((pw - tw + 1) as u64) as usize,
+                )
+            })
+        };
         let out = x.with_slice::<f32, _>("RandomCrop", |src| {
             let mut out = vec![0.0f32; c * th * tw];
             for ch in 0..c {
@@ -358,7 +364,8 @@ impl Default for RandomHorizontalFlip {
 impl Transform for RandomHorizontalFlip {
     fn apply(&self, x: Tensor) -> Tensor {
         let (c, h, w) = expect_chw("RandomHorizontalFlip", &x);
-        if self.rng.with(|g| g.next_f64()) >= self.p {
+        // torchvision: `if torch.rand(1) < self.p` (a float32 comparison).
+        if self.rng.with(|g| g.next_f32()) >= self.p as f32 {
             return x;
         }
         let out = x.with_slice::<f32, _>("RandomHorizontalFlip", |src| {

@@ -1,7 +1,8 @@
 //! Parameter initialisation, like `torch.nn.init`: every function fills
 //! its tensor in place (without recording autograd history) using the
-//! global generator, so [`manual_seed`](crate::manual_seed) makes it
-//! reproducible.
+//! default generator with PyTorch's algorithms and PyTorch's arithmetic for
+//! the bounds, so after the same [`manual_seed`](crate::manual_seed) the
+//! values are bit-identical to `torch.nn.init`'s (see [`crate::rng`]).
 //!
 //! ```
 //! use kiln_runtime::Tensor;
@@ -78,19 +79,14 @@ fn fan(t: &Tensor, mode: FanMode) -> usize {
     }
 }
 
-fn fill_with(t: &Tensor, sample: Tensor) {
-    let sample = sample.to_dtype(t.dtype());
-    no_grad(|| t.copy_(&sample));
-}
-
 /// Fills with samples from `U(a, b)`, like `nn.init.uniform_`.
 pub fn uniform_(t: &Tensor, a: f64, b: f64) {
-    fill_with(t, Tensor::uniform(a, b, t.shape()));
+    t.uniform_(a, b, None);
 }
 
 /// Fills with samples from `N(mean, std²)`, like `nn.init.normal_`.
 pub fn normal_(t: &Tensor, mean: f64, std: f64) {
-    fill_with(t, Tensor::normal(mean, std, t.shape()));
+    t.normal_(mean, std, None);
 }
 
 /// Fills with `value`, like `nn.init.constant_`.
@@ -112,7 +108,9 @@ pub fn ones_(t: &Tensor) {
 /// like `nn.init.xavier_uniform_`.
 pub fn xavier_uniform_(t: &Tensor, gain: f64) {
     let (fi, fo) = calculate_fan_in_and_fan_out(t);
-    let a = gain * (6.0 / (fi + fo) as f64).sqrt();
+    // PyTorch's order of operations, so the bound has the same bits.
+    let std = gain * (2.0 / (fi + fo) as f64).sqrt();
+    let a = 3f64.sqrt() * std;
     uniform_(t, -a, a);
 }
 
@@ -131,7 +129,9 @@ pub fn kaiming_uniform_(t: &Tensor, a: f64, mode: FanMode, nonlinearity: Nonline
         return;
     }
     let gain = calculate_gain(nonlinearity, Some(a));
-    let bound = gain * (3.0 / fan(t, mode) as f64).sqrt();
+    // PyTorch's order of operations, so the bound has the same bits.
+    let std = gain / (fan(t, mode) as f64).sqrt();
+    let bound = 3f64.sqrt() * std;
     uniform_(t, -bound, bound);
 }
 

@@ -3,7 +3,7 @@
 use super::Tensor;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
-use crate::rng::with_rng;
+use crate::rng::{self, Generator, with_generator};
 use crate::storage::CpuStorage;
 
 /// Anything that names a shape: `[2, 3]`, `&[2, 3][..]`, `vec![2, 3]`.
@@ -281,69 +281,237 @@ impl Tensor {
         )
     }
 
-    fn sample(
+    /// A tensor of `shape` filled by `draw` from `generator` (the default
+    /// generator when `None`), in PyTorch's CPU order. float16/bfloat16 are
+    /// drawn as float32 and rounded (not PyTorch's bits for those dtypes).
+    fn random(
         shape: Vec<usize>,
         opts: TensorOptions,
-        mut f: impl FnMut(&mut crate::rng::Generator) -> f64,
+        generator: Option<&mut Generator>,
+        draw: RandomDraw,
     ) -> Tensor {
         let dtype = opts.dtype_or_f32();
         let n: usize = shape.iter().product();
-        let t = with_rng(|g| match dtype {
-            DType::F32 => Tensor::from_vec((0..n).map(|_| f(g) as f32).collect::<Vec<_>>(), &shape),
-            _ => Tensor::from_vec((0..n).map(|_| f(g)).collect::<Vec<_>>(), &shape).to_dtype(dtype),
+        let t = with_generator(generator, |g| match dtype {
+            DType::F64 => {
+                let mut v = vec![0f64; n];
+                draw.fill_f64(g, &mut v);
+                Tensor::from_vec(v, &shape)
+            }
+            DType::F32 | DType::F16 | DType::BF16 => {
+                let mut v = vec![0f32; n];
+                draw.fill_f32(g, &mut v);
+                Tensor::from_vec(v, &shape).to_dtype(dtype)
+            }
+            other => panic!(
+                "{}: expected a floating-point dtype, got {other}",
+                draw.op()
+            ),
         });
         place(t, opts.device)
     }
 
-    /// Uniform samples in `[0, 1)` (float32, CPU), like `torch.rand`.
+    /// Uniform samples in `[0, 1)` (float32, CPU), like `torch.rand`; the
+    /// same bits as PyTorch after the same [`manual_seed`](crate::manual_seed).
     pub fn rand(shape: impl IntoDims) -> Tensor {
         Tensor::rand_opts(shape, TensorOptions::default())
     }
 
     /// `rand` with a dtype and device.
     pub fn rand_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
-        Tensor::sample(shape.into_dims(), opts.into(), |g| g.next_f64())
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            None,
+            RandomDraw::uniform(0.0, 1.0),
+        )
     }
 
-    /// Standard normal samples (float32, CPU), like `torch.randn`.
+    /// `rand` drawing from `generator`, like `torch.rand(..., generator=g)`.
+    pub fn rand_with(
+        shape: impl IntoDims,
+        opts: impl Into<TensorOptions>,
+        generator: &mut Generator,
+    ) -> Tensor {
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            Some(generator),
+            RandomDraw::uniform(0.0, 1.0),
+        )
+    }
+
+    /// Standard normal samples (float32, CPU), like `torch.randn`; the same
+    /// bits as PyTorch after the same [`manual_seed`](crate::manual_seed).
     pub fn randn(shape: impl IntoDims) -> Tensor {
         Tensor::randn_opts(shape, TensorOptions::default())
     }
 
     /// `randn` with a dtype and device.
     pub fn randn_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
-        Tensor::sample(shape.into_dims(), opts.into(), |g| g.next_normal())
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            None,
+            RandomDraw::normal(0.0, 1.0),
+        )
     }
 
-    /// Normal samples with `mean` and `std` (float32), like `torch.normal`.
+    /// `randn` drawing from `generator`, like `torch.randn(..., generator=g)`.
+    pub fn randn_with(
+        shape: impl IntoDims,
+        opts: impl Into<TensorOptions>,
+        generator: &mut Generator,
+    ) -> Tensor {
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            Some(generator),
+            RandomDraw::normal(0.0, 1.0),
+        )
+    }
+
+    /// Normal samples with `mean` and `std` (float32), like
+    /// `torch.normal(mean, std, shape)` / `torch.empty(shape).normal_(mean, std)`.
     pub fn normal(mean: f64, std: f64, shape: impl IntoDims) -> Tensor {
-        Tensor::sample(shape.into_dims(), TensorOptions::default(), |g| {
-            mean + std * g.next_normal()
-        })
+        Tensor::random(
+            shape.into_dims(),
+            TensorOptions::default(),
+            None,
+            RandomDraw::normal(mean, std),
+        )
+    }
+
+    /// `normal` with options, drawing from `generator` (the default one when `None`).
+    pub fn normal_with(
+        mean: f64,
+        std: f64,
+        shape: impl IntoDims,
+        opts: impl Into<TensorOptions>,
+        generator: Option<&mut Generator>,
+    ) -> Tensor {
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            generator,
+            RandomDraw::normal(mean, std),
+        )
     }
 
     /// Uniform samples in `[low, high)` (float32), like
     /// `torch.empty(shape).uniform_(low, high)`.
     pub fn uniform(low: f64, high: f64, shape: impl IntoDims) -> Tensor {
-        Tensor::sample(shape.into_dims(), TensorOptions::default(), |g| {
-            low + (high - low) * g.next_f64()
-        })
+        Tensor::random(
+            shape.into_dims(),
+            TensorOptions::default(),
+            None,
+            RandomDraw::uniform(low, high),
+        )
+    }
+
+    /// `uniform` with options, drawing from `generator` (the default one when `None`).
+    pub fn uniform_with(
+        low: f64,
+        high: f64,
+        shape: impl IntoDims,
+        opts: impl Into<TensorOptions>,
+        generator: Option<&mut Generator>,
+    ) -> Tensor {
+        Tensor::random(
+            shape.into_dims(),
+            opts.into(),
+            generator,
+            RandomDraw::uniform(low, high),
+        )
     }
 
     /// Uniform integers in `[low, high)` (int64), like `torch.randint`.
     pub fn randint(low: i64, high: i64, shape: impl IntoDims) -> Tensor {
+        Tensor::randint_with(low, high, shape, None)
+    }
+
+    /// `randint` drawing from `generator` (the default one when `None`).
+    pub fn randint_with(
+        low: i64,
+        high: i64,
+        shape: impl IntoDims,
+        generator: Option<&mut Generator>,
+    ) -> Tensor {
         assert!(high > low, "randint: empty range [{low}, {high})");
         let shape = shape.into_dims();
-        let n: usize = shape.iter().product();
-        let span = (high - low) as u64;
-        let v: Vec<i64> = with_rng(|g| (0..n).map(|_| low + g.below(span) as i64).collect());
+        let mut v = vec![0i64; shape.iter().product()];
+        with_generator(generator, |g| rng::randint(g, &mut v, low, high));
         Tensor::from_vec(v, shape)
     }
 
     /// A random permutation of `0..n` (int64), like `torch.randperm`.
     pub fn randperm(n: usize) -> Tensor {
-        let p = with_rng(|g| g.permutation(n));
+        Tensor::randperm_with(n, None)
+    }
+
+    /// `randperm` drawing from `generator` (the default one when `None`).
+    pub fn randperm_with(n: usize, generator: Option<&mut Generator>) -> Tensor {
+        let p = with_generator(generator, |g| rng::randperm(g, n));
         Tensor::from_vec(p.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [n])
+    }
+
+    /// Refills with normal samples in place, like `tensor.normal_(mean, std)`
+    /// (no autograd history; `generator` `None` means the default one).
+    pub fn normal_(&self, mean: f64, std: f64, generator: Option<&mut Generator>) {
+        self.random_(generator, RandomDraw::normal(mean, std));
+    }
+
+    /// Refills with uniform samples in `[from, to)` in place, like
+    /// `tensor.uniform_(from, to)`.
+    pub fn uniform_(&self, from: f64, to: f64, generator: Option<&mut Generator>) {
+        self.random_(generator, RandomDraw::uniform(from, to));
+    }
+
+    fn random_(&self, generator: Option<&mut Generator>, draw: RandomDraw) {
+        let opts = TensorOptions::default()
+            .dtype(self.dtype())
+            .device(&self.device());
+        let sample = Tensor::random(self.shape().to_vec(), opts, generator, draw);
+        crate::autograd::no_grad(|| self.copy_(&sample));
+    }
+}
+
+/// What a random fill draws.
+#[derive(Clone, Copy, Debug)]
+enum RandomDraw {
+    Uniform { from: f64, to: f64 },
+    Normal { mean: f64, std: f64 },
+}
+
+impl RandomDraw {
+    fn uniform(from: f64, to: f64) -> RandomDraw {
+        RandomDraw::Uniform { from, to }
+    }
+
+    fn normal(mean: f64, std: f64) -> RandomDraw {
+        assert!(std >= 0.0, "normal: expected std >= 0.0, got {std}");
+        RandomDraw::Normal { mean, std }
+    }
+
+    fn op(self) -> &'static str {
+        match self {
+            RandomDraw::Uniform { .. } => "uniform",
+            RandomDraw::Normal { .. } => "normal",
+        }
+    }
+
+    fn fill_f32(self, g: &mut Generator, out: &mut [f32]) {
+        match self {
+            RandomDraw::Uniform { from, to } => rng::uniform_f32(g, out, from, to),
+            RandomDraw::Normal { mean, std } => rng::normal_f32(g, out, mean, std),
+        }
+    }
+
+    fn fill_f64(self, g: &mut Generator, out: &mut [f64]) {
+        match self {
+            RandomDraw::Uniform { from, to } => rng::uniform_f64(g, out, from, to),
+            RandomDraw::Normal { mean, std } => rng::normal_f64(g, out, mean, std),
+        }
     }
 }
 

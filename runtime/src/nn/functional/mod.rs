@@ -195,8 +195,10 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
 }
 
 /// Inverted dropout, like `F.dropout`: in training, zeroes each element
-/// with probability `p` (drawn from the global generator, see
-/// [`manual_seed`](crate::manual_seed)) and scales the rest by `1/(1-p)`;
+/// with probability `p` and scales the rest by `1/(1-p)`. The mask is
+/// drawn from the default generator as PyTorch's CPU kernel draws it (see
+/// [`crate::rng`]), so after the same [`manual_seed`](crate::manual_seed)
+/// it is PyTorch's;
 /// the identity when `!training` or `p == 0`; zeros when `p == 1`.
 ///
 /// ```
@@ -215,15 +217,36 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
     }
     check_float(OP, "input", x);
     let n = x.numel();
-    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
-    let keep: Vec<bool> = crate::rng::with_rng(|r| (0..n).map(|_| r.next_f64() >= p).collect());
-    let mask = Tensor::from_vec(
-        keep.iter()
-            .map(|&k| if k { scale } else { 0.0 })
-            .collect::<Vec<f64>>(),
-        x.shape(),
-    )
-    .to_dtype(x.dtype())
+    // PyTorch: `noise.bernoulli_(1 - p); noise.div_(1 - p)`, the division a
+    // multiply by the reciprocal in the tensor's precision.
+    // (p == 1 draws nothing in PyTorch either.)
+    let keep = if p == 1.0 {
+        vec![false; n]
+    } else {
+        crate::rng::with_rng(|r| crate::rng::bernoulli_mask(r, n, 1.0 - p))
+    };
+    let mask = if x.dtype() == crate::DType::F64 {
+        let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
+        Tensor::from_vec(
+            keep.iter()
+                .map(|&k| if k { scale } else { 0.0 })
+                .collect::<Vec<f64>>(),
+            x.shape(),
+        )
+    } else {
+        let scale = if p == 1.0 {
+            0.0
+        } else {
+            1.0f32 / (1.0 - p) as f32
+        };
+        Tensor::from_vec(
+            keep.iter()
+                .map(|&k| if k { scale } else { 0.0 })
+                .collect::<Vec<f32>>(),
+            x.shape(),
+        )
+        .to_dtype(x.dtype())
+    }
     .to(&x.device());
     let out = crate::autograd::no_grad(|| x.mul(&mask));
     Tensor::from_op(out, "NativeDropoutBackward0", &[x], move |g, _| {
