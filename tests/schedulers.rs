@@ -270,3 +270,71 @@ fn tutorial_warmup_cosine_rule() {
         s.step();
     }
 }
+
+// ----- LBFGS against PyTorch's trajectory on the Rosenbrock function --------
+
+/// `(1 − x)² + 100 (y − x²)²` of `p = [x, y]`, with its gradient.
+fn rosenbrock(p: &Tensor) -> Tensor {
+    let x = p.narrow(0, 0, 1);
+    let y = p.narrow(0, 1, 1);
+    let a = 1.0 - &x;
+    let b = &y - &(&x * &x);
+    (&a * &a + &(&b * &b) * 100.0).sum()
+}
+
+#[test]
+fn lbfgs_follows_pytorch_on_rosenbrock() {
+    use kiln::optim::LBFGS;
+    let g = goldens();
+    for case in g["lbfgs"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let o = &case["options"];
+        let p = Tensor::from([-1.5f64, 2.0]).requires_grad_(true);
+        let mut opt = LBFGS::new(vec![p.clone()]).lr(o["lr"].as_f64().unwrap());
+        if let Some(n) = o["max_iter"].as_u64() {
+            opt = opt.max_iter(n as usize);
+        }
+        if let Some(n) = o["history_size"].as_u64() {
+            opt = opt.history_size(n as usize);
+        }
+        if o["line_search_fn"] == "strong_wolfe" {
+            opt = opt.line_search_strong_wolfe();
+        }
+        let losses: Vec<f64> = case["losses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let params = rows(&case["params"]);
+        for (k, (want_loss, want_p)) in losses.iter().zip(&params).enumerate() {
+            let loss = opt.step(&mut || {
+                p.set_grad(None);
+                let l = rosenbrock(&p);
+                l.backward();
+                l
+            });
+            let got = p.to_vec::<f64>();
+            assert!(
+                (loss - want_loss).abs() <= 1e-9 * (1.0 + want_loss.abs()),
+                "{name}, step {k}: loss {loss}, PyTorch {want_loss}"
+            );
+            for (a, b) in got.iter().zip(want_p) {
+                assert!(
+                    (a - b).abs() <= 1e-9,
+                    "{name}, step {k}: params {got:?}, PyTorch {want_p:?}"
+                );
+            }
+        }
+        assert_eq!(
+            opt.n_iter() as u64,
+            case["n_iter"].as_u64().unwrap(),
+            "{name}: n_iter"
+        );
+        assert_eq!(
+            opt.func_evals() as u64,
+            case["func_evals"].as_u64().unwrap(),
+            "{name}: func_evals"
+        );
+    }
+}

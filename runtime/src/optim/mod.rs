@@ -20,12 +20,14 @@
 
 mod adam;
 mod clip;
+mod lbfgs;
 pub mod lr_scheduler;
 mod rmsprop;
 mod sgd;
 
 pub use adam::{Adam, AdamW};
 pub use clip::{clip_grad_norm_, clip_grad_value_};
+pub use lbfgs::LBFGS;
 pub use rmsprop::RMSprop;
 pub use sgd::SGD;
 
