@@ -45,8 +45,9 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 ];
 
 /// FashionMNIST, like `torchvision.datasets.FashionMNIST(root, train)`:
-/// the same IDX files as MNIST (so the same [`Mnist`] data set type, with
-/// its transforms and `(image, label)` items), in their own folder.
+/// the same IDX files as MNIST, so the same data set type ([`Mnist`], with
+/// its transforms and `(image, label)` items), read from FashionMNIST's
+/// folder: `FashionMnist::train(root)`, `FashionMnist::test(root)`.
 ///
 /// ```no_run
 /// use kiln_runtime::data::{FashionMnist, download_fashion_mnist};
@@ -54,24 +55,7 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 /// let train = FashionMnist::train("data/FashionMNIST")?;
 /// # Ok::<(), kiln_runtime::data::DataError>(())
 /// ```
-pub struct FashionMnist;
-
-impl FashionMnist {
-    /// The training (60000 samples) or test (10000) split from `root`.
-    pub fn new(root: impl AsRef<Path>, train: bool) -> Result<Mnist, DataError> {
-        Mnist::new(root, train)
-    }
-
-    /// The training split.
-    pub fn train(root: impl AsRef<Path>) -> Result<Mnist, DataError> {
-        Mnist::new(root, true)
-    }
-
-    /// The test split.
-    pub fn test(root: impl AsRef<Path>) -> Result<Mnist, DataError> {
-        Mnist::new(root, false)
-    }
-}
+pub type FashionMnist = Mnist;
 
 /// Downloads the four FashionMNIST files into `root` unless they are there
 /// (raw or `.gz`), verifying each MD5, like [`download_mnist`](super::download_mnist).

@@ -266,10 +266,11 @@ impl LBFGS {
                     }
                 }
                 let mut r: Vec<f64> = q.iter().map(|q| q * self.h_diag).collect();
-                for i in 0..num_old {
-                    let be_i = dot(&self.old_dirs[i], &r) * self.ro[i];
-                    for (rj, sj) in r.iter_mut().zip(&self.old_stps[i]) {
-                        *rj += (al[i] - be_i) * sj;
+                let pairs = self.old_dirs.iter().zip(&self.old_stps);
+                for ((y, s), (&a, &rho)) in pairs.zip(al.iter().zip(&self.ro)) {
+                    let be_i = dot(y, &r) * rho;
+                    for (rj, sj) in r.iter_mut().zip(s) {
+                        *rj += (a - be_i) * sj;
                     }
                 }
                 self.d = r;
