@@ -465,6 +465,7 @@ fn plot_curves(path: &Path, s: &Summary) -> Result<(), Box<dyn std::error::Error
                     Series::new("test", per_epoch(|e| e.test_loss)),
                 ],
                 log_y: true,
+                y_limits: None,
             },
             Panel {
                 title: "test accuracy".into(),
@@ -472,6 +473,7 @@ fn plot_curves(path: &Path, s: &Summary) -> Result<(), Box<dyn std::error::Error
                 y_label: "accuracy (%)".into(),
                 series: vec![Series::new("test", per_epoch(|e| 100.0 * e.test_accuracy))],
                 log_y: false,
+                y_limits: Some((0.0, 100.0)),
             },
         ],
     )

@@ -151,6 +151,7 @@ pub fn run(
         y_label: "Loss".into(),
         series,
         log_y: true,
+        y_limits: None,
     };
     plot::write_png(png, 900, 600, &[panel])?;
     writeln!(out, "Wrote the loss curves to {}", png.display())?;

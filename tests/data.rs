@@ -689,3 +689,263 @@ fn downloads_verify_checksums_and_fail_clearly_offline() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ----- CIFAR-10, FashionMNIST, archives, recursive ImageFolder, random_split --
+
+/// One CIFAR-10 binary record: `label`, then the R, G, B planes, with pixel
+/// `(y, x)` of channel `c` equal to `seed + c·50 + y + x` (mod 256).
+fn cifar_record(label: u8, seed: u8) -> Vec<u8> {
+    let mut r = vec![label];
+    for c in 0..3u32 {
+        for y in 0..32u32 {
+            for x in 0..32u32 {
+                r.push((seed as u32 + c * 50 + y + x) as u8);
+            }
+        }
+    }
+    r
+}
+
+/// Writes the six batch files under `root/cifar-10-batches-bin`: batch
+/// `k` holds one record with label `k` (seed `10·k`), the test batch two.
+fn write_cifar(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for k in 1..=5u8 {
+        files.push((format!("data_batch_{k}.bin"), cifar_record(k, 10 * k)));
+    }
+    let mut test = cifar_record(9, 1);
+    test.extend(cifar_record(0, 2));
+    files.push(("test_batch.bin".into(), test));
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    files
+}
+
+#[test]
+fn cifar10_reads_binary_batches_like_torchvision() {
+    use kiln::data::Cifar10;
+    let dir = temp_dir("cifar");
+    write_cifar(&dir);
+    let train = Cifar10::train(&dir).unwrap();
+    assert_eq!(train.len(), 5);
+    assert_eq!(train.labels(), [1, 2, 3, 4, 5]);
+    // The transform sees HWC uint8, as torchvision's PIL image.
+    let raw = train.raw_image(2); // seed 30
+    assert_eq!(raw.len(), 32 * 32 * 3);
+    let (y, x, c) = (3usize, 7usize, 2usize);
+    assert_eq!(raw[(y * 32 + x) * 3 + c], (30 + 50 * c + y + x) as u8);
+    // Default ToTensor: float32 [3, 32, 32] in [0, 1].
+    let (img, label) = train.get(2).unwrap();
+    assert_eq!(
+        (img.shape(), img.dtype(), label),
+        (&[3usize, 32, 32][..], DType::F32, 3)
+    );
+    let v = img.to_vec::<f32>();
+    assert_eq!(
+        v[c * 1024 + y * 32 + x],
+        (30 + 50 * c + y + x) as f32 / 255.0
+    );
+    let test = Cifar10::test(&dir).unwrap().target_transform(|l| 9 - l);
+    assert_eq!(test.len(), 2);
+    assert_eq!(test.get(0).unwrap().1, 0);
+    assert_eq!(test.get(1).unwrap().1, 9);
+    assert!(matches!(
+        test.get(2),
+        Err(DataError::IndexOutOfRange { index: 2, len: 2 })
+    ));
+    assert_eq!(test.classes()[9], "truck");
+
+    // Malformed batches: typed errors naming the file.
+    let bad = dir.join("cifar-10-batches-bin/test_batch.bin");
+    std::fs::write(&bad, &cifar_record(3, 0)[..100]).unwrap();
+    let e = Cifar10::test(&dir).unwrap_err();
+    assert!(matches!(e, DataError::InvalidCifar { .. }), "{e}");
+    assert!(e.to_string().contains("test_batch.bin"), "{e}");
+    std::fs::write(&bad, cifar_record(10, 0)).unwrap();
+    let e = Cifar10::test(&dir).unwrap_err();
+    assert!(e.to_string().contains("label 10"), "{e}");
+    let e = Cifar10::train(dir.join("nowhere")).unwrap_err();
+    assert!(e.to_string().contains("download_cifar10"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A ustar archive of `(path, bytes)` entries, gzipped.
+fn tar_gz(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut tar = Vec::new();
+    for (name, data) in entries {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        tar.extend_from_slice(&h);
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn archives_download_and_unpack() {
+    use kiln::data::{Cifar10, download_and_extract_archive, extract_tar_gz};
+    let dir = temp_dir("archive");
+    let src = temp_dir("archive_src");
+    let files = write_cifar(&src);
+    let entries: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(n, b)| (format!("cifar-10-batches-bin/{n}"), b))
+        .collect();
+    let archive = tar_gz(&entries);
+    std::fs::write(src.join("c.tar.gz"), &archive).unwrap();
+    extract_tar_gz(&src.join("c.tar.gz"), &dir).unwrap();
+    assert_eq!(Cifar10::train(&dir).unwrap().len(), 5);
+
+    // An entry escaping the target folder is refused.
+    let evil = tar_gz(&[("../evil.txt".to_string(), b"x".to_vec())]);
+    std::fs::write(src.join("evil.tar.gz"), evil).unwrap();
+    let e = extract_tar_gz(&src.join("evil.tar.gz"), &dir).unwrap_err();
+    assert!(matches!(e, DataError::InvalidArchive { .. }), "{e}");
+    assert!(!dir.join("../evil.txt").exists());
+    // Not gzip at all.
+    std::fs::write(src.join("plain.tar.gz"), b"plain").unwrap();
+    assert!(extract_tar_gz(&src.join("plain.tar.gz"), &dir).is_err());
+
+    if have_curl() {
+        // Through a local mirror, checksum verified, then unpacked.
+        let root = dir.join("downloaded");
+        let url = format!("file://{}/", src.display());
+        download_and_extract_archive(&root, ("c.tar.gz", &md5_hex(&archive)), &[&url]).unwrap();
+        assert_eq!(Cifar10::test(&root).unwrap().len(), 2);
+    } else {
+        println!("skipped: curl not installed, the local-mirror download was not tried");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&src).unwrap();
+}
+
+#[test]
+fn fashion_mnist_reads_idx_files() {
+    use kiln::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MD5, FashionMnist};
+    let dir = temp_dir("fashion");
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend_from_slice(data);
+        v
+    };
+    let pixels: Vec<u8> = (0..2 * 28 * 28).map(|i| (i % 251) as u8).collect();
+    std::fs::write(
+        dir.join("t10k-images-idx3-ubyte"),
+        idx(&[2, 28, 28], &pixels),
+    )
+    .unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx(&[2], &[9, 0])).unwrap();
+    let test = FashionMnist::test(&dir).unwrap();
+    assert_eq!(test.len(), 2);
+    let (x, y) = test.get(0).unwrap();
+    assert_eq!((x.shape(), y), (&[1usize, 28, 28][..], 9));
+    assert_eq!(FASHION_MNIST_CLASSES[y as usize], "Ankle boot");
+    assert_eq!(x.to_vec::<f32>()[5], 5.0 / 255.0);
+    assert!(FASHION_MNIST_MD5.iter().all(|(_, m)| m.len() == 32));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn image_folder_walks_nested_folders_like_torchvision() {
+    let dir = temp_dir("nested");
+    for sub in ["cat/a/x", "cat/a-b", "cat/B", "dog"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let img = image::RgbImage::from_fn(2, 3, |x, y| image::Rgb([x as u8, y as u8, 9]));
+    for f in [
+        "cat/z.png",
+        "cat/a/x/1.png",
+        "cat/a-b/2.png",
+        "cat/a/3.png",
+        "cat/B/4.png",
+        "cat/0.png",
+        "dog/d.png",
+    ] {
+        img.save(dir.join(f)).unwrap();
+    }
+    let ds = ImageFolder::new(&dir)
+        .unwrap()
+        .target_transform(|c| c + 10)
+        .loader(|p| {
+            // A custom loader: grey images, one channel.
+            let rgb = kiln::data::read_image_rgb(p)?;
+            Ok(rgb.narrow(2, 0, 1).contiguous())
+        });
+    // `sorted(os.walk(...))` order, as torchvision's make_dataset.
+    let want = [
+        "cat/0.png",
+        "cat/z.png",
+        "cat/B/4.png",
+        "cat/a/3.png",
+        "cat/a-b/2.png",
+        "cat/a/x/1.png",
+        "dog/d.png",
+    ];
+    let got: Vec<String> = ds
+        .samples()
+        .iter()
+        .map(|(p, _)| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(got, want);
+    let (x, y) = ds.get(6).unwrap();
+    assert_eq!((x.shape(), y), (&[1usize, 3, 2][..], 11));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn random_split_partitions_like_pytorch() {
+    use kiln::data::{random_split, random_split_fractions, split_lengths};
+    use kiln::rng::Generator;
+    // Part sizes for fractions, as printed by PyTorch's random_split.
+    assert_eq!(split_lengths(10, &[0.33, 0.33, 0.34]), [4, 3, 3]);
+    assert_eq!(split_lengths(7, &[0.5, 0.5]), [4, 3]);
+    assert_eq!(split_lengths(101, &[0.8, 0.1, 0.1]), [81, 10, 10]);
+    assert_eq!(split_lengths(5, &[0.1, 0.9]), [1, 4]);
+    let data = || TensorDataset::new(vec![Tensor::arange(0.0, 10.0, 1.0)]);
+    let parts = random_split(data(), &[6, 4], Some(&mut Generator::new(7)));
+    let mut seen: Vec<usize> = parts.iter().flat_map(|p| p.indices().to_vec()).collect();
+    assert_eq!((parts[0].len(), parts[1].len()), (6, 4));
+    // The items are the underlying samples at those indices.
+    let first = parts[1].get(0).unwrap();
+    assert_eq!(first[0].item(), parts[1].indices()[0] as f64);
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    // Same generator seed, same split; another seed, another one.
+    let again = random_split(data(), &[6, 4], Some(&mut Generator::new(7)));
+    assert_eq!(again[0].indices(), parts[0].indices());
+    let other = random_split(data(), &[6, 4], Some(&mut Generator::new(8)));
+    assert_ne!(other[0].indices(), parts[0].indices());
+    let f = random_split_fractions(data(), &[0.7, 0.3], None);
+    assert_eq!((f[0].len(), f[1].len()), (7, 3));
+    assert!(parts[0].get(6).is_err());
+}
+
+#[test]
+#[should_panic(
+    expected = "random_split: sum of input lengths (9) does not equal the length of the input dataset (10)"
+)]
+fn random_split_checks_lengths() {
+    let data = TensorDataset::new(vec![Tensor::arange(0.0, 10.0, 1.0)]);
+    let _ = kiln::data::random_split(data, &[5, 4], None);
+}

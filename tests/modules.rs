@@ -627,4 +627,265 @@ fn dtype_move_keeps_views_of_the_storage_valid() {
     assert_eq!(weight_t.dtype(), DType::F64);
     assert_eq!(weight_t.to_vec::<f64>(), want);
     assert_eq!(fc.weight.to_vec::<f64>(), fc.weight.t().t().to_vec::<f64>());
+
+// ----- tree access, Sequential slicing, loss modules (tests/data/modules.json,
+// written by tests/data/gen_modules.py with PyTorch) ---------------------------
+
+fn modules_golden() -> serde_json::Value {
+    serde_json::from_str(include_str!("data/modules.json")).expect("tests/data/modules.json parses")
+}
+
+fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[derive(kiln::Module)]
+#[module(name = "Block")]
+struct TreeBlock {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+}
+
+#[derive(kiln::Module)]
+#[module(name = "Net")]
+struct TreeNet {
+    features: Sequential,
+    blocks: Vec<TreeBlock>,
+    fc: Linear,
+}
+
+fn tree_features() -> Sequential {
+    Sequential::new()
+        .push(conv(3, 8, 3, 1))
+        .push(ReLU::new().inplace(true))
+        .push(MaxPool2d::new([2, 2], [2, 2], [0, 0]))
+        .push(conv(8, 8, 3, 1))
+        .push(ReLU::new().inplace(true))
+}
+
+fn tree_net() -> TreeNet {
+    let block = || TreeBlock {
+        conv: conv(3, 4, 3, 0),
+        bn: BatchNorm2d::new(4, &CPU),
+    };
+    TreeNet {
+        features: tree_features(),
+        blocks: vec![block(), block()],
+        fc: Linear::new(8, 2, &CPU),
+    }
+}
+
+/// `(name, class)` of `seq`'s children.
+fn children_of(seq: &Sequential) -> Vec<(String, String)> {
+    let mut out = vec![];
+    seq.named_children(&mut |n, m| out.push((n.to_string(), m.type_name().to_string())));
+    out
+}
+
+#[test]
+fn named_modules_and_children_match_pytorch() {
+    let g = modules_golden();
+    let net = tree_net();
+    let mut got = vec![];
+    net.named_modules(&mut |n, m| got.push((n.to_string(), m.type_name().to_string())));
+    assert_eq!(got, pairs(&g["named_modules"]));
+    let mut children = vec![];
+    net.named_children(&mut |n, m| children.push((n.to_string(), m.type_name().to_string())));
+    assert_eq!(children, pairs(&g["named_children"]));
+    assert_eq!(
+        net.child_names(),
+        ["features", "blocks", "fc"].map(String::from)
+    );
+    assert_eq!(
+        net.module_names(),
+        pairs(&g["named_modules"])
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>()
+    );
+    // `modules()` and `children()` see the same modules, without names.
+    let (mut n_modules, mut params) = (0, 0);
+    net.modules(&mut |_| n_modules += 1);
+    net.children(&mut |c| params += c.num_parameters());
+    assert_eq!(n_modules, got.len());
+    assert_eq!(params, net.num_parameters());
+}
+
+#[test]
+fn named_modules_mut_reaches_every_module() {
+    let mut net = tree_net();
+    // Freeze every batch norm, found by name, as fine-tuning code does.
+    net.named_modules_mut(&mut |name, m| {
+        if name.ends_with(".bn") {
+            m.eval();
+            m.requires_grad_(false);
+        }
+    });
+    assert!(
+        net.blocks[0]
+            .bn
+            .parameters()
+            .iter()
+            .all(|p| !p.requires_grad())
+    );
+    assert!(!net.blocks[1].bn.is_training());
+    assert!(net.blocks[1].conv.is_training());
+    assert!(net.fc.parameters().iter().all(|p| p.requires_grad()));
+}
+
+#[test]
+fn relu_inplace_prints_like_pytorch() {
+    let g = modules_golden();
+    assert_eq!(
+        tree_features().to_string(),
+        g["features_print"].as_str().unwrap()
+    );
+    assert_eq!(ReLU::new().to_string(), "ReLU()");
+    let x = Tensor::from([-1.0f32, 2.0]);
+    assert_eq!(
+        ReLU::new().inplace(true).forward(&x).to_vec::<f32>(),
+        [0.0, 2.0]
+    );
+}
+
+#[test]
+fn sequential_slices_and_removals_match_pytorch() {
+    let g = modules_golden();
+    let names =
+        |s: &Sequential| -> Vec<String> { children_of(s).into_iter().map(|(n, _)| n).collect() };
+    // features[1:4] keeps the names 1, 2, 3.
+    assert_eq!(
+        names(&tree_features().into_slice(1..4)),
+        strings(&g["slice_1_4_children"])
+    );
+    // features[:2].state_dict() keys.
+    let head = tree_features().into_slice(..2);
+    let keys: Vec<String> = head.state_dict().keys().map(String::from).collect();
+    assert_eq!(keys, strings(&g["slice_to_2_keys"]));
+    // An inclusive range and a single index work too.
+    assert_eq!(names(&tree_features().into_slice(3..=3)), ["3"]);
+    // del features[1]; features.pop(0): the rest is renumbered.
+    let mut f = tree_features();
+    let relu = f.remove(1);
+    assert_eq!(relu.type_name(), "ReLU");
+    assert_eq!(children_of(&f), pairs(&g["after_del_1"]));
+    let _ = f.remove(0);
+    assert_eq!(children_of(&f), pairs(&g["after_pop_0"]));
+    // del features[1:3], keeping what was taken out.
+    let mut f = tree_features();
+    let taken = f.drain(1..3);
+    assert_eq!(children_of(&f), pairs(&g["after_del_1_3"]));
+    assert_eq!(names(&taken), ["1", "2"]);
+    // The slice still runs: [N, 3, 8, 8] -> conv+relu+pool -> [N, 8, 4, 4].
+    let y = tree_features()
+        .into_slice(..3)
+        .forward(&Tensor::ones([1, 3, 8, 8]));
+    assert_eq!(y.shape(), &[1, 8, 4, 4]);
+}
+
+#[test]
+#[should_panic(expected = "Sequential::into_slice: range 2..9 is out of bounds for 5 layers")]
+fn sequential_slice_out_of_bounds_panics() {
+    let _ = tree_features().into_slice(2..9);
+}
+
+#[test]
+fn loss_modules_match_pytorch() {
+    use kiln::loss::Reduction;
+    use kiln::nn::{
+        BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+    };
+    let g = &modules_golden()["losses"];
+    let f64s = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let logits_rows: Vec<Vec<f64>> = g["logits"].as_array().unwrap().iter().map(f64s).collect();
+    let logits = Tensor::from_vec(logits_rows.concat(), [4, 3]);
+    let classes: Vec<i64> = g["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    let classes = Tensor::from_vec(classes, [4]);
+    let w = Tensor::from_vec(f64s(&g["weight"]), [3]);
+    let t1 = |k: &str| Tensor::from_vec(f64s(&g[k]), [4]);
+    let (x, y, p, t) = (t1("x"), t1("y"), t1("p"), t1("t"));
+    let want = |k: &str| {
+        g["values"][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no value {k}"))
+    };
+    let close = |k: &str, got: Tensor| {
+        let (a, b) = (got.item(), want(k));
+        assert!((a - b).abs() < 1e-12, "{k}: kiln {a}, PyTorch {b}");
+    };
+    close(
+        "CrossEntropyLoss()",
+        CrossEntropyLoss::new().forward(&logits, &classes),
+    );
+    close(
+        "CrossEntropyLoss(weight, ignore_index=1, label_smoothing=0.1)",
+        CrossEntropyLoss::new()
+            .weight(w.clone())
+            .ignore_index(1)
+            .label_smoothing(0.1)
+            .forward(&logits, &classes),
+    );
+    close(
+        "CrossEntropyLoss(reduction=sum)",
+        CrossEntropyLoss::new()
+            .reduction(Reduction::Sum)
+            .forward(&logits, &classes),
+    );
+    close(
+        "NLLLoss(weight)",
+        NLLLoss::new()
+            .weight(w.clone())
+            .forward(&logits.log_softmax(1), &classes),
+    );
+    close("MSELoss()", MSELoss::new().forward(&x, &y));
+    close(
+        "L1Loss(reduction=sum)",
+        L1Loss::new().reduction(Reduction::Sum).forward(&x, &y),
+    );
+    close(
+        "SmoothL1Loss(beta=0.5)",
+        SmoothL1Loss::new().beta(0.5).forward(&x, &y),
+    );
+    close("BCELoss()", BCELoss::new().forward(&p, &t));
+    close(
+        "BCEWithLogitsLoss()",
+        BCEWithLogitsLoss::new().forward(&x, &t),
+    );
+    // Printing and the weight buffer, as PyTorch's.
+    let ce = CrossEntropyLoss::new().weight(w);
+    let prints = strings(&g["prints"]);
+    assert_eq!(ce.to_string(), prints[0]);
+    assert_eq!(MSELoss::new().to_string(), prints[1]);
+    assert_eq!(BCEWithLogitsLoss::new().to_string(), prints[2]);
+    let keys: Vec<String> = ce.state_dict().keys().map(String::from).collect();
+    assert_eq!(keys, strings(&g["ce_weight_state_keys"]));
+    assert!(ce.parameters().is_empty());
 }

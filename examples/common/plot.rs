@@ -35,6 +35,9 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Log-scale y axis (every y must then be positive).
     pub log_y: bool,
+    /// Bounds the y axis never goes past (an accuracy: `Some((0.0, 100.0))`),
+    /// whatever the padding around the data.
+    pub y_limits: Option<(f64, f64)>,
 }
 
 const COLORS: [RGBColor; 6] = [
@@ -80,16 +83,45 @@ fn bounds(panel: &Panel) -> (f64, f64, f64, f64) {
         return (0.0, 1.0, if panel.log_y { 0.1 } else { 0.0 }, 1.0);
     }
     if x0 == x1 {
-        x1 = x0 + 1.0;
+        // One x (a one-epoch run): centre it.
+        (x0, x1) = (x0 - 0.5, x1 + 0.5);
     }
-    if y0 == y1 {
-        y1 = y0 + y0.abs().max(1e-3);
-    }
-    if panel.log_y {
-        (x0, x1, y0 * 0.9, y1 * 1.1)
+    let (y0, y1) = if panel.log_y {
+        if y0 == y1 {
+            (y0 / 2.0, y1 * 2.0)
+        } else {
+            (y0 * 0.9, y1 * 1.1)
+        }
     } else {
-        let pad = (y1 - y0) * 0.05;
-        (x0, x1, y0 - pad, y1 + pad)
+        // Pad by 5 % of the span, or of the value when there is one value.
+        let span = if y0 == y1 {
+            y0.abs().max(1e-3)
+        } else {
+            y1 - y0
+        };
+        (y0 - 0.05 * span, y1 + 0.05 * span)
+    };
+    let (y0, y1) = match panel.y_limits {
+        Some((lo, hi)) => (y0.max(lo), y1.min(hi)),
+        None => (y0, y1),
+    };
+    (x0, x1, y0, y1)
+}
+
+/// A log axis label: only at 1, 2 and 5 times a power of ten, so that the
+/// labels do not crowd where a log axis packs its ticks.
+fn log_tick(v: f64) -> String {
+    if v <= 0.0 || !v.is_finite() {
+        return String::new();
+    }
+    let m = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|k| (m - k).abs() < 1e-6 * k)
+    {
+        tick(v)
+    } else {
+        String::new()
     }
 }
 
@@ -125,12 +157,16 @@ where
     macro_rules! draw {
         ($chart:expr) => {{
             let mut chart = $chart;
-            chart
-                .configure_mesh()
-                .x_desc(panel.x_label.as_str())
+            let mut mesh = chart.configure_mesh();
+            if panel.log_y {
+                // plotters packs a log axis's ticks near 1; keep the bold
+                // lines only (labels are thinned by `log_tick`).
+                mesh.y_max_light_lines(0);
+            }
+            mesh.x_desc(panel.x_label.as_str())
                 .y_desc(panel.y_label.as_str())
                 .x_label_formatter(&|v| tick(*v))
-                .y_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
                 .draw()?;
             for (i, s) in panel.series.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
@@ -165,4 +201,41 @@ where
         draw!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod plot_tests {
+    use super::*;
+
+    fn panel(points: Vec<(f64, f64)>, log_y: bool, y_limits: Option<(f64, f64)>) -> Panel {
+        Panel {
+            title: "t".into(),
+            x_label: "epoch".into(),
+            y_label: "y".into(),
+            series: vec![Series::new("s", points)],
+            log_y,
+            y_limits,
+        }
+    }
+
+    #[test]
+    fn one_epoch_accuracy_gets_a_sane_axis() {
+        let (x0, x1, y0, y1) = bounds(&panel(vec![(1.0, 98.5)], false, Some((0.0, 100.0))));
+        assert_eq!((x0, x1), (0.5, 1.5));
+        assert!(y0 > 90.0 && y0 < 98.5 && y1 == 100.0, "{y0}..{y1}");
+        // Without limits the single value sits in the middle, padded by 5 %.
+        let (_, _, y0, y1) = bounds(&panel(vec![(1.0, 0.2)], false, None));
+        assert!((y0 - 0.19).abs() < 1e-12 && (y1 - 0.21).abs() < 1e-12);
+        let (_, _, y0, y1) = bounds(&panel(vec![(1.0, 0.2)], true, None));
+        assert_eq!((y0, y1), (0.1, 0.4));
+    }
+
+    #[test]
+    fn log_axis_labels_only_at_1_2_5() {
+        let shown: Vec<String> = [0.05, 0.06, 0.1, 0.3, 0.5, 0.9, 1.0, 2.0, 3.0]
+            .iter()
+            .map(|&v| log_tick(v))
+            .collect();
+        assert_eq!(shown, ["0.05", "", "0.1", "", "0.5", "", "1", "2", ""]);
+    }
 }

@@ -1,4 +1,5 @@
-//! Downloading MNIST from its public mirrors, with MD5 verification.
+//! Downloading data sets (MNIST, FashionMNIST, CIFAR-10) from their
+//! public mirrors, with MD5 verification, and unpacking `.tar.gz` archives.
 //!
 //! HTTP goes through the `curl` command-line tool rather than a Rust HTTP
 //! client: it is installed almost everywhere, brings TLS, proxies and
@@ -112,6 +113,88 @@ pub fn download_files(
             attempts,
         })
     }
+}
+
+/// Downloads the archive `(name, md5)` into `root` from the first of
+/// `mirrors` that serves it with that checksum (unless it is already
+/// there) and unpacks it under `root`, like torchvision's
+/// `download_and_extract_archive`.
+pub fn download_and_extract_archive(
+    root: &Path,
+    archive: (&str, &str),
+    mirrors: &[&str],
+) -> Result<(), DataError> {
+    download_files(root, &[archive], mirrors)?;
+    extract_tar_gz(&root.join(archive.0), root)
+}
+
+/// Extracts the regular files of the gzipped tar archive `archive` under
+/// `dest`, keeping their relative paths (as torchvision's
+/// `extract_archive`). Entries with absolute paths or `..` components are
+/// refused, so an archive cannot write outside `dest`.
+pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<(), DataError> {
+    use std::io::Read;
+    let bad = |reason: String| DataError::InvalidArchive {
+        path: archive.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("not a valid gzip stream: {e}")))?;
+    let mut pos = 0;
+    while pos + 512 <= bytes.len() {
+        let header = &bytes[pos..pos + 512];
+        if header.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let field = |a: usize, b: usize| {
+            let f = &header[a..b];
+            let end = f.iter().position(|&c| c == 0).unwrap_or(f.len());
+            String::from_utf8_lossy(&f[..end]).into_owned()
+        };
+        let size_text = field(124, 136);
+        let size = usize::from_str_radix(size_text.trim(), 8)
+            .map_err(|_| bad(format!("bad size field {size_text:?} at offset {pos}")))?;
+        let (prefix, name) = (field(345, 500), field(0, 100));
+        let name = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let kind = header[156];
+        let data_start = pos + 512;
+        let data_end = data_start + size;
+        if data_end > bytes.len() {
+            return Err(bad(format!("entry {name:?} is truncated")));
+        }
+        let rel = Path::new(&name);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(bad(format!(
+                "entry {name:?} points outside the target folder"
+            )));
+        }
+        let target = dest.join(rel);
+        match kind {
+            b'0' | 0 => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+                }
+                std::fs::write(&target, &bytes[data_start..data_end])
+                    .map_err(|e| DataError::io(&target, e))?;
+            }
+            b'5' => std::fs::create_dir_all(&target).map_err(|e| DataError::io(&target, e))?,
+            // Links, PAX and GNU headers carry nothing a data set needs.
+            _ => {}
+        }
+        pos = data_start + size.div_ceil(512) * 512;
+    }
+    Ok(())
 }
 
 /// Why a fetch failed.

@@ -104,6 +104,20 @@ pub enum DataError {
         /// The checksum of what was downloaded.
         actual: String,
     },
+    /// A downloaded archive (`.tar.gz`) is malformed or unsafe to unpack.
+    InvalidArchive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A CIFAR-10 binary batch file is malformed.
+    InvalidCifar {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Any other failure, e.g. from a user-defined dataset.
     Other(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -192,6 +206,12 @@ impl fmt::Display for DataError {
                 "{}: MD5 checksum {actual} does not match the published {expected}",
                 path.display()
             ),
+            DataError::InvalidArchive { path, reason } => {
+                write!(f, "{}: invalid archive: {reason}", path.display())
+            }
+            DataError::InvalidCifar { path, reason } => {
+                write!(f, "{}: invalid CIFAR-10 batch: {reason}", path.display())
+            }
             DataError::Other(e) => e.fmt(f),
         }
     }

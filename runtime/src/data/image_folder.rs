@@ -12,17 +12,25 @@ pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 /// `torchvision.datasets.ImageFolder`.
 ///
 /// Classes are the sub-folders of `root`, sorted by name and numbered from
-/// 0; their PNG and JPEG files (sorted) are the samples. `get` decodes the
-/// file as RGB, hands the transform a `uint8` `[H, W, 3]` image (default
-/// transform: [`ToTensor`], giving `float32` `[3, H, W]`), and returns it
-/// with the class index. A file that cannot be decoded is a
-/// [`DataError::Image`] naming it.
+/// 0; the PNG and JPEG files anywhere below each (nested folders too) are
+/// its samples, in torchvision's order (folders sorted by path, then files
+/// by name). `get` reads the file with the loader (default
+/// [`read_image_rgb`]: decode as RGB to a `uint8` `[H, W, 3]` image), applies
+/// the transform (default [`ToTensor`], giving `float32` `[3, H, W]`) and
+/// returns it with the class index, mapped by the `target_transform` if
+/// one is set. A file that cannot be decoded is a [`DataError::Image`]
+/// naming it.
 pub struct ImageFolder {
     root: PathBuf,
     classes: Vec<String>,
     samples: Vec<(PathBuf, usize)>,
     transform: Box<dyn Transform>,
+    target_transform: Option<Box<dyn Fn(i64) -> i64 + Send + Sync>>,
+    loader: Box<Loader>,
 }
+
+/// Reads one sample file into a tensor.
+type Loader = dyn Fn(&Path) -> Result<Tensor, DataError> + Send + Sync;
 
 impl std::fmt::Debug for ImageFolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,6 +49,27 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     }
     v.sort();
     Ok(v)
+}
+
+/// The images under `dir`, in torchvision's order: `sorted(os.walk(dir))`
+/// (folders by their path as a string), then each folder's files by name.
+fn images_below(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut folders = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < folders.len() {
+        let sub: Vec<PathBuf> = sorted_entries(&folders[i])?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        folders.extend(sub);
+        i += 1;
+    }
+    folders.sort_by_key(|p| p.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for f in &folders {
+        out.extend(sorted_entries(f)?.into_iter().filter(|p| is_image(p)));
+    }
+    Ok(out)
 }
 
 fn is_image(path: &Path) -> bool {
@@ -74,10 +103,8 @@ impl ImageFolder {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             );
-            for f in sorted_entries(dir)? {
-                if is_image(&f) {
-                    samples.push((f, c));
-                }
+            for f in images_below(dir)? {
+                samples.push((f, c));
             }
         }
         if samples.is_empty() {
@@ -94,7 +121,29 @@ impl ImageFolder {
             classes,
             samples,
             transform: Box::new(ToTensor),
+            target_transform: None,
+            loader: Box::new(|p: &Path| read_image_rgb(p)),
         })
+    }
+
+    /// Maps each class index, like `target_transform`.
+    pub fn target_transform(
+        mut self,
+        f: impl Fn(i64) -> i64 + Send + Sync + 'static,
+    ) -> ImageFolder {
+        self.target_transform = Some(Box::new(f));
+        self
+    }
+
+    /// Replaces the loader that reads a sample file (default
+    /// [`read_image_rgb`]), like `loader=`; the transform gets what it
+    /// returns.
+    pub fn loader(
+        mut self,
+        f: impl Fn(&Path) -> Result<Tensor, DataError> + Send + Sync + 'static,
+    ) -> ImageFolder {
+        self.loader = Box::new(f);
+        self
     }
 
     /// Replaces the transform (it receives a `uint8` `[H, W, 3]` image).
@@ -150,7 +199,9 @@ impl Dataset for ImageFolder {
             index,
             len: self.samples.len(),
         })?;
-        let img = read_image_rgb(path)?;
-        Ok((self.transform.apply(img), *class as i64))
+        let img = (self.loader)(path)?;
+        let class = *class as i64;
+        let class = self.target_transform.as_ref().map_or(class, |f| f(class));
+        Ok((self.transform.apply(img), class))
     }
 }

@@ -4,10 +4,14 @@
 pub mod functional;
 pub mod init;
 mod layers;
+mod loss_modules;
 mod module;
 pub mod static_shape;
 
 pub use layers::*;
+pub use loss_modules::{
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+};
 pub use module::{
     AsModule, Forward, Layer, LoadReport, LoadStateDictError, Module, TensorKind, format_module,
     py_float,

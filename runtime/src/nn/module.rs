@@ -271,6 +271,89 @@ pub trait Module: AsModule + Send + Sync + 'static {
     fn num_parameters(&self) -> usize {
         self.parameters().iter().map(Tensor::numel).sum()
     }
+
+    // ----- tree access, like `children()` / `named_modules()` ------------------
+    //
+    // Children are visited rather than stored as references, so these take
+    // a callback where PyTorch returns an iterator; the `*_names` methods
+    // return the names.
+
+    /// Calls `f` with each direct child, like `for m in module.children()`.
+    fn children(&self, f: &mut dyn FnMut(&dyn Module)) {
+        self.visit_children(&mut |_, c| f(c));
+    }
+
+    /// Calls `f` with each direct child and its name, like
+    /// `for name, m in module.named_children()`.
+    fn named_children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
+        self.visit_children(f);
+    }
+
+    /// Calls `f` with every module of the tree, `self` first, then each
+    /// child's subtree in order, like `for m in module.modules()`.
+    fn modules(&self, f: &mut dyn FnMut(&dyn Module)) {
+        self.named_modules(&mut |_, m| f(m));
+    }
+
+    /// Calls `f` with every module of the tree and its dotted name (`""`
+    /// for `self`, then `features`, `features.0`, ...), in the order of
+    /// PyTorch's `named_modules()`:
+    ///
+    /// ```
+    /// use kiln_runtime::Device;
+    /// use kiln_runtime::nn::{Linear, Module, ReLU, Sequential};
+    /// let net = Sequential::new()
+    ///     .push(Linear::new(4, 8, &Device::Cpu))
+    ///     .push(ReLU::new());
+    /// let mut seen = vec![];
+    /// net.named_modules(&mut |name, m| seen.push(format!("{name}:{}", m.type_name())));
+    /// assert_eq!(seen, [":Sequential", "0:Linear", "1:ReLU"]);
+    /// ```
+    fn named_modules(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
+        fn walk(prefix: &str, m: &dyn Module, f: &mut dyn FnMut(&str, &dyn Module)) {
+            f(prefix, m);
+            m.visit_children(&mut |name, c| {
+                let full = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                walk(&full, c, f);
+            });
+        }
+        walk("", self.as_dyn_module(), f);
+    }
+
+    /// [`named_modules`](Module::named_modules) with mutable access (to
+    /// freeze, re-initialise or switch one part of the tree), `self` first.
+    fn named_modules_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        fn walk(prefix: &str, m: &mut dyn Module, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+            f(prefix, m);
+            m.visit_children_mut(&mut |name, c| {
+                let full = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                walk(&full, c, f);
+            });
+        }
+        walk("", self.as_dyn_module_mut(), f);
+    }
+
+    /// The direct children's names, like `[n for n, _ in named_children()]`.
+    fn child_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit_children(&mut |n, _| out.push(n.to_string()));
+        out
+    }
+
+    /// Every module's dotted name, like `[n for n, _ in named_modules()]`.
+    fn module_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.named_modules(&mut |n, _| out.push(n.to_string()));
+        out
+    }
 }
 
 /// Moves, in place, every tensor of the tree for which `target` gives a

@@ -25,6 +25,16 @@
 use super::{Optimizer, SharedLr};
 use std::f64::consts::PI;
 
+mod composite;
+mod cyclic;
+mod plateau;
+mod warm;
+
+pub use composite::{ChainedScheduler, Restartable, SequentialLR};
+pub use cyclic::{AnnealStrategy, CyclicLR, CyclicMode, OneCycleLR, ScaleMode};
+pub use plateau::{PlateauMode, ReduceLROnPlateau, ThresholdMode};
+pub use warm::{CosineAnnealingWarmRestarts, LinearLR, tutorial_warmup_cosine};
+
 /// What every scheduler offers.
 pub trait LrScheduler {
     /// Advances one epoch and updates the optimizer's learning rates.
@@ -47,7 +57,7 @@ struct Core {
 impl Core {
     fn new(opt: &(impl Optimizer + ?Sized)) -> Core {
         let cells = opt.lr_cells();
-        let base_lrs: Vec<f64> = cells.iter().map(SharedLr::get).collect();
+        let base_lrs: Vec<f64> = cells.iter().map(SharedLr::initial_lr_or_record).collect();
         Core {
             cells,
             last_lr: base_lrs.clone(),
@@ -242,6 +252,13 @@ scheduler_impl!(LambdaLR, |s, _i, _lr, base, e| base * (s.lambda)(e));
 ///
 /// With several groups each group's peak is `lr` scaled by its initial
 /// rate relative to the first group's (one group: exactly `lr`).
+///
+/// Tutorials often hand-write this rule as
+/// `lr·(i+1)/warmup` then `0.5·(1+cos(π·(i−warmup)/(total−warmup)))·lr`
+/// with no case for `i ≥ total`, so their rate rises again past `total`;
+/// this scheduler holds 0 there instead. Up to `total` the two agree. For
+/// the hand-written rule exactly, use `LambdaLR` with
+/// [`tutorial_warmup_cosine`].
 pub struct CosineDecayWarmup {
     core: Core,
     peaks: Vec<f64>,

@@ -20,12 +20,14 @@
 
 mod adam;
 mod clip;
+mod lbfgs;
 pub mod lr_scheduler;
 mod rmsprop;
 mod sgd;
 
 pub use adam::{Adam, AdamW};
 pub use clip::{clip_grad_norm_, clip_grad_value_};
+pub use lbfgs::LBFGS;
 pub use rmsprop::RMSprop;
 pub use sgd::SGD;
 
@@ -37,14 +39,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A learning rate shared between an optimizer's parameter group and the
 /// schedulers driving it (so `scheduler.step()` needs no borrow of the
-/// optimizer).
+/// optimizer). It also holds the group's `initial_lr`, which the first
+/// scheduler built on the group records (PyTorch's
+/// `group.setdefault("initial_lr", group["lr"])`) and later schedulers use
+/// as their base rate.
 #[derive(Clone, Debug)]
-pub struct SharedLr(Arc<AtomicU64>);
+pub struct SharedLr(Arc<AtomicU64>, Arc<AtomicU64>);
 
 impl SharedLr {
-    /// A new cell holding `lr`.
+    /// A new cell holding `lr`, with no initial rate recorded.
     pub fn new(lr: f64) -> Self {
-        SharedLr(Arc::new(AtomicU64::new(lr.to_bits())))
+        SharedLr(
+            Arc::new(AtomicU64::new(lr.to_bits())),
+            Arc::new(AtomicU64::new(f64::NAN.to_bits())),
+        )
     }
     /// The current value.
     pub fn get(&self) -> f64 {
@@ -53,6 +61,24 @@ impl SharedLr {
     /// Replaces the value.
     pub fn set(&self, lr: f64) {
         self.0.store(lr.to_bits(), Ordering::Relaxed)
+    }
+    /// The recorded `initial_lr`, if a scheduler has recorded one.
+    pub fn initial_lr(&self) -> Option<f64> {
+        let v = f64::from_bits(self.1.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
+    }
+    /// Records `lr` as the `initial_lr` (replacing any earlier one).
+    pub fn set_initial_lr(&self, lr: f64) {
+        self.1.store(lr.to_bits(), Ordering::Relaxed)
+    }
+    /// The recorded `initial_lr`, recording the current value first if
+    /// there is none (PyTorch's `setdefault`).
+    pub fn initial_lr_or_record(&self) -> f64 {
+        self.initial_lr().unwrap_or_else(|| {
+            let lr = self.get();
+            self.set_initial_lr(lr);
+            lr
+        })
     }
 }
 

@@ -44,9 +44,45 @@ macro_rules! activation {
     };
 }
 
-activation!(
-    /// `max(0, x)`, like `nn.ReLU`.
-    ReLU, "ReLU", |s, x| x.relu(), extra_repr: "");
+/// `max(0, x)`, like `nn.ReLU`. [`ReLU::inplace`] records PyTorch's
+/// `inplace=True` (printed as `ReLU(inplace=True)`); the result is computed
+/// out of place either way, which gives the same values and gradients.
+pub struct ReLU {
+    /// PyTorch's `inplace` flag, kept for printing.
+    pub inplace: bool,
+    training: bool,
+}
+
+impl ReLU {
+    /// A `ReLU` layer (`inplace=False`).
+    pub fn new() -> ReLU {
+        ReLU {
+            inplace: false,
+            training: true,
+        }
+    }
+
+    /// Sets the `inplace` flag, like `nn.ReLU(inplace=True)`.
+    pub fn inplace(mut self, inplace: bool) -> ReLU {
+        self.inplace = inplace;
+        self
+    }
+}
+
+impl Default for ReLU {
+    fn default() -> Self {
+        ReLU::new()
+    }
+}
+
+impl Forward for ReLU {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.relu()
+    }
+}
+
+leaf_module!(ReLU, "ReLU", params: [], opt_params: [], opt_buffers: [],
+    extra_repr: |s| if s.inplace { "inplace=True".to_string() } else { String::new() });
 activation!(
     /// `1 / (1 + e^-x)`, like `nn.Sigmoid`.
     Sigmoid, "Sigmoid", |s, x| x.sigmoid(), extra_repr: "");

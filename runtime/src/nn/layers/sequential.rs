@@ -88,6 +88,99 @@ impl Sequential {
     }
 }
 
+/// Taking layers out, as PyTorch's `seq[a:b]`, `del seq[i]` and
+/// `seq.pop(i)` do. A slice keeps the layers' names (`features[5:8]` has
+/// children `5`, `6`, `7`); removing renumbers the layers that stay.
+/// Layers are moved, not shared: slice the model you no longer need whole,
+/// as in the VGG feature-extractor pattern:
+///
+/// ```
+/// use kiln_runtime::Device;
+/// use kiln_runtime::nn::{Conv2d, Conv2dOptions, MaxPool2d, Module, ReLU, Sequential};
+/// let d = Device::Cpu;
+/// let features = Sequential::new()
+///     .push(Conv2d::new(3, 8, Conv2dOptions::new([3, 3]).padding([1, 1]), &d))
+///     .push(ReLU::new())
+///     .push(MaxPool2d::new([2, 2], [2, 2], [0, 0]))
+///     .push(Conv2d::new(8, 8, Conv2dOptions::new([3, 3]).padding([1, 1]), &d))
+///     .push(ReLU::new());
+/// let head = features.into_slice(..2); // `vgg.features[:2]`
+/// assert_eq!(head.len(), 2);
+/// let keys: Vec<String> = head.state_dict().keys().map(String::from).collect();
+/// assert_eq!(keys, ["0.weight", "0.bias"]);
+/// ```
+impl Sequential {
+    /// The layers in `range` as a new `Sequential` with their names, like
+    /// `seq[a:b]`; the other layers are dropped. Panics if the range is out
+    /// of bounds.
+    pub fn into_slice(mut self, range: impl std::ops::RangeBounds<usize>) -> Sequential {
+        let training = self.training;
+        let (a, b) = self.bounds("into_slice", &range);
+        Sequential {
+            layers: self.layers.drain(a..b).collect(),
+            training,
+        }
+    }
+
+    /// Moves the layers in `range` out into a new `Sequential` (keeping
+    /// their names, like `seq[a:b]`) and removes them from `self`, whose
+    /// remaining layers are renumbered `0`, `1`, ... as after PyTorch's
+    /// `del seq[a:b]`.
+    pub fn drain(&mut self, range: impl std::ops::RangeBounds<usize>) -> Sequential {
+        let (a, b) = self.bounds("drain", &range);
+        let out = Sequential {
+            layers: self.layers.drain(a..b).collect(),
+            training: self.training,
+        };
+        self.renumber();
+        out
+    }
+
+    /// Removes and returns the `i`-th layer, like `seq.pop(i)`; the others
+    /// are renumbered. Panics if `i` is out of range.
+    pub fn remove(&mut self, i: usize) -> Box<dyn Layer> {
+        let n = self.layers.len();
+        assert!(
+            i < n,
+            "Sequential::remove: index {i} is out of range for {n} layers"
+        );
+        let (_, l) = self.layers.remove(i);
+        self.renumber();
+        l
+    }
+
+    /// The layers and their names, in order (to rebuild another container).
+    pub fn into_layers(self) -> Vec<(String, Box<dyn Layer>)> {
+        self.layers
+    }
+
+    fn bounds(&self, op: &str, range: &impl std::ops::RangeBounds<usize>) -> (usize, usize) {
+        use std::ops::Bound::*;
+        let n = self.layers.len();
+        let a = match range.start_bound() {
+            Included(&a) => a,
+            Excluded(&a) => a + 1,
+            Unbounded => 0,
+        };
+        let b = match range.end_bound() {
+            Included(&b) => b + 1,
+            Excluded(&b) => b,
+            Unbounded => n,
+        };
+        assert!(
+            a <= b && b <= n,
+            "Sequential::{op}: range {a}..{b} is out of bounds for {n} layers"
+        );
+        (a, b)
+    }
+
+    fn renumber(&mut self) {
+        for (i, (name, _)) in self.layers.iter_mut().enumerate() {
+            *name = i.to_string();
+        }
+    }
+}
+
 impl Default for Sequential {
     fn default() -> Self {
         Sequential::new()
