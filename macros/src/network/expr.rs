@@ -236,12 +236,26 @@ impl Expr {
     }
 
     /// The product of `dims` (a flattened size).
+    /// Symbolic products are computed by `static_shape::numel`, which
+    /// keeps a [`DYN`](super) size of a composed module's output `DYN`
+    /// instead of overflowing.
     pub fn product(dims: &[Expr]) -> Expr {
         let mut acc = Expr::Lit(1);
         for d in dims {
             acc = Expr::binary(Op::Mul, &acc, d).unwrap_or(Expr::Unknown);
         }
-        acc
+        match &acc {
+            Expr::Sym(s) if !s.dynamic && dims.len() > 1 => {
+                let dims = dims.iter().map(Expr::tokens);
+                Expr::Sym(Rc::new(Sym {
+                    tokens: quote!(::kiln::nn::static_shape::numel(&[#(#dims),*])),
+                    text: s.text.clone(),
+                    prec: s.prec,
+                    dynamic: false,
+                }))
+            }
+            _ => acc,
+        }
     }
 
     /// Converts a size written in the declaration. Accepts integer

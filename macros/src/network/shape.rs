@@ -917,6 +917,92 @@ mod tests {
     }
 
     #[test]
+    fn residual_blocks() {
+        let (out, errors, checks) = run(quote! {
+            pub struct Block(input: [64, 32, 32]) {
+                residual {
+                    conv1: Conv2d(64 -> 128, kernel: 3, stride: 2, padding: 1),
+                    relu,
+                    conv2: Conv2d(128 -> 128, kernel: 3, padding: 1),
+                } shortcut {
+                    downsample: [Conv2d(64 -> 128, kernel: 1, stride: 2), BatchNorm2d(128)],
+                },
+                relu,
+                fc: Linear(128 -> 1),
+            }
+        });
+        assert!(checks.is_empty());
+        assert_eq!(out, "[1]");
+        assert_eq!(
+            errors,
+            [
+                "fc: expects a flat [features] input but residual block produces [128,16,16]; add \
+                 `flatten` before fc (input [64,32,32] → residual block [128,16,16])"
+            ]
+        );
+        let (_, errors, _) = run(quote! {
+            pub struct Block(input: [64, 32, 32]) {
+                residual { conv1: Conv2d(64 -> 128, kernel: 3, stride: 2, padding: 1) },
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "residual block: the identity shortcut ends in [64,32,32] but the residual path ends in \
+                 [128,16,16]; the sum needs every path to end in the same shape; add a projection: \
+                 `shortcut { downsample: [Conv2d(64 -> 128, kernel: 1, stride: 2, bias: false), \
+                 BatchNorm2d(128)] }` (the residual path: input [64,32,32] → conv1 [128,16,16]; the \
+                 identity shortcut: input [64,32,32])"
+            ]
+        );
+    }
+
+    #[test]
+    fn conditional_shortcuts_are_checked_per_instance() {
+        let (out, errors, checks) = run(quote! {
+            pub struct Block<const IN: usize, const OUT: usize, const S: usize>(input: [IN, dyn H, dyn W]) {
+                residual {
+                    conv1: Conv2d(IN -> OUT, kernel: 3, stride: S, padding: 1),
+                } shortcut if S != 1 {
+                    downsample: Conv2d(IN -> OUT, kernel: 1, stride: S),
+                },
+            }
+        });
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(out, "[OUT,(H+2*1-1*(3-1)-1)/S+1,(W+2*1-1*(3-1)-1)/S+1]");
+        // With the projection the widths agree (OUT); without it the input's
+        // IN must equal OUT, which only an instance decides.
+        assert_eq!(checks.len(), 1, "{checks:#?}");
+        assert!(checks[0].starts_with(
+            "residual block: when `S != 1` does not hold, the shortcut is the identity, so the \
+             block's input [IN,H,W] must match the end of the residual path, [OUT,"
+        ));
+    }
+
+    #[test]
+    fn branches_concatenate_channels() {
+        let (out, errors, _) = run(quote! {
+            pub struct Mix(input: [8, 16, 16]) {
+                branches {
+                    a: { conv_a: Conv2d(8 -> 4, kernel: 1) },
+                    b: { conv_b: Conv2d(8 -> 6, kernel: 3, padding: 1), relu },
+                    c: { conv_c: Conv2d(8 -> 2, kernel: 3) },
+                } -> cat,
+            }
+        });
+        assert_eq!(out, "[12,16,16]");
+        assert_eq!(
+            errors,
+            [
+                "branches -> cat: branch `c` ends in [2,14,14] but branch `a` ends in [4,16,16]; \
+                 concatenating along channels needs every path to end in the same height and width \
+                 (branch `a`: input [8,16,16] → conv_a [4,16,16]; branch `b`: input [8,16,16] → \
+                 conv_b [6,16,16]; branch `c`: input [8,16,16] → conv_c [2,14,14])"
+            ]
+        );
+    }
+
+    #[test]
     fn compact_types() {
         assert_eq!(compact(quote!(Block<32>)), "Block<32>");
         assert_eq!(
