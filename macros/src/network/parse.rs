@@ -422,9 +422,12 @@ fn parse_parallel(
             input.parse::<Ident>()?;
         }
         let Some(join) = join else {
-            return Err(input.error(
+            // Reported; the block is kept (as invalid) so the declaration
+            // is not also reported as empty.
+            errors.push(input.error(
                 "expected how the branches are joined after them: `-> cat` (along channels) or `-> sum`",
             ));
+            return Ok(Some(Layer::Invalid));
         };
         Parallel {
             join,
