@@ -183,7 +183,7 @@ fn resnet10_train_step_gradients_match_finite_differences() {
     // 4 samples of 32×32 leave 4 values per channel for batch norm at the
     // 1×1 end of layer4.
     let x: Vec<f64> = (0..4 * 3 * 32 * 32)
-        .map(|i| ((i * 7919 % 1000) as f64 / 500.0 - 1.0))
+        .map(|i| (i * 7919 % 1000) as f64 / 500.0 - 1.0)
         .collect();
     let x = Tensor::from_vec(x, [4, 3, 32, 32]);
     let target = Tensor::from_vec(vec![3i64, 7, 0, 9], [4]);
