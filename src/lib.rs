@@ -5,6 +5,12 @@
 
 pub use kiln_runtime::*;
 
+// `network!` and `#[derive(Module)]` expand to `::kiln::` paths; this lets
+// the models below use them inside this crate.
+extern crate self as kiln;
+
+pub mod models;
+
 /// `#[derive(Module)]`: implements [`nn::Module`] (plus `Display` and
 /// `Debug`, which print the module tree like PyTorch's `print(model)`) for
 /// a struct whose fields are layers, other modules, `Vec`s (children

@@ -133,6 +133,27 @@ impl Chain {
         self.entries.push((label.into(), shape.into()));
     }
 
+    /// The number of steps so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The last step as `conv1 [6,24,24]`, or `input [..]` at the start.
+    pub fn last_entry(&self) -> String {
+        self.entries
+            .last()
+            .map_or_else(|| "input [?]".to_owned(), |(l, s)| format!("{l} {s}"))
+    }
+
+    /// The steps after the first `from` ones, as `conv1 [..] → bn1 [..]`
+    /// (the trace of a path of a parallel block).
+    pub fn render_since(&self, from: usize) -> Vec<String> {
+        self.entries[from.min(self.entries.len())..]
+            .iter()
+            .map(|(l, s)| format!("{l} {s}"))
+            .collect()
+    }
+
     /// The label of the step that produced the current shape.
     pub fn last_label(&self) -> &str {
         self.entries.last().map_or("input", |(l, _)| l.as_str())

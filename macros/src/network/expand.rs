@@ -7,7 +7,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Ident;
 
 use super::expr::Expr;
-use super::model::{Args, Builtin, Item, Kind, Layer, Network, Pair};
+use super::model::{Args, Builtin, Item, Join, Kind, Layer, Network, Pair, Parallel};
 use super::shape::{Analysis, Shape};
 
 /// The full expansion of a declaration without errors.
@@ -35,24 +35,41 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
     // Fields and their initialisers.
     let mut fields = Vec::new();
     let mut inits = Vec::new();
-    for (item, (before, after)) in network.items.iter().zip(&analysis.items) {
+    for (item, condition) in network.fields() {
         let Some(field) = &item.name else { continue };
         let field_vis = item.vis.as_ref().unwrap_or(vis);
-        let ty = field_type(&item.layer);
+        let mut ty = field_type(&item.layer);
         let field_attrs = &item.attrs;
         let separator = (!field_attrs.is_empty()).then(|| quote!(#[doc = ""]));
-        let doc = format!(
-            " Shape `{}` → `{}` per sample.",
-            doc_shape(before, None),
-            doc_shape(after, None)
-        );
+        let mut doc = match analysis.fields.get(&field.to_string()) {
+            Some((before, after)) => format!(
+                " Shape `{}` → `{}` per sample.",
+                doc_shape(before, None),
+                doc_shape(after, None)
+            ),
+            None => String::new(),
+        };
+        let mut init = construct(&item.layer);
+        if let Some(condition) = condition {
+            doc.push_str(&format!(
+                " Present when `{}`.",
+                super::shape::compact(condition.clone())
+            ));
+            ty = quote!(::core::option::Option<#ty>);
+            init = quote! {
+                if #condition {
+                    ::core::option::Option::Some(#init)
+                } else {
+                    ::core::option::Option::None
+                }
+            };
+        }
         fields.push(quote! {
             #(#field_attrs)*
             #separator
             #[doc = #doc]
             #field_vis #field: #ty,
         });
-        let init = construct(&item.layer);
         inits.push(quote!(#field: #init,));
     }
     if network.needs_training_flag() {
@@ -166,7 +183,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
     let check_input = quote! {
         ::kiln::nn::static_shape::check_input(#name_text, &Self::INPUT_SHAPE, #x.shape());
     };
-    let forward_body = forward_steps(&network.items, &x, None);
+    let forward_body = forward_steps(&network.items, &x, None, &name_text);
     let forward_doc = format!(
         " Runs the network on a batch of shape `{batch_input}` and returns `{batch_output}`.\n\n\
          # Panics\n\nIf `x` is not of shape `{batch_input}`."
@@ -207,7 +224,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
             .iter()
             .rposition(|item| item.tap.is_some())
             .expect("taps is not empty");
-        let body = forward_steps(&network.items[..=last], &x, Some(&outputs));
+        let body = forward_steps(&network.items[..=last], &x, Some(&outputs), &name_text);
         let doc = format!(
             " Runs the network on a batch of shape `{batch_input}` up to its last marked \
              output and returns the marked activations.\n\n# Panics\n\nIf `x` is not of shape \
@@ -300,7 +317,7 @@ fn field_type(layer: &Layer) -> TokenStream {
         }
         Layer::Group(g) => quote_spanned!(g.span=> ::kiln::nn::Sequential),
         Layer::Composed(ty) => ty.to_token_stream(),
-        Layer::Invalid => quote!(()),
+        Layer::Parallel(_) | Layer::Invalid => quote!(()),
     }
 }
 
@@ -329,7 +346,7 @@ fn construct(layer: &Layer) -> TokenStream {
             let span = ty_span(ty);
             quote_spanned!(span=> <#ty>::new(device))
         }
-        Layer::Invalid => quote!(()),
+        Layer::Parallel(_) | Layer::Invalid => quote!(()),
     }
 }
 
@@ -339,6 +356,11 @@ fn collect_composed<'a>(items: &'a [Item], out: &mut Vec<&'a syn::Type>) {
         match &item.layer {
             Layer::Composed(ty) => out.push(ty),
             Layer::Group(g) => collect_composed(&g.items, out),
+            Layer::Parallel(p) => {
+                for path in &p.paths {
+                    collect_composed(&path.items, out);
+                }
+            }
             _ => {}
         }
     }
@@ -412,12 +434,15 @@ fn construct_builtin(b: &Builtin) -> TokenStream {
 /// The forward statements through `items`, starting from the `&Tensor`
 /// named `x`. Without `outputs`, the last step is the body's value; with
 /// it, marked activations are kept and returned in that struct.
-fn forward_steps(items: &[Item], x: &Ident, outputs: Option<&Ident>) -> TokenStream {
+fn forward_steps(items: &[Item], x: &Ident, outputs: Option<&Ident>, network: &str) -> TokenStream {
     let mut body = TokenStream::new();
     let mut current = x.clone();
     let mut kept = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let step = forward_step(item, &current);
+        let step = match &item.layer {
+            Layer::Parallel(p) => forward_parallel(p, &current, x, network),
+            _ => forward_step(item, &current),
+        };
         let last = i + 1 == items.len();
         if last && outputs.is_none() {
             body.extend(step);
@@ -435,6 +460,68 @@ fn forward_steps(items: &[Item], x: &Ident, outputs: Option<&Ident>) -> TokenStr
         body.extend(quote!(#outputs { #(#kept),* }));
     }
     body
+}
+
+/// A parallel block as an expression reading `input`: every path from the
+/// same input, a run-time check of the join (it names the block and both
+/// shapes; sizes declared `dyn` are only known then), then the sum or the
+/// concatenation along channels.
+fn forward_parallel(p: &Parallel, input: &Ident, x: &Ident, network: &str) -> TokenStream {
+    let span = p.keyword.span();
+    let ends: Vec<Ident> = (0..p.paths.len())
+        .map(|i| Ident::new(&format!("path{i}"), Span::mixed_site()))
+        .collect();
+    let paths = p.paths.iter().zip(&ends).map(|(path, end)| {
+        let value = match (&path.condition, path.items.as_slice()) {
+            (_, []) => quote!(::kiln::Tensor::clone(#x)),
+            (Some(_), [item]) => {
+                let name = item.name.as_ref().expect("checked by the parser");
+                let m = Ident::new("m", Span::mixed_site());
+                quote! {
+                    match &self.#name {
+                        ::core::option::Option::Some(#m) => ::kiln::nn::Forward::forward(#m, #x),
+                        ::core::option::Option::None => ::kiln::Tensor::clone(#x),
+                    }
+                }
+            }
+            _ => {
+                let steps = forward_steps(&path.items, x, None, network);
+                quote!({ #steps })
+            }
+        };
+        quote!(let #end: ::kiln::Tensor = #value;)
+    });
+    let labels = p.paths.iter().map(|path| path.label.as_str());
+    let (what, join) = match p.join {
+        Join::Sum if p.keyword == "residual" => ("residual block", quote!(false)),
+        Join::Sum => ("branches -> sum", quote!(false)),
+        Join::Cat => ("branches -> cat", quote!(true)),
+    };
+    let check = helper_path("check_join");
+    let joined = match p.join {
+        Join::Sum => {
+            let first = &ends[0];
+            let rest = &ends[1..];
+            quote!({
+                let mut sum = #first;
+                #(sum = ::kiln::Tensor::add(&sum, &#rest);)*
+                sum
+            })
+        }
+        Join::Cat => quote!(::kiln::Tensor::cat(&[#(&#ends),*], 1)),
+    };
+    quote_spanned! {span=> {
+        let #x: &::kiln::Tensor = &#input;
+        #(#paths)*
+        #check(#network, #what, #join, &[#((#labels, #ends.shape())),*]);
+        #joined
+    }}
+}
+
+/// `::kiln::nn::static_shape::name`.
+fn helper_path(name: &str) -> TokenStream {
+    let name = Ident::new(name, Span::call_site());
+    quote!(::kiln::nn::static_shape::#name)
 }
 
 /// One step of the forward, as an expression reading `input`.

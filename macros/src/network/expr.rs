@@ -27,11 +27,15 @@ pub struct Sym {
     pub tokens: TokenStream,
     pub text: String,
     prec: Prec,
+    /// Derived from an input dimension declared `dyn`: known only at run
+    /// time, so no compile-time check involves it (its tokens are the
+    /// `DYN` sentinel of `static_shape`).
+    dynamic: bool,
 }
 
 /// Binding strength, for printing without redundant parentheses.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Prec {
+pub enum Prec {
     Sum,
     Product,
     Atom,
@@ -86,7 +90,24 @@ impl Expr {
             tokens,
             text: text.into(),
             prec: Prec::Atom,
+            dynamic: false,
         }))
+    }
+
+    /// A size known only at run time (`dyn H` in the input shape), or
+    /// computed from one.
+    pub fn dynamic(text: impl Into<String>, prec: Prec) -> Self {
+        Expr::Sym(Rc::new(Sym {
+            tokens: quote!(::kiln::nn::static_shape::DYN),
+            text: text.into(),
+            prec,
+            dynamic: true,
+        }))
+    }
+
+    /// Whether the size is only known at run time.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Expr::Sym(s) if s.dynamic)
     }
 
     /// A call of a `::kiln::nn::static_shape` helper; unknown if any
@@ -94,6 +115,9 @@ impl Expr {
     pub fn helper(name: &str, args: &[&Expr], text: impl Into<String>) -> Self {
         if args.iter().any(|a| matches!(a, Expr::Unknown)) {
             return Expr::Unknown;
+        }
+        if args.iter().any(|a| a.is_dynamic()) {
+            return Expr::dynamic(text, Prec::Atom);
         }
         let func = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
         let args = args.iter().map(|a| a.tokens());
@@ -150,6 +174,7 @@ impl Expr {
             (Expr::Lit(a), Expr::Lit(b)) if a == b => Cmp::Equal,
             (Expr::Lit(_), Expr::Lit(_)) => Cmp::Differ,
             (Expr::Sym(a), Expr::Sym(b)) if a.text == b.text => Cmp::Equal,
+            (a, b) if a.is_dynamic() || b.is_dynamic() => Cmp::Unknown,
             _ => Cmp::Deferred,
         }
     }
@@ -188,6 +213,10 @@ impl Expr {
                 let right_needs = b.prec() < prec
                     || (b.prec() == prec && matches!(op, Op::Sub | Op::Div | Op::Rem));
                 let right = paren_if(b, right_needs);
+                let text = format!("{left}{}{right}", op.symbol());
+                if a.is_dynamic() || b.is_dynamic() {
+                    return Ok(Expr::dynamic(text, prec));
+                }
                 let (ta, tb) = (a.tokens(), b.tokens());
                 let tokens = match op {
                     Op::Add => quote!((#ta + #tb)),
@@ -198,20 +227,35 @@ impl Expr {
                 };
                 Ok(Expr::Sym(Rc::new(Sym {
                     tokens,
-                    text: format!("{left}{}{right}", op.symbol()),
+                    text,
                     prec,
+                    dynamic: false,
                 })))
             }
         }
     }
 
     /// The product of `dims` (a flattened size).
+    /// Symbolic products are computed by `static_shape::numel`, which
+    /// keeps a [`DYN`](super) size of a composed module's output `DYN`
+    /// instead of overflowing.
     pub fn product(dims: &[Expr]) -> Expr {
         let mut acc = Expr::Lit(1);
         for d in dims {
             acc = Expr::binary(Op::Mul, &acc, d).unwrap_or(Expr::Unknown);
         }
-        acc
+        match &acc {
+            Expr::Sym(s) if !s.dynamic && dims.len() > 1 => {
+                let dims = dims.iter().map(Expr::tokens);
+                Expr::Sym(Rc::new(Sym {
+                    tokens: quote!(::kiln::nn::static_shape::numel(&[#(#dims),*])),
+                    text: s.text.clone(),
+                    prec: s.prec,
+                    dynamic: false,
+                }))
+            }
+            _ => acc,
+        }
     }
 
     /// Converts a size written in the declaration. Accepts integer

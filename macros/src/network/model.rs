@@ -29,10 +29,39 @@ impl Network {
     /// Whether the forward uses an inline `dropout` step, which needs the
     /// generated `training` flag.
     pub fn needs_training_flag(&self) -> bool {
-        self.items.iter().any(|item| {
-            item.name.is_none()
-                && matches!(&item.layer, Layer::Builtin(b) if b.kind == Kind::Dropout)
-        })
+        fn any_dropout(items: &[Item]) -> bool {
+            items.iter().any(|item| match &item.layer {
+                Layer::Builtin(b) => item.name.is_none() && b.kind == Kind::Dropout,
+                Layer::Parallel(p) => p.paths.iter().any(|path| any_dropout(&path.items)),
+                _ => false,
+            })
+        }
+        any_dropout(&self.items)
+    }
+
+    /// Every item that becomes a field, in declaration order (paths of
+    /// parallel blocks included), with the condition of a conditional
+    /// shortcut it belongs to.
+    pub fn fields(&self) -> Vec<(&Item, Option<&TokenStream>)> {
+        fn collect<'a>(
+            items: &'a [Item],
+            condition: Option<&'a TokenStream>,
+            out: &mut Vec<(&'a Item, Option<&'a TokenStream>)>,
+        ) {
+            for item in items {
+                if item.name.is_some() {
+                    out.push((item, condition));
+                }
+                if let Layer::Parallel(p) = &item.layer {
+                    for path in &p.paths {
+                        collect(&path.items, path.condition.as_ref(), out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.items, None, &mut out);
+        out
     }
 }
 
@@ -86,6 +115,9 @@ pub enum Layer {
     Group(Group),
     /// Another network or a module type that implements `StaticShape`.
     Composed(syn::Type),
+    /// Paths that all start from the same input and are joined:
+    /// `residual { .. } shortcut { .. }` or `branches { {..}, {..} } -> cat`.
+    Parallel(Box<Parallel>),
     /// A layer that failed to parse (already reported): its output shape is
     /// unknown, so checks that depend on it are skipped.
     Invalid,
@@ -96,6 +128,41 @@ pub struct Group {
     pub items: Vec<Item>,
     /// The brackets.
     pub span: Span,
+}
+
+/// Parallel paths from one input, joined by a sum or a concatenation.
+pub struct Parallel {
+    pub join: Join,
+    /// `residual` or `branches`, for spans.
+    pub keyword: Ident,
+    /// For a residual block: the residual path, then the shortcut (empty
+    /// for an identity shortcut).
+    pub paths: Vec<Path>,
+}
+
+/// How parallel paths are joined.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Join {
+    /// Elementwise sum: every path ends in the same shape.
+    Sum,
+    /// Concatenation along channels: every path ends in the same spatial size.
+    Cat,
+}
+
+/// One path of a [`Parallel`] block: a sequence of items whose named
+/// layers are fields of the network (so keys read `conv1.weight`,
+/// `downsample.0.weight` as in torchvision).
+pub struct Path {
+    /// `residual`, `shortcut`, `branch a`, for messages.
+    pub label: String,
+    /// Where errors about the whole path point (its keyword or label).
+    pub span: Span,
+    /// Empty: the identity.
+    pub items: Vec<Item>,
+    /// `shortcut if COND { downsample: .. }`: the single layer exists only
+    /// when the `bool` const expression holds, otherwise the path is the
+    /// identity (the field is an `Option`).
+    pub condition: Option<TokenStream>,
 }
 
 /// A layer kiln knows the shape rules of.

@@ -14,7 +14,8 @@ use syn::{Attribute, GenericParam, Generics, Ident, Token, Visibility};
 use super::diagnostics::{Errors, closest, did_you_mean};
 use super::expr::Expr;
 use super::model::{
-    Args, Builtin, Conv2dArgs, Dim, Group, Item, Kind, Layer, LinearArgs, Network, Pair, PoolArgs,
+    Args, Builtin, Conv2dArgs, Dim, Group, Item, Join, Kind, Layer, LinearArgs, Network, Pair,
+    Parallel, Path, PoolArgs,
 };
 
 /// Parses a declaration. `None` when not even the struct header could be
@@ -155,7 +156,7 @@ fn parse_input(
     let before = errors.len();
     let dims: Vec<Dim> = split_commas(bracket.stream())
         .into_iter()
-        .filter_map(|tokens| parse_dim(tokens, "dimension", errors))
+        .filter_map(|tokens| parse_input_dim(tokens, errors))
         .collect();
     let _ = content.parse::<Option<Token![,]>>();
     if !content.is_empty() {
@@ -178,12 +179,33 @@ fn parse_input(
     Some(dims)
 }
 
+/// One input dimension: a size, or `dyn H`, a size known only at run time.
+fn parse_input_dim(tokens: TokenStream, errors: &mut Errors) -> Option<Dim> {
+    let trees: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    match trees.as_slice() {
+        [TokenTree::Ident(kw), TokenTree::Ident(name)] if kw == "dyn" => Some(Dim {
+            value: Expr::dynamic(name.to_string(), super::expr::Prec::Atom),
+            tokens,
+        }),
+        [TokenTree::Ident(kw), ..] if kw == "dyn" => {
+            errors.spanned(
+                &tokens,
+                "expected a name after `dyn`: a size known only at run time, e.g. `input: [3, dyn H, dyn W]`",
+            );
+            None
+        }
+        _ => parse_dim(tokens, "dimension", errors),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Context {
     /// Directly in the network's body.
     Top,
     /// Inside a bracketed group.
     Group,
+    /// Inside a path of a residual block or of branches.
+    Path,
 }
 
 fn parse_items(content: ParseStream, errors: &mut Errors, context: Context) -> Vec<Item> {
@@ -210,6 +232,16 @@ fn parse_items(content: ParseStream, errors: &mut Errors, context: Context) -> V
 
 fn parse_item(input: ParseStream, errors: &mut Errors, context: Context) -> syn::Result<Item> {
     let attrs = input.call(Attribute::parse_outer)?;
+    if let Some(parallel) = parse_parallel(input, errors, context)? {
+        let tap = parse_tap(input)?;
+        return Ok(Item {
+            attrs,
+            vis: None,
+            name: None,
+            layer: parallel,
+            tap,
+        });
+    }
     let vis = if input.peek(Token![pub]) {
         Some(input.parse::<Visibility>()?)
     } else {
@@ -223,17 +255,7 @@ fn parse_item(input: ParseStream, errors: &mut Errors, context: Context) -> syn:
         None
     };
     let layer = parse_layer(input, errors, context, name.is_some())?;
-    let tap = if input.peek(Token![->]) {
-        input.parse::<Token![->]>()?;
-        Some(input.parse::<Ident>().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected the output's name after `->`, e.g. `relu -> h_relu1`",
-            )
-        })?)
-    } else {
-        None
-    };
+    let tap = parse_tap(input)?;
     Ok(Item {
         attrs,
         vis,
@@ -241,6 +263,189 @@ fn parse_item(input: ParseStream, errors: &mut Errors, context: Context) -> syn:
         layer,
         tap,
     })
+}
+
+/// `-> name` after an item.
+fn parse_tap(input: ParseStream) -> syn::Result<Option<Ident>> {
+    if !input.peek(Token![->]) {
+        return Ok(None);
+    }
+    input.parse::<Token![->]>()?;
+    Some(input.parse::<Ident>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected the output's name after `->`, e.g. `relu -> h_relu1`",
+        )
+    }))
+    .transpose()
+}
+
+/// `residual { .. } [shortcut [if COND] { .. }]` or
+/// `branches { [label:] { .. }, .. } -> cat|sum`; `None` if the input does
+/// not start with one.
+fn parse_parallel(
+    input: ParseStream,
+    errors: &mut Errors,
+    context: Context,
+) -> syn::Result<Option<Layer>> {
+    if !(input.peek(Ident) && input.peek2(syn::token::Brace)) {
+        return Ok(None);
+    }
+    let keyword: Ident = input.fork().parse()?;
+    if keyword != "residual" && keyword != "branches" {
+        return Ok(None);
+    }
+    input.parse::<Ident>()?;
+    let nested = context != Context::Top;
+    let parallel = if keyword == "residual" {
+        let content;
+        syn::braced!(content in input);
+        let items = parse_items(&content, errors, Context::Path);
+        if items.is_empty() {
+            errors.spanned(
+                &keyword,
+                "the residual path is empty: list its layers, e.g. \
+                 `residual { conv1: Conv2d(64 -> 64, kernel: 3, padding: 1), .. }`",
+            );
+        }
+        let mut paths = vec![Path {
+            label: "the residual path".to_owned(),
+            span: keyword.span(),
+            items,
+            condition: None,
+        }];
+        let shortcut = input.peek(Ident) && input.fork().parse::<Ident>()? == "shortcut";
+        if shortcut {
+            let kw: Ident = input.parse()?;
+            let condition = if input.peek(Token![if]) {
+                input.parse::<Token![if]>()?;
+                let mut cond = TokenStream::new();
+                while !input.is_empty() && !input.peek(syn::token::Brace) {
+                    cond.extend([input.parse::<TokenTree>()?]);
+                }
+                if cond.is_empty() {
+                    errors.spanned(&kw, "expected a condition after `shortcut if`");
+                }
+                Some(cond)
+            } else {
+                None
+            };
+            if !input.peek(syn::token::Brace) {
+                return Err(input.error(
+                    "expected the shortcut's layers in braces, e.g. \
+                     `shortcut { downsample: [Conv2d(64 -> 128, kernel: 1, stride: 2, bias: false), BatchNorm2d(128)] }`",
+                ));
+            }
+            let content;
+            syn::braced!(content in input);
+            let items = parse_items(&content, errors, Context::Path);
+            if condition.is_some() && (items.len() != 1 || items[0].name.is_none()) {
+                errors.spanned(
+                    &kw,
+                    "a conditional shortcut holds one named layer (an `Option` field), e.g. \
+                     `shortcut if STRIDE != 1 || IN != OUT { downsample: [Conv2d(IN -> OUT, kernel: 1, stride: STRIDE, bias: false), BatchNorm2d(OUT)] }`",
+                );
+            }
+            paths.push(Path {
+                label: "the shortcut".to_owned(),
+                span: kw.span(),
+                items,
+                condition,
+            });
+        } else {
+            paths.push(Path {
+                label: "the identity shortcut".to_owned(),
+                span: keyword.span(),
+                items: Vec::new(),
+                condition: None,
+            });
+        }
+        Parallel {
+            join: Join::Sum,
+            keyword: keyword.clone(),
+            paths,
+        }
+    } else {
+        let content;
+        syn::braced!(content in input);
+        let mut paths = Vec::new();
+        while !content.is_empty() {
+            let (label, span) = if content.peek(Ident) && content.peek2(Token![:]) {
+                let label: Ident = content.parse()?;
+                content.parse::<Token![:]>()?;
+                (format!("branch `{label}`"), label.span())
+            } else {
+                (format!("branch {}", paths.len()), content.span())
+            };
+            if !content.peek(syn::token::Brace) {
+                return Err(content.error(
+                    "expected a branch in braces: `branches { a: { conv1: Conv2d(..), relu }, b: { .. } } -> cat`",
+                ));
+            }
+            let inner;
+            let brace = syn::braced!(inner in content);
+            let span = if label.starts_with("branch `") {
+                span
+            } else {
+                brace.span.join()
+            };
+            let items = parse_items(&inner, errors, Context::Path);
+            paths.push(Path {
+                label,
+                span,
+                items,
+                condition: None,
+            });
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        if paths.len() < 2 {
+            errors.spanned(
+                &keyword,
+                "branches needs at least two paths, e.g. `branches { a: { .. }, b: { .. } } -> cat`",
+            );
+        }
+        let fork = input.fork();
+        let how = fork
+            .parse::<Token![->]>()
+            .and_then(|_| fork.parse::<Ident>())
+            .ok();
+        let join = match how.as_ref().map(Ident::to_string).as_deref() {
+            Some("cat") => Some(Join::Cat),
+            Some("sum") => Some(Join::Sum),
+            _ => None,
+        };
+        if join.is_some() {
+            input.parse::<Token![->]>()?;
+            input.parse::<Ident>()?;
+        }
+        let Some(join) = join else {
+            // Reported; the block is kept (as invalid) so the declaration
+            // is not also reported as empty.
+            errors.push(input.error(
+                "expected how the branches are joined after them: `-> cat` (along channels) or `-> sum`",
+            ));
+            return Ok(Some(Layer::Invalid));
+        };
+        Parallel {
+            join,
+            keyword: keyword.clone(),
+            paths,
+        }
+    };
+    if nested {
+        errors.spanned(
+            &keyword,
+            format!(
+                "`{keyword}` blocks cannot be nested in a group or another block: declare the \
+                 block as its own `network!` and use it as a layer (`layer1: [BasicBlock<64, 64, 1>, ..]`)"
+            ),
+        );
+        return Ok(Some(Layer::Invalid));
+    }
+    Ok(Some(Layer::Parallel(Box::new(parallel))))
 }
 
 fn parse_layer(
@@ -291,7 +496,7 @@ fn parse_layer(
         let has_args = fork.peek(syn::token::Paren);
         let lowercase = text.starts_with(|c: char| c.is_ascii_lowercase());
         let case_typo = Kind::all_names().any(|n| n.eq_ignore_ascii_case(&text));
-        let unnamed_top = context == Context::Top && !named;
+        let unnamed_top = context != Context::Group && !named;
         if has_args || lowercase || case_typo || unnamed_top {
             input.parse::<Ident>()?;
             if has_args {
@@ -309,7 +514,7 @@ fn parse_layer(
         ));
     }
     let ty: syn::Type = input.parse()?;
-    if context == Context::Top && !named {
+    if context != Context::Group && !named {
         errors.spanned(
             &ty,
             format!(
@@ -969,18 +1174,44 @@ fn validate(network: &Network, errors: &mut Errors) {
             "a network needs at least one layer, e.g. `{ fc: Linear(784 -> 10) }`",
         );
     }
-    let training_flag = network.needs_training_flag();
-    let mut fields: HashMap<String, &Ident> = HashMap::new();
-    let mut taps: HashMap<String, &Ident> = HashMap::new();
-    for item in &network.items {
-        if let Some(tap) = &item.tap
-            && taps.insert(tap.to_string(), tap).is_some()
-        {
-            errors.spanned(tap, format!("duplicate output name `{tap}`"));
+    let mut names = Names {
+        training_flag: network.needs_training_flag(),
+        fields: HashMap::new(),
+        taps: HashMap::new(),
+    };
+    validate_items(&network.items, false, &mut names, errors);
+}
+
+/// The names seen so far in one declaration.
+struct Names<'a> {
+    training_flag: bool,
+    fields: HashMap<String, &'a Ident>,
+    taps: HashMap<String, &'a Ident>,
+}
+
+/// The rules for the items of the body or of a path of a parallel block
+/// (`in_path`).
+fn validate_items<'a>(
+    items: &'a [Item],
+    in_path: bool,
+    names: &mut Names<'a>,
+    errors: &mut Errors,
+) {
+    for item in items {
+        if let Some(tap) = &item.tap {
+            if in_path {
+                errors.spanned(
+                    tap,
+                    "an output cannot be taken inside a residual block or branch: mark the \
+                     whole block with `-> name`",
+                );
+            } else if names.taps.insert(tap.to_string(), tap).is_some() {
+                errors.spanned(tap, format!("duplicate output name `{tap}`"));
+            }
         }
         match &item.name {
             Some(name) => {
-                if fields.insert(name.to_string(), name).is_some() {
+                if names.fields.insert(name.to_string(), name).is_some() {
                     errors.spanned(
                         name,
                         format!(
@@ -988,7 +1219,7 @@ fn validate(network: &Network, errors: &mut Errors) {
                              (each named layer becomes a field)"
                         ),
                     );
-                } else if training_flag && name == "training" {
+                } else if names.training_flag && name == "training" {
                     errors.spanned(
                         name,
                         "the name `training` is taken by the train/eval flag that the inline \
@@ -1032,8 +1263,14 @@ fn validate(network: &Network, errors: &mut Errors) {
                 }
             }
         }
-        if let Layer::Group(group) = &item.layer {
-            validate_group(group, errors);
+        match &item.layer {
+            Layer::Group(group) => validate_group(group, errors),
+            Layer::Parallel(p) => {
+                for path in &p.paths {
+                    validate_items(&path.items, true, names, errors);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -4,6 +4,7 @@
 //! decide (const generics, constants, composed modules' declared shapes)
 //! becomes a [`Deferred`] const assertion with the same wording.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use proc_macro2::{Span, TokenStream};
@@ -11,7 +12,7 @@ use quote::{ToTokens, quote};
 
 use super::diagnostics::{Chain, Errors, count};
 use super::expr::{Cmp, Expr, Window, window};
-use super::model::{Args, Builtin, Item, Kind, Layer, Network, Pair, first_span};
+use super::model::{Args, Builtin, Item, Join, Kind, Layer, Network, Pair, Parallel, first_span};
 
 /// The shape of one sample.
 #[derive(Clone)]
@@ -78,6 +79,9 @@ pub struct Analysis {
     pub checks: Vec<Deferred>,
     /// The shapes before and after each top-level item.
     pub items: Vec<(Shape, Shape)>,
+    /// The shapes before and after each named item (paths of parallel
+    /// blocks included), by field name.
+    pub fields: HashMap<String, (Shape, Shape)>,
 }
 
 /// Follows the shapes through `network`, reporting mismatches to `errors`.
@@ -93,6 +97,7 @@ pub fn analyze(network: &Network, errors: &mut Errors) -> Analysis {
         checks: Vec::new(),
         chain,
         const_params: network.const_params(),
+        fields: HashMap::new(),
     };
     let mut shape = input.clone();
     let mut items = Vec::with_capacity(network.items.len());
@@ -106,6 +111,7 @@ pub fn analyze(network: &Network, errors: &mut Errors) -> Analysis {
         output: shape,
         checks: analyzer.checks,
         items,
+        fields: analyzer.fields,
     }
 }
 
@@ -114,6 +120,7 @@ struct Analyzer<'a> {
     checks: Vec<Deferred>,
     chain: Chain,
     const_params: Vec<String>,
+    fields: HashMap<String, (Shape, Shape)>,
 }
 
 /// Static-shape helpers, by absolute path.
@@ -125,6 +132,16 @@ fn helper(name: &str) -> TokenStream {
 impl Analyzer<'_> {
     /// One item; `group` is the group's name and the item's index in it.
     fn item(&mut self, item: &Item, group: Option<(&str, usize)>, shape: Shape) -> Shape {
+        let before = shape.clone();
+        let after = self.item_shape(item, group, shape);
+        if let Some(name) = &item.name {
+            self.fields
+                .insert(name.to_string(), (before, after.clone()));
+        }
+        after
+    }
+
+    fn item_shape(&mut self, item: &Item, group: Option<(&str, usize)>, shape: Shape) -> Shape {
         let label = match (&item.layer, group, &item.name) {
             (Layer::Builtin(b), Some((g, i)), _) => format!("{g}.{i} ({})", b.ident),
             (Layer::Composed(ty), Some((g, i)), _) => {
@@ -155,11 +172,148 @@ impl Analyzer<'_> {
                 self.chain.push(label, out.text());
                 out
             }
+            Layer::Parallel(p) => {
+                let out = self.parallel(p, shape);
+                let label = match p.join {
+                    Join::Sum if p.keyword == "residual" => "residual block",
+                    _ => "branches",
+                };
+                self.chain.push(label, out.text());
+                out
+            }
             Layer::Invalid => {
                 self.chain.push(label, "[?]");
                 Shape::Unknown
             }
         }
+    }
+
+    /// A residual block or branches: every path from `input`, then the
+    /// join's rule between the ends.
+    fn parallel(&mut self, p: &Parallel, input: Shape) -> Shape {
+        let base = self.chain.clone();
+        let start = base.last_entry();
+        let mut ends = Vec::with_capacity(p.paths.len());
+        for path in &p.paths {
+            self.chain = base.clone();
+            let mut shape = input.clone();
+            for item in &path.items {
+                shape = self.item(item, None, shape);
+            }
+            let mut trace = vec![start.clone()];
+            trace.extend(self.chain.render_since(base.len()));
+            ends.push((shape, format!("{}: {}", path.label, trace.join(" → "))));
+        }
+        self.chain = base;
+        let traces: Vec<&str> = ends.iter().map(|(_, t)| t.as_str()).collect();
+        let traces = format!(" ({})", traces.join("; "));
+        let (first, _) = &ends[0];
+        let first_label = &p.paths[0].label;
+        let what = match (p.join, p.keyword == "residual") {
+            (Join::Sum, true) => "residual block",
+            (Join::Sum, false) => "branches -> sum",
+            (Join::Cat, _) => "branches -> cat",
+        };
+        for (path, (end, _)) in p.paths.iter().zip(&ends).skip(1) {
+            let rule = match p.join {
+                Join::Sum => "the sum needs every path to end in the same shape",
+                Join::Cat => {
+                    "concatenating along channels needs every path to end in the same height and width"
+                }
+            };
+            if let Some(condition) = &path.condition {
+                let cond_text = compact(condition.clone());
+                // With the layer: its output against the residual path's.
+                let present = format!(
+                    "{what}: when `{cond_text}` holds, {} ends in {} but {first_label} ends in {}; {rule}{traces}",
+                    path.label,
+                    end.text(),
+                    first.text()
+                );
+                self.conditional(path.span, condition, true, end, first, p.join, present);
+                // Without it: the identity, the block's input.
+                let absent = format!(
+                    "{what}: when `{cond_text}` does not hold, the shortcut is the identity, so the \
+                     block's input {} must match the end of {first_label}, {}; {rule}{traces}",
+                    input.text(),
+                    first.text()
+                );
+                self.conditional(path.span, condition, false, &input, first, p.join, absent);
+                continue;
+            }
+            let hint = if path.items.is_empty() {
+                projection_hint(&input, first)
+            } else {
+                String::new()
+            };
+            let message = format!(
+                "{what}: {} ends in {} but {first_label} ends in {}; {rule}{hint}{traces}",
+                path.label,
+                end.text(),
+                first.text()
+            );
+            match fit(end, first, p.join) {
+                Fit::Yes | Fit::Unknown => {}
+                Fit::No => self.errors.at(path.span, message),
+                Fit::Deferred(cond) => self.checks.push(Deferred {
+                    span: path.span,
+                    cond,
+                    message,
+                }),
+            }
+        }
+        match p.join {
+            Join::Sum => ends
+                .iter()
+                .map(|(s, _)| s.clone())
+                .find(|s| !matches!(s, Shape::Unknown))
+                .unwrap_or(Shape::Unknown),
+            Join::Cat => {
+                let mut channels = Expr::Lit(0);
+                for (end, _) in &ends {
+                    let c = match dims3(end) {
+                        Some(d) => d[0].clone(),
+                        None => Expr::Unknown,
+                    };
+                    channels =
+                        Expr::binary(super::expr::Op::Add, &channels, &c).unwrap_or(Expr::Unknown);
+                }
+                match dims3(first) {
+                    Some([_, h, w]) => Shape::Dims(vec![channels, h, w]),
+                    None => Shape::Unknown,
+                }
+            }
+        }
+    }
+
+    /// A deferred check of a conditional shortcut: when `condition` is
+    /// `holds`, `end` must fit `reference`.
+    #[allow(clippy::too_many_arguments)]
+    fn conditional(
+        &mut self,
+        span: Span,
+        condition: &TokenStream,
+        holds: bool,
+        end: &Shape,
+        reference: &Shape,
+        join: Join,
+        message: String,
+    ) {
+        let guard = if holds {
+            quote!(!(#condition))
+        } else {
+            quote!((#condition))
+        };
+        let cond = match fit(end, reference, join) {
+            Fit::Yes | Fit::Unknown => return,
+            Fit::No => guard,
+            Fit::Deferred(c) => quote!(#guard || #c),
+        };
+        self.checks.push(Deferred {
+            span,
+            cond,
+            message,
+        });
     }
 
     fn fail(&mut self, at: &TokenStream, message: String) {
@@ -183,7 +337,8 @@ impl Analyzer<'_> {
             Cmp::Differ => self.fail(at, message),
             Cmp::Deferred => {
                 let (g, w) = (got.tokens(), want.tokens());
-                self.defer(at, quote!(#g == #w), message);
+                let eq = helper("dim_eq");
+                self.defer(at, quote!(#eq(#g, #w)), message);
             }
         }
     }
@@ -421,7 +576,7 @@ impl Analyzer<'_> {
         let mut fits = |out: Window, input: &Expr| match out {
             Window::TooLarge => None,
             Window::Fits(e) => {
-                if e.is_symbolic() && e.compare(input) != Cmp::Equal {
+                if e.is_symbolic() && !e.is_dynamic() && e.compare(input) != Cmp::Equal {
                     symbolic.push(e.tokens());
                 }
                 Some(e)
@@ -469,6 +624,91 @@ impl Analyzer<'_> {
             generic,
         }))
     }
+}
+
+/// Whether the end of one path fits another's under a join.
+enum Fit {
+    Yes,
+    No,
+    /// Only the compiler can tell: this `bool` const expression.
+    Deferred(TokenStream),
+    /// Undetermined (an earlier error, or sizes known only at run time).
+    Unknown,
+}
+
+fn fit(a: &Shape, b: &Shape, join: Join) -> Fit {
+    match (a, b) {
+        (Shape::Unknown, _) | (_, Shape::Unknown) => Fit::Unknown,
+        (Shape::Dims(x), Shape::Dims(y)) => {
+            if x.len() != y.len() || (join == Join::Cat && x.len() != 3) {
+                return Fit::No;
+            }
+            let skip = usize::from(join == Join::Cat);
+            let mut deferred = Vec::new();
+            for (p, q) in x.iter().zip(y).skip(skip) {
+                match p.compare(q) {
+                    Cmp::Differ => return Fit::No,
+                    Cmp::Deferred => {
+                        let (p, q, eq) = (p.tokens(), q.tokens(), helper("dim_eq"));
+                        deferred.push(quote!(#eq(#p, #q)));
+                    }
+                    Cmp::Equal | Cmp::Unknown => {}
+                }
+            }
+            if deferred.is_empty() {
+                Fit::Yes
+            } else {
+                Fit::Deferred(quote!(#(#deferred)&&*))
+            }
+        }
+        _ => match (a.slice_tokens(), b.slice_tokens()) {
+            (Some(x), Some(y)) => {
+                let f = helper(if join == Join::Cat {
+                    "spatial_eq"
+                } else {
+                    "shape_eq"
+                });
+                Fit::Deferred(quote!(#f(#x, #y)))
+            }
+            _ => Fit::Unknown,
+        },
+    }
+}
+
+/// `[c, h, w]` of an image shape (a composed module's through `dim_at`).
+fn dims3(shape: &Shape) -> Option<[Expr; 3]> {
+    match shape {
+        Shape::Dims(d) if d.len() == 3 => Some([d[0].clone(), d[1].clone(), d[2].clone()]),
+        Shape::Opaque(o) => {
+            let (at, tokens) = (helper("dim_at"), &o.tokens);
+            Some(
+                [0usize, 1, 2]
+                    .map(|i| Expr::atom(quote!(#at(#tokens, #i)), format!("{}[{i}]", o.text))),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// For an identity shortcut that does not fit: the projection torchvision
+/// uses (a 1×1 convolution with the stride, and batch norm).
+fn projection_hint(input: &Shape, residual: &Shape) -> String {
+    let (Some([ci, hi, _]), Some([co, ho, _])) = (dims3(input), dims3(residual)) else {
+        return String::new();
+    };
+    if matches!(ci, Expr::Unknown) || matches!(co, Expr::Unknown) {
+        return String::new();
+    }
+    let stride = match (hi.lit(), ho.lit()) {
+        (Some(i), Some(o)) if o > 0 && o < i => format!(", stride: {}", i.div_ceil(o)),
+        _ => String::new(),
+    };
+    format!(
+        "; add a projection: `shortcut {{ downsample: [Conv2d({} -> {}, kernel: 1{stride}, bias: false), BatchNorm2d({})] }}`",
+        ci.text(),
+        co.text(),
+        co.text()
+    )
 }
 
 /// Whether `tokens` (at any depth) mention one of `params`.
@@ -672,6 +912,92 @@ mod tests {
             [
                 "encoder: Encoder does not accept [1,28,28], the input: the input shape it declares (StaticShape::INPUT_SHAPE) differs (input [1,28,28])",
                 "fc: expects 64 input features but flatten produces numel(Encoder::OUTPUT_SHAPE) (input [1,28,28] → encoder Encoder::OUTPUT_SHAPE → flatten [numel(Encoder::OUTPUT_SHAPE)])",
+            ]
+        );
+    }
+
+    #[test]
+    fn residual_blocks() {
+        let (out, errors, checks) = run(quote! {
+            pub struct Block(input: [64, 32, 32]) {
+                residual {
+                    conv1: Conv2d(64 -> 128, kernel: 3, stride: 2, padding: 1),
+                    relu,
+                    conv2: Conv2d(128 -> 128, kernel: 3, padding: 1),
+                } shortcut {
+                    downsample: [Conv2d(64 -> 128, kernel: 1, stride: 2), BatchNorm2d(128)],
+                },
+                relu,
+                fc: Linear(128 -> 1),
+            }
+        });
+        assert!(checks.is_empty());
+        assert_eq!(out, "[1]");
+        assert_eq!(
+            errors,
+            [
+                "fc: expects a flat [features] input but residual block produces [128,16,16]; add \
+                 `flatten` before fc (input [64,32,32] → residual block [128,16,16])"
+            ]
+        );
+        let (_, errors, _) = run(quote! {
+            pub struct Block(input: [64, 32, 32]) {
+                residual { conv1: Conv2d(64 -> 128, kernel: 3, stride: 2, padding: 1) },
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "residual block: the identity shortcut ends in [64,32,32] but the residual path ends in \
+                 [128,16,16]; the sum needs every path to end in the same shape; add a projection: \
+                 `shortcut { downsample: [Conv2d(64 -> 128, kernel: 1, stride: 2, bias: false), \
+                 BatchNorm2d(128)] }` (the residual path: input [64,32,32] → conv1 [128,16,16]; the \
+                 identity shortcut: input [64,32,32])"
+            ]
+        );
+    }
+
+    #[test]
+    fn conditional_shortcuts_are_checked_per_instance() {
+        let (out, errors, checks) = run(quote! {
+            pub struct Block<const IN: usize, const OUT: usize, const S: usize>(input: [IN, dyn H, dyn W]) {
+                residual {
+                    conv1: Conv2d(IN -> OUT, kernel: 3, stride: S, padding: 1),
+                } shortcut if S != 1 {
+                    downsample: Conv2d(IN -> OUT, kernel: 1, stride: S),
+                },
+            }
+        });
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(out, "[OUT,(H+2*1-1*(3-1)-1)/S+1,(W+2*1-1*(3-1)-1)/S+1]");
+        // With the projection the widths agree (OUT); without it the input's
+        // IN must equal OUT, which only an instance decides.
+        assert_eq!(checks.len(), 1, "{checks:#?}");
+        assert!(checks[0].starts_with(
+            "residual block: when `S != 1` does not hold, the shortcut is the identity, so the \
+             block's input [IN,H,W] must match the end of the residual path, [OUT,"
+        ));
+    }
+
+    #[test]
+    fn branches_concatenate_channels() {
+        let (out, errors, _) = run(quote! {
+            pub struct Mix(input: [8, 16, 16]) {
+                branches {
+                    a: { conv_a: Conv2d(8 -> 4, kernel: 1) },
+                    b: { conv_b: Conv2d(8 -> 6, kernel: 3, padding: 1), relu },
+                    c: { conv_c: Conv2d(8 -> 2, kernel: 3) },
+                } -> cat,
+            }
+        });
+        assert_eq!(out, "[12,16,16]");
+        assert_eq!(
+            errors,
+            [
+                "branches -> cat: branch `c` ends in [2,14,14] but branch `a` ends in [4,16,16]; \
+                 concatenating along channels needs every path to end in the same height and width \
+                 (branch `a`: input [8,16,16] → conv_a [4,16,16]; branch `b`: input [8,16,16] → \
+                 conv_b [6,16,16]; branch `c`: input [8,16,16] → conv_c [2,14,14])"
             ]
         );
     }

@@ -44,14 +44,41 @@ pub trait StaticShape {
     const DECLARED_WITH_ERRORS: bool = false;
 }
 
-/// Whether two shapes are equal.
+/// A size known only at run time: an input dimension declared `dyn H` in
+/// `network!` (`input: [3, dyn H, dyn W]`), and every size computed from
+/// one. It matches any size in the comparisons below; the forward checks
+/// the real sizes.
+pub const DYN: usize = usize::MAX;
+
+/// Whether two sizes are equal (a [`DYN`] size matches any).
+pub const fn dim_eq(a: usize, b: usize) -> bool {
+    a == b || a == DYN || b == DYN
+}
+
+/// Whether two shapes are equal (a [`DYN`] size matches any).
 pub const fn shape_eq(a: &[usize], b: &[usize]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     let mut i = 0;
     while i < a.len() {
-        if a[i] != b[i] {
+        if !dim_eq(a[i], b[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether two shapes have the same rank and agree on every dimension but
+/// the first (channels): what a concatenation along channels needs.
+pub const fn spatial_eq(a: &[usize], b: &[usize]) -> bool {
+    if a.len() != b.len() || a.is_empty() {
+        return false;
+    }
+    let mut i = 1;
+    while i < a.len() {
+        if !dim_eq(a[i], b[i]) {
             return false;
         }
         i += 1;
@@ -70,6 +97,9 @@ pub const fn numel(shape: &[usize]) -> usize {
     let mut n: usize = 1;
     let mut i = 0;
     while i < shape.len() {
+        if shape[i] == DYN {
+            return DYN;
+        }
         n = n.saturating_mul(shape[i]);
         i += 1;
     }
@@ -80,7 +110,7 @@ pub const fn numel(shape: &[usize]) -> usize {
 /// `(input + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`, as
 /// PyTorch computes it ([`kiln_kernels::window::output_size`], the rule the
 /// kernels use); 0 when the window does not fit (or `stride`, `kernel` or
-/// `dilation` is 0).
+/// `dilation` is 0); [`DYN`] when `input` is.
 pub const fn conv_out(
     input: usize,
     kernel: usize,
@@ -88,6 +118,9 @@ pub const fn conv_out(
     padding: usize,
     dilation: usize,
 ) -> usize {
+    if input == DYN {
+        return DYN;
+    }
     match kiln_kernels::window::output_size(input, kernel, stride, padding, dilation, false) {
         Some(out) => out,
         None => 0,
@@ -112,8 +145,12 @@ struct Batched<'a>(&'a [usize]);
 impl fmt::Display for Batched<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[N")?;
-        for d in self.0 {
-            write!(f, ", {d}")?;
+        for &d in self.0 {
+            if d == DYN {
+                f.write_str(", _")?;
+            } else {
+                write!(f, ", {d}")?;
+            }
         }
         f.write_str("]")
     }
@@ -141,6 +178,42 @@ pub fn check_input(network: &str, expected: &[usize], got: &[usize]) {
     }
 }
 
+/// The run-time check of a `network!` residual block or branches, before
+/// the join: `paths` are each path's label and output shape (batch
+/// included). A sum (`cat` false) needs equal shapes; a concatenation
+/// along channels the same rank and every dimension but channels equal.
+///
+/// # Panics
+///
+/// If a path does not fit the first, naming the network, the block, the
+/// rule and both shapes.
+#[track_caller]
+pub fn check_join(network: &str, block: &str, cat: bool, paths: &[(&str, &[usize])]) {
+    let Some(&(first_label, first)) = paths.first() else {
+        return;
+    };
+    for &(label, shape) in &paths[1..] {
+        let fits = if cat {
+            shape.len() == first.len()
+                && shape.len() >= 2
+                && shape[0] == first[0]
+                && shape[2..] == first[2..]
+        } else {
+            shape == first
+        };
+        if !fits {
+            let rule = if cat {
+                "concatenating along channels needs every path to end in the same batch size, height and width"
+            } else {
+                "the sum needs every path to end in the same shape"
+            };
+            panic!(
+                "{network}::forward: {block}: {label} ends in {shape:?} but {first_label} ends in {first:?}; {rule}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,8 +230,55 @@ mod tests {
         assert_eq!(conv_out(4, 5, 1, 0, 1), 0);
         assert_eq!(conv_out(7, 3, 2, 1, 1), 4);
         assert_eq!(to_array::<2>(&[7, 7]), [7, 7]);
+        assert!(shape_eq(&[3, DYN, DYN], &[3, 32, 17]));
+        assert!(!shape_eq(&[3, DYN], &[4, 32]));
+        assert!(spatial_eq(&[3, 8, 8], &[5, 8, 8]));
+        assert!(!spatial_eq(&[3, 8, 8], &[3, 8, 4]));
+        assert_eq!(numel(&[512, DYN]), DYN);
+        assert_eq!(conv_out(DYN, 3, 2, 1, 1), DYN);
         const CHECKED: () = assert!(conv_out(32, 3, 1, 1, 1) == 32);
         let () = CHECKED;
+    }
+
+    #[test]
+    fn joins() {
+        check_join(
+            "B",
+            "residual block",
+            false,
+            &[("a", &[2, 4, 8, 8]), ("b", &[2, 4, 8, 8])],
+        );
+        check_join(
+            "B",
+            "branches -> cat",
+            true,
+            &[("a", &[2, 4, 8, 8]), ("b", &[2, 6, 8, 8])],
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "Block::forward: residual block: the identity shortcut ends in [2, 64, 8, 8] but the residual path ends in [2, 128, 4, 4]; the sum needs every path to end in the same shape"
+    )]
+    fn rejects_a_residual_mismatch() {
+        check_join(
+            "Block",
+            "residual block",
+            false,
+            &[
+                ("the residual path", &[2, 128, 4, 4]),
+                ("the identity shortcut", &[2, 64, 8, 8]),
+            ],
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "expected input of shape [N, 3, _, _] (N = batch size), got [2, 4, 9, 9]"
+    )]
+    fn dynamic_input_dims_accept_any_size() {
+        check_input("Net", &[3, DYN, DYN], &[2, 3, 9, 7]);
+        check_input("Net", &[3, DYN, DYN], &[2, 4, 9, 9]);
     }
 
     #[test]
