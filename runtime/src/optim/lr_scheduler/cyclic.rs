@@ -40,10 +40,11 @@ impl AnnealStrategy {
 /// let steps_per_epoch = 5;
 /// let mut sched = OneCycleLR::new(&opt, 0.5, epochs * steps_per_epoch).pct_start(0.25);
 /// assert!((sched.get_last_lr()[0] - 0.02).abs() < 1e-12); // 0.5 / 25
-/// for _ in 0..epochs * steps_per_epoch {
+/// // One step per batch; the last batch (step total − 1) has the final rate.
+/// for _ in 0..epochs * steps_per_epoch - 1 {
 ///     sched.step();
 /// }
-/// assert!((sched.get_last_lr()[0] - 0.02 / 1e4).abs() < 1e-15);
+/// assert!((sched.get_last_lr()[0] / (0.02 / 1e4) - 1.0).abs() < 1e-9);
 /// ```
 pub struct OneCycleLR {
     pub(super) core: Core,
