@@ -23,7 +23,7 @@ pub mod testing;
 pub use device::{Device, DeviceUnavailable, ParseDeviceError};
 pub use dtype::{DType, Element};
 pub use layout::Layout;
-pub use rng::manual_seed;
+pub use rng::{get_rng_state, manual_seed, set_rng_state};
 pub use state_dict::StateDict;
 pub use tensor::IntoDims;
 pub use tensor::{Tensor, TensorOptions};

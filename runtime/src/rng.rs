@@ -99,3 +99,45 @@ pub fn with_rng<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
     let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(|| Generator::new(DEFAULT_SEED)))
 }
+
+/// The global generator's state as a uint8 tensor, like
+/// `torch.get_rng_state()`; [`set_rng_state`] restores it, so a resumed run
+/// draws the same numbers (dropout masks, shuffling orders) as one that
+/// never stopped.
+///
+/// ```
+/// use kiln_runtime::{Tensor, get_rng_state, manual_seed, set_rng_state};
+/// manual_seed(7);
+/// let state = get_rng_state();
+/// let a = Tensor::rand([3]).to_vec::<f32>();
+/// set_rng_state(&state);
+/// assert_eq!(Tensor::rand([3]).to_vec::<f32>(), a);
+/// ```
+pub fn get_rng_state() -> crate::Tensor {
+    let words = with_rng(|g| g.s);
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let n = bytes.len();
+    crate::Tensor::from_vec(bytes, [n])
+}
+
+/// Restores the global generator from a state returned by
+/// [`get_rng_state`], like `torch.set_rng_state(state)`.
+///
+/// # Panics
+/// When `state` is not a uint8 tensor with as many elements as
+/// [`get_rng_state`] returns.
+pub fn set_rng_state(state: &crate::Tensor) {
+    let expected = 8 * 4;
+    assert!(
+        state.dtype() == crate::DType::U8 && state.numel() == expected,
+        "set_rng_state: expected a uint8 tensor of {expected} elements, got {} of shape {:?}",
+        state.dtype(),
+        state.shape()
+    );
+    let bytes = state.to_vec::<u8>();
+    let mut s = [0u64; 4];
+    for (w, c) in s.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    }
+    *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(Generator { s });
+}
