@@ -2,7 +2,13 @@
 //! (`beginner/saving_loading_models`) in kiln: what a `state_dict` is (the
 //! model's and the optimizer's, printed like the original), then the
 //! recommended way to save and load a model for inference: save the
-//! `state_dict`, load it into a fresh instance, call `eval()`.
+//! `state_dict`, load it into a fresh instance, call `eval()`. Then the
+//! tutorial's "general checkpoint for inference and/or resuming training":
+//! model, optimizer, epoch, loss and RNG state in one file
+//! ([`save_checkpoint`]), loaded into a fresh model and optimizer that
+//! continue training exactly as the original does. `torch.save` files
+//! (`.pth`) load the same way: `load_checkpoint` reads them, and
+//! `model.load_state_dict_from("model.pth", true)` loads a state dict.
 //!
 //! The model is the tutorial's `TheModelClass` with a `BatchNorm2d` after
 //! `conv1` and a dropout before `fc2` added, so that the state dict holds
@@ -37,9 +43,11 @@
 //! <All keys matched successfully>
 //! Outputs of the loaded model in eval mode are identical: true (max |diff| = 0)
 //! In train mode (dropout, batch statistics) they differ: true
+//! Saved a general checkpoint (epoch 5, loss 2.3123) to /tmp/kiln_tutorial_checkpoint.safetensors
+//! Resumed from it: the next 3 losses are identical: true
 //! ```
 
-use kiln::io::ModuleCheckpoint;
+use kiln::io::{Dict, ModuleCheckpoint, Value, load_checkpoint, save_checkpoint};
 use kiln::loss::{Reduction, cross_entropy};
 use kiln::nn::{LoadReport, py_float};
 use kiln::optim::{ParamGroup, SGD};
@@ -86,6 +94,10 @@ pub struct Outcome {
     pub fresh_eval: Vec<f32>,
     /// `bn1.running_mean` of the loaded model.
     pub loaded_running_mean: Vec<f32>,
+    /// Losses of the original model trained on after the general checkpoint.
+    pub continued_losses: Vec<f64>,
+    /// Losses of a fresh model and optimizer resumed from that checkpoint.
+    pub resumed_losses: Vec<f64>,
 }
 
 /// `print(model.load_state_dict(...))` in PyTorch.
@@ -221,6 +233,69 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Result<Outcome, Box<dyn std::err
         .running_mean
         .as_ref()
         .map_or_else(Vec::new, |t| t.to_vec());
+
+    // Saving a general checkpoint: torch.save({'epoch': ..., 'model_state_dict':
+    // ..., 'optimizer_state_dict': ..., 'loss': ...}, PATH), plus the RNG
+    // state so that dropout draws the same masks after resuming.
+    let ckpt_path = path.with_file_name("kiln_tutorial_checkpoint.safetensors");
+    let epoch = losses.len();
+    let last_loss = losses[losses.len() - 1];
+    let mut checkpoint = Dict::new();
+    checkpoint.insert("epoch", epoch);
+    checkpoint.insert("model_state_dict", model.state_dict());
+    checkpoint.insert("optimizer_state_dict", optimizer.state_dict());
+    checkpoint.insert("loss", last_loss);
+    checkpoint.insert("rng_state", kiln::get_rng_state());
+    save_checkpoint(&checkpoint, &ckpt_path)?;
+    writeln!(
+        out,
+        "Saved a general checkpoint (epoch {epoch}, loss {last_loss:.4}) to {}",
+        ckpt_path.display()
+    )?;
+    let train_steps = |m: &mut TheModelClass, opt: &mut SGD| -> Vec<f64> {
+        m.train();
+        (0..3)
+            .map(|_| {
+                let loss = cross_entropy(&m.forward(&x), &y, Reduction::Mean, 0.0);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                loss.item()
+            })
+            .collect()
+    };
+    let continued_losses = train_steps(&mut model, &mut optimizer);
+
+    // Loading it: model = TheModelClass(); optimizer = ...;
+    // checkpoint = torch.load(PATH); model.load_state_dict(...); ...
+    let mut model_b = TheModelClass::new(&device);
+    let mut optimizer_b = SGD::new(model_b.parameters(), 0.001);
+    let checkpoint = load_checkpoint(&ckpt_path)?;
+    let missing = |k: &str| format!("{}: no {k}", ckpt_path.display());
+    model_b.load_state_dict(
+        &checkpoint
+            .state_dict("model_state_dict")
+            .ok_or_else(|| missing("model_state_dict"))?,
+        true,
+    )?;
+    optimizer_b.load_state_dict(
+        checkpoint
+            .dict("optimizer_state_dict")
+            .ok_or_else(|| missing("optimizer_state_dict"))?,
+    )?;
+    kiln::set_rng_state(
+        checkpoint
+            .get("rng_state")
+            .and_then(Value::as_tensor)
+            .ok_or_else(|| missing("rng_state"))?,
+    );
+    let resumed_losses = train_steps(&mut model_b, &mut optimizer_b);
+    writeln!(
+        out,
+        "Resumed from it: the next {} losses are identical: {}",
+        resumed_losses.len(),
+        resumed_losses == continued_losses
+    )?;
     Ok(Outcome {
         keys: loaded.state_dict().keys().map(String::from).collect(),
         losses,
@@ -230,6 +305,8 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Result<Outcome, Box<dyn std::err
         loaded_train,
         fresh_eval,
         loaded_running_mean,
+        continued_losses,
+        resumed_losses,
     })
 }
 
@@ -310,5 +387,10 @@ mod tests {
         assert!(printed.contains("state \t {}\n"));
         assert!(printed.contains("0: {'momentum_buffer': [6, 3, 5, 5]}"));
         assert!(printed.contains("<All keys matched successfully>"));
+
+        // Resuming from the general checkpoint continues bit for bit.
+        assert_eq!(o.continued_losses.len(), 3);
+        assert_eq!(o.resumed_losses, o.continued_losses);
+        assert!(printed.contains("the next 3 losses are identical: true"));
     }
 }

@@ -63,6 +63,33 @@ pub enum IoError {
         /// Why it was rejected.
         reason: String,
     },
+    /// A `torch.save` file (`.pth`/`.pt`) that cannot be read: not a zip or
+    /// legacy torch file, a corrupt pickle, a storage missing or shorter
+    /// than its tensors, a dtype kiln has no storage for.
+    Pth {
+        /// The file.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A `torch.save` file refers to a Python global outside the allow-list
+    /// (tensor rebuild functions, storage types, `OrderedDict`, ...): a
+    /// malicious file's `os.system`, or a pickled class kiln cannot
+    /// represent. Nothing from the file is ever executed.
+    ForbiddenGlobal {
+        /// The file.
+        path: PathBuf,
+        /// The global as `module.name`.
+        global: String,
+    },
+    /// A kiln checkpoint's `kiln.checkpoint` metadata is missing or does not
+    /// describe the file's tensors.
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A state dict cannot be written as safetensors (e.g. a tensor named
     /// `__metadata__`, which the format reserves).
     Serialize {
@@ -121,6 +148,22 @@ impl fmt::Display for IoError {
                     "{}: invalid safetensors data layout: {reason}",
                     path.display()
                 )
+            }
+            IoError::Pth { path, reason } => {
+                write!(
+                    f,
+                    "{}: cannot read torch.save file: {reason}",
+                    path.display()
+                )
+            }
+            IoError::ForbiddenGlobal { path, global } => write!(
+                f,
+                "{}: refused the Python global `{global}`: only tensors, storages, \
+                 OrderedDict and plain values are loaded, and nothing is executed",
+                path.display()
+            ),
+            IoError::Checkpoint { path, reason } => {
+                write!(f, "{}: invalid kiln checkpoint: {reason}", path.display())
             }
             IoError::Serialize { path, reason } => {
                 write!(f, "{}: cannot save: {reason}", path.display())

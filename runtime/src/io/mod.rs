@@ -1,16 +1,27 @@
 //! Checkpoints: state dicts saved and loaded as safetensors files that
-//! PyTorch reads and writes (`safetensors.torch.save_file` / `load_file`).
+//! PyTorch reads and writes (`safetensors.torch.save_file` / `load_file`),
+//! general checkpoints (model, optimizer, scheduler, RNG state and user
+//! values in one safetensors file, see [`save_checkpoint`]), and
+//! `torch.save` files read through an allow-list (see [`load_pth`]).
 
+mod checkpoint;
 mod error;
 mod module_io;
+mod pth;
 mod safetensors;
+mod value;
 
 pub use self::safetensors::{
     deserialize_safetensors, load_safetensors, load_safetensors_with_metadata, save_safetensors,
     serialize_safetensors,
 };
+pub use checkpoint::{
+    CHECKPOINT_KEY, deserialize_checkpoint, load_checkpoint, save_checkpoint, serialize_checkpoint,
+};
 pub use error::IoError;
 pub use module_io::{CheckpointError, ModuleCheckpoint};
+pub use pth::{load_pth, load_pth_state_dict, load_state_dict_file};
+pub use value::{Dict, Key, Value};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

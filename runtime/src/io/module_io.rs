@@ -2,7 +2,7 @@
 //! `model.load_safetensors(path, strict)` on anything that implements
 //! [`Module`], over [`save_safetensors`] / [`load_safetensors`].
 
-use super::{IoError, load_safetensors, save_safetensors};
+use super::{IoError, load_safetensors, load_state_dict_file, save_safetensors};
 use crate::nn::{LoadReport, LoadStateDictError, Module};
 use std::fmt;
 use std::path::Path;
@@ -62,6 +62,17 @@ pub trait ModuleCheckpoint {
         path: impl AsRef<Path>,
         strict: bool,
     ) -> Result<LoadReport, CheckpointError>;
+
+    /// Loads a state dict file of any format kiln reads into this model by
+    /// name: a `torch.save(model.state_dict(), path)` file (`.pth`/`.pt`,
+    /// zip or legacy format) or a safetensors file, like
+    /// `model.load_state_dict(torch.load(path))`. On any error the model is
+    /// left unchanged.
+    fn load_state_dict_from(
+        &mut self,
+        path: impl AsRef<Path>,
+        strict: bool,
+    ) -> Result<LoadReport, CheckpointError>;
 }
 
 impl<M: Module + ?Sized> ModuleCheckpoint for M {
@@ -75,6 +86,15 @@ impl<M: Module + ?Sized> ModuleCheckpoint for M {
         strict: bool,
     ) -> Result<LoadReport, CheckpointError> {
         let state = load_safetensors(path)?;
+        Ok(self.load_state_dict(&state, strict)?)
+    }
+
+    fn load_state_dict_from(
+        &mut self,
+        path: impl AsRef<Path>,
+        strict: bool,
+    ) -> Result<LoadReport, CheckpointError> {
+        let state = load_state_dict_file(path)?;
         Ok(self.load_state_dict(&state, strict)?)
     }
 }

@@ -106,7 +106,7 @@ pub fn deserialize_safetensors(
 
 /// Reads the file after checking its header length against its size, so a
 /// lying length field never makes us allocate or read more than is there.
-fn read_checked(path: &Path) -> Result<Vec<u8>, IoError> {
+pub(super) fn read_checked(path: &Path) -> Result<Vec<u8>, IoError> {
     let io = |action, source| IoError::Io {
         path: path.to_path_buf(),
         action,
@@ -154,7 +154,7 @@ fn check_header_len(n: u64, file_len: u64, path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
-fn deserialize_at(
+pub(super) fn deserialize_at(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(StateDict, HashMap<String, String>), IoError> {
@@ -328,7 +328,7 @@ fn safetensors_dtype(d: DType) -> Dtype {
 
 /// Little-endian bytes → typed storage. `bytes.len()` is a multiple of the
 /// element size (checked by the caller); no alignment is assumed.
-fn decode(dtype: DType, bytes: &[u8]) -> CpuStorage {
+pub(super) fn decode(dtype: DType, bytes: &[u8]) -> CpuStorage {
     fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
         bytes
             .chunks_exact(N)
@@ -388,7 +388,7 @@ impl View for &Entry {
     }
 }
 
-fn serialize_at(
+pub(super) fn serialize_at(
     state: &StateDict,
     metadata: &[(&str, &str)],
     path: &Path,

@@ -1,9 +1,14 @@
 //! Adam and AdamW.
 
-use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
+use super::state::{Problems, all_params, match_groups, save, step_tensor};
+use super::{
+    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
+    zeros_state,
+};
 use crate::Tensor;
 use crate::backend::OptimStep;
 use crate::dtype::Element;
+use crate::io::{Dict, Value};
 
 /// Per-parameter Adam state.
 struct AdamState {
@@ -101,6 +106,119 @@ impl AdamCore {
             decoupled,
             state: StateMap::default(),
         }
+    }
+
+    fn state_dict(&self) -> Dict {
+        save(
+            &self.groups,
+            |g| {
+                let (b1, b2) = g.betas.unwrap_or(self.betas);
+                vec![
+                    ("lr", Value::Float(g.get_lr())),
+                    ("betas", Value::from(vec![b1, b2])),
+                    ("eps", Value::Float(g.eps.unwrap_or(self.eps))),
+                    (
+                        "weight_decay",
+                        Value::Float(g.weight_decay.unwrap_or(self.weight_decay)),
+                    ),
+                    ("amsgrad", Value::Bool(g.amsgrad.unwrap_or(self.amsgrad))),
+                    ("maximize", Value::Bool(false)),
+                    ("foreach", Value::None),
+                    ("capturable", Value::Bool(false)),
+                    ("differentiable", Value::Bool(false)),
+                    ("fused", Value::None),
+                    ("decoupled_weight_decay", Value::Bool(self.decoupled)),
+                ]
+            },
+            |p| {
+                self.state.get(p).map(|s| {
+                    let mut e = vec![
+                        ("step", step_tensor(s.step)),
+                        ("exp_avg", Value::Tensor(s.exp_avg.clone())),
+                        ("exp_avg_sq", Value::Tensor(s.exp_avg_sq.clone())),
+                    ];
+                    if let Some(m) = &s.max_exp_avg_sq {
+                        e.push(("max_exp_avg_sq", Value::Tensor(m.clone())));
+                    }
+                    e
+                })
+            },
+        )
+    }
+
+    fn load_state_dict(&mut self, sd: &Dict, name: &str) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new(name);
+        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
+            return pr.finish(());
+        };
+        let mut hypers = Vec::new();
+        for (i, g) in m.groups.iter().enumerate() {
+            let at = format!("param_groups[{i}]");
+            for flag in ["maximize", "capturable", "differentiable"] {
+                pr.unsupported_flag(g, flag, &at);
+            }
+            if let Some(Value::Bool(d)) = g.get("decoupled_weight_decay")
+                && *d != self.decoupled
+            {
+                pr.push(format!(
+                    "{at}[\"decoupled_weight_decay\"] is {d}: the state is {}'s, not {name}'s",
+                    if *d { "AdamW" } else { "Adam" }
+                ));
+            }
+            let betas = match pr.floats(g, "betas", &at).as_deref() {
+                Some(&[b1, b2]) => Some((b1, b2)),
+                Some(_) => {
+                    pr.push(format!("{at}[\"betas\"] must hold two floats"));
+                    None
+                }
+                None => None,
+            };
+            let h = (
+                pr.float(g, "lr", &at),
+                betas,
+                pr.float(g, "eps", &at),
+                pr.float(g, "weight_decay", &at),
+                pr.bool(g, "amsgrad", &at),
+            );
+            hypers.push(h);
+        }
+        let params = all_params(&self.groups);
+        let mut state = Vec::new();
+        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
+            let Some(s) = s else { continue };
+            let at = format!("state[{i}]");
+            let (step, m1, m2) = (
+                pr.step(s, &at),
+                pr.required_buffer(s, "exp_avg", p, &at),
+                pr.required_buffer(s, "exp_avg_sq", p, &at),
+            );
+            let vmax = pr.buffer(s, "max_exp_avg_sq", p, &at);
+            if let (Some(step), Some(exp_avg), Some(exp_avg_sq)) = (step, m1, m2) {
+                state.push((
+                    p.clone(),
+                    AdamState {
+                        step,
+                        exp_avg,
+                        exp_avg_sq,
+                        max_exp_avg_sq: vmax,
+                    },
+                ));
+            }
+        }
+        pr.finish(())?;
+        for (g, h) in self.groups.iter_mut().zip(hypers) {
+            // Every entry is `Some` once the checks passed.
+            let (Some(lr), Some(betas), Some(eps), Some(wd), Some(amsgrad)) = h else {
+                continue;
+            };
+            g.set_lr(lr);
+            g.betas = Some(betas);
+            g.eps = Some(eps);
+            g.weight_decay = Some(wd);
+            g.amsgrad = Some(amsgrad);
+        }
+        self.state.replace(state);
+        Ok(())
     }
 
     fn step(&mut self, name: &str) {
@@ -213,6 +331,12 @@ macro_rules! adam_type {
             }
             fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
                 &mut self.0.groups
+            }
+            fn state_dict(&self) -> Dict {
+                self.0.state_dict()
+            }
+            fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError> {
+                self.0.load_state_dict(state, $label)
             }
         }
     };

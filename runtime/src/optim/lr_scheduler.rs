@@ -22,8 +22,40 @@
 //! assert_eq!(opt.lr(), 0.025);
 //! ```
 
-use super::{Optimizer, SharedLr};
+use super::state::Problems;
+use super::{LoadStateError, Optimizer, SharedLr};
+use crate::io::{Dict, Value};
 use std::f64::consts::PI;
+
+/// The [`LrScheduler::state_dict`] / [`LrScheduler::load_state_dict`]
+/// pair of a scheduler built on `Core` (field `core`), whose own entries
+/// are the listed fields under PyTorch's keys. Used inside an
+/// `impl LrScheduler` block.
+macro_rules! core_state_methods {
+    ($ty:ty, [$($key:literal => $f:ident: $ft:ty),*]) => {
+        fn state_dict(&self) -> Dict {
+            let mut d = Dict::new();
+            $(d.insert($key, Field::to_value(&self.$f));)*
+            self.core.state_dict(&mut d);
+            d
+        }
+        fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError> {
+            let mut pr = Problems::new(stringify!($ty));
+            $(let $f: Option<$ft> = field(state, $key, &mut pr);)*
+            let core = self.core.check(state, &mut pr);
+            pr.finish(())?;
+            if let Some((base, epoch, last)) = core {
+                self.core.base_lrs = base;
+                self.core.last_epoch = epoch;
+                self.core.last_lr = last;
+            }
+            $(if let Some(v) = $f {
+                self.$f = v;
+            })*
+            Ok(())
+        }
+    };
+}
 
 mod composite;
 mod cyclic;
@@ -44,6 +76,83 @@ pub trait LrScheduler {
     fn get_last_lr(&self) -> Vec<f64>;
     /// The current epoch (0 right after construction).
     fn last_epoch(&self) -> i64;
+
+    /// The scheduler's state, like `scheduler.state_dict()`: `last_epoch`,
+    /// `base_lrs`, `_last_lr`, `_step_count` and its own settings
+    /// (`step_size`, `gamma`, `T_max`, ... under PyTorch's names).
+    fn state_dict(&self) -> Dict;
+
+    /// Restores a state from [`state_dict`](LrScheduler::state_dict) (or
+    /// PyTorch's), like `scheduler.load_state_dict`. The optimizer's
+    /// learning rates are not touched (they come with the optimizer's own
+    /// state dict, as in PyTorch). Everything is checked first; on any
+    /// mismatch the scheduler is unchanged and the error lists them all.
+    fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError>;
+}
+
+/// A scheduler setting as a state dict entry.
+trait Field: Sized {
+    fn to_value(&self) -> Value;
+    fn from_value(v: &Value) -> Option<Self>;
+    const KIND: &'static str;
+}
+
+impl Field for i64 {
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_int()
+    }
+    const KIND: &'static str = "an int";
+}
+
+impl Field for f64 {
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_float()
+    }
+    const KIND: &'static str = "a float";
+}
+
+impl Field for Vec<i64> {
+    fn to_value(&self) -> Value {
+        Value::List(self.iter().map(|&i| Value::Int(i)).collect())
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_list()?.iter().map(Value::as_int).collect()
+    }
+    const KIND: &'static str = "a list of ints";
+}
+
+impl Field for Vec<f64> {
+    fn to_value(&self) -> Value {
+        Value::List(self.iter().map(|&x| Value::Float(x)).collect())
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_list()?.iter().map(Value::as_float).collect()
+    }
+    const KIND: &'static str = "a list of floats";
+}
+
+/// Reads `key` of `d` as a `T`, recording a problem when it is missing or
+/// of the wrong type.
+fn field<T: Field>(d: &Dict, key: &str, pr: &mut Problems) -> Option<T> {
+    match d.get(key) {
+        Some(v) => {
+            let got = T::from_value(v);
+            if got.is_none() {
+                pr.push(format!("{key:?} is not {}", T::KIND));
+            }
+            got
+        }
+        None => {
+            pr.push(format!("the state dict has no {key:?}"));
+            None
+        }
+    }
 }
 
 /// State common to every scheduler.
@@ -55,6 +164,32 @@ struct Core {
 }
 
 impl Core {
+    fn state_dict(&self, d: &mut Dict) {
+        d.insert("base_lrs", self.base_lrs.to_value());
+        d.insert("last_epoch", Value::Int(self.last_epoch));
+        d.insert("_step_count", Value::Int(self.last_epoch + 1));
+        d.insert("_last_lr", self.last_lr.to_value());
+    }
+
+    /// The checked `(base_lrs, last_epoch, last_lr)` of `d`.
+    fn check(&self, d: &Dict, pr: &mut Problems) -> Option<(Vec<f64>, i64, Vec<f64>)> {
+        let base: Option<Vec<f64>> = field(d, "base_lrs", pr);
+        let epoch: Option<i64> = field(d, "last_epoch", pr);
+        let last: Option<Vec<f64>> = field(d, "_last_lr", pr);
+        let groups = self.cells.len();
+        for (key, v) in [("base_lrs", &base), ("_last_lr", &last)] {
+            if let Some(v) = v
+                && v.len() != groups
+            {
+                pr.push(format!(
+                    "{key:?} has {} entries but the optimizer has {groups} group(s)",
+                    v.len()
+                ));
+            }
+        }
+        Some((base?, epoch?, last?))
+    }
+
     fn new(opt: &(impl Optimizer + ?Sized)) -> Core {
         let cells = opt.lr_cells();
         let base_lrs: Vec<f64> = cells.iter().map(SharedLr::initial_lr_or_record).collect();
@@ -70,8 +205,9 @@ impl Core {
 /// Implements [`LrScheduler`] from a rule `(self, group, current lr, base
 /// lr, new epoch) -> lr`.
 macro_rules! scheduler_impl {
-    ($ty:ty, |$s:ident, $i:pat_param, $lr:pat_param, $base:pat_param, $e:pat_param| $rule:expr) => {
+    ($ty:ty, [$($key:literal => $f:ident: $ft:ty),*], |$s:ident, $i:pat_param, $lr:pat_param, $base:pat_param, $e:pat_param| $rule:expr) => {
         impl LrScheduler for $ty {
+            core_state_methods!($ty, [$($key => $f: $ft),*]);
             fn step(&mut self) {
                 self.core.last_epoch += 1;
                 let epoch = self.core.last_epoch;
@@ -122,6 +258,7 @@ impl StepLR {
 
 scheduler_impl!(
     StepLR,
+    ["step_size" => step_size: i64, "gamma" => gamma: f64],
     |s, _i, lr, _base, e| if e == 0 || e % s.step_size != 0 {
         lr
     } else {
@@ -150,7 +287,7 @@ impl MultiStepLR {
     }
 }
 
-scheduler_impl!(MultiStepLR, |s, _i, lr, _base, e| lr
+scheduler_impl!(MultiStepLR, ["milestones" => milestones: Vec<i64>, "gamma" => gamma: f64], |s, _i, lr, _base, e| lr
     * s.gamma
         .powi(s.milestones.iter().filter(|&&m| m == e).count() as i32));
 
@@ -173,7 +310,7 @@ impl ExponentialLR {
     }
 }
 
-scheduler_impl!(ExponentialLR, |s, _i, lr, _base, e| if e == 0 {
+scheduler_impl!(ExponentialLR, ["gamma" => gamma: f64], |s, _i, lr, _base, e| if e == 0 {
     lr
 } else {
     lr * s.gamma
@@ -204,7 +341,7 @@ impl CosineAnnealingLR {
     }
 }
 
-scheduler_impl!(CosineAnnealingLR, |s, _i, lr, base, e| {
+scheduler_impl!(CosineAnnealingLR, ["T_max" => t_max: i64, "eta_min" => eta_min: f64], |s, _i, lr, base, e| {
     let (t, eta) = (s.t_max, s.eta_min);
     let tf = t as f64;
     if e == 0 {
@@ -238,7 +375,7 @@ impl LambdaLR {
     }
 }
 
-scheduler_impl!(LambdaLR, |s, _i, _lr, base, e| base * (s.lambda)(e));
+scheduler_impl!(LambdaLR, [], |s, _i, _lr, base, e| base * (s.lambda)(e));
 
 /// Linear warm-up then cosine decay, like the tutorials'
 /// `SchedulerCosineDecayWarmup(optimizer, lr, warmup_len, total_iters)`.
@@ -310,6 +447,6 @@ impl CosineDecayWarmup {
     }
 }
 
-scheduler_impl!(CosineDecayWarmup, |s, i, _lr, _base, e| {
+scheduler_impl!(CosineDecayWarmup, ["peaks" => peaks: Vec<f64>, "warmup_len" => warmup_len: i64, "total_iters" => total_iters: i64], |s, i, _lr, _base, e| {
     CosineDecayWarmup::lr_at(s.peaks[i], e, s.warmup_len, s.total_iters)
 });

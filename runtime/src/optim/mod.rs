@@ -24,15 +24,18 @@ mod lbfgs;
 pub mod lr_scheduler;
 mod rmsprop;
 mod sgd;
+mod state;
 
 pub use adam::{Adam, AdamW};
 pub use clip::{clip_grad_norm_, clip_grad_value_};
 pub use lbfgs::LBFGS;
 pub use rmsprop::RMSprop;
 pub use sgd::SGD;
+pub use state::LoadStateError;
 
 use crate::backend;
 use crate::dtype::Element;
+use crate::io::Dict;
 use crate::{DType, Device, Tensor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -254,6 +257,25 @@ pub trait Optimizer {
             .map(|g| g.lr_cell().clone())
             .collect()
     }
+
+    /// The optimizer's state with PyTorch's structure, like
+    /// `optimizer.state_dict()`: `"state"` maps each parameter's index
+    /// (numbered across groups) to its buffers (`momentum_buffer`;
+    /// `step`, `exp_avg`, `exp_avg_sq`; `square_avg`, ...), and
+    /// `"param_groups"` lists each group's hyper-parameters with its
+    /// parameter indices under `"params"`. Tensors are the live buffers
+    /// (save or copy them before stepping on).
+    fn state_dict(&self) -> Dict;
+
+    /// Restores a state from [`state_dict`](Optimizer::state_dict), from a
+    /// kiln checkpoint or from PyTorch's `optimizer.state_dict()` (e.g. the
+    /// `optimizer_state_dict` of a `.pth` checkpoint), like
+    /// `optimizer.load_state_dict`: group hyper-parameters (learning rates
+    /// included) and per-parameter buffers are replaced. Everything is
+    /// checked first (group and parameter counts, buffer shapes, types);
+    /// on any mismatch the optimizer is untouched and the error lists them
+    /// all.
+    fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError>;
 }
 
 /// Per-parameter optimizer state: buffers keyed by parameter identity.
@@ -272,6 +294,13 @@ impl<S> Default for StateMap<S> {
 impl<S> StateMap<S> {
     pub(crate) fn get(&self, p: &Tensor) -> Option<&S> {
         self.entries.get(&p.impl_key()).map(|(_, s)| s)
+    }
+    /// Replaces every entry.
+    pub(crate) fn replace(&mut self, entries: Vec<(Tensor, S)>) {
+        self.entries = entries
+            .into_iter()
+            .map(|(p, s)| (p.impl_key(), (p, s)))
+            .collect();
     }
     pub(crate) fn get_or_insert_with(&mut self, p: &Tensor, f: impl FnOnce() -> S) -> &mut S {
         // The tensor handle is kept so that its address is never reused.

@@ -1,9 +1,14 @@
 //! RMSprop.
 
-use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
+use super::state::{Problems, all_params, match_groups, save, step_tensor};
+use super::{
+    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
+    zeros_state,
+};
 use crate::Tensor;
 use crate::backend::OptimStep;
 use crate::dtype::Element;
+use crate::io::{Dict, Value};
 
 /// RMSprop, like `torch.optim.RMSprop` (defaults: alpha 0.99, eps 1e-8,
 /// no weight decay, no momentum, not centered):
@@ -210,5 +215,103 @@ impl Optimizer for RMSprop {
 
     fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
+    }
+
+    fn state_dict(&self) -> Dict {
+        save(
+            &self.groups,
+            |g| {
+                vec![
+                    ("lr", Value::Float(g.get_lr())),
+                    (
+                        "momentum",
+                        Value::Float(g.momentum.unwrap_or(self.momentum)),
+                    ),
+                    ("alpha", Value::Float(g.alpha.unwrap_or(self.alpha))),
+                    ("eps", Value::Float(g.eps.unwrap_or(self.eps))),
+                    ("centered", Value::Bool(g.centered.unwrap_or(self.centered))),
+                    (
+                        "weight_decay",
+                        Value::Float(g.weight_decay.unwrap_or(self.weight_decay)),
+                    ),
+                    ("capturable", Value::Bool(false)),
+                    ("foreach", Value::None),
+                    ("maximize", Value::Bool(false)),
+                    ("differentiable", Value::Bool(false)),
+                ]
+            },
+            |p| {
+                self.state.get(p).map(|s| {
+                    let mut e = vec![
+                        ("step", step_tensor(s.step)),
+                        ("square_avg", Value::Tensor(s.square_avg.clone())),
+                    ];
+                    if let Some(b) = &s.momentum_buffer {
+                        e.push(("momentum_buffer", Value::Tensor(b.clone())));
+                    }
+                    if let Some(a) = &s.grad_avg {
+                        e.push(("grad_avg", Value::Tensor(a.clone())));
+                    }
+                    e
+                })
+            },
+        )
+    }
+
+    fn load_state_dict(&mut self, sd: &Dict) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new("RMSprop");
+        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
+            return pr.finish(());
+        };
+        let mut hypers = Vec::new();
+        for (i, g) in m.groups.iter().enumerate() {
+            let at = format!("param_groups[{i}]");
+            for flag in ["maximize", "capturable", "differentiable"] {
+                pr.unsupported_flag(g, flag, &at);
+            }
+            hypers.push((
+                pr.float(g, "lr", &at),
+                pr.float(g, "momentum", &at),
+                pr.float(g, "alpha", &at),
+                pr.float(g, "eps", &at),
+                pr.bool(g, "centered", &at),
+                pr.float(g, "weight_decay", &at),
+            ));
+        }
+        let params = all_params(&self.groups);
+        let mut state = Vec::new();
+        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
+            let Some(s) = s else { continue };
+            let at = format!("state[{i}]");
+            let (step, sq) = (pr.step(s, &at), pr.required_buffer(s, "square_avg", p, &at));
+            let buf = pr.buffer(s, "momentum_buffer", p, &at);
+            let gavg = pr.buffer(s, "grad_avg", p, &at);
+            if let (Some(step), Some(square_avg)) = (step, sq) {
+                state.push((
+                    p.clone(),
+                    RmsState {
+                        step,
+                        square_avg,
+                        momentum_buffer: buf,
+                        grad_avg: gavg,
+                    },
+                ));
+            }
+        }
+        pr.finish(())?;
+        for (g, h) in self.groups.iter_mut().zip(hypers) {
+            // Every entry is `Some` once the checks passed.
+            let (Some(lr), Some(mom), Some(alpha), Some(eps), Some(centered), Some(wd)) = h else {
+                continue;
+            };
+            g.set_lr(lr);
+            g.momentum = Some(mom);
+            g.alpha = Some(alpha);
+            g.eps = Some(eps);
+            g.centered = Some(centered);
+            g.weight_decay = Some(wd);
+        }
+        self.state.replace(state);
+        Ok(())
     }
 }

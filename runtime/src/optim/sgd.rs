@@ -1,10 +1,15 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and
 //! weight decay.
 
-use super::{Kernel, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param, zeros_state};
+use super::state::{Problems, all_params, match_groups, save};
+use super::{
+    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
+    zeros_state,
+};
 use crate::Tensor;
 use crate::backend::OptimStep;
 use crate::dtype::Element;
+use crate::io::{Dict, Value};
 
 /// SGD, like `torch.optim.SGD`. For each parameter with gradient `g`:
 ///
@@ -165,5 +170,82 @@ impl Optimizer for SGD {
 
     fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
+    }
+
+    fn state_dict(&self) -> Dict {
+        save(
+            &self.groups,
+            |g| {
+                vec![
+                    ("lr", Value::Float(g.get_lr())),
+                    (
+                        "momentum",
+                        Value::Float(g.momentum.unwrap_or(self.momentum)),
+                    ),
+                    (
+                        "dampening",
+                        Value::Float(g.dampening.unwrap_or(self.dampening)),
+                    ),
+                    (
+                        "weight_decay",
+                        Value::Float(g.weight_decay.unwrap_or(self.weight_decay)),
+                    ),
+                    ("nesterov", Value::Bool(g.nesterov.unwrap_or(self.nesterov))),
+                    ("maximize", Value::Bool(false)),
+                    ("foreach", Value::None),
+                    ("differentiable", Value::Bool(false)),
+                    ("fused", Value::None),
+                ]
+            },
+            |p| {
+                self.state
+                    .get(p)
+                    .map(|b| vec![("momentum_buffer", Value::Tensor(b.clone()))])
+            },
+        )
+    }
+
+    fn load_state_dict(&mut self, sd: &Dict) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new("SGD");
+        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
+            return pr.finish(());
+        };
+        let mut hypers = Vec::new();
+        for (i, g) in m.groups.iter().enumerate() {
+            let at = format!("param_groups[{i}]");
+            for flag in ["maximize", "differentiable"] {
+                pr.unsupported_flag(g, flag, &at);
+            }
+            hypers.push((
+                pr.float(g, "lr", &at),
+                pr.float(g, "momentum", &at),
+                pr.float(g, "dampening", &at),
+                pr.float(g, "weight_decay", &at),
+                pr.bool(g, "nesterov", &at),
+            ));
+        }
+        let params = all_params(&self.groups);
+        let mut state = Vec::new();
+        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
+            if let Some(s) = s
+                && let Some(b) = pr.buffer(s, "momentum_buffer", p, &format!("state[{i}]"))
+            {
+                state.push((p.clone(), b));
+            }
+        }
+        pr.finish(())?;
+        for (g, h) in self.groups.iter_mut().zip(hypers) {
+            // Every entry is `Some` once the checks passed.
+            let (Some(lr), Some(mom), Some(damp), Some(wd), Some(nest)) = h else {
+                continue;
+            };
+            g.set_lr(lr);
+            g.momentum = Some(mom);
+            g.dampening = Some(damp);
+            g.weight_decay = Some(wd);
+            g.nesterov = Some(nest);
+        }
+        self.state.replace(state);
+        Ok(())
     }
 }

@@ -5,7 +5,53 @@ use super::{
     CosineAnnealingLR, CosineAnnealingWarmRestarts, CosineDecayWarmup, CyclicLR, ExponentialLR,
     LambdaLR, LinearLR, LrScheduler, MultiStepLR, OneCycleLR, Optimizer, StepLR,
 };
-use crate::optim::SharedLr;
+use super::{Field, Problems, field};
+use crate::io::{Dict, Value};
+use crate::optim::{LoadStateError, SharedLr};
+
+/// The children's state dicts, in order, as PyTorch's `_schedulers` entry.
+fn children_state<S: LrScheduler + ?Sized>(children: &[Box<S>]) -> Value {
+    Value::List(children.iter().map(|c| Value::Dict(c.state_dict())).collect())
+}
+
+/// The `_schedulers` entry of `state`, checked to hold one dict per child.
+fn child_dicts(state: &Dict, n: usize, pr: &mut Problems) -> Option<Vec<Dict>> {
+    let Some(list) = state.get("_schedulers").and_then(Value::as_list) else {
+        pr.push("the state dict has no \"_schedulers\" list".to_string());
+        return None;
+    };
+    if list.len() != n {
+        pr.push(format!(
+            "\"_schedulers\" holds {} state dicts but there are {n} schedulers",
+            list.len()
+        ));
+        return None;
+    }
+    let dicts: Option<Vec<Dict>> = list.iter().map(|v| v.as_dict().cloned()).collect();
+    if dicts.is_none() {
+        pr.push("an entry of \"_schedulers\" is not a dict".to_string());
+    }
+    dicts
+}
+
+/// Loads `dicts` into `children`, all or nothing: when one child refuses
+/// its dict, the children loaded before it get their old state back.
+fn load_children<S: LrScheduler + ?Sized>(
+    children: &mut [Box<S>],
+    dicts: &[Dict],
+) -> Result<(), LoadStateError> {
+    let saved: Vec<Dict> = children.iter().map(|c| c.state_dict()).collect();
+    for (i, (c, d)) in children.iter_mut().zip(dicts).enumerate() {
+        if let Err(e) = c.load_state_dict(d) {
+            for (c, old) in children[..i].iter_mut().zip(&saved) {
+                c.load_state_dict(old)
+                    .expect("a scheduler reloads its own state dict");
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
 
 /// A scheduler that [`SequentialLR`] can hand over to: it can take back the
 /// step its constructor made and start again from epoch 0.
@@ -142,6 +188,43 @@ impl SequentialLR {
 }
 
 impl LrScheduler for SequentialLR {
+    /// `last_epoch`, `_milestones`, `_last_lr` and `_schedulers` (each
+    /// child's state dict), as PyTorch's.
+    fn state_dict(&self) -> Dict {
+        let mut d = Dict::new();
+        d.insert("last_epoch", Value::Int(self.last_epoch));
+        d.insert("_milestones", self.milestones.to_value());
+        d.insert("_last_lr", self.last_lr.to_value());
+        d.insert("_schedulers", children_state(&self.schedulers));
+        d
+    }
+    fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new("SequentialLR");
+        let epoch: Option<i64> = field(state, "last_epoch", &mut pr);
+        let milestones: Option<Vec<i64>> = field(state, "_milestones", &mut pr);
+        let last: Option<Vec<f64>> = field(state, "_last_lr", &mut pr);
+        let dicts = child_dicts(state, self.schedulers.len(), &mut pr);
+        if let Some(m) = &milestones
+            && m.len() + 1 != self.schedulers.len()
+        {
+            pr.push(format!(
+                "\"_milestones\" has {} entries but there are {} schedulers",
+                m.len(),
+                self.schedulers.len()
+            ));
+        }
+        pr.finish(())?;
+        let (Some(epoch), Some(milestones), Some(last), Some(dicts)) =
+            (epoch, milestones, last, dicts)
+        else {
+            unreachable!("every missing entry was reported");
+        };
+        load_children(&mut self.schedulers, &dicts)?;
+        self.last_epoch = epoch;
+        self.milestones = milestones;
+        self.last_lr = last;
+        Ok(())
+    }
     fn step(&mut self) {
         self.last_epoch += 1;
         let idx = self.milestones.partition_point(|&m| m <= self.last_epoch);
@@ -202,6 +285,26 @@ impl ChainedScheduler {
 }
 
 impl LrScheduler for ChainedScheduler {
+    /// `_last_lr` and `_schedulers` (each child's state dict), as
+    /// PyTorch's.
+    fn state_dict(&self) -> Dict {
+        let mut d = Dict::new();
+        d.insert("_last_lr", self.last_lr.to_value());
+        d.insert("_schedulers", children_state(&self.schedulers));
+        d
+    }
+    fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new("ChainedScheduler");
+        let last: Option<Vec<f64>> = field(state, "_last_lr", &mut pr);
+        let dicts = child_dicts(state, self.schedulers.len(), &mut pr);
+        pr.finish(())?;
+        let (Some(last), Some(dicts)) = (last, dicts) else {
+            unreachable!("every missing entry was reported");
+        };
+        load_children(&mut self.schedulers, &dicts)?;
+        self.last_lr = last;
+        Ok(())
+    }
     fn step(&mut self) {
         for s in &mut self.schedulers {
             s.step();

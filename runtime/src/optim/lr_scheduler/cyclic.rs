@@ -6,6 +6,9 @@
 
 use super::warm::write;
 use super::{Core, LrScheduler, Optimizer};
+use super::{Field, Problems, field};
+use crate::io::Dict;
+use crate::optim::LoadStateError;
 use std::f64::consts::PI;
 
 /// How [`OneCycleLR`] moves between two rates.
@@ -183,6 +186,16 @@ impl OneCycleLR {
 }
 
 impl LrScheduler for OneCycleLR {
+    core_state_methods!(
+        OneCycleLR,
+        [
+            "max_lrs" => max_lrs: Vec<f64>,
+            "total_steps" => total_steps: i64,
+            "pct_start" => pct_start: f64,
+            "div_factor" => div_factor: f64,
+            "final_div_factor" => final_div_factor: f64
+        ]
+    );
     fn step(&mut self) {
         self.core.last_epoch += 1;
         let t = self.core.last_epoch;
@@ -371,6 +384,10 @@ impl CyclicLR {
 }
 
 impl LrScheduler for CyclicLR {
+    core_state_methods!(
+        CyclicLR,
+        ["max_lrs" => max_lrs: Vec<f64>, "step_size_up" => step_size_up: f64]
+    );
     fn step(&mut self) {
         self.core.last_epoch += 1;
         let lrs = self.rates();

@@ -1,7 +1,8 @@
 //! `ReduceLROnPlateau`: lower the rate when a metric stops improving.
 
-use super::Optimizer;
-use crate::optim::SharedLr;
+use super::{Field, Optimizer, Problems, field};
+use crate::io::{Dict, Value};
+use crate::optim::{LoadStateError, SharedLr};
 
 /// Whether a lower or a higher metric is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,107 @@ pub struct ReduceLROnPlateau {
 }
 
 impl ReduceLROnPlateau {
+    /// The scheduler's state under PyTorch's keys: `last_epoch`, `best`,
+    /// `cooldown_counter`, `num_bad_epochs`, `_last_lr` and its settings
+    /// (`factor`, `patience`, `threshold`, `cooldown`, `min_lrs`, `eps`).
+    /// `ReduceLROnPlateau` steps on a metric, so it is not an
+    /// [`LrScheduler`](super::LrScheduler); this pair mirrors that trait's.
+    pub fn state_dict(&self) -> Dict {
+        let mut d = Dict::new();
+        d.insert("last_epoch", Value::Int(self.last_epoch));
+        d.insert("best", Value::Float(self.best));
+        d.insert("cooldown_counter", Value::Int(self.cooldown_counter as i64));
+        d.insert("num_bad_epochs", Value::Int(self.num_bad_epochs as i64));
+        d.insert("_last_lr", self.last_lr.to_value());
+        d.insert("factor", Value::Float(self.factor));
+        d.insert("patience", Value::Int(self.patience as i64));
+        d.insert("threshold", Value::Float(self.threshold));
+        d.insert("cooldown", Value::Int(self.cooldown as i64));
+        d.insert("min_lrs", self.min_lrs.to_value());
+        d.insert("eps", Value::Float(self.eps));
+        d
+    }
+
+    /// Restores a state from [`state_dict`](Self::state_dict) (or
+    /// PyTorch's); everything is checked first, and on any problem the
+    /// scheduler is unchanged and the error lists them all.
+    pub fn load_state_dict(&mut self, state: &Dict) -> Result<(), LoadStateError> {
+        let mut pr = Problems::new("ReduceLROnPlateau");
+        let count = |key: &str, pr: &mut Problems| -> Option<usize> {
+            let v: i64 = field(state, key, pr)?;
+            match usize::try_from(v) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    pr.push(format!("{key:?} is negative ({v})"));
+                    None
+                }
+            }
+        };
+        let epoch: Option<i64> = field(state, "last_epoch", &mut pr);
+        let best: Option<f64> = field(state, "best", &mut pr);
+        let cooldown_counter = count("cooldown_counter", &mut pr);
+        let bad = count("num_bad_epochs", &mut pr);
+        let last: Option<Vec<f64>> = field(state, "_last_lr", &mut pr);
+        let factor: Option<f64> = field(state, "factor", &mut pr);
+        let patience = count("patience", &mut pr);
+        let threshold: Option<f64> = field(state, "threshold", &mut pr);
+        let cooldown = count("cooldown", &mut pr);
+        let min_lrs: Option<Vec<f64>> = field(state, "min_lrs", &mut pr);
+        let eps: Option<f64> = field(state, "eps", &mut pr);
+        let groups = self.cells.len();
+        for (key, v) in [("_last_lr", &last), ("min_lrs", &min_lrs)] {
+            if let Some(v) = v
+                && v.len() != groups
+            {
+                pr.push(format!(
+                    "{key:?} has {} entries but the optimizer has {groups} group(s)",
+                    v.len()
+                ));
+            }
+        }
+        pr.finish(())?;
+        let (
+            Some(epoch),
+            Some(best),
+            Some(cooldown_counter),
+            Some(bad),
+            Some(last),
+            Some(factor),
+            Some(patience),
+            Some(threshold),
+            Some(cooldown),
+            Some(min_lrs),
+            Some(eps),
+        ) = (
+            epoch,
+            best,
+            cooldown_counter,
+            bad,
+            last,
+            factor,
+            patience,
+            threshold,
+            cooldown,
+            min_lrs,
+            eps,
+        )
+        else {
+            unreachable!("every missing entry was reported");
+        };
+        self.last_epoch = epoch;
+        self.best = best;
+        self.cooldown_counter = cooldown_counter;
+        self.num_bad_epochs = bad;
+        self.last_lr = last;
+        self.factor = factor;
+        self.patience = patience;
+        self.threshold = threshold;
+        self.cooldown = cooldown;
+        self.min_lrs = min_lrs;
+        self.eps = eps;
+        Ok(())
+    }
+
     /// PyTorch's defaults: mode min, factor 0.1, patience 10, threshold
     /// 1e-4 (relative), cooldown 0, min_lr 0, eps 1e-8.
     pub fn new(opt: &(impl Optimizer + ?Sized)) -> ReduceLROnPlateau {

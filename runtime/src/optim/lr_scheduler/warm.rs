@@ -2,6 +2,9 @@
 //! warm-up + cosine rule.
 
 use super::{Core, LrScheduler, Optimizer};
+use super::{Field, Problems, field};
+use crate::io::Dict;
+use crate::optim::LoadStateError;
 use std::f64::consts::PI;
 
 /// Writes `lrs` into the optimizer's groups and records them as the last
@@ -67,6 +70,14 @@ impl LinearLR {
 }
 
 impl LrScheduler for LinearLR {
+    core_state_methods!(
+        LinearLR,
+        [
+            "start_factor" => start_factor: f64,
+            "end_factor" => end_factor: f64,
+            "total_iters" => total_iters: i64
+        ]
+    );
     fn step(&mut self) {
         self.core.last_epoch += 1;
         let e = self.core.last_epoch;
@@ -175,6 +186,16 @@ impl CosineAnnealingWarmRestarts {
 }
 
 impl LrScheduler for CosineAnnealingWarmRestarts {
+    core_state_methods!(
+        CosineAnnealingWarmRestarts,
+        [
+            "T_0" => t_0: i64,
+            "T_i" => t_i: i64,
+            "T_mult" => t_mult: i64,
+            "T_cur" => t_cur: i64,
+            "eta_min" => eta_min: f64
+        ]
+    );
     fn step(&mut self) {
         if self.core.last_epoch < 0 {
             self.t_i = self.t_0;
