@@ -241,7 +241,7 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
     /// like `DataLoader(..., generator=g)`: its state carries from epoch to
     /// epoch (so [`set_epoch`](DataLoader::set_epoch) does not rewind it).
     pub fn generator(mut self, generator: Generator) -> Self {
-        self.source = SeedSource::Own(Mutex::new(generator));
+        self.source = SeedSource::Own(Box::new(Mutex::new(generator)));
         self
     }
 
@@ -372,7 +372,7 @@ enum SeedSource {
     /// A fresh `Generator::new(seed)`, replayed up to the epoch.
     Seed(u64),
     /// A generator whose state carries from epoch to epoch.
-    Own(Mutex<Generator>),
+    Own(Box<Mutex<Generator>>),
 }
 
 /// One epoch's draws, in PyTorch's order: the loader's base seed

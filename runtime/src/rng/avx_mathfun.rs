@@ -10,9 +10,11 @@
 //!
 //! [`box_muller_16`] picks an AVX2+FMA version of the same steps when the
 //! CPU has them; [`box_muller_16_scalar`] is the portable reference.
+#![allow(clippy::excessive_precision)]
 
-// The constants as the C source spells them: double literals stored as float.
-const SQRTHF: f32 = 0.707106781186547524_f64 as f32;
+// The constants as the C source spells them (double literals stored as
+// float), digit for digit, so that they are visibly the same values.
+const SQRTHF: f32 = std::f64::consts::FRAC_1_SQRT_2 as f32; // 0.707106781186547524
 const LOG_P: [f32; 9] = [
     7.0376836292E-2_f64 as f32,
     -1.1514610310E-1_f64 as f32,
