@@ -13,8 +13,8 @@
 mod engine;
 mod grad_mode;
 
-pub use engine::{grad, queue_callback};
 pub(crate) use engine::{check_scalar as engine_check_scalar, run_backward};
+pub use engine::{grad, queue_callback};
 pub use grad_mode::{NoGradGuard, is_grad_enabled, no_grad, set_grad_enabled};
 
 use crate::Tensor;

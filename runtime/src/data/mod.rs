@@ -4,6 +4,7 @@
 //! [`ImageFolder`] data sets, image [`transforms`], and [`download_mnist`].
 
 mod dataset;
+mod distributed_sampler;
 mod download;
 mod error;
 mod image_folder;
@@ -12,6 +13,7 @@ mod mnist;
 pub mod transforms;
 
 pub use dataset::{Dataset, TensorDataset};
+pub use distributed_sampler::{DistributedSampler, DistributedShard};
 pub use download::{MNIST_MD5, MNIST_MIRRORS, download_files, download_mnist, md5, md5_hex};
 pub use error::DataError;
 pub use image_folder::{IMAGE_EXTENSIONS, ImageFolder, read_image_rgb};

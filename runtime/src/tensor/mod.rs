@@ -422,13 +422,20 @@ impl Tensor {
     /// (&w * &w).sum().backward();
     /// assert_eq!(calls.load(Ordering::Relaxed), 1);
     /// ```
-    pub fn register_post_accumulate_grad_hook(&self, hook: impl Fn(&Tensor) + Send + Sync + 'static) {
+    pub fn register_post_accumulate_grad_hook(
+        &self,
+        hook: impl Fn(&Tensor) + Send + Sync + 'static,
+    ) {
         if !self.is_leaf() || !self.requires_grad() {
             panic!(
                 "register_post_accumulate_grad_hook: post accumulate grad hooks cannot be registered on non-leaf tensors or tensors that don't require grad"
             );
         }
-        self.0.post_accumulate_hooks.lock().unwrap().push(Box::new(hook));
+        self.0
+            .post_accumulate_hooks
+            .lock()
+            .unwrap()
+            .push(Box::new(hook));
     }
 
     /// A new tensor sharing this one's storage, cut off from the graph,
