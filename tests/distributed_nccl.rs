@@ -50,11 +50,11 @@ fn world_of_one_nccl_all_reduce_and_broadcast_on_the_gpu() {
     let _group = dist::init_process_group(Backend::Nccl).expect("init NCCL");
     assert_eq!(dist::world_size(), 1);
     let d = Device::Cuda(0);
-    let t = Tensor::from([1.0f32, -2.0, 3.5]).to_device(d);
+    let t = Tensor::from([1.0f32, -2.0, 3.5]).to(&d);
     dist::all_reduce(&t, ReduceOp::Sum);
     assert_eq!(t.to_vec::<f32>(), vec![1.0, -2.0, 3.5]);
     dist::all_reduce_async(&t, ReduceOp::Max).wait();
-    let doubled = (&t + &t).to_device(d);
+    let doubled = (&t + &t).to(&d);
     dist::broadcast(&doubled, 0);
     assert_eq!(doubled.to_vec::<f32>(), vec![2.0, -4.0, 7.0]);
 }
