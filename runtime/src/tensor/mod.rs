@@ -407,7 +407,9 @@ impl Tensor {
     /// Registers a hook called with this leaf after `backward` has
     /// accumulated a gradient into its `.grad`, like PyTorch's
     /// `register_post_accumulate_grad_hook`. Data-parallel training uses it
-    /// to start communicating a gradient as soon as it is ready.
+    /// to start communicating a gradient as soon as it is ready. (A leaf
+    /// used by several inputs of the graph gets its gradient, and the hook
+    /// call, once per use.)
     ///
     /// ```
     /// use kiln_runtime::Tensor;
@@ -419,8 +421,9 @@ impl Tensor {
     ///     assert!(p.grad().is_some());
     ///     c.fetch_add(1, Ordering::Relaxed);
     /// });
-    /// (&w * &w).sum().backward();
+    /// w.mul_scalar(3.0).sum().backward();
     /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// assert_eq!(w.grad().unwrap().to_vec::<f32>(), vec![3.0, 3.0]);
     /// ```
     pub fn register_post_accumulate_grad_hook(
         &self,
