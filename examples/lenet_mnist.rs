@@ -35,7 +35,8 @@ mod plot;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln::data::transforms::{Compose, Normalize, ToTensor};
-use kiln::data::{DataError, DataLoader, Mnist, download_mnist};
+use kiln::data::{DataError, DataLoader, DistributedSampler, Mnist, download_mnist};
+use kiln::distributed::{self as dist, Backend, DistributedDataParallel};
 use kiln::io::{Dict, ModuleCheckpoint, Value, load_checkpoint, save_checkpoint};
 use kiln::loss::{Reduction, cross_entropy};
 use kiln::optim::lr_scheduler::CosineDecayWarmup;
@@ -74,6 +75,8 @@ usage: lenet_mnist [OPTIONS]
   --resume PATH       continue from such a checkpoint; --epochs stays the total
   --schedule-epochs N length of the warm-up + cosine schedule (default --epochs); a run
                       meant to be resumed later sets it to the final total
+  --distributed       data-parallel over the ranks of `mpirun -n R` (the
+                      global --batch-size is split across them; rank 0 saves)
   -h, --help          this text";
 
 /// The optimizers `--optimizer` accepts.
@@ -133,6 +136,7 @@ struct Options {
     state: PathBuf,
     resume: Option<PathBuf>,
     schedule_epochs: Option<usize>,
+    distributed: bool,
 }
 
 impl Options {
@@ -155,6 +159,7 @@ impl Options {
             state: PathBuf::from("lenet_mnist_state.safetensors"),
             resume: None,
             schedule_epochs: None,
+            distributed: false,
         }
     }
 
@@ -178,7 +183,10 @@ impl Options {
                 Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
                 _ => (arg.clone(), None),
             };
-            let takes_value = !matches!(flag.as_str(), "-h" | "--help" | "--no-download");
+            let takes_value = !matches!(
+                flag.as_str(),
+                "-h" | "--help" | "--no-download" | "--distributed"
+            );
             let value = if takes_value {
                 match inline {
                     Some(v) => v,
@@ -190,6 +198,7 @@ impl Options {
             match flag.as_str() {
                 "-h" | "--help" => return Ok(None),
                 "--no-download" => o.download = false,
+                "--distributed" => o.distributed = true,
                 "--epochs" => o.epochs = number(&flag, &value)?,
                 "--batch-size" => o.batch_size = number(&flag, &value)?,
                 "--lr" => o.lr = Some(number(&flag, &value)?),
@@ -375,12 +384,20 @@ fn train(
         .limit
         .unwrap_or(usize::MAX)
         .min(kiln::data::Dataset::len(&train_set));
-    let train_loader = DataLoader::new(Prefix {
+    // `--distributed`: each rank loads its shard (DistributedSampler), the
+    // global batch split evenly; alone, the loader shuffles as always.
+    let world = dist::world_size();
+    let sampler = if opts.distributed {
+        DistributedSampler::new(n_train).seed(opts.seed)
+    } else {
+        DistributedSampler::with_replicas(n_train, 1, 0).shuffle(false)
+    };
+    let train_loader = DataLoader::new(sampler.wrap(Prefix {
         inner: train_set.transform(mnist_transform()),
         len: n_train,
-    })
-    .batch_size(opts.batch_size)
-    .shuffle(true)
+    }))
+    .batch_size(opts.batch_size / world)
+    .shuffle(!opts.distributed)
     .seed(opts.seed)
     .num_workers(opts.workers)
     .prefetch(8);
@@ -414,7 +431,8 @@ fn train(
     }
     model.train();
     for epoch in first_epoch..=opts.epochs {
-        let bar = if quiet {
+        sampler.set_epoch(epoch as u64);
+        let bar = if quiet || !dist::is_main_process() {
             ProgressBar::hidden()
         } else {
             progress_bar(steps_per_epoch, epoch, opts.epochs)
@@ -431,7 +449,7 @@ fn train(
             schedule.step();
 
             let l = loss.item();
-            let n = y.shape()[0];
+            let n = y.shape()[0] * world;
             epoch_loss += l * n as f64;
             images += n;
             // An exponential moving average, as most training loops show.
@@ -463,7 +481,7 @@ fn train(
             train_seconds,
             images,
         };
-        if !quiet {
+        if !quiet && dist::is_main_process() {
             println!(
                 "epoch {epoch}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.1} s ({:.0} images/s)",
                 opts.epochs,
@@ -475,7 +493,12 @@ fn train(
             );
         }
         summary.epochs.push(stats);
-        save_state(&opts.state, epoch, model, &*opt, &schedule, &summary)?;
+        // Rank 0 alone writes (the ranks hold the same model); the others
+        // wait so that nobody reads a half-written state.
+        if dist::is_main_process() {
+            save_state(&opts.state, epoch, model, &*opt, &schedule, &summary)?;
+        }
+        dist::barrier();
     }
     Ok(summary)
 }
@@ -623,13 +646,57 @@ fn plot_curves(path: &Path, s: &Summary) -> Result<(), Box<dyn std::error::Error
     )
 }
 
-fn run(opts: &Options) -> Result<Summary, String> {
+/// Trains, saves and plots; `Ok(None)` on the ranks other than 0 of a
+/// `--distributed` job (rank 0 reports).
+fn run(opts: &Options) -> Result<Option<Summary>, String> {
     opts.device
         .check_available()
         .map_err(|e| format!("--device {}: {e}", opts.device))?;
-    let (train_set, test_set) = open_mnist(&opts.data, opts.download)?;
+    let _group = if opts.distributed {
+        let group = dist::init_process_group(Backend::Mpi).map_err(|e| e.to_string())?;
+        if opts.batch_size % dist::world_size() != 0 {
+            return Err(format!(
+                "--batch-size {} does not split evenly over {} ranks",
+                opts.batch_size,
+                dist::world_size()
+            ));
+        }
+        Some(group)
+    } else {
+        None
+    };
+    // Only rank 0 downloads; the others wait and then open its files.
+    let opened = dist::on_rank_zero(|| open_mnist(&opts.data, opts.download));
+    let (train_set, test_set) = match opened {
+        Some(r) => r?,
+        None => open_mnist(&opts.data, false)?,
+    };
     manual_seed(opts.seed);
-    let mut model = LeNet::new(&opts.device);
+    let (mut alone, mut wrapped);
+    let model: &mut LeNet = if opts.distributed {
+        // Rank 0's initial weights everywhere; gradients averaged in
+        // buckets while backward runs.
+        wrapped = DistributedDataParallel::new(LeNet::new(&opts.device));
+        wrapped.module_mut()
+    } else {
+        alone = LeNet::new(&opts.device);
+        &mut alone
+    };
+    if opts.distributed {
+        println!(
+            "rank {} of {} (local rank {}), {} images per rank and step",
+            dist::rank(),
+            dist::world_size(),
+            dist::local_rank(),
+            opts.batch_size / dist::world_size()
+        );
+    }
+    if !dist::is_main_process() {
+        train(model, train_set, test_set, opts, true)?;
+        // Rank 0 writes the checkpoint and the plot; wait for it.
+        dist::barrier();
+        return Ok(None);
+    }
     println!(
         "LeNet-5: {} parameters on {}; {} epochs, batch {}, {:?} lr {}, data {}",
         model.num_parameters(),
@@ -640,10 +707,13 @@ fn run(opts: &Options) -> Result<Summary, String> {
         opts.lr(),
         opts.data.display()
     );
-    let summary = train(&mut model, train_set, test_set, opts, false)?;
-    model
+    let summary = train(model, train_set, test_set, opts, false)?;
+    let saved = model
         .save_safetensors(&opts.checkpoint)
-        .map_err(|e| format!("saving the checkpoint: {e}"))?;
+        .map_err(|e| format!("saving the checkpoint: {e}"));
+    // The other ranks wait at this barrier while rank 0 saves and draws.
+    let _release = Defer(dist::barrier);
+    saved?;
     println!("saved the model to {}", opts.checkpoint.display());
     match plot_curves(&opts.plot, &summary) {
         Ok(()) => println!("drew the curves to {}", opts.plot.display()),
@@ -651,7 +721,17 @@ fn run(opts: &Options) -> Result<Summary, String> {
         // worth a warning, not a failed run.
         Err(e) => eprintln!("warning: could not draw {}: {e}", opts.plot.display()),
     }
-    Ok(summary)
+    Ok(Some(summary))
+}
+
+/// Runs its function when dropped (the barrier that releases the other
+/// ranks once rank 0 has written, on every return path).
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 fn main() {
@@ -668,7 +748,8 @@ fn main() {
         }
     };
     match run(&opts) {
-        Ok(summary) => println!("{}", summary.json_line()),
+        Ok(Some(summary)) => println!("{}", summary.json_line()),
+        Ok(None) => {}
         Err(e) => {
             eprintln!("lenet_mnist: {e}");
             std::process::exit(1);

@@ -6,6 +6,7 @@ pub mod autograd;
 pub mod backend;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod dtype;
 pub mod io;
 pub mod layout;

@@ -3,6 +3,7 @@
 
 use super::{Edge, Node, set_grad_enabled};
 use crate::Tensor;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,9 +49,40 @@ impl Sink<'_> {
     }
 }
 
+thread_local! {
+    /// Callbacks to run when this thread's current (or next) backward ends.
+    static CALLBACKS: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues `f` to run once the backward pass running on this thread has
+/// accumulated every gradient (or, outside a backward, once the next one
+/// on this thread has), like PyTorch's
+/// `Variable._execution_engine.queue_callback`. Data-parallel training
+/// uses it to wait for the gradient all-reduces before `backward` returns.
+///
+/// ```
+/// use kiln_runtime::{Tensor, autograd};
+/// use std::sync::{Arc, Mutex};
+/// let w = Tensor::from([3.0f32]).requires_grad_(true);
+/// let seen = Arc::new(Mutex::new(None));
+/// let (s, w2) = (seen.clone(), w.clone());
+/// autograd::queue_callback(move || *s.lock().unwrap() = w2.grad().map(|g| g.to_vec::<f32>()));
+/// (&w * &w).sum().backward();
+/// assert_eq!(seen.lock().unwrap().clone(), Some(vec![6.0]));
+/// ```
+pub fn queue_callback(f: impl FnOnce() + 'static) {
+    CALLBACKS.with(|c| c.borrow_mut().push(Box::new(f)));
+}
+
 /// Runs backward from each `(output, grad_output)` pair.
 pub(crate) fn run_backward(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool) {
     run(roots, retain_graph, create_graph, &mut Sink::Accumulate);
+    // Callbacks may queue more callbacks (for the next backward): take the
+    // current list first.
+    let callbacks = CALLBACKS.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    for f in callbacks {
+        f();
+    }
 }
 
 /// Computes and returns the gradients of `sum(outputs)` with respect to
@@ -241,7 +273,12 @@ fn deliver_to_leaf(leaf: &Tensor, mut g: Tensor, create_graph: bool, sink: &mut 
         }
     }
     match sink {
-        Sink::Accumulate => leaf.accumulate_grad(g, create_graph),
+        Sink::Accumulate => {
+            leaf.accumulate_grad(g, create_graph);
+            for hook in leaf.0.post_accumulate_hooks.lock().unwrap().iter() {
+                hook(leaf);
+            }
+        }
         Sink::Capture { .. } => {
             if let Some(i) = sink.capture_index(leaf.impl_key(), true) {
                 sink.capture(i, &g);

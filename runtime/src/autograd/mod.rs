@@ -13,8 +13,8 @@
 mod engine;
 mod grad_mode;
 
-pub use engine::grad;
 pub(crate) use engine::{check_scalar as engine_check_scalar, run_backward};
+pub use engine::{grad, queue_callback};
 pub use grad_mode::{NoGradGuard, is_grad_enabled, no_grad, set_grad_enabled};
 
 use crate::Tensor;
@@ -29,6 +29,10 @@ pub(crate) type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>>
 
 /// A gradient hook: sees a gradient and may replace it.
 pub type Hook = Box<dyn Fn(&Tensor) -> Option<Tensor> + Send + Sync>;
+
+/// A hook run on a leaf after its gradient was accumulated
+/// ([`Tensor::register_post_accumulate_grad_hook`]).
+pub type PostAccumulateHook = Box<dyn Fn(&Tensor) + Send + Sync>;
 
 /// Where an input's gradient goes.
 pub(crate) enum Edge {

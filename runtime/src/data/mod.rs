@@ -6,6 +6,7 @@
 
 mod cifar;
 mod dataset;
+mod distributed_sampler;
 mod download;
 mod error;
 mod fashion_mnist;
@@ -20,6 +21,7 @@ pub use cifar::{
     CIFAR10_TRAIN_FILES, CIFAR10_URL, Cifar10, download_cifar10,
 };
 pub use dataset::{Dataset, TensorDataset};
+pub use distributed_sampler::{DistributedSampler, DistributedShard};
 pub use download::{
     MNIST_MD5, MNIST_MIRRORS, download_and_extract_archive, download_files, download_mnist,
     extract_tar_gz, md5, md5_hex,

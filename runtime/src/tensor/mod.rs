@@ -6,7 +6,7 @@ mod display;
 
 pub use create::{IntoDims, TensorOptions};
 
-use crate::autograd::{self, BackwardFn, Edge, GradFn, Hook, Node};
+use crate::autograd::{self, BackwardFn, Edge, GradFn, Hook, Node, PostAccumulateHook};
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
@@ -37,6 +37,7 @@ pub(crate) struct TensorImpl {
     pub(crate) grad_fn: Option<Arc<Node>>,
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) hooks: Mutex<Vec<Hook>>,
+    pub(crate) post_accumulate_hooks: Mutex<Vec<PostAccumulateHook>>,
 }
 
 /// A tensor's data, shared by all its views: the storage behind its lock,
@@ -120,6 +121,7 @@ impl Tensor {
             grad_fn: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
+            post_accumulate_hooks: Mutex::new(Vec::new()),
         }))
     }
 
@@ -139,6 +141,7 @@ impl Tensor {
             grad_fn: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
+            post_accumulate_hooks: Mutex::new(Vec::new()),
         }))
     }
 
@@ -175,6 +178,7 @@ impl Tensor {
             grad_fn: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
+            post_accumulate_hooks: Mutex::new(Vec::new()),
         });
         Tensor(Arc::new(TensorImpl {
             grad_fn: Some(node),
@@ -471,6 +475,43 @@ impl Tensor {
             Some(n) => n.hooks.lock().unwrap().push(Box::new(hook)),
             None => self.0.hooks.lock().unwrap().push(Box::new(hook)),
         }
+    }
+
+    /// Registers a hook called with this leaf after `backward` has
+    /// accumulated a gradient into its `.grad`, like PyTorch's
+    /// `register_post_accumulate_grad_hook`. Data-parallel training uses it
+    /// to start communicating a gradient as soon as it is ready. (A leaf
+    /// used by several inputs of the graph gets its gradient, and the hook
+    /// call, once per use.)
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// let w = Tensor::from([1.0f32, 2.0]).requires_grad_(true);
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let c = calls.clone();
+    /// w.register_post_accumulate_grad_hook(move |p| {
+    ///     assert!(p.grad().is_some());
+    ///     c.fetch_add(1, Ordering::Relaxed);
+    /// });
+    /// w.mul_scalar(3.0).sum().backward();
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// assert_eq!(w.grad().unwrap().to_vec::<f32>(), vec![3.0, 3.0]);
+    /// ```
+    pub fn register_post_accumulate_grad_hook(
+        &self,
+        hook: impl Fn(&Tensor) + Send + Sync + 'static,
+    ) {
+        if !self.is_leaf() || !self.requires_grad() {
+            panic!(
+                "register_post_accumulate_grad_hook: post accumulate grad hooks cannot be registered on non-leaf tensors or tensors that don't require grad"
+            );
+        }
+        self.0
+            .post_accumulate_hooks
+            .lock()
+            .unwrap()
+            .push(Box::new(hook));
     }
 
     /// A new tensor sharing this one's storage, cut off from the graph,
