@@ -627,6 +627,7 @@ fn dtype_move_keeps_views_of_the_storage_valid() {
     assert_eq!(weight_t.dtype(), DType::F64);
     assert_eq!(weight_t.to_vec::<f64>(), want);
     assert_eq!(fc.weight.to_vec::<f64>(), fc.weight.t().t().to_vec::<f64>());
+}
 
 // ----- tree access, Sequential slicing, loss modules (tests/data/modules.json,
 // written by tests/data/gen_modules.py with PyTorch) ---------------------------

@@ -2,6 +2,8 @@
 //! optimizers, data loading and checkpoints. Most users reach it through
 //! the `kiln` facade crate.
 
+#![warn(missing_docs)]
+
 pub mod autograd;
 pub mod backend;
 pub mod data;

@@ -38,6 +38,16 @@ impl TestStorage {
     pub fn dtype(&self) -> DType {
         self.data.dtype()
     }
+
+    /// Number of elements held.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when no element is held.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
 }
 
 /// `t` (on a test device) as a CPU tensor over a copy of its storage,

@@ -273,6 +273,7 @@ impl Tensor {
             Storage::Cpu(s) => s.len(),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.len(),
+            Storage::Test(s) => s.len(),
         };
         // The whole buffer as one contiguous row, so that the old layout
         // (offset, strides) stays valid over the moved copy.

@@ -47,10 +47,22 @@ macro_rules! activation {
 /// `max(0, x)`, like `nn.ReLU`. [`ReLU::inplace`] records PyTorch's
 /// `inplace=True` (printed as `ReLU(inplace=True)`); the result is computed
 /// out of place either way, which gives the same values and gradients.
+#[derive(kiln_macros::Module)]
+#[module(crate = "crate", extra_repr = "relu_extra_repr")]
 pub struct ReLU {
     /// PyTorch's `inplace` flag, kept for printing.
+    #[module(skip)]
     pub inplace: bool,
+    #[module(training)]
     training: bool,
+}
+
+fn relu_extra_repr(s: &ReLU) -> String {
+    if s.inplace {
+        "inplace=True".to_string()
+    } else {
+        String::new()
+    }
 }
 
 impl ReLU {
@@ -81,8 +93,6 @@ impl Forward for ReLU {
     }
 }
 
-leaf_module!(ReLU, "ReLU", params: [], opt_params: [], opt_buffers: [],
-    extra_repr: |s| if s.inplace { "inplace=True".to_string() } else { String::new() });
 activation!(
     /// `1 / (1 + e^-x)`, like `nn.Sigmoid`.
     Sigmoid, "Sigmoid", |s, x| x.sigmoid(), extra_repr: "");

@@ -11,7 +11,12 @@ use crate::optim::{LoadStateError, SharedLr};
 
 /// The children's state dicts, in order, as PyTorch's `_schedulers` entry.
 fn children_state<S: LrScheduler + ?Sized>(children: &[Box<S>]) -> Value {
-    Value::List(children.iter().map(|c| Value::Dict(c.state_dict())).collect())
+    Value::List(
+        children
+            .iter()
+            .map(|c| Value::Dict(c.state_dict()))
+            .collect(),
+    )
 }
 
 /// The `_schedulers` entry of `state`, checked to hold one dict per child.
