@@ -654,7 +654,7 @@ fn run(opts: &Options) -> Result<Option<Summary>, String> {
         .map_err(|e| format!("--device {}: {e}", opts.device))?;
     let _group = if opts.distributed {
         let group = dist::init_process_group(Backend::Mpi).map_err(|e| e.to_string())?;
-        if opts.batch_size % dist::world_size() != 0 {
+        if !opts.batch_size.is_multiple_of(dist::world_size()) {
             return Err(format!(
                 "--batch-size {} does not split evenly over {} ranks",
                 opts.batch_size,

@@ -511,7 +511,7 @@ pub fn reduce_scatter_async(t: &Tensor, op: ReduceOp) -> Work<Tensor> {
     let world = world_size();
     let shape = t.shape();
     assert!(
-        !shape.is_empty() && shape[0] % world == 0,
+        !shape.is_empty() && shape[0].is_multiple_of(world),
         "reduce_scatter: dimension 0 of shape {shape:?} must divide by the world size {world}"
     );
     let mut out_shape = shape.to_vec();
