@@ -266,6 +266,48 @@ fn dyn_sizes_are_checked_at_the_first_forward() {
 }
 
 network! {
+    /// A VGG-style stack for images of any size: each pooling halves the
+    /// map, so an image smaller than 4×4 leaves the second pooling nothing.
+    struct AnySize(input: [1, dyn H, dyn W]) {
+        features: [
+            Conv2d(1 -> 2, kernel: 3, padding: 1),
+            relu,
+            max_pool2d(2),
+            Conv2d(2 -> 2, kernel: 3, padding: 1),
+            max_pool2d(2),
+        ],
+        flatten,
+        fc: Linear(8 -> 3),
+    }
+}
+
+#[test]
+fn a_dyn_sized_network_runs_on_the_sizes_that_fit() {
+    let net = AnySize::new(&Device::Cpu);
+    // 8×8 → 4×4 → 2×2: 2 channels × 2 × 2 = 8 features, as `fc` expects.
+    assert_eq!(net.forward(&Tensor::randn([3, 1, 8, 8])).shape(), [3, 3]);
+}
+
+#[test]
+#[should_panic(
+    expected = "AnySize::forward: features.4 (max_pool2d): its 2×2 window does not fit the (H-2)/2+1×(W-2)/2+1 input that features.3 (Conv2d) produces, so the output would be empty (input [1,H,W] → features.0 (Conv2d) [2,H,W] → features.2 (max_pool2d) [2,(H-2)/2+1,(W-2)/2+1] → features.3 (Conv2d) [2,(H-2)/2+1,(W-2)/2+1]); in this forward the input is 1×1 (batch of shape [1, 2, 1, 1]), which would give a 0×0 output"
+)]
+fn a_window_larger_than_a_dyn_sized_map_names_the_layer() {
+    let net = AnySize::new(&Device::Cpu);
+    net.forward(&Tensor::randn([1, 1, 3, 3]));
+}
+
+#[test]
+#[should_panic(
+    expected = "AnySize::forward: fc: expects 8 input features but flatten produces 2*(((H-2)/2+1-2)/2+1)*(((W-2)/2+1-2)/2+1) (input [1,H,W] → features.0 (Conv2d) [2,H,W] → features.2 (max_pool2d) [2,(H-2)/2+1,(W-2)/2+1] → features.3 (Conv2d) [2,(H-2)/2+1,(W-2)/2+1] → features.4 (max_pool2d) [2,((H-2)/2+1-2)/2+1,((W-2)/2+1-2)/2+1] → flatten [2*(((H-2)/2+1-2)/2+1)*(((W-2)/2+1-2)/2+1)]); in this forward that is 18 (batch of shape [1, 18])"
+)]
+fn a_linear_after_a_dyn_sized_flatten_names_the_layer() {
+    let net = AnySize::new(&Device::Cpu);
+    // 12×12 → 3×3 after both poolings: 18 features, not 8.
+    net.forward(&Tensor::randn([1, 1, 12, 12]));
+}
+
+network! {
     /// Inception-style: two branches concatenated along channels.
     struct TwoBranches(input: [3, 8, 8]) {
         branches {

@@ -8,7 +8,9 @@ use syn::Ident;
 
 use super::expr::Expr;
 use super::model::{Args, Builtin, Item, Join, Kind, Layer, Network, Pair, Parallel};
-use super::shape::{Analysis, Shape};
+use std::collections::HashMap;
+
+use super::shape::{Analysis, RuntimeCheck, Shape, item_key};
 
 /// The full expansion of a declaration without errors.
 pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
@@ -183,7 +185,11 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
     let check_input = quote! {
         ::kiln::nn::static_shape::check_input(#name_text, &Self::INPUT_SHAPE, #x.shape());
     };
-    let forward_body = forward_steps(&network.items, &x, None, &name_text);
+    let steps = Steps {
+        network: &name_text,
+        runtime: &analysis.runtime,
+    };
+    let forward_body = steps.forward(&network.items, &x, None);
     let forward_doc = format!(
         " Runs the network on a batch of shape `{batch_input}` and returns `{batch_output}`.\n\n\
          # Panics\n\nIf `x` is not of shape `{batch_input}`."
@@ -224,7 +230,7 @@ pub fn expand(network: &Network, analysis: &Analysis) -> TokenStream {
             .iter()
             .rposition(|item| item.tap.is_some())
             .expect("taps is not empty");
-        let body = forward_steps(&network.items[..=last], &x, Some(&outputs), &name_text);
+        let body = steps.forward(&network.items[..=last], &x, Some(&outputs));
         let doc = format!(
             " Runs the network on a batch of shape `{batch_input}` up to its last marked \
              output and returns the marked activations.\n\n# Panics\n\nIf `x` is not of shape \
@@ -434,44 +440,105 @@ fn construct_builtin(b: &Builtin) -> TokenStream {
 /// The forward statements through `items`, starting from the `&Tensor`
 /// named `x`. Without `outputs`, the last step is the body's value; with
 /// it, marked activations are kept and returned in that struct.
-fn forward_steps(items: &[Item], x: &Ident, outputs: Option<&Ident>, network: &str) -> TokenStream {
-    let mut body = TokenStream::new();
-    let mut current = x.clone();
-    let mut kept = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let step = match &item.layer {
-            Layer::Parallel(p) => forward_parallel(p, &current, x, network),
-            _ => forward_step(item, &current),
-        };
-        let last = i + 1 == items.len();
-        if last && outputs.is_none() {
-            body.extend(step);
-            return body;
-        }
-        body.extend(quote!(let #x = #step;));
-        current = x.clone();
-        if let (Some(tap), Some(_)) = (&item.tap, outputs) {
-            body.extend(quote!(let #tap = #x;));
-            current = tap.clone();
-            kept.push(tap.clone());
-        }
-    }
-    if let Some(outputs) = outputs {
-        body.extend(quote!(#outputs { #(#kept),* }));
-    }
-    body
+/// What the forward's code generation reads besides the items: the
+/// network's name (for messages) and the analysis's run-time checks.
+struct Steps<'a> {
+    network: &'a str,
+    runtime: &'a HashMap<usize, Vec<RuntimeCheck>>,
 }
 
-/// A parallel block as an expression reading `input`: every path from the
-/// same input, a run-time check of the join (it names the block and both
-/// shapes; sizes declared `dyn` are only known then), then the sum or the
-/// concatenation along channels.
-fn forward_parallel(p: &Parallel, input: &Ident, x: &Ident, network: &str) -> TokenStream {
-    let span = p.keyword.span();
-    let ends: Vec<Ident> = (0..p.paths.len())
-        .map(|i| Ident::new(&format!("path{i}"), Span::mixed_site()))
-        .collect();
-    let paths = p.paths.iter().zip(&ends).map(|(path, end)| {
+impl Steps<'_> {
+    fn forward(&self, items: &[Item], x: &Ident, outputs: Option<&Ident>) -> TokenStream {
+        let mut body = TokenStream::new();
+        let mut current = x.clone();
+        let mut kept = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            body.extend(self.checks(item, &current));
+            let step = match &item.layer {
+                Layer::Parallel(p) => self.parallel(p, &current, x),
+                Layer::Group(g)
+                    if g.items
+                        .iter()
+                        .any(|i| self.runtime.contains_key(&item_key(i))) =>
+                {
+                    self.group(item, &g.items, &current, x)
+                }
+                _ => forward_step(item, &current),
+            };
+            let last = i + 1 == items.len();
+            if last && outputs.is_none() {
+                body.extend(step);
+                return body;
+            }
+            body.extend(quote!(let #x = #step;));
+            current = x.clone();
+            if let (Some(tap), Some(_)) = (&item.tap, outputs) {
+                body.extend(quote!(let #tap = #x;));
+                current = tap.clone();
+                kept.push(tap.clone());
+            }
+        }
+        if let Some(outputs) = outputs {
+            body.extend(quote!(#outputs { #(#kept),* }));
+        }
+        body
+    }
+
+    /// The run-time checks (see [`RuntimeCheck`]) to make on `input` before
+    /// `item`.
+    fn checks(&self, item: &Item, input: &Ident) -> TokenStream {
+        let network = self.network;
+        let checks = self.runtime.get(&item_key(item)).into_iter().flatten();
+        checks
+            .map(|check| match check {
+                RuntimeCheck::Window {
+                    message,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                } => {
+                    let (k, s, p, d) = (pair(kernel), pair(stride), pair(padding), pair(dilation));
+                    let check = helper_path("check_window");
+                    quote!(#check(#network, #message, #input.shape(), #k, #s, #p, #d);)
+                }
+                RuntimeCheck::Features { message, expected } => {
+                    let expected = expected.tokens();
+                    let check = helper_path("check_features");
+                    quote!(#check(#network, #message, #input.shape(), #expected);)
+                }
+            })
+            .collect()
+    }
+
+    /// A group whose layers need run-time checks, as an expression reading
+    /// `input`: its layers one by one (`self.group[i]`, the same modules its
+    /// `Sequential` holds), each after its checks, instead of the
+    /// `Sequential`'s own forward. A group nested in it runs whole.
+    fn group(&self, item: &Item, items: &[Item], input: &Ident, x: &Ident) -> TokenStream {
+        let name = item
+            .name
+            .as_ref()
+            .expect("groups are named (checked by the parser)");
+        let mut body = quote!(let #x: &::kiln::Tensor = &#input;);
+        for (i, inner) in items.iter().enumerate() {
+            body.extend(self.checks(inner, x));
+            body.extend(quote!(let #x = ::kiln::nn::Forward::forward(&self.#name[#i], &#x);));
+        }
+        quote!({ #body #x })
+    }
+
+    /// A parallel block as an expression reading `input`: every path from the
+    /// same input, a run-time check of the join (it names the block and both
+    /// shapes; sizes declared `dyn` are only known then), then the sum or the
+    /// concatenation along channels.
+    fn parallel(&self, p: &Parallel, input: &Ident, x: &Ident) -> TokenStream {
+        let network = self.network;
+        let span = p.keyword.span();
+        let ends: Vec<Ident> = (0..p.paths.len())
+            .map(|i| Ident::new(&format!("path{i}"), Span::mixed_site()))
+            .collect();
+        let paths = p.paths.iter().zip(&ends).map(|(path, end)| {
         let value = match (&path.condition, path.items.as_slice()) {
             (_, []) => quote!(::kiln::Tensor::clone(#x)),
             (Some(_), [item]) => {
@@ -485,37 +552,38 @@ fn forward_parallel(p: &Parallel, input: &Ident, x: &Ident, network: &str) -> To
                 }
             }
             _ => {
-                let steps = forward_steps(&path.items, x, None, network);
+                let steps = self.forward(&path.items, x, None);
                 quote!({ #steps })
             }
         };
         quote!(let #end: ::kiln::Tensor = #value;)
     });
-    let labels = p.paths.iter().map(|path| path.label.as_str());
-    let (what, join) = match p.join {
-        Join::Sum if p.keyword == "residual" => ("residual block", quote!(false)),
-        Join::Sum => ("branches -> sum", quote!(false)),
-        Join::Cat => ("branches -> cat", quote!(true)),
-    };
-    let check = helper_path("check_join");
-    let joined = match p.join {
-        Join::Sum => {
-            let first = &ends[0];
-            let rest = &ends[1..];
-            quote!({
-                let mut sum = #first;
-                #(sum = ::kiln::Tensor::add(&sum, &#rest);)*
-                sum
-            })
-        }
-        Join::Cat => quote!(::kiln::Tensor::cat(&[#(&#ends),*], 1)),
-    };
-    quote_spanned! {span=> {
-        let #x: &::kiln::Tensor = &#input;
-        #(#paths)*
-        #check(#network, #what, #join, &[#((#labels, #ends.shape())),*]);
-        #joined
-    }}
+        let labels = p.paths.iter().map(|path| path.label.as_str());
+        let (what, join) = match p.join {
+            Join::Sum if p.keyword == "residual" => ("residual block", quote!(false)),
+            Join::Sum => ("branches -> sum", quote!(false)),
+            Join::Cat => ("branches -> cat", quote!(true)),
+        };
+        let check = helper_path("check_join");
+        let joined = match p.join {
+            Join::Sum => {
+                let first = &ends[0];
+                let rest = &ends[1..];
+                quote!({
+                    let mut sum = #first;
+                    #(sum = ::kiln::Tensor::add(&sum, &#rest);)*
+                    sum
+                })
+            }
+            Join::Cat => quote!(::kiln::Tensor::cat(&[#(&#ends),*], 1)),
+        };
+        quote_spanned! {span=> {
+            let #x: &::kiln::Tensor = &#input;
+            #(#paths)*
+            #check(#network, #what, #join, &[#((#labels, #ends.shape())),*]);
+            #joined
+        }}
+    }
 }
 
 /// `::kiln::nn::static_shape::name`.

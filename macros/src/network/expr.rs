@@ -112,16 +112,23 @@ impl Expr {
 
     /// A call of a `::kiln::nn::static_shape` helper; unknown if any
     /// argument is.
-    pub fn helper(name: &str, args: &[&Expr], text: impl Into<String>) -> Self {
+    /// `text` is how diagnostics show it, an expression of precedence
+    /// `prec` (so that a product puts it in parentheses when needed).
+    pub fn helper(name: &str, args: &[&Expr], text: impl Into<String>, prec: Prec) -> Self {
         if args.iter().any(|a| matches!(a, Expr::Unknown)) {
             return Expr::Unknown;
         }
         if args.iter().any(|a| a.is_dynamic()) {
-            return Expr::dynamic(text, Prec::Atom);
+            return Expr::dynamic(text, prec);
         }
         let func = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
         let args = args.iter().map(|a| a.tokens());
-        Expr::atom(quote!(::kiln::nn::static_shape::#func(#(#args),*)), text)
+        Expr::Sym(Rc::new(Sym {
+            tokens: quote!(::kiln::nn::static_shape::#func(#(#args),*)),
+            text: text.into(),
+            prec,
+            dynamic: false,
+        }))
     }
 
     pub fn lit(&self) -> Option<u64> {
@@ -401,10 +408,12 @@ pub fn window(
             stride.text()
         ),
     };
+    // Every form above is a sum (`H+2`, `(H-1)/2+1`, ...).
     Window::Fits(Expr::helper(
         "conv_out",
         &[input, kernel, stride, padding, dilation],
         text,
+        Prec::Sum,
     ))
 }
 

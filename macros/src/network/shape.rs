@@ -72,6 +72,31 @@ pub struct Deferred {
     pub message: String,
 }
 
+/// A rule that involves a size declared `dyn`, so that only the forward
+/// can decide it: expansion calls a `::kiln::nn::static_shape` check right
+/// before the layer, and its panic names the network, the layer, the rule
+/// and the numbers of that forward.
+pub enum RuntimeCheck {
+    /// A convolution or pooling window must fit the input
+    /// (`check_window`).
+    Window {
+        message: String,
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+    },
+    /// A `Linear` after a `flatten` of dyn sizes: the features must be
+    /// `in_features` (`check_features`).
+    Features { message: String, expected: Expr },
+}
+
+/// Identifies an [`Item`] of the network being expanded: analysis and
+/// expansion walk the same parsed items, so their address is their name.
+pub fn item_key(item: &Item) -> usize {
+    item as *const Item as usize
+}
+
 /// What expansion needs from the analysis.
 pub struct Analysis {
     pub input: Shape,
@@ -82,6 +107,8 @@ pub struct Analysis {
     /// The shapes before and after each named item (paths of parallel
     /// blocks included), by field name.
     pub fields: HashMap<String, (Shape, Shape)>,
+    /// The run-time checks to make before an item, by [`item_key`].
+    pub runtime: HashMap<usize, Vec<RuntimeCheck>>,
 }
 
 /// Follows the shapes through `network`, reporting mismatches to `errors`.
@@ -98,6 +125,8 @@ pub fn analyze(network: &Network, errors: &mut Errors) -> Analysis {
         chain,
         const_params: network.const_params(),
         fields: HashMap::new(),
+        runtime: HashMap::new(),
+        current: 0,
     };
     let mut shape = input.clone();
     let mut items = Vec::with_capacity(network.items.len());
@@ -112,6 +141,7 @@ pub fn analyze(network: &Network, errors: &mut Errors) -> Analysis {
         checks: analyzer.checks,
         items,
         fields: analyzer.fields,
+        runtime: analyzer.runtime,
     }
 }
 
@@ -121,6 +151,9 @@ struct Analyzer<'a> {
     chain: Chain,
     const_params: Vec<String>,
     fields: HashMap<String, (Shape, Shape)>,
+    runtime: HashMap<usize, Vec<RuntimeCheck>>,
+    /// The [`item_key`] of the item being analysed.
+    current: usize,
 }
 
 /// Static-shape helpers, by absolute path.
@@ -133,7 +166,9 @@ impl Analyzer<'_> {
     /// One item; `group` is the group's name and the item's index in it.
     fn item(&mut self, item: &Item, group: Option<(&str, usize)>, shape: Shape) -> Shape {
         let before = shape.clone();
+        let outer = std::mem::replace(&mut self.current, item_key(item));
         let after = self.item_shape(item, group, shape);
+        self.current = outer;
         if let Some(name) = &item.name {
             self.fields
                 .insert(name.to_string(), (before, after.clone()));
@@ -330,6 +365,11 @@ impl Analyzer<'_> {
         });
     }
 
+    /// Records a check the forward makes before the current item.
+    fn at_run_time(&mut self, check: RuntimeCheck) {
+        self.runtime.entry(self.current).or_default().push(check);
+    }
+
     /// Requires `got == want`; `message` words the mismatch.
     fn require_eq(&mut self, got: &Expr, want: &Expr, at: &TokenStream, message: String) {
         match got.compare(want) {
@@ -462,6 +502,12 @@ impl Analyzer<'_> {
                         self.chain.producer(),
                         dims[0].text()
                     );
+                    if dims[0].is_dynamic() && !l.in_features.value.is_dynamic() {
+                        self.at_run_time(RuntimeCheck::Features {
+                            message: format!("{message}{}", self.chain.render()),
+                            expected: l.in_features.value.clone(),
+                        });
+                    }
                     self.require_eq(
                         &dims[0],
                         &l.in_features.value,
@@ -585,8 +631,19 @@ impl Analyzer<'_> {
         let (oh, ow) = (fits(oh, h), fits(ow, w));
         if oh.is_none() || ow.is_none() {
             self.fail(&kernel.tokens, message);
-        } else if !symbolic.is_empty() {
-            self.defer(&kernel.tokens, quote!(#(#symbolic > 0)&&*), message);
+        } else {
+            if h.is_dynamic() || w.is_dynamic() {
+                self.at_run_time(RuntimeCheck::Window {
+                    message: format!("{message}{}", self.chain.render()),
+                    kernel: kernel.clone(),
+                    stride: stride.clone(),
+                    padding: padding.clone(),
+                    dilation: dilation.clone(),
+                });
+            }
+            if !symbolic.is_empty() {
+                self.defer(&kernel.tokens, quote!(#(#symbolic > 0)&&*), message);
+            }
         }
         let (oh, ow) = (oh.unwrap_or(Expr::Unknown), ow.unwrap_or(Expr::Unknown));
         (oh, ow)
