@@ -8,7 +8,12 @@
 //! checked while it compiles); MNIST comes through `Mnist` + `DataLoader` (normalised with
 //! mean 0.1307 / std 0.3081, shuffled, loaded by worker threads). Training
 //! uses cross-entropy and, by default, SGD with Nesterov momentum under a
-//! warm-up + cosine learning-rate schedule stepped every batch. Each epoch
+//! learning-rate schedule stepped every batch: a linear warm-up over the
+//! first fifth of an epoch, then exponential decay (halved each epoch;
+//! `--lr-decay`). Neither depends on the number of epochs, so a run can be
+//! stopped and resumed, or extended, and still follow the same rates
+//! (`--schedule cosine` instead decays to zero at the end of
+//! `--schedule-epochs`, default `--epochs`). Each epoch
 //! shows a progress bar with the running loss and images/s, then the test
 //! loss and accuracy. At the end the model is saved as safetensors (with
 //! PyTorch's key names, loadable by `torch`), the loss and accuracy curves
@@ -21,10 +26,10 @@
 //! At the end of each epoch the whole training state (model, optimizer,
 //! schedule, RNG state, epoch and the curves so far) goes to `--state PATH`
 //! as one checkpoint; `--resume PATH` continues from one, with `--epochs`
-//! still the total (as in PyTorch's ImageNet example). The warm-up + cosine
-//! schedule spans `--schedule-epochs` (default `--epochs`), so
-//! `--epochs 1 --schedule-epochs 2` then `--epochs 2 --resume` ends exactly
-//! where `--epochs 2` does.
+//! still the total (as in PyTorch's ImageNet example): `--epochs 1` then
+//! `--epochs 2 --resume` ends exactly, bit for bit, where `--epochs 2` does.
+//! (With `--schedule cosine` the schedule's length is part of the run: the
+//! first run then sets `--schedule-epochs` to the final total.)
 //!
 //! Run with `--help` for the options. The data directory is `--data DIR`,
 //! else `$KILN_DATA`, else `data/mnist`; when the files are not there the
@@ -39,7 +44,7 @@ use kiln::data::{DataError, DataLoader, DistributedSampler, Mnist, download_mnis
 use kiln::distributed::{self as dist, Backend, DistributedDataParallel};
 use kiln::io::{Dict, ModuleCheckpoint, Value, load_checkpoint, save_checkpoint};
 use kiln::loss::{Reduction, cross_entropy};
-use kiln::optim::lr_scheduler::CosineDecayWarmup;
+use kiln::optim::lr_scheduler::{CosineDecayWarmup, LambdaLR, LrScheduler};
 use kiln::optim::{Adam, AdamW, RMSprop, SGD};
 use kiln::prelude::*;
 use std::path::{Path, PathBuf};
@@ -73,8 +78,11 @@ usage: lenet_mnist [OPTIONS]
   --state PATH        where to write the training checkpoint at the end of each epoch
                       (default lenet_mnist_state.safetensors)
   --resume PATH       continue from such a checkpoint; --epochs stays the total
-  --schedule-epochs N length of the warm-up + cosine schedule (default --epochs); a run
-                      meant to be resumed later sets it to the final total
+  --schedule NAME     exp (warm-up, then the rate times --lr-decay each epoch) or
+                      cosine (warm-up, then cosine to zero at --schedule-epochs) (default exp)
+  --lr-decay X        exp: the factor per epoch, applied smoothly every step (default 0.5)
+  --schedule-epochs N cosine: the schedule's length (default --epochs); a run meant to
+                      be resumed later sets it to the final total
   --distributed       data-parallel over the ranks of `mpirun -n R` (the
                       global --batch-size is split across them; rank 0 saves)
   -h, --help          this text";
@@ -135,6 +143,8 @@ struct Options {
     limit: Option<usize>,
     state: PathBuf,
     resume: Option<PathBuf>,
+    schedule: ScheduleKind,
+    lr_decay: f64,
     schedule_epochs: Option<usize>,
     distributed: bool,
 }
@@ -158,6 +168,8 @@ impl Options {
             limit: None,
             state: PathBuf::from("lenet_mnist_state.safetensors"),
             resume: None,
+            schedule: ScheduleKind::Exp,
+            lr_decay: 0.5,
             schedule_epochs: None,
             distributed: false,
         }
@@ -212,6 +224,8 @@ impl Options {
                 "--limit" => o.limit = Some(number(&flag, &value)?),
                 "--state" => o.state = PathBuf::from(value),
                 "--resume" => o.resume = Some(PathBuf::from(value)),
+                "--schedule" => o.schedule = ScheduleKind::parse(&value)?,
+                "--lr-decay" => o.lr_decay = number(&flag, &value)?,
                 "--schedule-epochs" => o.schedule_epochs = Some(number(&flag, &value)?),
                 _ => return Err(format!("unknown option {arg:?} (see --help)")),
             }
@@ -224,11 +238,75 @@ impl Options {
         {
             return Err(format!("--lr must be a positive number, got {lr}"));
         }
+        if !(o.lr_decay.is_finite() && o.lr_decay > 0.0 && o.lr_decay <= 1.0) {
+            return Err(format!("--lr-decay must be in (0, 1], got {}", o.lr_decay));
+        }
         Ok(Some(o))
     }
 
     fn lr(&self) -> f64 {
         self.lr.unwrap_or(self.optimizer.default_lr())
+    }
+}
+
+/// The learning-rate schedules `--schedule` accepts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ScheduleKind {
+    /// Warm-up, then `lr · decay^(steps since warm-up / steps per epoch)`.
+    Exp,
+    /// Warm-up, then cosine to zero at the end of `--schedule-epochs`.
+    Cosine,
+}
+
+impl ScheduleKind {
+    fn parse(s: &str) -> Result<ScheduleKind, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "exp" => Ok(ScheduleKind::Exp),
+            "cosine" => Ok(ScheduleKind::Cosine),
+            _ => Err(format!(
+                "--schedule: unknown schedule {s:?} (expected exp or cosine)"
+            )),
+        }
+    }
+}
+
+/// The schedule `opts` asks for, stepped once per batch, and a line that
+/// describes it (saved in the training state: resuming under a different
+/// schedule would silently change the run, so it is refused).
+fn build_schedule(
+    opts: &Options,
+    opt: &dyn Optimizer,
+    steps_per_epoch: usize,
+) -> (Box<dyn LrScheduler>, String) {
+    let warmup = (steps_per_epoch / 5).max(1);
+    match opts.schedule {
+        ScheduleKind::Exp => {
+            let (decay, per_epoch) = (opts.lr_decay, steps_per_epoch as f64);
+            let w = warmup as i64;
+            let schedule = LambdaLR::new(opt, move |t| {
+                if t < w {
+                    (t + 1) as f64 / w as f64
+                } else {
+                    decay.powf((t - w) as f64 / per_epoch)
+                }
+            });
+            let text = format!(
+                "exp: peak {} warmup {warmup} decay {decay} per {steps_per_epoch} steps",
+                opts.lr()
+            );
+            (Box::new(schedule), text)
+        }
+        ScheduleKind::Cosine => {
+            let total =
+                (steps_per_epoch * opts.schedule_epochs.unwrap_or(opts.epochs).max(1)).max(2);
+            let warmup = warmup.min(total - 1);
+            let schedule = CosineDecayWarmup::new(opt, opts.lr(), warmup, total);
+            let text = format!(
+                "cosine: peak {} warmup {warmup} total {total} steps",
+                opts.lr()
+            );
+            (Box::new(schedule), text)
+        }
     }
 }
 
@@ -406,11 +484,9 @@ fn train(
         .num_workers(opts.workers);
 
     let steps_per_epoch = train_loader.len();
-    // The schedule's length; a resumed run continues the saved schedule.
-    let total_steps = steps_per_epoch * opts.schedule_epochs.unwrap_or(opts.epochs).max(1);
     let mut opt = opts.optimizer.build(model.parameters(), opts.lr());
-    let warmup = (steps_per_epoch / 5).clamp(1, total_steps.saturating_sub(1).max(1));
-    let mut schedule = CosineDecayWarmup::new(&*opt, opts.lr(), warmup, total_steps.max(2));
+    // A resumed run continues the saved schedule.
+    let (mut schedule, schedule_text) = build_schedule(opts, &*opt, steps_per_epoch);
 
     let mut summary = Summary {
         epochs: Vec::new(),
@@ -418,7 +494,14 @@ fn train(
     };
     let mut first_epoch = 1;
     if let Some(path) = &opts.resume {
-        first_epoch = resume(path, model, &mut *opt, &mut schedule, &mut summary)? + 1;
+        first_epoch = resume(
+            path,
+            model,
+            &mut *opt,
+            &mut *schedule,
+            &schedule_text,
+            &mut summary,
+        )? + 1;
         if first_epoch > opts.epochs {
             return Err(format!(
                 "{} is already at epoch {}; ask for more --epochs",
@@ -496,7 +579,15 @@ fn train(
         // Rank 0 alone writes (the ranks hold the same model); the others
         // wait so that nobody reads a half-written state.
         if dist::is_main_process() {
-            save_state(&opts.state, epoch, model, &*opt, &schedule, &summary)?;
+            save_state(
+                &opts.state,
+                epoch,
+                model,
+                &*opt,
+                &*schedule,
+                &schedule_text,
+                &summary,
+            )?;
         }
         dist::barrier();
     }
@@ -510,7 +601,8 @@ fn save_state(
     epoch: usize,
     model: &LeNet,
     opt: &dyn Optimizer,
-    schedule: &CosineDecayWarmup,
+    schedule: &dyn LrScheduler,
+    schedule_text: &str,
     summary: &Summary,
 ) -> Result<(), String> {
     let stats: Vec<Value> = summary
@@ -536,6 +628,7 @@ fn save_state(
     ckpt.insert("model_state_dict", model.state_dict());
     ckpt.insert("optimizer_state_dict", opt.state_dict());
     ckpt.insert("scheduler_state_dict", schedule.state_dict());
+    ckpt.insert("schedule", schedule_text);
     ckpt.insert("rng_state", kiln::get_rng_state());
     ckpt.insert("epoch_stats", Value::List(stats));
     ckpt.insert("loss_curve", Value::List(curve));
@@ -547,7 +640,8 @@ fn resume(
     path: &Path,
     model: &mut LeNet,
     opt: &mut dyn Optimizer,
-    schedule: &mut CosineDecayWarmup,
+    schedule: &mut dyn LrScheduler,
+    schedule_text: &str,
     summary: &mut Summary,
 ) -> Result<usize, String> {
     let bad = |what: &str| format!("--resume {}: {what}", path.display());
@@ -556,6 +650,17 @@ fn resume(
         .get("epoch")
         .and_then(Value::as_int)
         .ok_or_else(|| bad("no epoch"))?;
+    match ckpt.get("schedule").and_then(Value::as_str) {
+        Some(saved) if saved == schedule_text => {}
+        Some(saved) => {
+            return Err(bad(&format!(
+                "it was trained under the schedule `{saved}` but this run asks for \
+                 `{schedule_text}`; resume with the same --lr, --batch-size, --limit, \
+                 --schedule and --lr-decay (or --schedule-epochs)"
+            )));
+        }
+        None => return Err(bad("no schedule")),
+    }
     let weights = ckpt
         .state_dict("model_state_dict")
         .ok_or_else(|| bad("no model_state_dict"))?;
@@ -793,7 +898,15 @@ mod tests {
         assert_eq!(o.device, Device::Cuda(1));
         assert!(!o.download);
         assert!(Options::parse(args("--help"), None).unwrap().is_none());
+        let o = Options::parse(args(""), None).unwrap().unwrap();
+        assert_eq!((o.schedule, o.lr_decay), (ScheduleKind::Exp, 0.5));
+        let o = Options::parse(args("--schedule cosine --lr-decay 0.9"), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((o.schedule, o.lr_decay), (ScheduleKind::Cosine, 0.9));
         for (bad, says) in [
+            ("--schedule step", "unknown schedule"),
+            ("--lr-decay 1.5", "--lr-decay must be in (0, 1]"),
             ("--epochs", "needs a value"),
             ("--epochs x", "--epochs: cannot parse"),
             ("--optimizer lbfgs", "unknown optimizer"),
@@ -927,9 +1040,9 @@ mod tests {
         };
         {
             let (train_set, test_set) = open_mnist(&dir, false).unwrap();
-            let mut opts = resume_opts(dir.clone(), 1, &state);
-            // Stopped after one epoch of a two-epoch schedule.
-            opts.schedule_epochs = Some(2);
+            // The same options but one epoch: the issue's `--epochs 1` then
+            // `--epochs 2 --resume`.
+            let opts = resume_opts(dir.clone(), 1, &state);
             manual_seed(opts.seed);
             let mut model = LeNet::new(&Device::Cpu);
             train(&mut model, train_set, test_set, &opts, true).unwrap();
@@ -955,7 +1068,7 @@ mod tests {
         assert_eq!(resumed, straight);
         // Resuming past the requested total is refused with a message.
         let (train_set, test_set) = open_mnist(&dir, false).unwrap();
-        let mut opts = resume_opts(dir, 2, &state);
+        let mut opts = resume_opts(dir.clone(), 2, &state);
         opts.resume = Some(state.clone());
         let err = train(
             &mut LeNet::new(&Device::Cpu),
@@ -966,6 +1079,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("already at epoch 2"), "{err}");
+        // So is resuming under another schedule, which would change the run.
+        let (train_set, test_set) = open_mnist(&dir, false).unwrap();
+        let mut opts = resume_opts(dir, 3, &state);
+        opts.resume = Some(state.clone());
+        opts.lr_decay = 0.9;
+        let err = train(
+            &mut LeNet::new(&Device::Cpu),
+            train_set,
+            test_set,
+            &opts,
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("it was trained under the schedule `exp: peak 0.05 warmup 2 decay 0.5 per 10 steps` but this run asks for `exp: peak 0.05 warmup 2 decay 0.9 per 10 steps`"), "{err}");
         std::fs::remove_file(&state).unwrap();
         std::fs::remove_file(&out).unwrap();
     }
