@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release -p kiln-kernels --example bench_kernels [quick|all]`
 //!
+//! * `cpu` (first line): the SIMD features found and the kernels they select;
 //! * `matmul`: square f32 products (GFLOP/s) at 256, 1024, 2048;
 //! * `conv`: LeNet's two convolutions at batch 64, forward / input gradient /
 //!   weight gradient (ms), plus the pooling after each;
@@ -303,6 +304,12 @@ fn bench_gemm_layout() {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
+    // First line: the CPU's SIMD features and the kernels they select.
+    println!(
+        "{{\"bench\":\"cpu\",\"features\":{},\"threads\":{}}}",
+        kiln_kernels::cpu::isa::cpu_features().to_json(),
+        num_threads()
+    );
     if mode != "conv" {
         bench_matmul();
     }

@@ -103,6 +103,10 @@ fn conv_cases() -> Vec<ConvCase> {
         // groups, and the "same width" stride-1 path.
         case([2, 4, 20, 20], 6, [1, 1], [1, 1], [0, 0], [1, 1], 2),
         case([3, 2, 24, 20], 3, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        // weights large enough for the whole-batch weight gradient (VGG's
+        // deep layers: >= 2^17 weights per group), also with groups.
+        case([2, 128, 3, 3], 128, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        case([3, 256, 2, 2], 256, [3, 3], [1, 1], [1, 1], [1, 1], 2),
     ]
 }
 
@@ -251,17 +255,6 @@ fn conv_does_not_depend_on_thread_count() {
         padding: [1, 1],
         ..Conv2dParams::default()
     };
-    let (in_shape, w_shape, out_shape) = ([20, 6, 12, 12], [16, 6, 3, 3], [20, 16, 12, 12]);
-    let x: Vec<f32> = rng.vec(in_shape.iter().product());
-    let w: Vec<f32> = rng.vec(w_shape.iter().product());
-    let g: Vec<f32> = rng.vec(out_shape.iter().product());
-    let run = || {
-        (
-            conv2d_forward(&x, in_shape, &w, w_shape, None, &p),
-            conv2d_backward_input(&g, out_shape, &w, w_shape, in_shape, &p),
-            conv2d_backward_weight(&g, out_shape, &x, in_shape, w_shape, &p),
-        )
-    };
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -270,7 +263,24 @@ fn conv_does_not_depend_on_thread_count() {
         .num_threads(3)
         .build()
         .unwrap();
-    assert!(one.install(run) == three.install(run));
+    // The chunked paths, then VGG's 256 -> 256 on 4x4 maps (whole-batch
+    // weight gradient, gemm on the pool).
+    for (in_shape, w_shape, out_shape) in [
+        ([20, 6, 12, 12], [16, 6, 3, 3], [20, 16, 12, 12]),
+        ([8, 256, 4, 4], [256, 256, 3, 3], [8, 256, 4, 4]),
+    ] {
+        let x: Vec<f32> = rng.vec(in_shape.iter().product());
+        let w: Vec<f32> = rng.vec(w_shape.iter().product());
+        let g: Vec<f32> = rng.vec(out_shape.iter().product());
+        let run = || {
+            (
+                conv2d_forward(&x, in_shape, &w, w_shape, None, &p),
+                conv2d_backward_input(&g, out_shape, &w, w_shape, in_shape, &p),
+                conv2d_backward_weight(&g, out_shape, &x, in_shape, w_shape, &p),
+            )
+        };
+        assert!(one.install(run) == three.install(run), "{in_shape:?}");
+    }
 }
 
 #[test]

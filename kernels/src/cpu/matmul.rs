@@ -292,6 +292,7 @@ fn gemm_checked<T: Elem>(
     rhs_cs: isize,
     par: Parallelism,
 ) {
+    super::alloc::keep_freed_buffers();
     check_bounds(op, "dst", dst.len(), &[(m, dst_rs), (n, dst_cs)]);
     check_no_overlap(op, &[(m, dst_rs), (n, dst_cs)]);
     if m == 0 || n == 0 {

@@ -1,6 +1,8 @@
 //! CPU kernels: rayon for parallelism, the `gemm` crate for matrix products.
 
+pub mod alloc;
 pub mod conv;
+pub mod isa;
 pub mod matmul;
 pub mod parallel;
 pub mod pool;

@@ -68,7 +68,45 @@ fn for_samples<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T])
 }
 
 fn sum_f64<T: Real>(v: &[T]) -> f64 {
-    v.iter().map(|x| x.as_f64()).sum()
+    sum_map_f64(v, |x| x)
+}
+
+/// `sum(f(x))` in f64 with 8 independent accumulators: one running f64 sum
+/// waits on each add's latency (~4 cycles an element), the statistics of
+/// VGG's first batch norm ([32, 32, 32, 32]) took ~1.5 ms a pass that way.
+#[inline(always)]
+fn sum_map_f64<T: Real>(v: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for i in 0..8 {
+            acc[i] += f(c[i].as_f64());
+        }
+    }
+    let tail: f64 = it.remainder().iter().map(|x| f(x.as_f64())).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `[sum(g), sum(g * (x - mu))]` in f64 with 4 accumulators each (see
+/// [`sum_map_f64`]).
+#[inline(always)]
+fn grad_sums<T: Real>(gs: &[T], xs: &[T], mu: f64) -> [f64; 2] {
+    let (mut sg, mut sgx) = ([0.0f64; 4], [0.0f64; 4]);
+    let (mut gi, mut xi) = (gs.chunks_exact(4), xs.chunks_exact(4));
+    for (g, x) in (&mut gi).zip(&mut xi) {
+        for i in 0..4 {
+            let gv = g[i].as_f64();
+            sg[i] += gv;
+            sgx[i] += gv * (x[i].as_f64() - mu);
+        }
+    }
+    let (mut tg, mut tgx) = (0.0, 0.0);
+    for (&g, &x) in gi.remainder().iter().zip(xi.remainder()) {
+        let gv = g.as_f64();
+        tg += gv;
+        tgx += gv * (x.as_f64() - mu);
+    }
+    [sg.iter().sum::<f64>() + tg, sgx.iter().sum::<f64>() + tgx]
 }
 
 fn per_channel<T: Real>(op: &str, t: Option<&Tensor>, c: usize, default: f64) -> Vec<T> {
@@ -135,7 +173,7 @@ pub(super) fn batch_norm(
                 .collect();
             let var: Vec<f64> = channel_sums(n, c, work, |s, ch| {
                 let mu = mean[ch];
-                [plane(s, ch).iter().map(|v| (v.as_f64() - mu).powi(2)).sum(), 0.0]
+                [sum_map_f64(plane(s, ch), |v| (v - mu) * (v - mu)), 0.0]
             })
             .into_iter()
             .map(|a| a[0] / m as f64)
@@ -228,14 +266,7 @@ pub(super) fn batch_norm_backward(
             // sum(g) and sum(g * (x - mean)) per channel.
             let sums = channel_sums(n, c, work, |s, ch| {
                 let r = at(s, ch);
-                let mu = mean[ch];
-                let (mut sg, mut sgx) = (0.0, 0.0);
-                for (&gv, &xv) in gs[r.clone()].iter().zip(&xs[r]) {
-                    let gv = gv.as_f64();
-                    sg += gv;
-                    sgx += gv * (xv.as_f64() - mu);
-                }
-                [sg, sgx]
+                grad_sums(&gs[r.clone()], &xs[r], mean[ch])
             });
             let dx = need_x.then(|| {
                 let w: Vec<T> = per_channel(OP, wc, c, 1.0);
