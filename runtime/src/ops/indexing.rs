@@ -613,9 +613,10 @@ fn fit_value(op: &str, value: &Tensor, shape: &[usize], advanced: bool) -> Tenso
     );
 }
 
-/// Reads the region `view` (a view of `base`) through a strided layout
-/// relative to a contiguous tensor of `in_shape`; the backward of the
-/// basic part of [`Tensor::i`] and its own backward's backward.
+/// The view of `x` through `rel`, a strided layout relative to a
+/// contiguous tensor of `x`'s shape (`x` is made contiguous first): the
+/// backward of [`strided_scatter`], so that gradients through a basic
+/// index can be differentiated again.
 fn strided_view(x: &Tensor, rel: &Layout, name: &'static str) -> Tensor {
     let c = x.contiguous();
     let l = Layout::new(
@@ -821,11 +822,10 @@ fn advanced_read(view: &Tensor, adv: &Advanced) -> Tensor {
             let out = view.masked_select(&m);
             let outer: usize = view.shape()[..pos].iter().product::<usize>()
                 * view.shape()[pos + k..].iter().product::<usize>();
-            let n = if outer == 0 {
-                count_true(mask)
-            } else {
-                out.numel() / outer
-            };
+            let n = out
+                .numel()
+                .checked_div(outer)
+                .unwrap_or_else(|| count_true(mask));
             out.reshape_to(&splice(view.shape(), pos, k, &[n]))
         }
     }
