@@ -334,7 +334,7 @@ fn repeated_int_indices_write_in_order() {
     let x = Tensor::zeros([3]);
     x.i_set(
         &Tensor::from([1i64, 1, -1]),
-        &Tensor::from([5.0f32, 6.0, 7.0]),
+        Tensor::from([5.0f32, 6.0, 7.0]),
     );
     assert_eq!(x.to_vec::<f32>(), [0.0, 6.0, 7.0]);
 }

@@ -243,7 +243,8 @@ tuple_indices! {
 /// commas, each an integer (`-1` is the last), a range (`1..3`, `2..`,
 /// `..4`, `..=-2`, `..`), a range with a step after `;` (`..;2`, `1..;3`,
 /// like Python's `1::3`), `None` (a new axis), `...` (Ellipsis) or a
-/// tensor (`&idx`, int64 or a bool mask).
+/// tensor (`&idx`, int64 or a bool mask). Negative range ends work as in
+/// Python (`1..-1` is `1:-1`).
 ///
 /// ```
 /// use kiln_runtime::{Tensor, s};
@@ -265,11 +266,21 @@ macro_rules! s {
     (@acc [$($acc:expr,)*] None $(, $($rest:tt)*)?) => {
         $crate::s!(@acc [$($acc,)* $crate::TensorIndex::NewAxis,] $($($rest)*)?)
     };
+    // Python's `1:-1` is `1..-1`, which clippy's `reversed_empty_ranges`
+    // would reject as an empty Rust range.
     (@acc [$($acc:expr,)*] $e:expr ; $step:expr $(, $($rest:tt)*)?) => {
-        $crate::s!(@acc [$($acc,)* $crate::__stepped($e, $step),] $($($rest)*)?)
+        $crate::s!(@acc [$($acc,)* {
+            #[allow(clippy::reversed_empty_ranges)]
+            let item = $crate::__stepped($e, $step);
+            item
+        },] $($($rest)*)?)
     };
     (@acc [$($acc:expr,)*] $e:expr $(, $($rest:tt)*)?) => {
-        $crate::s!(@acc [$($acc,)* $crate::TensorIndex::from($e),] $($($rest)*)?)
+        $crate::s!(@acc [$($acc,)* {
+            #[allow(clippy::reversed_empty_ranges)]
+            let item = $crate::TensorIndex::from($e);
+            item
+        },] $($($rest)*)?)
     };
     ($($t:tt)*) => {
         $crate::s!(@acc [] $($t)*)
@@ -742,6 +753,7 @@ impl Tensor {
             SetValue::Tensor(v) => (vec![self, *v], v.shape().to_vec(), v.dtype()),
             SetValue::Scalar(_) => (vec![self], Vec::new(), self.dtype()),
         };
+        let has_value = inputs.len() == 2;
         Tensor::from_op(out, "IndexPutBackward0", &inputs, move |g, need| {
             let gs = need[0].then(|| zero_written(g, &rel, adv.as_ref()));
             let gv = need.get(1).copied().unwrap_or(false).then(|| {
@@ -752,7 +764,7 @@ impl Tensor {
                 };
                 reduce_to(&region, &value_shape).to_dtype(value_dtype)
             });
-            vec![gs, gv]
+            if has_value { vec![gs, gv] } else { vec![gs] }
         })
     }
 
