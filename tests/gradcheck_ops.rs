@@ -480,3 +480,29 @@ fn gradcheck_reports_a_wrong_gradient() {
     let r = gradcheck(|t| t[0].mul(&t[0].detach()), &[a], EPS, ATOL, RTOL);
     assert!(r.is_err());
 }
+
+#[test]
+fn python_slice_indexing() {
+    use kiln::s;
+    let a = x(&[3, 4]);
+    let v = input(&[2], -1.0, 1.0, &[], 131);
+    let w = input(&[3, 2], -1.0, 1.0, &[], 137);
+    let rows = Tensor::from([2i64, 0, -1]);
+    let cols = Tensor::from([3i64, 0]);
+    let cond = a.detach().gt_scalar(0.0);
+    check(|t| t[0].i(s![.., 1..;2]), &[a.clone()]);
+    check(|t| t[0].i(s![-1, None, ..3]), &[a.clone()]);
+    check(|t| t[0].i((&here(&rows, &t[0]), 1..)), &[a.clone()]);
+    check(|t| t[0].i(&here(&cond, &t[0])), &[a.clone()]);
+    check(
+        |t| t[0].i_put(s![1.., ..;3], &t[1]),
+        &[a.clone(), v.clone()],
+    );
+    check(
+        |t| t[0].i_put((.., &here(&cols, &t[0])), &t[1]),
+        &[a.clone(), w],
+    );
+    check(|t| t[0].i_put(&here(&cond, &t[0]), 0.5), &[a.clone()]);
+    check2(|t| t[0].i(s![..;2, 1..]).square(), &[a.clone()]);
+    check2(|t| t[0].i_put(s![1.., ..;3], &t[1]).square(), &[a, v]);
+}

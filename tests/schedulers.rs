@@ -1,11 +1,12 @@
 //! Learning-rate schedulers against PyTorch's sequences: tests/data/
 //! schedulers.json, written by tests/data/gen_schedulers.py with PyTorch.
 //! Each case: two parameter groups (rates `init_lrs`), `get_last_lr()`
-//! after construction and after every `step()`.
+//! after construction and after every `step()`; momentum-cycling cases
+//! also each group's momentum (SGD) or `beta1` (Adam) (`momentums`).
 
 use kiln::Tensor;
 use kiln::optim::lr_scheduler::*;
-use kiln::optim::{Optimizer, ParamGroup, SGD};
+use kiln::optim::{Adam, Optimizer, ParamGroup, SGD};
 use serde_json::Value;
 
 fn goldens() -> Value {
@@ -119,6 +120,129 @@ fn one_cycle_lr() {
             .div_factor(10.0)
             .final_div_factor(100.0)
     });
+}
+
+/// The optimizer's groups' momentum (or beta1) as its `state_dict` reports
+/// it, which is what its `step` uses.
+fn momentums(opt: &dyn Optimizer) -> Vec<f64> {
+    let sd = opt.state_dict();
+    sd.get("param_groups")
+        .unwrap()
+        .as_list()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let g = g.as_dict().unwrap();
+            match g.get("betas") {
+                Some(b) => b.as_list().unwrap()[0].as_float().unwrap(),
+                None => g.get("momentum").unwrap().as_float().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Like [`check`] for a momentum-cycling case: the case's optimizer (SGD
+/// with momentum 0.9, or Adam), and the momentum sequence compared too.
+fn check_momentum<S: LrScheduler>(name: &str, make: impl FnOnce(&dyn Optimizer) -> S) {
+    let c = case(name);
+    let want = rows(&c["lrs"]);
+    let want_m = rows(&c["momentums"]);
+    let lrs: Vec<f64> = rows(&serde_json::json!([c["init_lrs"]]))[0].clone();
+    let groups: Vec<ParamGroup> = lrs
+        .iter()
+        .map(|&lr| ParamGroup::new(vec![Tensor::zeros([1]).requires_grad_(true)]).lr(lr))
+        .collect();
+    let opt: Box<dyn Optimizer> = match c["opt"].as_str().unwrap() {
+        "sgd_momentum" => Box::new(SGD::with_groups(groups, lrs[0]).momentum(0.9)),
+        "adam" => Box::new(Adam::with_groups(groups, lrs[0])),
+        other => panic!("unknown optimizer {other}"),
+    };
+    let mut s = make(&*opt);
+    let mut got = vec![s.get_last_lr()];
+    let mut got_m = vec![momentums(&*opt)];
+    for _ in 1..want.len() {
+        s.step();
+        got.push(s.get_last_lr());
+        got_m.push(momentums(&*opt));
+    }
+    assert_close(name, &got, &want);
+    assert_close(&format!("{name} (momentum)"), &got_m, &want_m);
+}
+
+#[test]
+fn one_cycle_lr_cycles_momentum() {
+    check_momentum("one_cycle_momentum", |o| {
+        OneCycleLR::with_max_lrs(o, &[0.5, 0.1], 20)
+    });
+    check_momentum("one_cycle_three_phase_momentum", |o| {
+        OneCycleLR::new(o, 0.2, 17)
+            .three_phase(true)
+            .anneal_strategy(AnnealStrategy::Linear)
+            .base_momentums(&[0.8, 0.7])
+            .max_momentum(0.9)
+    });
+    check_momentum("one_cycle_adam_beta1", |o| {
+        OneCycleLR::new(o, 0.01, 12).pct_start(0.25)
+    });
+    check_momentum("one_cycle_no_momentum_cycle", |o| {
+        OneCycleLR::new(o, 0.3, 8).cycle_momentum(false)
+    });
+}
+
+#[test]
+fn cyclic_lr_cycles_momentum() {
+    check_momentum("cyclic_momentum", |o| {
+        CyclicLR::new(o, 0.01, 0.1)
+            .step_size_up(3)
+            .step_size_down(5)
+    });
+    check_momentum("cyclic_exp_range_momentum", |o| {
+        CyclicLR::new(o, 0.01, 0.1)
+            .step_size_up(3)
+            .mode(CyclicMode::ExpRange { gamma: 0.9 })
+            .base_momentums(&[0.7, 0.75])
+            .max_momentums(&[0.9, 0.95])
+    });
+    check_momentum("cyclic_adam_triangular2", |o| {
+        CyclicLR::new(o, 0.001, 0.01)
+            .step_size_up(2)
+            .mode(CyclicMode::Triangular2)
+            .base_momentum(0.85)
+            .max_momentum(0.95)
+    });
+}
+
+/// The cycled momentum is what SGD steps with: two runs of the same
+/// gradients, one with the scheduler's momentum written by hand, agree.
+#[test]
+fn sgd_steps_with_the_cycled_momentum() {
+    let run = |cycled: bool| {
+        let mut opt =
+            SGD::new(vec![Tensor::from([1.0f64, -2.0]).requires_grad_(true)], 0.1).momentum(0.9);
+        let mut sched = cycled.then(|| OneCycleLR::new(&opt, 0.1, 6).max_momentum(0.9));
+        for k in 0..5 {
+            if !cycled {
+                // OneCycleLR's rate and momentum, from a twin schedule.
+                let twin_opt =
+                    SGD::new(vec![Tensor::zeros([1]).requires_grad_(true)], 0.1).momentum(0.9);
+                let mut twin = OneCycleLR::new(&twin_opt, 0.1, 6).max_momentum(0.9);
+                for _ in 0..k {
+                    twin.step();
+                }
+                opt.set_lr(twin.get_last_lr()[0]);
+                opt.param_groups_mut()[0].momentum = Some(momentums(&twin_opt)[0]);
+            }
+            opt.zero_grad();
+            let p = &opt.param_groups()[0].params[0];
+            (p * p).sum().backward();
+            opt.step();
+            if let Some(s) = &mut sched {
+                s.step();
+            }
+        }
+        opt.param_groups()[0].params[0].to_vec::<f64>()
+    };
+    assert_eq!(run(true), run(false));
 }
 
 #[test]

@@ -6,8 +6,10 @@ Run with PyTorch installed (outside CI):
 Each case records `get_last_lr()` right after construction and after each
 of `steps` calls to `scheduler.step()` (with `optimizer.step()` before
 each, as a training loop does). Optimizers have two parameter groups
-(lr 0.1 and 0.02) unless a case says otherwise; momentum cycling is off
-(kiln's schedulers drive the learning rate only).
+(lr 0.1 and 0.02) unless a case says otherwise. Cases with momentum
+cycling (OneCycleLR/CyclicLR's `cycle_momentum=True`) name their optimizer
+(`opt`: SGD with momentum 0.9, or Adam) and record each group's
+`momentum` (SGD) or `betas[0]` (Adam) next to the rates (`momentums`).
 """
 import json
 import math
@@ -18,15 +20,24 @@ from torch.optim import SGD
 from torch.optim import lr_scheduler as S
 
 
-def make_opt(lrs=(0.1, 0.02)):
+def make_opt(lrs=(0.1, 0.02), kind="plain"):
     groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs]
+    if kind == "sgd_momentum":
+        return SGD(groups, lr=lrs[0], momentum=0.9)
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lrs[0])
     return SGD(groups, lr=lrs[0])
 
 
-def run(name, build, steps, metrics=None, lrs=(0.1, 0.02)):
-    opt = make_opt(lrs)
+def momentums(opt):
+    return [float(g["betas"][0] if "betas" in g else g["momentum"]) for g in opt.param_groups]
+
+
+def run(name, build, steps, metrics=None, lrs=(0.1, 0.02), opt_kind=None):
+    opt = make_opt(lrs, opt_kind or "plain")
     sched = build(opt)
     seq = [[float(x) for x in sched.get_last_lr()]]
+    moms = [momentums(opt)]
     for i in range(steps):
         opt.step()
         if metrics is not None:
@@ -34,7 +45,11 @@ def run(name, build, steps, metrics=None, lrs=(0.1, 0.02)):
         else:
             sched.step()
         seq.append([float(x) for x in sched.get_last_lr()])
+        moms.append(momentums(opt))
     case = {"name": name, "init_lrs": list(lrs), "lrs": seq}
+    if opt_kind is not None:
+        case["opt"] = opt_kind
+        case["momentums"] = moms
     if metrics is not None:
         case["metrics"] = metrics
     return case
@@ -57,6 +72,16 @@ add(run("one_cycle_three_phase", lambda o: S.OneCycleLR(o, max_lr=0.2, total_ste
 add(run("cyclic_triangular", lambda o: S.CyclicLR(o, base_lr=[0.01, 0.001], max_lr=[0.1, 0.005], step_size_up=3, step_size_down=5, cycle_momentum=False), 20))
 add(run("cyclic_triangular2", lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=2, mode="triangular2", cycle_momentum=False), 16))
 add(run("cyclic_exp_range", lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=0.9, cycle_momentum=False), 16))
+
+# Momentum cycling (PyTorch's default), SGD's momentum and Adam's beta1.
+add(run("one_cycle_momentum", lambda o: S.OneCycleLR(o, max_lr=[0.5, 0.1], total_steps=20), 20, opt_kind="sgd_momentum"))
+add(run("one_cycle_three_phase_momentum", lambda o: S.OneCycleLR(o, max_lr=0.2, total_steps=17, three_phase=True, anneal_strategy="linear", base_momentum=[0.8, 0.7], max_momentum=0.9), 17, opt_kind="sgd_momentum"))
+add(run("one_cycle_adam_beta1", lambda o: S.OneCycleLR(o, max_lr=0.01, total_steps=12, pct_start=0.25), 12, opt_kind="adam"))
+add(run("cyclic_momentum", lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3, step_size_down=5), 20, opt_kind="sgd_momentum"))
+add(run("cyclic_exp_range_momentum", lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=0.9, base_momentum=[0.7, 0.75], max_momentum=[0.9, 0.95]), 16, opt_kind="sgd_momentum"))
+add(run("cyclic_adam_triangular2", lambda o: S.CyclicLR(o, base_lr=0.001, max_lr=0.01, step_size_up=2, mode="triangular2", base_momentum=0.85, max_momentum=0.95), 16, opt_kind="adam"))
+# cycle_momentum=False leaves SGD's momentum at 0.9.
+add(run("one_cycle_no_momentum_cycle", lambda o: S.OneCycleLR(o, max_lr=0.3, total_steps=8, cycle_momentum=False), 8, opt_kind="sgd_momentum"))
 
 metrics_min = [1.0, 0.9, 0.9, 0.95, 0.91, 0.89, 0.8999, 0.9, 0.9, 0.9, 0.7, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75, 0.76, 0.77, 0.78]
 add(run("plateau_min_rel", lambda o: S.ReduceLROnPlateau(o, factor=0.5, patience=2), 20, metrics=metrics_min))

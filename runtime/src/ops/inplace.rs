@@ -12,7 +12,7 @@ use half::{bf16, f16};
 /// The CPU's scalar functions of an in-place binary op (f32, f64).
 pub(crate) type InplaceFns = (fn(f32, f32) -> f32, fn(f64, f64) -> f64);
 
-fn check_inplace(op: &str, t: &Tensor) {
+pub(crate) fn check_inplace(op: &str, t: &Tensor) {
     if crate::autograd::is_grad_enabled() && t.requires_grad() {
         if t.is_leaf() {
             panic!(

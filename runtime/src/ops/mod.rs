@@ -5,10 +5,12 @@
 mod activation;
 pub(crate) mod binary;
 mod cast;
+mod cast_shorthand;
 pub(crate) mod device;
 mod einsum;
 pub(crate) mod erf;
 mod index;
+pub(crate) mod indexing;
 pub(crate) mod inplace;
 #[cfg(feature = "ndarray")]
 mod interop;

@@ -2,8 +2,8 @@
 
 use super::state::{Problems, all_params, match_groups, save, step_tensor};
 use super::{
-    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
-    zeros_state,
+    Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
+    update_param, zeros_state,
 };
 use crate::Tensor;
 use crate::backend::OptimStep;
@@ -112,7 +112,7 @@ impl AdamCore {
         save(
             &self.groups,
             |g| {
-                let (b1, b2) = g.betas.unwrap_or(self.betas);
+                let (b1, b2) = g.betas_or(self.betas);
                 vec![
                     ("lr", Value::Float(g.get_lr())),
                     ("betas", Value::from(vec![b1, b2])),
@@ -213,6 +213,7 @@ impl AdamCore {
             };
             g.set_lr(lr);
             g.betas = Some(betas);
+            g.momentum_cell().clear();
             g.eps = Some(eps);
             g.weight_decay = Some(wd);
             g.amsgrad = Some(amsgrad);
@@ -223,7 +224,7 @@ impl AdamCore {
 
     fn step(&mut self, name: &str) {
         for g in &self.groups {
-            let (beta1, beta2) = g.betas.unwrap_or(self.betas);
+            let (beta1, beta2) = g.betas_or(self.betas);
             let amsgrad = g.amsgrad.unwrap_or(self.amsgrad);
             let mut k = AdamKernel {
                 lr: g.get_lr(),
@@ -328,6 +329,9 @@ macro_rules! adam_type {
             }
             fn param_groups(&self) -> &[ParamGroup] {
                 &self.0.groups
+            }
+            fn momentum_kind(&self) -> Option<MomentumKind> {
+                Some(MomentumKind::Beta1)
             }
             fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
                 &mut self.0.groups

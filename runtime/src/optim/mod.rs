@@ -85,6 +85,46 @@ impl SharedLr {
     }
 }
 
+/// A momentum (SGD's `momentum`, Adam's `beta1`) shared between a
+/// parameter group and a scheduler that cycles it ([`OneCycleLR`] and
+/// [`CyclicLR`] with `cycle_momentum`, PyTorch's default). While set, it
+/// replaces the group's `momentum` (or the first of its `betas`), as
+/// PyTorch's schedulers overwrite `group["momentum"]`.
+///
+/// [`OneCycleLR`]: lr_scheduler::OneCycleLR
+/// [`CyclicLR`]: lr_scheduler::CyclicLR
+#[derive(Clone, Debug)]
+pub struct SharedMomentum(Arc<AtomicU64>);
+
+impl SharedMomentum {
+    fn new() -> Self {
+        SharedMomentum(Arc::new(AtomicU64::new(f64::NAN.to_bits())))
+    }
+    /// The value a scheduler set, if any.
+    pub fn get(&self) -> Option<f64> {
+        let v = f64::from_bits(self.0.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
+    }
+    /// Sets the value.
+    pub fn set(&self, m: f64) {
+        self.0.store(m.to_bits(), Ordering::Relaxed)
+    }
+    /// Unsets it: the group's own option applies again.
+    pub fn clear(&self) {
+        self.set(f64::NAN)
+    }
+}
+
+/// Which hyper-parameter a momentum-cycling scheduler drives, like
+/// PyTorch's check for `"momentum"` or `"betas"` in `optimizer.defaults`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MomentumKind {
+    /// The group's `momentum` (SGD, RMSprop).
+    Momentum,
+    /// The first of the group's `betas` (Adam, AdamW).
+    Beta1,
+}
+
 /// A set of parameters with its own learning rate and options, like one
 /// dict of PyTorch's `optimizer.param_groups`.
 ///
@@ -110,6 +150,7 @@ pub struct ParamGroup {
     pub params: Vec<Tensor>,
     lr: SharedLr,
     lr_given: bool,
+    cycled_momentum: SharedMomentum,
     /// L2 penalty (decoupled for AdamW).
     pub weight_decay: Option<f64>,
     /// Momentum factor (SGD, RMSprop).
@@ -156,6 +197,7 @@ impl ParamGroup {
             params,
             lr: SharedLr::new(0.0),
             lr_given: false,
+            cycled_momentum: SharedMomentum::new(),
             weight_decay: None,
             momentum: None,
             dampening: None,
@@ -205,6 +247,25 @@ impl ParamGroup {
     pub fn lr_cell(&self) -> &SharedLr {
         &self.lr
     }
+    /// The shared cell a momentum-cycling scheduler writes (see
+    /// [`SharedMomentum`]).
+    pub fn momentum_cell(&self) -> &SharedMomentum {
+        &self.cycled_momentum
+    }
+    /// The momentum this group steps with: a cycling scheduler's value,
+    /// else [`momentum`](ParamGroup::momentum), else `default` (the
+    /// optimizer's).
+    pub fn momentum_or(&self, default: f64) -> f64 {
+        self.cycled_momentum
+            .get()
+            .unwrap_or(self.momentum.unwrap_or(default))
+    }
+    /// The betas this group steps with: [`betas`](ParamGroup::betas) (else
+    /// `default`), the first replaced by a cycling scheduler's value.
+    pub fn betas_or(&self, default: (f64, f64)) -> (f64, f64) {
+        let (b1, b2) = self.betas.unwrap_or(default);
+        (self.cycled_momentum.get().unwrap_or(b1), b2)
+    }
 }
 
 /// Resolves the groups' learning rates against the optimizer default.
@@ -248,6 +309,12 @@ pub trait Optimizer {
         for g in self.param_groups() {
             g.set_lr(lr);
         }
+    }
+
+    /// What a momentum-cycling scheduler drives in this optimizer's
+    /// groups, or `None` when it has no momentum (LBFGS).
+    fn momentum_kind(&self) -> Option<MomentumKind> {
+        None
     }
 
     /// The shared learning-rate cells of every group, in order.

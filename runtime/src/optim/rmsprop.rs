@@ -2,8 +2,8 @@
 
 use super::state::{Problems, all_params, match_groups, save, step_tensor};
 use super::{
-    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
-    zeros_state,
+    Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
+    update_param, zeros_state,
 };
 use crate::Tensor;
 use crate::backend::OptimStep;
@@ -179,7 +179,7 @@ impl Optimizer for RMSprop {
                 alpha: g.alpha.unwrap_or(self.alpha),
                 eps: g.eps.unwrap_or(self.eps),
                 weight_decay: g.weight_decay.unwrap_or(self.weight_decay),
-                momentum: g.momentum.unwrap_or(self.momentum),
+                momentum: g.momentum_or(self.momentum),
                 centered: g.centered.unwrap_or(self.centered),
             };
             for p in &g.params {
@@ -213,6 +213,10 @@ impl Optimizer for RMSprop {
         &self.groups
     }
 
+    fn momentum_kind(&self) -> Option<MomentumKind> {
+        Some(MomentumKind::Momentum)
+    }
+
     fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
     }
@@ -223,10 +227,7 @@ impl Optimizer for RMSprop {
             |g| {
                 vec![
                     ("lr", Value::Float(g.get_lr())),
-                    (
-                        "momentum",
-                        Value::Float(g.momentum.unwrap_or(self.momentum)),
-                    ),
+                    ("momentum", Value::Float(g.momentum_or(self.momentum))),
                     ("alpha", Value::Float(g.alpha.unwrap_or(self.alpha))),
                     ("eps", Value::Float(g.eps.unwrap_or(self.eps))),
                     ("centered", Value::Bool(g.centered.unwrap_or(self.centered))),
@@ -306,6 +307,7 @@ impl Optimizer for RMSprop {
             };
             g.set_lr(lr);
             g.momentum = Some(mom);
+            g.momentum_cell().clear();
             g.alpha = Some(alpha);
             g.eps = Some(eps);
             g.centered = Some(centered);

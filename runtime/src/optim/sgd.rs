@@ -3,8 +3,8 @@
 
 use super::state::{Problems, all_params, match_groups, save};
 use super::{
-    Kernel, LoadStateError, Optimizer, ParamGroup, StateMap, c, resolve_lrs, update_param,
-    zeros_state,
+    Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
+    update_param, zeros_state,
 };
 use crate::Tensor;
 use crate::backend::OptimStep;
@@ -137,7 +137,7 @@ impl Kernel for SgdKernel {
 impl Optimizer for SGD {
     fn step(&mut self) {
         for g in &self.groups {
-            let momentum = g.momentum.unwrap_or(self.momentum);
+            let momentum = g.momentum_or(self.momentum);
             let dampening = g.dampening.unwrap_or(self.dampening);
             let nesterov = g.nesterov.unwrap_or(self.nesterov);
             if nesterov && (momentum <= 0.0 || dampening != 0.0) {
@@ -168,6 +168,10 @@ impl Optimizer for SGD {
         &self.groups
     }
 
+    fn momentum_kind(&self) -> Option<MomentumKind> {
+        Some(MomentumKind::Momentum)
+    }
+
     fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
         &mut self.groups
     }
@@ -178,10 +182,7 @@ impl Optimizer for SGD {
             |g| {
                 vec![
                     ("lr", Value::Float(g.get_lr())),
-                    (
-                        "momentum",
-                        Value::Float(g.momentum.unwrap_or(self.momentum)),
-                    ),
+                    ("momentum", Value::Float(g.momentum_or(self.momentum))),
                     (
                         "dampening",
                         Value::Float(g.dampening.unwrap_or(self.dampening)),
@@ -241,6 +242,7 @@ impl Optimizer for SGD {
             };
             g.set_lr(lr);
             g.momentum = Some(mom);
+            g.momentum_cell().clear();
             g.dampening = Some(damp);
             g.weight_decay = Some(wd);
             g.nesterov = Some(nest);

@@ -3,8 +3,10 @@
 
 mod create;
 mod display;
+mod list;
 
 pub use create::{IntoDims, TensorOptions};
+pub use list::TensorList;
 
 use crate::autograd::{self, BackwardFn, Edge, GradFn, Hook, Node, PostAccumulateHook};
 use crate::device::Device;

@@ -1,14 +1,17 @@
 //! Cyclical schedules: `OneCycleLR` and `CyclicLR`.
 //!
-//! PyTorch's versions also cycle the momentum (`cycle_momentum=True`);
-//! kiln's schedulers hold only the groups' learning rates, so these drive
-//! the learning rate alone (the rate sequence is the same either way).
+//! Like PyTorch's (`cycle_momentum=True`, the default) they also cycle the
+//! momentum inversely to the rate: SGD's and RMSprop's `momentum`, Adam's
+//! and AdamW's `beta1`, through each group's
+//! [`SharedMomentum`](crate::optim::SharedMomentum). PyTorch refuses
+//! optimizers without a momentum unless `cycle_momentum=False`; kiln
+//! leaves their momentum alone.
 
 use super::warm::write;
 use super::{Core, LrScheduler, Optimizer};
 use super::{Field, Problems, field};
 use crate::io::Dict;
-use crate::optim::LoadStateError;
+use crate::optim::{LoadStateError, SharedMomentum};
 use std::f64::consts::PI;
 
 /// How [`OneCycleLR`] moves between two rates.
@@ -18,6 +21,115 @@ pub enum AnnealStrategy {
     Cos,
     /// A straight line (`"linear"`).
     Linear,
+}
+
+/// The momentum side of a cyclical schedule (PyTorch's `cycle_momentum`,
+/// `base_momentum`, `max_momentum`).
+pub(super) struct MomentumCycle {
+    cells: Vec<SharedMomentum>,
+    base: Vec<f64>,
+    max: Vec<f64>,
+    on: bool,
+}
+
+impl MomentumCycle {
+    /// Cycling between `base` and `max` for every group, or `None` when the
+    /// optimizer has no momentum to cycle.
+    fn of(opt: &(impl Optimizer + ?Sized), base: f64, max: f64) -> Option<MomentumCycle> {
+        opt.momentum_kind()?;
+        let cells: Vec<SharedMomentum> = opt
+            .param_groups()
+            .iter()
+            .map(|g| g.momentum_cell().clone())
+            .collect();
+        let n = cells.len();
+        Some(MomentumCycle {
+            cells,
+            base: vec![base; n],
+            max: vec![max; n],
+            on: true,
+        })
+    }
+
+    fn set_on(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            for c in &self.cells {
+                c.clear();
+            }
+        }
+    }
+
+    fn set_range(&mut self, op: &str, base: Option<&[f64]>, max: Option<&[f64]>) {
+        for (v, new) in [(&mut self.base, base), (&mut self.max, max)] {
+            if let Some(new) = new {
+                assert_eq!(
+                    new.len(),
+                    v.len(),
+                    "{op}: expected {} momentum values (one per group), got {}",
+                    v.len(),
+                    new.len()
+                );
+                v.copy_from_slice(new);
+            }
+        }
+    }
+
+    /// Writes `f(group, base, max)` into each group's momentum.
+    fn write(&self, f: impl Fn(usize, f64, f64) -> f64) {
+        if !self.on {
+            return;
+        }
+        for (g, c) in self.cells.iter().enumerate() {
+            c.set(f(g, self.base[g], self.max[g]));
+        }
+    }
+}
+
+/// The momentum builder methods of a scheduler with a
+/// `momentum: Option<MomentumCycle>` field and a `$restart` method.
+macro_rules! momentum_builders {
+    ($name:literal, $restart:ident) => {
+        /// Whether to cycle the momentum inversely to the rate (default
+        /// true, as PyTorch's `cycle_momentum`); `false` gives the groups'
+        /// own momentum back.
+        pub fn cycle_momentum(mut self, on: bool) -> Self {
+            if let Some(m) = &mut self.momentum {
+                m.set_on(on);
+            }
+            self.$restart()
+        }
+
+        /// The momentum at the rate's peak, for every group (PyTorch's
+        /// `base_momentum`).
+        pub fn base_momentum(self, m: f64) -> Self {
+            let n = self.core.cells.len();
+            self.base_momentums(&vec![m; n])
+        }
+
+        /// The momentum where the rate is lowest, for every group
+        /// (PyTorch's `max_momentum`).
+        pub fn max_momentum(self, m: f64) -> Self {
+            let n = self.core.cells.len();
+            self.max_momentums(&vec![m; n])
+        }
+
+        /// [`base_momentum`](Self::base_momentum), one per group.
+        pub fn base_momentums(mut self, m: &[f64]) -> Self {
+            if let Some(c) = &mut self.momentum {
+                c.set_range($name, Some(m), None);
+            }
+            self.$restart()
+        }
+
+        /// [`max_momentum`](Self::max_momentum), one per group.
+        pub fn max_momentums(mut self, m: &[f64]) -> Self {
+            if let Some(c) = &mut self.momentum {
+                c.set_range($name, None, Some(m));
+            }
+            self.$restart()
+        }
+    };
 }
 
 impl AnnealStrategy {
@@ -33,7 +145,9 @@ impl AnnealStrategy {
 /// `max_lr` over the first `pct_start` of `total_steps`, then down to
 /// `max_lr / div_factor / final_div_factor` (with `three_phase`, back to
 /// the start rate first, then down). Step it once per batch; stepping past
-/// `total_steps` panics, as PyTorch raises.
+/// `total_steps` panics, as PyTorch raises. The momentum moves the other
+/// way, from `max_momentum` (0.95) down to `base_momentum` (0.85) and back
+/// (see [`cycle_momentum`](OneCycleLR::cycle_momentum)).
 ///
 /// ```
 /// use kiln_runtime::Tensor;
@@ -58,6 +172,7 @@ pub struct OneCycleLR {
     pub(super) div_factor: f64,
     pub(super) final_div_factor: f64,
     pub(super) three_phase: bool,
+    pub(super) momentum: Option<MomentumCycle>,
 }
 
 impl OneCycleLR {
@@ -94,9 +209,17 @@ impl OneCycleLR {
             div_factor: 25.0,
             final_div_factor: 1e4,
             three_phase: false,
+            momentum: MomentumCycle::of(opt, 0.85, 0.95),
         };
         s.restart_schedule();
         s
+    }
+
+    momentum_builders!("OneCycleLR", restarted);
+
+    fn restarted(mut self) -> Self {
+        self.restart_schedule();
+        self
     }
 
     /// The fraction of the steps spent rising (default 0.3).
@@ -155,33 +278,50 @@ impl OneCycleLR {
         self.step();
     }
 
+    /// The phase step `t` falls in and how far into it (0 to 1).
+    fn phase(&self, t: i64) -> (usize, f64) {
+        let n = self.total_steps as f64;
+        let p = self.pct_start;
+        let ends: &[f64] = if self.three_phase {
+            &[p * n - 1.0, 2.0 * p * n - 2.0, n - 1.0]
+        } else {
+            &[p * n - 1.0, n - 1.0]
+        };
+        let t = t as f64;
+        let mut start_step = 0.0;
+        for (i, &end_step) in ends.iter().enumerate() {
+            if t <= end_step || i == ends.len() - 1 {
+                return (i, (t - start_step) / (end_step - start_step));
+            }
+            start_step = end_step;
+        }
+        unreachable!("the last phase always matches")
+    }
+
     /// The rate of group `g` at step `t`.
     pub(super) fn rate(&self, g: usize, t: i64) -> f64 {
         let initial = self.core.base_lrs[g];
         let max = self.max_lrs[g];
         let min = initial / self.final_div_factor;
-        let n = self.total_steps as f64;
-        let p = self.pct_start;
-        // (end step, start rate, end rate) of each phase.
-        let phases: Vec<(f64, f64, f64)> = if self.three_phase {
-            vec![
-                (p * n - 1.0, initial, max),
-                (2.0 * p * n - 2.0, max, initial),
-                (n - 1.0, initial, min),
-            ]
+        // (start rate, end rate) of each phase.
+        let phases: &[(f64, f64)] = if self.three_phase {
+            &[(initial, max), (max, initial), (initial, min)]
         } else {
-            vec![(p * n - 1.0, initial, max), (n - 1.0, max, min)]
+            &[(initial, max), (max, min)]
         };
-        let t = t as f64;
-        let mut start_step = 0.0;
-        for (i, &(end_step, from, to)) in phases.iter().enumerate() {
-            if t <= end_step || i == phases.len() - 1 {
-                let pct = (t - start_step) / (end_step - start_step);
-                return self.anneal.anneal(from, to, pct);
-            }
-            start_step = end_step;
-        }
-        unreachable!("the last phase always matches")
+        let (i, pct) = self.phase(t);
+        self.anneal.anneal(phases[i].0, phases[i].1, pct)
+    }
+
+    /// The momentum between `base` and `max` at step `t`.
+    fn momentum_at(&self, t: i64, base: f64, max: f64) -> f64 {
+        let phases: &[(f64, f64)] = if self.three_phase {
+            &[(max, base), (base, max), (max, max)]
+        } else {
+            &[(max, base), (base, max)]
+        };
+        let (i, pct) = self.phase(t);
+        self.anneal.anneal(phases[i].0, phases[i].1, pct)
     }
 }
 
@@ -208,6 +348,9 @@ impl LrScheduler for OneCycleLR {
             .map(|g| self.rate(g, t))
             .collect();
         write(&mut self.core, lrs);
+        if let Some(m) = &self.momentum {
+            m.write(|_, base, max| self.momentum_at(t, base, max));
+        }
     }
     fn get_last_lr(&self) -> Vec<f64> {
         self.core.last_lr.clone()
@@ -246,7 +389,9 @@ type ScaleFn = Box<dyn Fn(f64) -> f64 + Send + Sync>;
 /// up to `max_lr` in `step_size_up` iterations and back down in
 /// `step_size_down` (default: the same), the amplitude scaled by the mode's
 /// policy. Step it once per batch. It sets the groups' rates to `base_lr`
-/// at construction, as PyTorch does.
+/// at construction, as PyTorch does. The momentum moves the other way,
+/// from `max_momentum` (0.9) down to `base_momentum` (0.8) at the peak
+/// (see [`cycle_momentum`](CyclicLR::cycle_momentum)).
 ///
 /// ```
 /// use kiln_runtime::Tensor;
@@ -267,6 +412,7 @@ pub struct CyclicLR {
     pub(super) step_size_down: Option<f64>,
     pub(super) mode: CyclicMode,
     scale_fn: Option<(ScaleFn, ScaleMode)>,
+    momentum: Option<MomentumCycle>,
 }
 
 impl CyclicLR {
@@ -302,10 +448,13 @@ impl CyclicLR {
             step_size_down: None,
             mode: CyclicMode::Triangular,
             scale_fn: None,
+            momentum: MomentumCycle::of(opt, 0.8, 0.9),
         };
         s.step();
         s
     }
+
+    momentum_builders!("CyclicLR", recompute);
 
     /// Iterations from base to peak (default 2000).
     pub fn step_size_up(mut self, n: usize) -> Self {
@@ -361,7 +510,10 @@ impl CyclicLR {
         }
     }
 
-    pub(super) fn rates(&self) -> Vec<f64> {
+    /// How far up the cycle the current iteration is (0 at the base, 1 at
+    /// the peak) and the amplitude scale, kept apart so that the products
+    /// round as PyTorch's do.
+    fn height(&self) -> (f64, f64) {
         let up = self.step_size_up;
         let total = up + self.step_size_down.unwrap_or(up);
         let ratio = up / total;
@@ -373,7 +525,11 @@ impl CyclicLR {
         } else {
             (x - 1.0) / (ratio - 1.0)
         };
-        let scale = self.scale(cycle, e);
+        (factor, self.scale(cycle, e))
+    }
+
+    pub(super) fn rates(&self) -> Vec<f64> {
+        let (factor, scale) = self.height();
         self.core
             .base_lrs
             .iter()
@@ -392,6 +548,10 @@ impl LrScheduler for CyclicLR {
         self.core.last_epoch += 1;
         let lrs = self.rates();
         write(&mut self.core, lrs);
+        if let Some(m) = &self.momentum {
+            let (factor, scale) = self.height();
+            m.write(|_, base, max| max - (max - base) * factor * scale);
+        }
     }
     fn get_last_lr(&self) -> Vec<f64> {
         self.core.last_lr.clone()
