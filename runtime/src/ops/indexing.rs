@@ -296,8 +296,9 @@ pub fn __stepped<'a>(range: impl Into<TensorIndex<'a>>, step: i64) -> TensorInde
     }
 }
 
-/// The one advanced (tensor) item of an index, placed at dimension `pos`
-/// of the basic view, which it indexes `dims` dimensions of.
+/// The one advanced (tensor) item of an index, at dimension `pos` of the
+/// basic view (an int64 index covers one dimension there, a mask as many
+/// as it has).
 struct Advanced {
     pos: usize,
     kind: AdvancedKind,
