@@ -121,8 +121,8 @@ fn parameter_groups_get_their_own_learning_rate() {
     let b = Tensor::zeros([2]).requires_grad_(true);
     let mut opt = SGD::with_groups(
         vec![
-            ParamGroup::new(vec![a.clone()]).lr(1e-5),
-            ParamGroup::new(vec![b.clone()]),
+            ParamGroup::new(vec![a.shallow_clone()]).lr(1e-5),
+            ParamGroup::new(vec![b.shallow_clone()]),
         ],
         1e-2,
     );
@@ -140,7 +140,7 @@ fn parameter_groups_get_their_own_learning_rate() {
 #[test]
 fn optimizer_state_is_inspectable() {
     let p = Tensor::from([1.0f32, 2.0]).requires_grad_(true);
-    let mut adam = Adam::new(vec![p.clone()], 0.1).betas(0.9, 0.99);
+    let mut adam = Adam::new(vec![p.shallow_clone()], 0.1).betas(0.9, 0.99);
     p.set_grad(Some(Tensor::from([1.0f32, -1.0])));
     adam.step();
     adam.step();
@@ -151,7 +151,7 @@ fn optimizer_state_is_inspectable() {
     assert!((v[0] - 0.0199).abs() < 1e-6);
     // Parameters without a gradient are skipped.
     let q = Tensor::zeros([1]).requires_grad_(true);
-    let mut sgd = SGD::new(vec![q.clone()], 1.0).momentum(0.9);
+    let mut sgd = SGD::new(vec![q.shallow_clone()], 1.0).momentum(0.9);
     sgd.step();
     assert!(sgd.momentum_buffer(&q).is_none());
     assert_eq!(q.to_vec::<f32>(), [0.0]);
@@ -247,13 +247,13 @@ fn clip_grad_norm_scales_only_when_above() {
     let b = Tensor::zeros([1]).requires_grad_(true);
     a.set_grad(Some(Tensor::from([3.0f32, 0.0])));
     b.set_grad(Some(Tensor::from([4.0f32])));
-    let total = clip_grad_norm_(&[a.clone(), b.clone()], 10.0, 2.0);
+    let total = clip_grad_norm_(&[a.shallow_clone(), b.shallow_clone()], 10.0, 2.0);
     assert!((total - 5.0).abs() < 1e-9);
     assert_eq!(b.grad().unwrap().to_vec::<f32>(), [4.0]);
-    let total = clip_grad_norm_(&[a.clone(), b.clone()], 1.0, 2.0);
+    let total = clip_grad_norm_(&[a.shallow_clone(), b.shallow_clone()], 1.0, 2.0);
     assert!((total - 5.0).abs() < 1e-9);
     let coef = 1.0 / (5.0 + 1e-6);
     assert!((b.grad().unwrap().to_vec::<f32>()[0] as f64 - 4.0 * coef).abs() < 1e-6);
-    let inf = clip_grad_norm_(&[a, b.clone()], 100.0, f64::INFINITY);
+    let inf = clip_grad_norm_(&[a, b.shallow_clone()], 100.0, f64::INFINITY);
     assert!((inf - 4.0 * coef).abs() < 1e-6);
 }

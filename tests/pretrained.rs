@@ -128,7 +128,7 @@ fn batch_norm_fixture_reproduces_eval_logits_and_round_trips() {
         .state_dict()
         .get("features.1.num_batches_tracked")
         .unwrap()
-        .clone();
+        .shallow_clone();
     assert_eq!((nbt.dtype(), nbt.item()), (DType::I64, 3.0));
     std::fs::remove_file(path).unwrap();
 }

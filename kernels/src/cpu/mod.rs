@@ -1,6 +1,7 @@
 //! CPU kernels: rayon for parallelism, the `gemm` crate for matrix products.
 
 pub mod conv;
+pub mod int_matmul;
 pub mod matmul;
 pub mod parallel;
 pub mod pool;

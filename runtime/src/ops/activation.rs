@@ -22,8 +22,8 @@ impl Tensor {
     /// ```
     pub fn relu(&self) -> Tensor {
         let out = unary_int("relu", self);
-        let y = out.clone();
-        Tensor::from_op(out, "ReluBackward0", &[self], move |g, _| {
+        let y = out.shallow_clone();
+        Tensor::from_op_saved(out, "ReluBackward0", &[self], &[&y], move |g, _| {
             vec![Some(scaled_grad("ReluBackward0", UnaryOp::Relu, g, &y))]
         })
     }
@@ -31,8 +31,8 @@ impl Tensor {
     /// `1 / (1 + e^-x)`, like `torch.sigmoid`.
     pub fn sigmoid(&self) -> Tensor {
         let out = unary("sigmoid", self);
-        let x = self.clone();
-        Tensor::from_op(out, "SigmoidBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "SigmoidBackward0", &[self], &[&x], move |g, _| {
             vec![Some({
                 let s = x.sigmoid();
                 g.mul(&s.mul(&s.rsub_scalar(1.0)))
@@ -43,8 +43,8 @@ impl Tensor {
     /// Hyperbolic tangent, like `torch.tanh`.
     pub fn tanh(&self) -> Tensor {
         let out = unary("tanh", self);
-        let x = self.clone();
-        Tensor::from_op(out, "TanhBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "TanhBackward0", &[self], &[&x], move |g, _| {
             vec![Some({
                 let t = x.tanh();
                 g.mul(&t.mul(&t).rsub_scalar(1.0))
@@ -56,8 +56,8 @@ impl Tensor {
     /// (PyTorch's default `approximate='none'`).
     pub fn gelu(&self) -> Tensor {
         let out = unary("gelu", self);
-        let x = self.clone();
-        Tensor::from_op(out, "GeluBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "GeluBackward0", &[self], &[&x], move |g, _| {
             vec![Some({
                 let cdf = x
                     .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
@@ -73,8 +73,8 @@ impl Tensor {
     /// GELU with the tanh approximation, like `gelu(x, approximate='tanh')`.
     pub fn gelu_tanh(&self) -> Tensor {
         let out = unary("gelu_tanh", self);
-        let x = self.clone();
-        Tensor::from_op(out, "GeluBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "GeluBackward0", &[self], &[&x], move |g, _| {
             vec![Some({
                 let x2 = x.mul(&x);
                 let inner = x
@@ -98,8 +98,8 @@ impl Tensor {
     /// `x` where `x > 0`, else `negative_slope * x`, like `torch.nn.functional.leaky_relu`.
     pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
         let out = unary(UnaryOp::LeakyRelu(negative_slope), self);
-        let x = self.clone();
-        Tensor::from_op(out, "LeakyReluBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "LeakyReluBackward0", &[self], &[&x], move |g, _| {
             vec![Some(scaled_grad(
                 "LeakyReluBackward0",
                 UnaryOp::LeakyRelu(negative_slope),
@@ -113,8 +113,8 @@ impl Tensor {
     /// `torch.nn.functional.threshold`; the gradient passes where `x > threshold`.
     pub fn threshold(&self, threshold: f64, value: f64) -> Tensor {
         let out = unary_int(UnaryOp::Threshold { threshold, value }, self);
-        let x = self.clone();
-        Tensor::from_op(out, "ThresholdBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "ThresholdBackward0", &[self], &[&x], move |g, _| {
             vec![Some(scaled_grad(
                 "ThresholdBackward0",
                 UnaryOp::Threshold { threshold, value },
@@ -152,13 +152,13 @@ impl Tensor {
 fn softmax_op(x: &Tensor, d: usize, log: bool) -> Tensor {
     let xd = autograd::no_grad(|| x.detach().to_dtype(float_result_dtype(x.dtype())));
     let out = backend::of(x.device()).softmax(&xd, d, log);
-    let (xc, y) = (x.clone(), out.clone());
+    let (xc, y) = (x.shallow_clone(), out.shallow_clone());
     let name = if log {
         "LogSoftmaxBackward0"
     } else {
         "SoftmaxBackward0"
     };
-    Tensor::from_op(out, name, &[x], move |g, _| {
+    Tensor::from_op_saved(out, name, &[x], &[&xc, &y], move |g, _| {
         let di = d as isize;
         vec![Some(if autograd::is_grad_enabled() {
             let s = xc.softmax(di);

@@ -24,8 +24,8 @@ impl Tensor {
     /// ```
     pub fn sqrt(&self) -> Tensor {
         let out = unary("sqrt", self);
-        let x = self.clone();
-        Tensor::from_op(out, "SqrtBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "SqrtBackward0", &[self], &[&x], move |g, _| {
             vec![Some(g.div(&x.sqrt().mul_scalar(2.0)))]
         })
     }
@@ -33,8 +33,8 @@ impl Tensor {
     /// Absolute value, like `torch.abs`; the gradient at 0 is 0.
     pub fn abs(&self) -> Tensor {
         let out = unary_int("abs", self);
-        let x = self.clone();
-        Tensor::from_op(out, "AbsBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "AbsBackward0", &[self], &[&x], move |g, _| {
             vec![Some(scaled_grad("AbsBackward0", UnaryOp::Abs, g, &x))]
         })
     }
@@ -67,12 +67,12 @@ impl Tensor {
             _ => UnaryOp::ClampMax(max.unwrap_or(f64::INFINITY)),
         };
         let out = unary_int(kind, self);
-        let x = self.clone();
+        let x = self.shallow_clone();
         let (lo, hi) = (
             min.unwrap_or(f64::NEG_INFINITY),
             max.unwrap_or(f64::INFINITY),
         );
-        Tensor::from_op(out, "ClampBackward1", &[self], move |g, _| {
+        Tensor::from_op_saved(out, "ClampBackward1", &[self], &[&x], move |g, _| {
             vec![Some(scaled_grad(
                 "ClampBackward1",
                 UnaryOp::Clamp(lo, hi),
@@ -107,8 +107,8 @@ impl Tensor {
             }),
         };
         let out = broadcast_binary("pow", self, exponent, &fns);
-        let (a, b) = (self.clone(), exponent.clone());
-        Tensor::from_op(out, "PowBackward1", &[self, exponent], move |g, need| {
+        let (a, b) = (self.shallow_clone(), exponent.shallow_clone());
+        Tensor::from_op_saved(out, "PowBackward1", &[self, exponent], &[&a, &b], move |g, need| {
             let ga = need[0].then(|| {
                 let d = b.mul(&a.pow(&b.add_scalar(-1.0)));
                 g.mul(&d).sum_to(a.shape())
@@ -126,8 +126,8 @@ impl Tensor {
     /// Sine, like `torch.sin`.
     pub fn sin(&self) -> Tensor {
         let out = unary("sin", self);
-        let x = self.clone();
-        Tensor::from_op(out, "SinBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "SinBackward0", &[self], &[&x], move |g, _| {
             vec![Some(g.mul(&x.cos()))]
         })
     }
@@ -135,8 +135,8 @@ impl Tensor {
     /// Cosine, like `torch.cos`.
     pub fn cos(&self) -> Tensor {
         let out = unary("cos", self);
-        let x = self.clone();
-        Tensor::from_op(out, "CosBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "CosBackward0", &[self], &[&x], move |g, _| {
             vec![Some(g.mul(&x.sin()).neg())]
         })
     }
@@ -144,8 +144,8 @@ impl Tensor {
     /// `1 / x`, like `torch.reciprocal`.
     pub fn reciprocal(&self) -> Tensor {
         let out = unary("reciprocal", self);
-        let x = self.clone();
-        Tensor::from_op(out, "ReciprocalBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "ReciprocalBackward0", &[self], &[&x], move |g, _| {
             vec![Some(g.div(&x.mul(&x)).neg())]
         })
     }
@@ -153,8 +153,8 @@ impl Tensor {
     /// `x * x`, like `torch.square`.
     pub fn square(&self) -> Tensor {
         let out = unary_int("square", self);
-        let x = self.clone();
-        Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "PowBackward0", &[self], &[&x], move |g, _| {
             vec![Some(g.mul(&x).mul_scalar(2.0))]
         })
     }
@@ -162,8 +162,8 @@ impl Tensor {
     /// The error function, like `torch.erf` (accurate to about one ulp).
     pub fn erf(&self) -> Tensor {
         let out = unary("erf", self);
-        let x = self.clone();
-        Tensor::from_op(out, "ErfBackward0", &[self], move |g, _| {
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(out, "ErfBackward0", &[self], &[&x], move |g, _| {
             vec![Some(
                 g.mul(&x.mul(&x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI)),
             )]

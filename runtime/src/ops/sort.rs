@@ -136,9 +136,9 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         let (values, indices) = self.arg_reduce_raw(op, d, keepdim, max);
         let in_shape = self.shape().to_vec();
-        let idx = indices.clone();
+        let idx = indices.shallow_clone();
         let name = if max { "MaxBackward0" } else { "MinBackward0" };
-        let values = Tensor::from_op(values, name, &[self], move |g, _| {
+        let values = Tensor::from_op_saved(values, name, &[self], &[&idx], move |g, _| {
             vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))]
         });
         (values, indices)
@@ -185,9 +185,9 @@ impl Tensor {
         }
         let flat = self.reshape_to(&[self.numel()]).detach();
         let (v, _) = flat.arg_reduce_raw(op, 0, false, max);
-        let (x, y) = (self.clone(), v.clone());
+        let (x, y) = (self.shallow_clone(), v.shallow_clone());
         let name = if max { "MaxBackward1" } else { "MinBackward1" };
-        Tensor::from_op(v, name, &[self], move |g, _| {
+        Tensor::from_op_saved(v, name, &[self], &[&x, &y], move |g, _| {
             // Split evenly between tied elements, like PyTorch.
             let mask = x.detach().eq(&y).to_dtype(g.dtype());
             let count = mask.sum();
@@ -218,8 +218,8 @@ impl Tensor {
         let d = normalize_dim("sort", dim, self.dim());
         let (values, indices) = crate::backend::of(self.device()).sort(self, d, descending);
         let in_shape = self.shape().to_vec();
-        let idx = indices.clone();
-        let values = Tensor::from_op(values, "SortBackward0", &[self], move |g, _| {
+        let idx = indices.shallow_clone();
+        let values = Tensor::from_op_saved(values, "SortBackward0", &[self], &[&idx], move |g, _| {
             vec![Some(select_backward(g, &idx, &in_shape, d, true))]
         });
         (values, indices)
@@ -292,7 +292,7 @@ fn select_backward(
         return g.reshape_to(&[]);
     }
     let (g, idx) = if keepdim {
-        (g.clone(), indices.clone())
+        (g.shallow_clone(), indices.shallow_clone())
     } else {
         (g.unsqueeze(d as isize), indices.unsqueeze(d as isize))
     };

@@ -104,7 +104,6 @@ impl SharedLr {
 /// assert_eq!(opt.param_groups()[0].get_lr(), 1e-5);
 /// assert_eq!(opt.param_groups()[1].get_lr(), 1e-2);
 /// ```
-#[derive(Clone)]
 pub struct ParamGroup {
     /// The parameters updated with these options.
     pub params: Vec<Tensor>,
@@ -128,6 +127,27 @@ pub struct ParamGroup {
     pub centered: Option<bool>,
     /// AMSGrad variant (Adam, AdamW).
     pub amsgrad: Option<bool>,
+}
+
+impl Clone for ParamGroup {
+    /// A group over the same parameters (shared handles, not copies) and the
+    /// same learning-rate cell, like Python's `dict(group)`.
+    fn clone(&self) -> Self {
+        ParamGroup {
+            params: self.params.iter().map(Tensor::shallow_clone).collect(),
+            lr: self.lr.clone(),
+            lr_given: self.lr_given,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            nesterov: self.nesterov,
+            betas: self.betas,
+            eps: self.eps,
+            alpha: self.alpha,
+            centered: self.centered,
+            amsgrad: self.amsgrad,
+        }
+    }
 }
 
 impl std::fmt::Debug for ParamGroup {
@@ -307,7 +327,7 @@ impl<S> StateMap<S> {
         &mut self
             .entries
             .entry(p.impl_key())
-            .or_insert_with(|| (p.clone(), f()))
+            .or_insert_with(|| (p.shallow_clone(), f()))
             .1
     }
 }
@@ -380,7 +400,7 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
     } else if aliased {
         grad.deep_copy()
     } else {
-        grad.clone()
+        grad.shallow_clone()
     };
     grad.with_slice::<T, _>(op, |g| {
         let mut pg = p.write_storage();
@@ -425,7 +445,7 @@ fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[
     } else if aliased {
         grad.deep_copy()
     } else {
-        grad.clone()
+        grad.shallow_clone()
     };
     let dt = p.dtype();
     let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;

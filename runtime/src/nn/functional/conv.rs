@@ -120,7 +120,7 @@ pub fn conv2d(
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
     let has_bias = bias.is_some();
-    Tensor::from_op(out, "ConvolutionBackward0", &inputs, move |g, need| {
+    Tensor::from_op_saved(out, "ConvolutionBackward0", &inputs, &[&xd, &wd], move |g, need| {
         let need = [need[0], need[1], has_bias && need[2]];
         let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
         let mut grads = vec![gx, gw];

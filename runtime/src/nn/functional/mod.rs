@@ -106,11 +106,11 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         });
         tensor_from(out, &[n, m])
     });
-    let (xc, wc) = (x.clone(), weight.clone());
+    let (xc, wc) = (x.shallow_clone(), weight.shallow_clone());
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
     let has_bias = bias.is_some();
-    Tensor::from_op(out, "AddmmBackward0", &inputs, move |g, need| {
+    Tensor::from_op_saved(out, "AddmmBackward0", &inputs, &[&xc, &wc], move |g, need| {
         let mut grads = dispatch_real!(OP, g.dtype(), T => {
             with_strided::<T, _>(g, OP, |gs, gst| {
                 let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
@@ -186,7 +186,7 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
     let out = backend::of(weight.device())
         .embedding(&weight.detach(), &flat)
         .reshape_to(&out_shape);
-    Tensor::from_op(out, "EmbeddingBackward0", &[weight], move |g, _| {
+    Tensor::from_op_saved(out, "EmbeddingBackward0", &[weight], &[&flat], move |g, _| {
         let g = g.reshape_to(&[flat.numel(), d]);
         vec![Some(
             backend::of(g.device()).embedding_backward(&g, &flat, v),
@@ -213,7 +213,7 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
         panic!("{OP}: dropout probability has to be between 0 and 1, but got {p}");
     }
     if !training || p == 0.0 {
-        return x.clone();
+        return x.shallow_clone();
     }
     check_float(OP, "input", x);
     let n = x.numel();

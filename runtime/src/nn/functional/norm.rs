@@ -96,7 +96,9 @@ pub fn batch_norm(
     inputs.extend(bias);
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
-    Tensor::from_op(y, "NativeBatchNormBackward0", &inputs, move |g, need| {
+    let mut saved = vec![&xd, &mean, &invstd];
+    saved.extend(wd.as_ref());
+    Tensor::from_op_saved(y, "NativeBatchNormBackward0", &inputs, &saved, move |g, need| {
         let need_b = has_b && need[1 + has_w as usize];
         let need = [need[0], has_w && need[1], need_b];
         let be = backend::of(g.device());
@@ -163,7 +165,9 @@ pub fn layer_norm(
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let wshape = normalized_shape.to_vec();
-    Tensor::from_op(out, "NativeLayerNormBackward0", &inputs, move |g, need| {
+    let mut saved = vec![&xd];
+    saved.extend(wd.as_ref());
+    Tensor::from_op_saved(out, "NativeLayerNormBackward0", &inputs, &saved, move |g, need| {
         let need_b = has_b && need[1 + has_w as usize];
         let need = [need[0], has_w && need[1], need_b];
         let be = backend::of(g.device());
