@@ -71,7 +71,10 @@ fn linear_vector_and_empty_batch() {
     manual_seed(19);
     let (x, w, b) = (randn(&[3]), randn(&[2, 3]), randn(&[2]));
     assert_eq!(F::linear(&x, &w, Some(&b)).shape(), &[2]);
-    gradcheck(|t| F::linear(&t[0], &t[1], Some(&t[2])), &[x, w, b.shallow_clone()]);
+    gradcheck(
+        |t| F::linear(&t[0], &t[1], Some(&t[2])),
+        &[x, w, b.shallow_clone()],
+    );
     let empty = Tensor::zeros_opts([0, 3], DType::F64);
     let y = F::linear(&empty, &randn(&[2, 3]), Some(&b));
     assert_eq!(y.shape(), &[0, 2]);
@@ -491,8 +494,14 @@ fn regression_losses() {
     manual_seed(15);
     for r in REDUCTIONS {
         let (x, t) = (randn(&[3, 4]), randn(&[3, 4]));
-        gradcheck(|a| loss::mse_loss(&a[0], &a[1], r), &[x.shallow_clone(), t.shallow_clone()]);
-        gradcheck(|a| loss::l1_loss(&a[0], &a[1], r), &[x.shallow_clone(), t.shallow_clone()]);
+        gradcheck(
+            |a| loss::mse_loss(&a[0], &a[1], r),
+            &[x.shallow_clone(), t.shallow_clone()],
+        );
+        gradcheck(
+            |a| loss::l1_loss(&a[0], &a[1], r),
+            &[x.shallow_clone(), t.shallow_clone()],
+        );
         gradcheck(
             |a| loss::smooth_l1_loss(&a[0], &a[1], r, 0.7),
             &[x.shallow_clone(), t.shallow_clone()],

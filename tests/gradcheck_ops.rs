@@ -98,7 +98,10 @@ fn binary_arithmetic_with_broadcasting() {
     check(|t| t[0].sub(&t[1]), &[a.shallow_clone(), c.shallow_clone()]);
     check(|t| t[0].mul(&t[1]), &[a.shallow_clone(), b.shallow_clone()]);
     check(|t| t[0].div(&t[1]), &[a.shallow_clone(), c.shallow_clone()]);
-    check(|t| &t[0] * &t[0] + &t[1], &[a.shallow_clone(), b.shallow_clone()]);
+    check(
+        |t| &t[0] * &t[0] + &t[1],
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check2(|t| t[0].mul(&t[1]).div(&t[2]), &[a, b, c]);
 }
 
@@ -109,7 +112,10 @@ fn maximum_minimum() {
         .mul_scalar(0.33)
         .detach()
         .requires_grad_(true);
-    check(|t| t[0].maximum(&t[1]), &[a.shallow_clone(), b.shallow_clone()]);
+    check(
+        |t| t[0].maximum(&t[1]),
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check(|t| t[0].minimum(&t[1]), &[a, b]);
 }
 
@@ -146,10 +152,16 @@ fn sum_and_mean() {
     check(|t| t[0].sum(), &[a.shallow_clone()]);
     check(|t| t[0].sum_dim(1, false), &[a.shallow_clone()]);
     check(|t| t[0].sum_dim(-1, true), &[a.shallow_clone()]);
-    check(|t| t[0].sum_dims(Some(&[0, 2]), false), &[a.shallow_clone()]);
+    check(
+        |t| t[0].sum_dims(Some(&[0, 2]), false),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].mean(), &[a.shallow_clone()]);
     check(|t| t[0].mean_dim(0, true), &[a.shallow_clone()]);
-    check(|t| t[0].mean_dims(Some(&[1, 2]), false), &[a.shallow_clone()]);
+    check(
+        |t| t[0].mean_dims(Some(&[1, 2]), false),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].sum_to(&[3, 1]), &[a]);
 }
 
@@ -161,7 +173,10 @@ fn view_ops() {
     check(|t| t[0].flatten(1, 2), &[a.shallow_clone()]);
     check(|t| t[0].permute(&[2, 0, 1]), &[a.shallow_clone()]);
     check(|t| t[0].transpose(0, 2).contiguous(), &[a.shallow_clone()]);
-    check(|t| t[0].transpose(0, 2).reshape(&[-1]), &[a.shallow_clone()]);
+    check(
+        |t| t[0].transpose(0, 2).reshape(&[-1]),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].narrow(2, 1, 2), &[a.shallow_clone()]);
     check(|t| t[0].select(1, 2), &[a.shallow_clone()]);
     check(|t| t[0].unsqueeze(1), &[a.shallow_clone()]);
@@ -182,13 +197,31 @@ fn matmul_forms() {
     let n = input(&[4, 5], -1.0, 1.0, &[], 22);
     let b3 = input(&[2, 3, 4], -1.0, 1.0, &[], 23);
     let b4 = input(&[2, 4, 5], -1.0, 1.0, &[], 24);
-    check(|t| t[0].matmul(&t[1]), &[v.shallow_clone(), w.shallow_clone()]);
-    check(|t| t[0].matmul(&t[1]), &[m.shallow_clone(), v.shallow_clone()]);
-    check(|t| t[0].matmul(&t[1]), &[v.shallow_clone(), n.shallow_clone()]);
-    check(|t| t[0].matmul(&t[1]), &[m.shallow_clone(), n.shallow_clone()]);
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[v.shallow_clone(), w.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[m.shallow_clone(), v.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[v.shallow_clone(), n.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[m.shallow_clone(), n.shallow_clone()],
+    );
     check(|t| t[0].mm(&t[1]), &[m.shallow_clone(), n.shallow_clone()]);
-    check(|t| t[0].bmm(&t[1]), &[b3.shallow_clone(), b4.shallow_clone()]);
-    check(|t| t[0].matmul(&t[1]), &[b3.shallow_clone(), n.shallow_clone()]);
+    check(
+        |t| t[0].bmm(&t[1]),
+        &[b3.shallow_clone(), b4.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[b3.shallow_clone(), n.shallow_clone()],
+    );
     check(
         |t| t[0].t().matmul(&t[1]),
         &[m.shallow_clone(), input(&[3, 2], -1.0, 1.0, &[], 25)],
@@ -239,7 +272,10 @@ fn clamp_variants() {
 fn pow_tensor_exponent() {
     let base = input(&[3, 4], 0.3, 2.0, &[], 51);
     let e = input(&[4], -1.5, 2.5, &[], 52);
-    check(|t| t[0].pow(&t[1]), &[base.shallow_clone(), e.shallow_clone()]);
+    check(
+        |t| t[0].pow(&t[1]),
+        &[base.shallow_clone(), e.shallow_clone()],
+    );
     check(|t| t[0].pow(&t[0]), &[base.shallow_clone()]);
     check2(|t| t[0].pow(&t[1]), &[base, e]);
 }
@@ -323,7 +359,10 @@ fn cat_stack_split_chunk() {
     let a = x(&[2, 3]);
     let b = input(&[2, 5], -1.0, 1.0, &[], 81);
     let c = input(&[2, 3], -1.0, 1.0, &[], 82);
-    check(|t| Tensor::cat(&[&t[0], &t[1]], 1), &[a.shallow_clone(), b.shallow_clone()]);
+    check(
+        |t| Tensor::cat(&[&t[0], &t[1]], 1),
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check(
         |t| Tensor::cat(&[&t[0], &t[1], &t[0]], 0),
         &[a.shallow_clone(), c.shallow_clone()],
@@ -366,7 +405,10 @@ fn cat_stack_split_chunk() {
 fn index_ops() {
     let a = x(&[4, 3]);
     let idx = Tensor::from([2i64, 0, 2, 3]);
-    check(|t| t[0].index_select(0, &here(&idx, &t[0])), &[a.shallow_clone()]);
+    check(
+        |t| t[0].index_select(0, &here(&idx, &t[0])),
+        &[a.shallow_clone()],
+    );
     check(
         |t| t[0].index_select(1, &here(&Tensor::from([1i64, 1]), &t[0])),
         &[a.shallow_clone()],
@@ -389,7 +431,10 @@ fn index_ops() {
         |t| t[0].scatter_add(1, &here(&gi, &t[0]), &t[1]),
         &[a.shallow_clone(), big.shallow_clone()],
     );
-    check2(|t| t[0].gather(1, &here(&gi, &t[0])).square(), &[a.shallow_clone()]);
+    check2(
+        |t| t[0].gather(1, &here(&gi, &t[0])).square(),
+        &[a.shallow_clone()],
+    );
     check2(|t| t[0].index_select(0, &here(&idx, &t[0])).square(), &[a]);
 }
 
@@ -406,10 +451,19 @@ fn where_and_masks() {
         |t| t[1].where_(&here(&cond, &t[0]), &t[0]),
         &[a.shallow_clone(), b.shallow_clone()],
     );
-    check(|t| t[0].masked_fill(&here(&cond, &t[0]), 2.5), &[a.shallow_clone()]);
-    check(|t| t[0].masked_select(&here(&cond, &t[0])), &[a.shallow_clone()]);
+    check(
+        |t| t[0].masked_fill(&here(&cond, &t[0]), 2.5),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].masked_select(&here(&cond, &t[0])),
+        &[a.shallow_clone()],
+    );
     let row = Tensor::from([true, false, true, true]);
-    check(|t| t[0].masked_select(&here(&row, &t[0])), &[b.shallow_clone()]);
+    check(
+        |t| t[0].masked_select(&here(&row, &t[0])),
+        &[b.shallow_clone()],
+    );
     check2(
         |t| Tensor::where_cond(&here(&cond, &t[0]), &t[0], &t[1]).square(),
         &[a.shallow_clone(), b],
@@ -440,7 +494,10 @@ fn einsum_contractions() {
         |t| Tensor::einsum("bi,bi->b", &[&t[0], &t[1]]),
         &[ij.shallow_clone(), bi.shallow_clone()],
     );
-    check(|t| Tensor::einsum("ij->ji", &[&t[0]]), &[ij.shallow_clone()]);
+    check(
+        |t| Tensor::einsum("ij->ji", &[&t[0]]),
+        &[ij.shallow_clone()],
+    );
     check(|t| Tensor::einsum("ij->", &[&t[0]]), &[ij.shallow_clone()]);
     check(|t| Tensor::einsum("ij->j", &[&t[0]]), &[ij.shallow_clone()]);
     let sq = x(&[3, 3]);
@@ -467,9 +524,18 @@ fn einsum_contractions() {
 #[test]
 fn dtype_cast_and_non_contiguous_inputs() {
     let a = x(&[3, 4]);
-    check(|t| t[0].to_dtype(DType::F64).mul_scalar(2.0), &[a.shallow_clone()]);
-    check(|t| t[0].t().relu().sigmoid().softmax(0), &[a.shallow_clone()]);
-    check(|t| t[0].narrow(1, 1, 2).log_softmax(1), &[a.shallow_clone()]);
+    check(
+        |t| t[0].to_dtype(DType::F64).mul_scalar(2.0),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].t().relu().sigmoid().softmax(0),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].narrow(1, 1, 2).log_softmax(1),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].expand(&[2, 3, 4]).gelu(), &[a]);
 }
 

@@ -148,7 +148,11 @@ fn run_golden_models<M: Module + Forward>(new: impl Fn() -> M) -> usize {
     let mut ran = 0;
     for case in manifest["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let get = |k: &str| tensors.get(&format!("{name}/{k}")).cloned();
+        let get = |k: &str| {
+            tensors
+                .get(&format!("{name}/{k}"))
+                .map(Tensor::shallow_clone)
+        };
         let mut state = StateDict::new();
         for k in &keys {
             match get(&format!("state/{k}")) {

@@ -54,7 +54,12 @@ pub fn int_gemm<T: WrappingInt>(
     rhs_rs: isize,
     rhs_cs: isize,
 ) {
-    assert_eq!(dst.len(), m * n, "int_gemm: dst has {} elements, expected {m}x{n}", dst.len());
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "int_gemm: dst has {} elements, expected {m}x{n}",
+        dst.len()
+    );
     if m == 0 || n == 0 {
         return;
     }

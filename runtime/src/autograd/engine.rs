@@ -203,12 +203,14 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
                 .iter()
                 .map(|e| !matches!(e, Edge::None))
                 .collect();
-            for saved in &node.saved {
-                saved.check(node.name());
+            let mut saved = node.saved.lock().unwrap_or_else(|e| e.into_inner());
+            for s in saved.iter() {
+                s.check(node.name());
             }
             let out = f(&g, &needs);
             if !retain_graph {
                 *slot = None;
+                saved.clear();
             }
             out
         };

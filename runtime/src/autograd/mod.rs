@@ -54,8 +54,9 @@ pub struct Node {
     pub(crate) hooks: Mutex<Vec<Hook>>,
     pub(crate) retains_grad: AtomicBool,
     pub(crate) retained_grad: Mutex<Option<Tensor>>,
-    /// The versions of the tensors the backward reads, checked before it runs.
-    pub(crate) saved: Vec<SavedVersion>,
+    /// The versions of the tensors the backward reads, checked before it
+    /// runs; dropped with the backward (they hold the tensors' storage).
+    pub(crate) saved: Mutex<Vec<SavedVersion>>,
 }
 
 impl Node {
@@ -67,13 +68,16 @@ impl Node {
             hooks: Mutex::new(Vec::new()),
             retains_grad: AtomicBool::new(false),
             retained_grad: Mutex::new(None),
-            saved: Vec::new(),
+            saved: Mutex::new(Vec::new()),
         }
     }
 
     /// This node with `saved` as the versions its backward relies on.
     pub(crate) fn with_saved(self, saved: Vec<SavedVersion>) -> Self {
-        Node { saved, ..self }
+        Node {
+            saved: Mutex::new(saved),
+            ..self
+        }
     }
 
     /// PyTorch-style name of the backward function, e.g. `AddBackward0`.

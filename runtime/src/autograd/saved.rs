@@ -2,10 +2,10 @@
 //! autograd kept for backward was not changed in place before backward
 //! read it.
 
+use crate::Tensor;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::tensor::StorageCell;
-use crate::Tensor;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -60,10 +60,10 @@ impl SavedVersion {
             Owner::Other(t) => t.grad_fn_node().map(|n| n.name()),
         };
         let which = producer
-            .map(|p| format!(", which is output 0 of {}", short_name(p)))
+            .map(|p| format!(", which is output 0 of {},", short_name(p)))
             .unwrap_or_default();
         panic!(
-            "backward: one of the variables needed for gradient computation has been modified by an inplace operation: [{} {:?}]{which}, is at version {now}; expected version {} instead. Hint: the backward of {node} reads it; an in-place op (add_, mul_, copy_, an optimizer step, ...) changed it, or a view of it, after it was used. Use the out-of-place op, or change a clone() of it.",
+            "backward: one of the variables needed for gradient computation has been modified by an inplace operation: [{} {:?}]{which} is at version {now}; expected version {} instead. Hint: the backward of {node} reads it; an in-place op (add_, mul_, copy_, an optimizer step, ...) changed it, or a view of it, after it was used. Use the out-of-place op, or change a clone() of it.",
             legacy_type_name(self.dtype, self.device),
             self.shape,
             self.version
@@ -106,7 +106,13 @@ mod tests {
         assert_eq!(short_name("AddBackward1"), "Add");
         assert_eq!(short_name("CopySlices"), "CopySlices");
         assert_eq!(short_name("CopyBackwards"), "CopyBackwards");
-        assert_eq!(legacy_type_name(DType::F32, Device::Cpu), "torch.FloatTensor");
-        assert_eq!(legacy_type_name(DType::F16, Device::Cuda(0)), "torch.cuda.HalfTensor");
+        assert_eq!(
+            legacy_type_name(DType::F32, Device::Cpu),
+            "torch.FloatTensor"
+        );
+        assert_eq!(
+            legacy_type_name(DType::F16, Device::Cuda(0)),
+            "torch.cuda.HalfTensor"
+        );
     }
 }

@@ -492,7 +492,10 @@ mod tests {
             vec![2.0, 1.0, 4.0, 3.0]
         );
         let never = RandomHorizontalFlip::new(0.0);
-        assert_eq!(never.apply(x.shallow_clone()).to_vec::<f32>(), x.to_vec::<f32>());
+        assert_eq!(
+            never.apply(x.shallow_clone()).to_vec::<f32>(),
+            x.to_vec::<f32>()
+        );
         let draw = |seed| {
             with_sample_seed(seed, || {
                 (0..16)

@@ -607,7 +607,9 @@ fn load_state_dict_impl(
     strict: bool,
 ) -> Result<LoadReport, LoadStateDictError> {
     let mut own: Vec<(String, Tensor)> = Vec::new();
-    m.visit("", &mut |n, t, _| own.push((n.to_string(), t.shallow_clone())));
+    m.visit("", &mut |n, t, _| {
+        own.push((n.to_string(), t.shallow_clone()))
+    });
     let mut err = LoadStateDictError {
         module: m.type_name().to_string(),
         ..Default::default()

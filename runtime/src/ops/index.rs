@@ -73,19 +73,25 @@ impl Tensor {
         let out = backend::of(self.device()).index_select(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
         let index = index.shallow_clone();
-        Tensor::from_op_saved(out, "IndexSelectBackward0", &[self], &[&index], move |g, _| {
-            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-            let g = if in_shape.is_empty() {
-                g.reshape_to(&[1])
-            } else {
-                g.shallow_clone()
-            };
-            let z1 = z.reshape_to(&shape_1d(&z));
-            vec![Some(
-                z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
-                    .reshape_to(&in_shape),
-            )]
-        })
+        Tensor::from_op_saved(
+            out,
+            "IndexSelectBackward0",
+            &[self],
+            &[index.shallow_clone()],
+            move |g, _| {
+                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+                let g = if in_shape.is_empty() {
+                    g.reshape_to(&[1])
+                } else {
+                    g.shallow_clone()
+                };
+                let z1 = z.reshape_to(&shape_1d(&z));
+                vec![Some(
+                    z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
+                        .reshape_to(&in_shape),
+                )]
+            },
+        )
     }
 
     /// Adds the slices of `source` along `dim` into the positions `index`
@@ -99,12 +105,18 @@ impl Tensor {
         let out = backend::of(self.device()).index_add(&self.detach(), d, index, &source.detach());
         let index = index.shallow_clone();
         let src_shape = source.shape().to_vec();
-        Tensor::from_op_saved(out, "IndexAddBackward0", &[self, source], &[&index], move |g, need| {
-            vec![
-                Some(g.shallow_clone()),
-                need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "IndexAddBackward0",
+            &[self, source],
+            &[index.shallow_clone()],
+            move |g, need| {
+                vec![
+                    Some(g.shallow_clone()),
+                    need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
+                ]
+            },
+        )
     }
 
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and so on
@@ -126,13 +138,19 @@ impl Tensor {
         let out = backend::of(self.device()).gather(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
         let index = index.shallow_clone();
-        Tensor::from_op_saved(out, "GatherBackward0", &[self], &[&index], move |g, _| {
-            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-            if in_shape.is_empty() {
-                return vec![Some(g.sum())];
-            }
-            vec![Some(z.scatter_add(d as isize, &index, g))]
-        })
+        Tensor::from_op_saved(
+            out,
+            "GatherBackward0",
+            &[self],
+            &[index.shallow_clone()],
+            move |g, _| {
+                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+                if in_shape.is_empty() {
+                    return vec![Some(g.sum())];
+                }
+                vec![Some(z.scatter_add(d as isize, &index, g))]
+            },
+        )
     }
 
     /// Adds `src`'s elements into a copy of `self` at the positions `index`
@@ -149,17 +167,23 @@ impl Tensor {
         let out = backend::of(self.device()).scatter_add(&self.detach(), d, index, &src.detach());
         let index = index.shallow_clone();
         let src_shape = src.shape().to_vec();
-        Tensor::from_op_saved(out, "ScatterAddBackward0", &[self, src], &[&index], move |g, need| {
-            let gs = need[1].then(|| {
-                let gathered = g.gather(d as isize, &index);
-                if gathered.shape() == src_shape.as_slice() {
-                    gathered
-                } else {
-                    pad_to(&gathered, &src_shape)
-                }
-            });
-            vec![Some(g.shallow_clone()), gs]
-        })
+        Tensor::from_op_saved(
+            out,
+            "ScatterAddBackward0",
+            &[self, src],
+            &[index.shallow_clone()],
+            move |g, need| {
+                let gs = need[1].then(|| {
+                    let gathered = g.gather(d as isize, &index);
+                    if gathered.shape() == src_shape.as_slice() {
+                        gathered
+                    } else {
+                        pad_to(&gathered, &src_shape)
+                    }
+                });
+                vec![Some(g.shallow_clone()), gs]
+            },
+        )
     }
 
     /// Elementwise choice: `a` where `cond` is true, else `b`, with all
@@ -198,13 +222,19 @@ impl Tensor {
         let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
         let out = backend::of(ac.device()).where_(&cond, &lc, &ac, &la, &bc, &lb, &shape);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-        Tensor::from_op_saved(out, "WhereBackward0", &[a, b], &[&cond], move |g, need| {
-            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
-            vec![
-                need[0].then(|| Tensor::where_cond(&cond, g, &zero).sum_to(&sa)),
-                need[1].then(|| Tensor::where_cond(&cond, &zero, g).sum_to(&sb)),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "WhereBackward0",
+            &[a, b],
+            &[cond.shallow_clone()],
+            move |g, need| {
+                let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+                vec![
+                    need[0].then(|| Tensor::where_cond(&cond, g, &zero).sum_to(&sa)),
+                    need[1].then(|| Tensor::where_cond(&cond, &zero, g).sum_to(&sb)),
+                ]
+            },
+        )
     }
 
     /// `self` where `cond` is true, else `other`: PyTorch's method form
@@ -230,10 +260,16 @@ impl Tensor {
         });
         let out = backend::of(self.device()).masked_fill(&self.detach(), mask, &lm, value);
         let mask = mask.shallow_clone();
-        Tensor::from_op_saved(out, "MaskedFillBackward0", &[self], &[&mask], move |g, _| {
-            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
-            vec![Some(Tensor::where_cond(&mask, &zero, g))]
-        })
+        Tensor::from_op_saved(
+            out,
+            "MaskedFillBackward0",
+            &[self],
+            &[mask.shallow_clone()],
+            move |g, _| {
+                let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+                vec![Some(Tensor::where_cond(&mask, &zero, g))]
+            },
+        )
     }
 
     /// The elements where `mask` is true (both broadcast), as a 1-D tensor
@@ -254,9 +290,13 @@ impl Tensor {
         let out = backend::of(self.device()).masked_select(&self.detach(), mask, &shape);
         let in_shape = self.shape().to_vec();
         let mask_b = mask.expand(&shape).contiguous();
-        Tensor::from_op_saved(out, "MaskedSelectBackward0", &[self], &[&mask_b], move |g, _| {
-            vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))]
-        })
+        Tensor::from_op_saved(
+            out,
+            "MaskedSelectBackward0",
+            &[self],
+            &[mask_b.shallow_clone()],
+            move |g, _| vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))],
+        )
     }
 
     /// One-hot encoding of an int64 tensor of class indices: a new last
@@ -294,9 +334,13 @@ impl Tensor {
 fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
     let out = backend::of(g.device()).masked_scatter(&g.detach(), mask);
     let mask = mask.shallow_clone();
-    Tensor::from_op_saved(out, "MaskedScatterBackward0", &[g], &[&mask], move |gg, _| {
-        vec![Some(gg.masked_select(&mask))]
-    })
+    Tensor::from_op_saved(
+        out,
+        "MaskedScatterBackward0",
+        &[g],
+        &[mask.shallow_clone()],
+        move |gg, _| vec![Some(gg.masked_select(&mask))],
+    )
 }
 
 /// `t` placed at the start of zeros of the larger `shape` (each dim of `t`

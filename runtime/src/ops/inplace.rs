@@ -11,11 +11,11 @@
 //! (see [`rebase_history`]). Leaves that require grad, and views of them,
 //! are refused outside `no_grad` (optimizers update parameters inside it).
 
+use crate::Tensor;
 use crate::autograd::{self, Node, SavedVersion};
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
 use crate::storage::CpuStorage;
-use crate::Tensor;
 use half::{bf16, f16};
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub(crate) fn rebase_history(
     t: &Tensor,
     name: &'static str,
     others: &[&Tensor],
-    saved: &[&Tensor],
+    saved: &[Tensor],
     backward: impl Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send + Sync + 'static,
 ) {
     let saved: Vec<SavedVersion> = saved.iter().map(|s| SavedVersion::new(s, false)).collect();
@@ -113,7 +113,11 @@ pub(crate) fn rebase_history(
         autograd::no_grad(|| grad_base.view_with_layout(region.clone()).copy_(g));
         vec![Some(grad_base)]
     };
-    let node = Node::new("AsStridedBackward0", vec![base.edge()], Box::new(as_strided));
+    let node = Node::new(
+        "AsStridedBackward0",
+        vec![base.edge()],
+        Box::new(as_strided),
+    );
     t.set_grad_fn(Some(Arc::new(node)));
 }
 
@@ -167,7 +171,13 @@ fn zip_into<T: Copy>(dst: &mut [T], ld: &Layout, src: &[T], ls: &Layout, f: impl
 
 /// Writes `t = f(t, other)` (broadcast into `t`'s shape, converted to
 /// its dtype) and bumps `t`'s version; no autograd.
-fn write_binary(op: &str, t: &Tensor, other: &Tensor, f32f: fn(f32, f32) -> f32, f64f: fn(f64, f64) -> f64) {
+fn write_binary(
+    op: &str,
+    t: &Tensor,
+    other: &Tensor,
+    f32f: fn(f32, f32) -> f32,
+    f64f: fn(f64, f64) -> f64,
+) {
     if t.device() != other.device() {
         panic!(
             "{op}: expected all tensors to be on the same device, but found {} and {}",
@@ -294,8 +304,8 @@ impl Tensor {
         let o = operand(self, other);
         write_binary("mul_", self, other, mul_f32, mul_f64);
         if record {
-            let saved = o.shallow_clone();
-            rebase_history(self, "MulBackward0", &[other], &[&saved], move |g, need| {
+            let saved = [o.shallow_clone()];
+            rebase_history(self, "MulBackward0", &[other], &saved, move |g, need| {
                 vec![
                     need[0].then(|| as_dtype(g.mul(&o), g.dtype())),
                     match (&orig, need[1]) {
@@ -314,8 +324,8 @@ impl Tensor {
         let o = operand(self, other);
         write_binary("div_", self, other, |a, b| a / b, |a, b| a / b);
         if record {
-            let saved = o.shallow_clone();
-            rebase_history(self, "DivBackward0", &[other], &[&saved], move |g, need| {
+            let saved = [o.shallow_clone()];
+            rebase_history(self, "DivBackward0", &[other], &saved, move |g, need| {
                 vec![
                     need[0].then(|| as_dtype(g.div(&o), g.dtype())),
                     match (&orig, need[1]) {
@@ -376,7 +386,7 @@ impl Tensor {
         let record = begin_inplace("mul_", self, &[]);
         write_binary("mul_", self, &self.scalar_like(s), mul_f32, mul_f64);
         if record {
-            rebase_history(self, "MulBackward1", &[], &[], move |g, _| {
+            rebase_history(self, "MulBackward0", &[], &[], move |g, _| {
                 vec![Some(g.mul_scalar(s))]
             });
         }
@@ -387,7 +397,7 @@ impl Tensor {
         let record = begin_inplace("add_", self, &[]);
         write_binary("add_", self, &self.scalar_like(s), add_f32, add_f64);
         if record {
-            rebase_history(self, "AddBackward1", &[], &[], |g, _| {
+            rebase_history(self, "AddBackward0", &[], &[], |g, _| {
                 vec![Some(g.shallow_clone())]
             });
         }

@@ -60,12 +60,18 @@ impl Tensor {
     fn matmul_nd(&self, other: &Tensor) -> Tensor {
         let out = matmul_nd_raw(self, other);
         let (a, b) = (self.shallow_clone(), other.shallow_clone());
-        Tensor::from_op_saved(out, "MmBackward0", &[self, other], &[&a, &b], move |g, need| {
-            vec![
-                need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
-                need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "MmBackward0",
+            &[self, other],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| {
+                vec![
+                    need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
+                    need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// Matrix product with `torch.matmul`'s rules: 1-D·1-D is a dot

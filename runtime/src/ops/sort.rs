@@ -138,9 +138,13 @@ impl Tensor {
         let in_shape = self.shape().to_vec();
         let idx = indices.shallow_clone();
         let name = if max { "MaxBackward0" } else { "MinBackward0" };
-        let values = Tensor::from_op_saved(values, name, &[self], &[&idx], move |g, _| {
-            vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))]
-        });
+        let values = Tensor::from_op_saved(
+            values,
+            name,
+            &[self],
+            &[idx.shallow_clone()],
+            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))],
+        );
         (values, indices)
     }
 
@@ -187,12 +191,18 @@ impl Tensor {
         let (v, _) = flat.arg_reduce_raw(op, 0, false, max);
         let (x, y) = (self.shallow_clone(), v.shallow_clone());
         let name = if max { "MaxBackward1" } else { "MinBackward1" };
-        Tensor::from_op_saved(v, name, &[self], &[&x, &y], move |g, _| {
-            // Split evenly between tied elements, like PyTorch.
-            let mask = x.detach().eq(&y).to_dtype(g.dtype());
-            let count = mask.sum();
-            vec![Some(mask.div(&count).mul(g))]
-        })
+        Tensor::from_op_saved(
+            v,
+            name,
+            &[self],
+            &[x.shallow_clone(), y.shallow_clone()],
+            move |g, _| {
+                // Split evenly between tied elements, like PyTorch.
+                let mask = x.detach().eq(&y).to_dtype(g.dtype());
+                let count = mask.sum();
+                vec![Some(mask.div(&count).mul(g))]
+            },
+        )
     }
 
     /// The largest element (0-d), like `tensor.max()`; ties share the gradient.
@@ -219,9 +229,13 @@ impl Tensor {
         let (values, indices) = crate::backend::of(self.device()).sort(self, d, descending);
         let in_shape = self.shape().to_vec();
         let idx = indices.shallow_clone();
-        let values = Tensor::from_op_saved(values, "SortBackward0", &[self], &[&idx], move |g, _| {
-            vec![Some(select_backward(g, &idx, &in_shape, d, true))]
-        });
+        let values = Tensor::from_op_saved(
+            values,
+            "SortBackward0",
+            &[self],
+            &[idx.shallow_clone()],
+            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, true))],
+        );
         (values, indices)
     }
 

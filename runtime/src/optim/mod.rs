@@ -375,8 +375,28 @@ pub(crate) fn update_param<K: Kernel>(
     match p.dtype() {
         DType::F32 => run_direct::<f32, K>(op, p, grad, state, k),
         DType::F64 => run_direct::<f64, K>(op, p, grad, state, k),
-        d => panic!("{op}: parameters of dtype {d} are not supported; use float32 or float64"),
+        DType::F16 | DType::BF16 => run_half(op, p, grad, state, k),
+        d => panic!("{op}: parameters of dtype {d} are not supported; use a floating-point dtype"),
     }
+}
+
+/// A float16 or bfloat16 parameter: PyTorch keeps its state buffers in
+/// the parameter's dtype (checked with PyTorch 2.15 on the CPU for SGD,
+/// Adam, AdamW and RMSprop), so they stay half here too; the update itself
+/// is computed in float32 and rounded once per buffer (PyTorch rounds after
+/// each of its ops, so results can differ in the last bit).
+fn run_half<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
+    let f32_copy = |t: &Tensor| t.detach().to_dtype(DType::F32).deep_copy();
+    let pc = f32_copy(p);
+    let sc: Vec<Tensor> = state.iter().map(|s| f32_copy(s)).collect();
+    let sr: Vec<&Tensor> = sc.iter().collect();
+    run_direct::<f32, K>(op, &pc, &f32_copy(grad), &sr, k);
+    crate::autograd::no_grad(|| {
+        p.copy_(&pc);
+        for (s, c) in state.iter().zip(&sc) {
+            s.copy_(c);
+        }
+    });
 }
 
 fn run_direct<T: num_traits::Float + Element, K: Kernel>(
@@ -422,6 +442,16 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
             .collect();
         k.run(pd, g, &mut sd);
     });
+    // An in-place write, like PyTorch's `param.add_(...)`: a graph that
+    // saved the parameter before the step fails its version check.
+    bump_versions(p, state);
+}
+
+fn bump_versions(p: &Tensor, state: &[&Tensor]) {
+    p.bump_version();
+    for s in state {
+        s.bump_version();
+    }
 }
 
 /// [`update_param`] for a parameter on a device: one fused kernel launch
@@ -450,7 +480,8 @@ fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[
     let dt = p.dtype();
     let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;
     if direct(p) && state.iter().all(|s| direct(s)) {
-        return backend::of(p.device()).optim_step(&k.fused(), p, &grad, state);
+        backend::of(p.device()).optim_step(&k.fused(), p, &grad, state);
+        return bump_versions(p, state);
     }
     let own = |t: &Tensor| t.detach().to_dtype(dt).deep_copy();
     let pc = own(p);

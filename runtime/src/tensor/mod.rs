@@ -213,7 +213,7 @@ impl Tensor {
         out: Tensor,
         name: &'static str,
         inputs: &[&Tensor],
-        saved: &[&Tensor],
+        saved: &[Tensor],
         backward: impl Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send + Sync + 'static,
     ) -> Tensor {
         let base = match inputs.first() {
@@ -232,8 +232,8 @@ impl Tensor {
         let saved = saved
             .iter()
             .map(|t| {
-                let is_output = out.shares_storage_with(t)
-                    && !inputs.iter().any(|i| i.shares_storage_with(t));
+                let is_output =
+                    out.shares_storage_with(t) && !inputs.iter().any(|i| i.shares_storage_with(t));
                 autograd::SavedVersion::new(t, is_output)
             })
             .collect();
@@ -463,7 +463,9 @@ impl Tensor {
             return self.shallow_clone();
         }
         let out = crate::backend::of(self.device()).deep_copy(self);
-        Tensor::from_op(out, "CloneBackward0", &[self], |g, _| vec![Some(g.shallow_clone())])
+        Tensor::from_op(out, "CloneBackward0", &[self], |g, _| {
+            vec![Some(g.shallow_clone())]
+        })
     }
 
     // ----- reading values ----------------------------------------------------
@@ -596,8 +598,19 @@ impl Tensor {
     /// filled by `backward()`; for non-leaves only after `retain_grad()`.
     pub fn grad(&self) -> Option<Tensor> {
         match self.grad_fn_node() {
-            Some(node) => node.retained_grad.lock().unwrap().as_ref().map(Tensor::shallow_clone),
-            None => self.0.grad.lock().unwrap().as_ref().map(Tensor::shallow_clone),
+            Some(node) => node
+                .retained_grad
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(Tensor::shallow_clone),
+            None => self
+                .0
+                .grad
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(Tensor::shallow_clone),
         }
     }
 
@@ -707,7 +720,11 @@ impl Tensor {
             grad.shape(),
             self.shape()
         );
-        autograd::run_backward(&[(self.shallow_clone(), grad.shallow_clone())], retain_graph, create_graph);
+        autograd::run_backward(
+            &[(self.shallow_clone(), grad.shallow_clone())],
+            retain_graph,
+            create_graph,
+        );
     }
 
     /// Adds `g` into this leaf's `.grad`.
