@@ -238,7 +238,8 @@ fn inplace_mul_and_div_differentiate_both_operands() {
 fn inplace_grad_fn_names_match_pytorch() {
     let a = Tensor::ones([3]).requires_grad_(true);
     let w = Tensor::from([2.0f32, 3.0, 4.0]).requires_grad_(true);
-    let cases: Vec<(&str, Box<dyn Fn(&Tensor)>)> = vec![
+    type Op<'a> = Box<dyn Fn(&Tensor) + 'a>;
+    let cases: Vec<(&str, Op)> = vec![
         ("MulBackward0", Box::new(|b| b.mul_scalar_(2.0))),
         ("AddBackward0", Box::new(|b| b.add_scalar_(2.0))),
         ("FillBackward2", Box::new(|b| b.fill_(2.0))),

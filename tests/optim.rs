@@ -278,7 +278,7 @@ fn half_precision_parameters_match_pytorch() {
         ("AdamW", |p| Box::new(AdamW::new(p, 0.1))),
         ("RMSprop", |p| Box::new(RMSprop::new(p, 0.01).momentum(0.9))),
     ];
-    let expected: [(DType, [[f32; 4]; 4], f32); 2] = [
+    let expected: [(DType, [[f64; 4]; 4], f64); 2] = [
         (
             DType::F16,
             [
@@ -316,10 +316,10 @@ fn half_precision_parameters_match_pytorch() {
                 opt.step();
             }
             assert_eq!(p.dtype(), dtype);
-            let got = p.to_vec::<f32>();
+            let got = p.to_vec::<f64>();
             for (g, w) in got.iter().zip(want) {
                 // Units in the last place at |w|, counted from 0.5 up.
-                let ulp = ulp1 * 2f32.powi(w.abs().max(0.5).log2().floor() as i32);
+                let ulp = ulp1 * 2f64.powi(w.abs().max(0.5).log2().floor() as i32);
                 if (g - w).abs() > 4.0 * ulp {
                     bad.push(format!("{name} {dtype}: got {got:?}, PyTorch {want:?}"));
                     break;
