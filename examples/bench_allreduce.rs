@@ -65,7 +65,7 @@ struct Mlp {
 
 impl Forward for Mlp {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = x.clone();
+        let mut h = x.shallow_clone();
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward(&h);
             if i + 1 < self.layers.len() {

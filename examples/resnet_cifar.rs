@@ -86,10 +86,13 @@ pub fn run(epochs: usize, out: &mut dyn Write) -> Result<Outcome, Box<dyn std::e
         .reshape(&[-1, 3, 32, 32]);
     let (images, labels) = synthetic_cifar(&patterns, N_TRAIN);
     let (test_images, test_labels) = synthetic_cifar(&patterns, N_TEST);
-    let loader = DataLoader::new(TensorDataset::new(vec![images.clone(), labels.clone()]))
-        .batch_size(BATCH_SIZE)
-        .shuffle(true)
-        .seed(0);
+    let loader = DataLoader::new(TensorDataset::new(vec![
+        images.shallow_clone(),
+        labels.shallow_clone(),
+    ]))
+    .batch_size(BATCH_SIZE)
+    .shuffle(true)
+    .seed(0);
 
     let mut net = CifarResNet::new(&Device::Cpu);
     let num_parameters = net.num_parameters();

@@ -137,8 +137,109 @@ pub fn run(out: &mut dyn Write) -> std::io::Result<Outcome> {
     })
 }
 
+/// What the classic "Autograd: Automatic Differentiation" tutorial (the
+/// 60-minute blitz) shows, for the tests.
+pub struct Blitz {
+    /// `grad_fn` names of `y = x + 2`, `z = y * y * 3`, `out = z.mean()`
+    /// and `b = (a * a).sum()`.
+    pub grad_fns: [String; 4],
+    /// `out` (27) and `b`.
+    pub values: [f64; 2],
+    /// `a.requires_grad` before and after `a.requires_grad_(true)`.
+    pub a_requires_grad: [bool; 2],
+    /// `x.grad` after `out.backward()` (4.5 everywhere).
+    pub x_grad: Vec<f32>,
+    /// How many doublings `y = x * 2` took until its norm passed 1000, `y`,
+    /// and the vector-Jacobian product `x.grad` for `v = [0.1, 1, 0.0001]`.
+    pub doublings: usize,
+    /// `y` after the doublings.
+    pub y: Vec<f32>,
+    /// `x.grad` after `y.backward(v)`.
+    pub vjp: Vec<f32>,
+    /// `x.requires_grad`, `(x ** 2).requires_grad`, and the latter under
+    /// `no_grad`.
+    pub tracking: [bool; 3],
+    /// A leaf updated in place inside `no_grad` (`w -= 0.1 * w.grad`):
+    /// its values, whether it is still a leaf that requires grad, and its
+    /// version counter.
+    pub sgd_w: Vec<f32>,
+    /// `(w.is_leaf, w.requires_grad)` after the update.
+    pub sgd_flags: [bool; 2],
+    /// `w._version` after the update (1).
+    pub sgd_version: u64,
+}
+
+/// The blitz tutorial's autograd section, with fixed inputs instead of
+/// `torch.randn` (so the numbers can be checked against PyTorch's).
+pub fn run_blitz(out: &mut dyn Write) -> std::io::Result<Blitz> {
+    let name = |t: &Tensor| {
+        t.grad_fn()
+            .map_or("None".to_string(), |g| g.name().to_string())
+    };
+
+    let x = Tensor::ones([2, 2]).requires_grad_(true);
+    let y = &x + 2.0;
+    let z = &y * &y * 3.0;
+    let o = z.mean();
+    writeln!(out, "y.grad_fn = {}\nz = {z}\nout = {o}", name(&y))?;
+
+    // requires_grad_ flips a leaf's flag in place.
+    let a = Tensor::from([[0.5f32, -1.0], [2.0, 3.0]]);
+    let a = (&a * 3.0) / (&a - 1.0);
+    let before = a.requires_grad();
+    let a = a.requires_grad_(true);
+    let b = (&a * &a).sum();
+    writeln!(out, "{before}\n{}\n{}", a.requires_grad(), name(&b))?;
+
+    o.backward();
+    let x_grad = x.grad().expect("x.grad").to_vec::<f32>();
+    writeln!(out, "{}", x.grad().expect("x.grad"))?;
+
+    // A vector-Jacobian product: y is not a scalar, so backward takes v.
+    let x2 = Tensor::from([0.5f32, -1.0, 2.0]).requires_grad_(true);
+    let mut y2 = &x2 * 2.0;
+    let mut doublings = 1;
+    while no_grad(|| y2.pow_scalar(2.0).sum().item().sqrt()) < 1000.0 {
+        y2 = &y2 * 2.0;
+        doublings += 1;
+    }
+    let v = Tensor::from([0.1f32, 1.0, 0.0001]);
+    y2.backward_with(&v);
+    let vjp = x2.grad().expect("x.grad").to_vec::<f32>();
+    writeln!(out, "{y2}\n{}", x2.grad().expect("x.grad"))?;
+
+    let tracking = [
+        x2.requires_grad(),
+        x2.pow_scalar(2.0).requires_grad(),
+        no_grad(|| x2.pow_scalar(2.0).requires_grad()),
+    ];
+    writeln!(out, "{}\n{}\n{}", tracking[0], tracking[1], tracking[2])?;
+
+    // An SGD step by hand: the in-place update runs inside no_grad, so
+    // the leaf stays a leaf (outside no_grad it would be an error).
+    let w = Tensor::from([1.0f32, 2.0, 3.0]).requires_grad_(true);
+    (&w * &w).sum().backward();
+    no_grad(|| w.add_scaled_(&w.grad().expect("w.grad"), -0.1));
+    writeln!(out, "{w} (version {})", w.version())?;
+
+    Ok(Blitz {
+        grad_fns: [name(&y), name(&z), name(&o), name(&b)],
+        values: [o.item(), b.item()],
+        a_requires_grad: [before, a.requires_grad()],
+        x_grad,
+        doublings,
+        y: y2.to_vec(),
+        vjp,
+        tracking,
+        sgd_w: w.to_vec(),
+        sgd_flags: [w.is_leaf(), w.requires_grad()],
+        sgd_version: w.version(),
+    })
+}
+
 fn main() -> std::io::Result<()> {
     run(&mut std::io::stdout())?;
+    run_blitz(&mut std::io::stdout())?;
     Ok(())
 }
 
@@ -189,6 +290,40 @@ mod tests {
         );
         assert_eq!(o.requires_grad, [true, false, false]);
         assert_eq!(o.is_leaf, [true, false]);
+    }
+
+    /// Expected values: PyTorch 2.15 running the same program
+    /// (`x = torch.ones(2, 2, requires_grad=True); y = x + 2; ...`, with
+    /// `a = torch.tensor([[0.5, -1.0], [2.0, 3.0]])` and
+    /// `x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)` for the
+    /// blitz's `randn` inputs).
+    #[test]
+    fn blitz_tutorial_matches_pytorch() {
+        let o = run_blitz(&mut std::io::sink()).unwrap();
+        // PyTorch names the last two MeanBackward0 and SumBackward0; kiln
+        // records `mean()` as a sum times 1/n and names a full `sum()`
+        // SumBackward1 (a known difference; the gradients are the same).
+        assert_eq!(
+            o.grad_fns,
+            [
+                "AddBackward0",
+                "MulBackward0",
+                "MulBackward0",
+                "SumBackward1"
+            ]
+        );
+        assert_eq!(o.values, [27.0, 67.5]);
+        assert_eq!(o.a_requires_grad, [false, true]);
+        assert_eq!(o.x_grad, vec![4.5; 4]);
+        // y = x * 2**9 = [256, -512, 1024]; x.grad = v * 2**9.
+        assert_eq!(o.doublings, 9);
+        assert_eq!(o.y, vec![256.0, -512.0, 1024.0]);
+        assert_eq!(o.vjp, vec![51.2, 512.0, 0.0512]);
+        assert_eq!(o.tracking, [true, true, false]);
+        // w.grad = 2w; w - 0.1 * 2w = 0.8w, still a leaf, version 1.
+        assert_eq!(o.sgd_w, vec![0.8, 1.6, 2.4]);
+        assert_eq!(o.sgd_flags, [true, true]);
+        assert_eq!(o.sgd_version, 1);
     }
 
     #[test]

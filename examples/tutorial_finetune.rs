@@ -153,15 +153,15 @@ fn loaders(
         if task_b {
             Tensor::from_vec(TASK_B_CLASS.to_vec(), [4]).index_select(0, y)
         } else {
-            y.clone()
+            y.shallow_clone()
         }
     };
     [
-        DataLoader::new(TensorDataset::new(vec![x.clone(), relabel(y)]))
+        DataLoader::new(TensorDataset::new(vec![x.shallow_clone(), relabel(y)]))
             .batch_size(32)
             .shuffle(true)
             .seed(0),
-        DataLoader::new(TensorDataset::new(vec![vx.clone(), relabel(vy)])).batch_size(64),
+        DataLoader::new(TensorDataset::new(vec![vx.shallow_clone(), relabel(vy)])).batch_size(64),
     ]
 }
 

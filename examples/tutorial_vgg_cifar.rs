@@ -94,10 +94,13 @@ fn synthetic_cifar() -> (Tensor, Tensor) {
 pub fn run(epochs: usize, out: &mut dyn Write) -> Result<Outcome, Box<dyn std::error::Error>> {
     manual_seed(0);
     let (images, labels) = synthetic_cifar();
-    let trainloader = DataLoader::new(TensorDataset::new(vec![images.clone(), labels.clone()]))
-        .batch_size(BATCH_SIZE)
-        .shuffle(true)
-        .seed(0);
+    let trainloader = DataLoader::new(TensorDataset::new(vec![
+        images.shallow_clone(),
+        labels.shallow_clone(),
+    ]))
+    .batch_size(BATCH_SIZE)
+    .shuffle(true)
+    .seed(0);
 
     let mut net = Vgg::new(&Device::Cpu);
     writeln!(out, "{net}")?;

@@ -90,7 +90,7 @@ impl AbsForU8 for Tensor {
         if dt == DType::U8 {
             self.pow_scalar(2.0)
         } else {
-            self.clone()
+            self.shallow_clone()
         }
     }
 }
@@ -281,8 +281,8 @@ fn in_place_ops_match_cpu() {
     c.add_(&y);
     c.mul_scalar_(2.0);
     assert_close(&g.to(&Device::Cpu), &c, 1e-6);
-    g.add_(&g.clone()); // aliased source
-    c.add_(&c.clone());
+    g.add_(&g.shallow_clone()); // aliased source
+    c.add_(&c.shallow_clone());
     assert_close(&g.to(&Device::Cpu), &c, 1e-6);
     g.narrow(1, 1, 2).fill_(7.0);
     c.narrow(1, 1, 2).fill_(7.0);
@@ -336,7 +336,7 @@ fn autograd_through_gpu_tensors_matches_cpu() {
     assert_close(&gwg.to(&Device::Cpu), &gwc, 1e-5);
     assert_close(&gbg.to(&Device::Cpu), &gbc, 1e-5);
     // Gradients flow back across a device move.
-    let h = x.clone().requires_grad_(true);
+    let h = x.shallow_clone().requires_grad_(true);
     h.to(&d).pow_scalar(2.0).sum().backward();
     assert_eq!(h.grad().unwrap().device(), Device::Cpu);
     assert_close(&h.grad().unwrap(), &x.mul_scalar(2.0), 1e-6);
@@ -633,7 +633,7 @@ fn activations_and_math_match_cpu_forward_and_backward() {
             let xg = x.to(dev).detach().requires_grad_(true);
             let y = f(&xg).pow_scalar(3.0).sum();
             let g = autograd::grad(&[y], std::slice::from_ref(&xg), true);
-            let g0 = g[0].clone().expect("grad");
+            let g0 = g[0].as_ref().map(Tensor::shallow_clone).expect("grad");
             g0.sum().backward();
             (g0, xg.grad().expect("second derivative"))
         };
@@ -1152,7 +1152,7 @@ fn optimizer_matches(what: &str, d: &Device, make: fn(Vec<Tensor>) -> Box<dyn Op
     let grads: Vec<Tensor> = (0..4).map(|_| randn(&[5, 3])).collect();
     let run = |dev: &Device| {
         let p = p0.to(dev).detach().mul_scalar(1.0).requires_grad_(true);
-        let mut opt = make(vec![p.clone()]);
+        let mut opt = make(vec![p.shallow_clone()]);
         let mut after = Vec::new();
         for g in &grads {
             p.set_grad(Some(g.to(dev)));
@@ -1202,7 +1202,7 @@ fn optimizers_match_cpu() {
     });
     // The state stays on the device.
     let p = randn(&[3]).to(&d).requires_grad_(true);
-    let mut adam = Adam::new(vec![p.clone()], 0.1);
+    let mut adam = Adam::new(vec![p.shallow_clone()], 0.1);
     p.set_grad(Some(randn(&[3]).to(&d)));
     adam.step();
     assert_eq!(adam.exp_avg(&p).unwrap().device(), d);

@@ -371,8 +371,7 @@ fn golden() {
                 .map(|n| {
                     case_tensors
                         .get(n)
-                        .cloned()
-                        .map(|t| (n.clone(), t))
+                        .map(|t| (n.clone(), t.shallow_clone()))
                         .ok_or_else(|| format!("missing input tensor {name}/{n}"))
                 })
                 .collect();
@@ -390,7 +389,7 @@ fn golden() {
             let dev_cases: Vec<Case> = match &inputs {
                 Ok(inputs) => devices
                     .iter()
-                    .map(|&d| case_on(inputs_on(inputs, d), case_tensors.clone()))
+                    .map(|&d| case_on(inputs_on(inputs, d), share_all(&case_tensors)))
                     .collect(),
                 Err(_) => Vec::new(),
             };
@@ -456,4 +455,11 @@ fn golden() {
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// Another map over the same tensors (shared handles, not copies).
+fn share_all(m: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    m.iter()
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect()
 }

@@ -54,7 +54,7 @@ fn linear_strided_operands() {
     let (x, w, b) = (randn(&[3, 4]), randn(&[3, 5]), randn(&[5]));
     gradcheck(
         |t| F::linear(&t[0].t(), &t[1].t(), Some(&t[2])),
-        &[x.clone(), w.clone(), b.clone()],
+        &[x.shallow_clone(), w.shallow_clone(), b.shallow_clone()],
     );
     let want = x.t().matmul(&w).add(&b);
     let got = F::linear(&x.t(), &w.t(), Some(&b));
@@ -71,7 +71,10 @@ fn linear_vector_and_empty_batch() {
     manual_seed(19);
     let (x, w, b) = (randn(&[3]), randn(&[2, 3]), randn(&[2]));
     assert_eq!(F::linear(&x, &w, Some(&b)).shape(), &[2]);
-    gradcheck(|t| F::linear(&t[0], &t[1], Some(&t[2])), &[x, w, b.clone()]);
+    gradcheck(
+        |t| F::linear(&t[0], &t[1], Some(&t[2])),
+        &[x, w, b.shallow_clone()],
+    );
     let empty = Tensor::zeros_opts([0, 3], DType::F64);
     let y = F::linear(&empty, &randn(&[2, 3]), Some(&b));
     assert_eq!(y.shape(), &[0, 2]);
@@ -333,7 +336,7 @@ fn batch_norm_train_shapes() {
         let (x, w, b) = (randn(&shape), randn(&[3]), randn(&[3]));
         gradcheck(
             |t| F::batch_norm(&t[0], None, None, Some(&t[1]), Some(&t[2]), true, 0.1, 1e-5),
-            &[x.clone(), w, b],
+            &[x.shallow_clone(), w, b],
         );
         gradcheck(
             |t| F::batch_norm(&t[0], None, None, None, None, true, 0.1, 1e-5),
@@ -421,7 +424,7 @@ fn layer_norm_grads() {
     let (x, w, b) = (randn(&[3, 2, 4]), randn(&[2, 4]), randn(&[2, 4]));
     gradcheck(
         |t| F::layer_norm(&t[0], &[2, 4], Some(&t[1]), Some(&t[2]), 1e-5),
-        &[x.clone(), w, b],
+        &[x.shallow_clone(), w, b],
     );
     gradcheck(|t| F::layer_norm(&t[0], &[4], None, None, 1e-5), &[x]);
 }
@@ -491,11 +494,17 @@ fn regression_losses() {
     manual_seed(15);
     for r in REDUCTIONS {
         let (x, t) = (randn(&[3, 4]), randn(&[3, 4]));
-        gradcheck(|a| loss::mse_loss(&a[0], &a[1], r), &[x.clone(), t.clone()]);
-        gradcheck(|a| loss::l1_loss(&a[0], &a[1], r), &[x.clone(), t.clone()]);
+        gradcheck(
+            |a| loss::mse_loss(&a[0], &a[1], r),
+            &[x.shallow_clone(), t.shallow_clone()],
+        );
+        gradcheck(
+            |a| loss::l1_loss(&a[0], &a[1], r),
+            &[x.shallow_clone(), t.shallow_clone()],
+        );
         gradcheck(
             |a| loss::smooth_l1_loss(&a[0], &a[1], r, 0.7),
-            &[x.clone(), t.clone()],
+            &[x.shallow_clone(), t.shallow_clone()],
         );
     }
     // Broadcast target, as PyTorch allows.
@@ -512,7 +521,7 @@ fn binary_losses() {
         let (x, t) = (randn(&[5, 2]), leaf(Tensor::rand([5, 2])));
         gradcheck(
             |a| loss::binary_cross_entropy_with_logits(&a[0], &a[1], r),
-            &[x, t.clone()],
+            &[x, t.shallow_clone()],
         );
         let p = leaf(Tensor::rand([5, 2]).mul_scalar(0.8).add_scalar(0.1));
         gradcheck(|a| loss::binary_cross_entropy(&a[0], &a[1], r), &[p, t]);

@@ -94,11 +94,14 @@ fn binary_arithmetic_with_broadcasting() {
     let a = x(&[3, 4]);
     let b = input(&[4], 0.5, 2.0, &[], 11);
     let c = input(&[3, 1], 0.5, 2.0, &[], 12);
-    check(|t| t[0].add(&t[1]), &[a.clone(), b.clone()]);
-    check(|t| t[0].sub(&t[1]), &[a.clone(), c.clone()]);
-    check(|t| t[0].mul(&t[1]), &[a.clone(), b.clone()]);
-    check(|t| t[0].div(&t[1]), &[a.clone(), c.clone()]);
-    check(|t| &t[0] * &t[0] + &t[1], &[a.clone(), b.clone()]);
+    check(|t| t[0].add(&t[1]), &[a.shallow_clone(), b.shallow_clone()]);
+    check(|t| t[0].sub(&t[1]), &[a.shallow_clone(), c.shallow_clone()]);
+    check(|t| t[0].mul(&t[1]), &[a.shallow_clone(), b.shallow_clone()]);
+    check(|t| t[0].div(&t[1]), &[a.shallow_clone(), c.shallow_clone()]);
+    check(
+        |t| &t[0] * &t[0] + &t[1],
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check2(|t| t[0].mul(&t[1]).div(&t[2]), &[a, b, c]);
 }
 
@@ -109,19 +112,22 @@ fn maximum_minimum() {
         .mul_scalar(0.33)
         .detach()
         .requires_grad_(true);
-    check(|t| t[0].maximum(&t[1]), &[a.clone(), b.clone()]);
+    check(
+        |t| t[0].maximum(&t[1]),
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check(|t| t[0].minimum(&t[1]), &[a, b]);
 }
 
 #[test]
 fn scalar_ops_and_neg() {
     let a = x(&[2, 3]);
-    check(|t| t[0].add_scalar(1.5), &[a.clone()]);
-    check(|t| t[0].sub_scalar(1.5), &[a.clone()]);
-    check(|t| t[0].mul_scalar(-2.5), &[a.clone()]);
-    check(|t| t[0].div_scalar(4.0), &[a.clone()]);
-    check(|t| t[0].rsub_scalar(3.0), &[a.clone()]);
-    check(|t| -&t[0], &[a.clone()]);
+    check(|t| t[0].add_scalar(1.5), &[a.shallow_clone()]);
+    check(|t| t[0].sub_scalar(1.5), &[a.shallow_clone()]);
+    check(|t| t[0].mul_scalar(-2.5), &[a.shallow_clone()]);
+    check(|t| t[0].div_scalar(4.0), &[a.shallow_clone()]);
+    check(|t| t[0].rsub_scalar(3.0), &[a.shallow_clone()]);
+    check(|t| -&t[0], &[a.shallow_clone()]);
     check(|t| 2.0 / &t[0], &[a]);
 }
 
@@ -129,11 +135,11 @@ fn scalar_ops_and_neg() {
 fn exp_log_pow_scalar() {
     let a = x(&[2, 3]);
     let p = input(&[2, 3], 0.2, 3.0, &[], 3);
-    check(|t| t[0].exp(), &[a.clone()]);
-    check(|t| t[0].log(), &[p.clone()]);
-    check(|t| t[0].pow_scalar(2.0), &[a.clone()]);
-    check(|t| t[0].pow_scalar(1.5), &[p.clone()]);
-    check(|t| t[0].pow_scalar(-0.5), &[p.clone()]);
+    check(|t| t[0].exp(), &[a.shallow_clone()]);
+    check(|t| t[0].log(), &[p.shallow_clone()]);
+    check(|t| t[0].pow_scalar(2.0), &[a.shallow_clone()]);
+    check(|t| t[0].pow_scalar(1.5), &[p.shallow_clone()]);
+    check(|t| t[0].pow_scalar(-0.5), &[p.shallow_clone()]);
     check2(|t| t[0].exp(), &[a]);
     check2(|t| t[0].log().pow_scalar(3.0), &[p]);
 }
@@ -143,32 +149,41 @@ fn exp_log_pow_scalar() {
 #[test]
 fn sum_and_mean() {
     let a = x(&[2, 3, 4]);
-    check(|t| t[0].sum(), &[a.clone()]);
-    check(|t| t[0].sum_dim(1, false), &[a.clone()]);
-    check(|t| t[0].sum_dim(-1, true), &[a.clone()]);
-    check(|t| t[0].sum_dims(Some(&[0, 2]), false), &[a.clone()]);
-    check(|t| t[0].mean(), &[a.clone()]);
-    check(|t| t[0].mean_dim(0, true), &[a.clone()]);
-    check(|t| t[0].mean_dims(Some(&[1, 2]), false), &[a.clone()]);
+    check(|t| t[0].sum(), &[a.shallow_clone()]);
+    check(|t| t[0].sum_dim(1, false), &[a.shallow_clone()]);
+    check(|t| t[0].sum_dim(-1, true), &[a.shallow_clone()]);
+    check(
+        |t| t[0].sum_dims(Some(&[0, 2]), false),
+        &[a.shallow_clone()],
+    );
+    check(|t| t[0].mean(), &[a.shallow_clone()]);
+    check(|t| t[0].mean_dim(0, true), &[a.shallow_clone()]);
+    check(
+        |t| t[0].mean_dims(Some(&[1, 2]), false),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].sum_to(&[3, 1]), &[a]);
 }
 
 #[test]
 fn view_ops() {
     let a = x(&[2, 3, 4]);
-    check(|t| t[0].reshape(&[6, -1]), &[a.clone()]);
-    check(|t| t[0].view(&[4, 6]), &[a.clone()]);
-    check(|t| t[0].flatten(1, 2), &[a.clone()]);
-    check(|t| t[0].permute(&[2, 0, 1]), &[a.clone()]);
-    check(|t| t[0].transpose(0, 2).contiguous(), &[a.clone()]);
-    check(|t| t[0].transpose(0, 2).reshape(&[-1]), &[a.clone()]);
-    check(|t| t[0].narrow(2, 1, 2), &[a.clone()]);
-    check(|t| t[0].select(1, 2), &[a.clone()]);
-    check(|t| t[0].unsqueeze(1), &[a.clone()]);
-    check(|t| t[0].unsqueeze(1).squeeze(), &[a.clone()]);
-    check(|t| t[0].unsqueeze(-1).squeeze_dim(-1), &[a.clone()]);
+    check(|t| t[0].reshape(&[6, -1]), &[a.shallow_clone()]);
+    check(|t| t[0].view(&[4, 6]), &[a.shallow_clone()]);
+    check(|t| t[0].flatten(1, 2), &[a.shallow_clone()]);
+    check(|t| t[0].permute(&[2, 0, 1]), &[a.shallow_clone()]);
+    check(|t| t[0].transpose(0, 2).contiguous(), &[a.shallow_clone()]);
+    check(
+        |t| t[0].transpose(0, 2).reshape(&[-1]),
+        &[a.shallow_clone()],
+    );
+    check(|t| t[0].narrow(2, 1, 2), &[a.shallow_clone()]);
+    check(|t| t[0].select(1, 2), &[a.shallow_clone()]);
+    check(|t| t[0].unsqueeze(1), &[a.shallow_clone()]);
+    check(|t| t[0].unsqueeze(1).squeeze(), &[a.shallow_clone()]);
+    check(|t| t[0].unsqueeze(-1).squeeze_dim(-1), &[a.shallow_clone()]);
     let b = x(&[3, 1]);
-    check(|t| t[0].expand(&[2, 3, 5]), &[b.clone()]);
+    check(|t| t[0].expand(&[2, 3, 5]), &[b.shallow_clone()]);
     check(|t| t[0].expand_as(&Tensor::zeros([4, 3, 2])), &[b]);
     let m = x(&[3, 4]);
     check(|t| t[0].t(), &[m]);
@@ -182,16 +197,34 @@ fn matmul_forms() {
     let n = input(&[4, 5], -1.0, 1.0, &[], 22);
     let b3 = input(&[2, 3, 4], -1.0, 1.0, &[], 23);
     let b4 = input(&[2, 4, 5], -1.0, 1.0, &[], 24);
-    check(|t| t[0].matmul(&t[1]), &[v.clone(), w.clone()]);
-    check(|t| t[0].matmul(&t[1]), &[m.clone(), v.clone()]);
-    check(|t| t[0].matmul(&t[1]), &[v.clone(), n.clone()]);
-    check(|t| t[0].matmul(&t[1]), &[m.clone(), n.clone()]);
-    check(|t| t[0].mm(&t[1]), &[m.clone(), n.clone()]);
-    check(|t| t[0].bmm(&t[1]), &[b3.clone(), b4.clone()]);
-    check(|t| t[0].matmul(&t[1]), &[b3.clone(), n.clone()]);
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[v.shallow_clone(), w.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[m.shallow_clone(), v.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[v.shallow_clone(), n.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[m.shallow_clone(), n.shallow_clone()],
+    );
+    check(|t| t[0].mm(&t[1]), &[m.shallow_clone(), n.shallow_clone()]);
+    check(
+        |t| t[0].bmm(&t[1]),
+        &[b3.shallow_clone(), b4.shallow_clone()],
+    );
+    check(
+        |t| t[0].matmul(&t[1]),
+        &[b3.shallow_clone(), n.shallow_clone()],
+    );
     check(
         |t| t[0].t().matmul(&t[1]),
-        &[m.clone(), input(&[3, 2], -1.0, 1.0, &[], 25)],
+        &[m.shallow_clone(), input(&[3, 2], -1.0, 1.0, &[], 25)],
     );
     check2(|t| t[0].matmul(&t[1]).sin(), &[m, n]);
 }
@@ -202,15 +235,15 @@ fn matmul_forms() {
 fn elementwise_math() {
     let a = x(&[3, 4]);
     let p = input(&[3, 4], 0.2, 3.0, &[], 31);
-    check(|t| t[0].sqrt(), &[p.clone()]);
-    check(|t| t[0].abs(), &[a.clone()]);
-    check(|t| t[0].sin(), &[a.clone()]);
-    check(|t| t[0].cos(), &[a.clone()]);
-    check(|t| t[0].reciprocal(), &[a.clone()]);
-    check(|t| t[0].square(), &[a.clone()]);
-    check(|t| t[0].erf(), &[a.clone()]);
-    check(|t| t[0].sign().add(&t[0]), &[a.clone()]);
-    check(|t| t[0].transpose(0, 1).sqrt(), &[p.clone()]);
+    check(|t| t[0].sqrt(), &[p.shallow_clone()]);
+    check(|t| t[0].abs(), &[a.shallow_clone()]);
+    check(|t| t[0].sin(), &[a.shallow_clone()]);
+    check(|t| t[0].cos(), &[a.shallow_clone()]);
+    check(|t| t[0].reciprocal(), &[a.shallow_clone()]);
+    check(|t| t[0].square(), &[a.shallow_clone()]);
+    check(|t| t[0].erf(), &[a.shallow_clone()]);
+    check(|t| t[0].sign().add(&t[0]), &[a.shallow_clone()]);
+    check(|t| t[0].transpose(0, 1).sqrt(), &[p.shallow_clone()]);
     for f in [
         Tensor::sqrt as fn(&Tensor) -> Tensor,
         Tensor::sin,
@@ -220,18 +253,18 @@ fn elementwise_math() {
         Tensor::erf,
         Tensor::abs,
     ] {
-        check2(|t| f(&t[0]), &[p.clone()]);
+        check2(|t| f(&t[0]), &[p.shallow_clone()]);
     }
 }
 
 #[test]
 fn clamp_variants() {
     let a = input(&[4, 5], -2.0, 2.0, &[-0.5, 0.7], 41);
-    check(|t| t[0].clamp(Some(-0.5), Some(0.7)), &[a.clone()]);
-    check(|t| t[0].clamp(Some(-0.5), None), &[a.clone()]);
-    check(|t| t[0].clamp(None, Some(0.7)), &[a.clone()]);
-    check(|t| t[0].clamp_min(-0.5), &[a.clone()]);
-    check(|t| t[0].clamp_max(0.7), &[a.clone()]);
+    check(|t| t[0].clamp(Some(-0.5), Some(0.7)), &[a.shallow_clone()]);
+    check(|t| t[0].clamp(Some(-0.5), None), &[a.shallow_clone()]);
+    check(|t| t[0].clamp(None, Some(0.7)), &[a.shallow_clone()]);
+    check(|t| t[0].clamp_min(-0.5), &[a.shallow_clone()]);
+    check(|t| t[0].clamp_max(0.7), &[a.shallow_clone()]);
     check2(|t| t[0].clamp(Some(-0.5), Some(0.7)).square(), &[a]);
 }
 
@@ -239,8 +272,11 @@ fn clamp_variants() {
 fn pow_tensor_exponent() {
     let base = input(&[3, 4], 0.3, 2.0, &[], 51);
     let e = input(&[4], -1.5, 2.5, &[], 52);
-    check(|t| t[0].pow(&t[1]), &[base.clone(), e.clone()]);
-    check(|t| t[0].pow(&t[0]), &[base.clone()]);
+    check(
+        |t| t[0].pow(&t[1]),
+        &[base.shallow_clone(), e.shallow_clone()],
+    );
+    check(|t| t[0].pow(&t[0]), &[base.shallow_clone()]);
     check2(|t| t[0].pow(&t[1]), &[base, e]);
 }
 
@@ -249,15 +285,15 @@ fn pow_tensor_exponent() {
 #[test]
 fn activations() {
     let a = x(&[4, 5]);
-    check(|t| t[0].relu(), &[a.clone()]);
-    check(|t| t[0].sigmoid(), &[a.clone()]);
-    check(|t| t[0].tanh(), &[a.clone()]);
-    check(|t| t[0].gelu(), &[a.clone()]);
-    check(|t| t[0].gelu_tanh(), &[a.clone()]);
-    check(|t| t[0].leaky_relu(0.01), &[a.clone()]);
-    check(|t| t[0].leaky_relu(0.2), &[a.clone()]);
+    check(|t| t[0].relu(), &[a.shallow_clone()]);
+    check(|t| t[0].sigmoid(), &[a.shallow_clone()]);
+    check(|t| t[0].tanh(), &[a.shallow_clone()]);
+    check(|t| t[0].gelu(), &[a.shallow_clone()]);
+    check(|t| t[0].gelu_tanh(), &[a.shallow_clone()]);
+    check(|t| t[0].leaky_relu(0.01), &[a.shallow_clone()]);
+    check(|t| t[0].leaky_relu(0.2), &[a.shallow_clone()]);
     let b = input(&[4, 5], -2.0, 2.0, &[0.3], 61);
-    check(|t| t[0].threshold(0.3, -1.0), &[b.clone()]);
+    check(|t| t[0].threshold(0.3, -1.0), &[b.shallow_clone()]);
     for f in [
         Tensor::relu as fn(&Tensor) -> Tensor,
         Tensor::sigmoid,
@@ -265,7 +301,7 @@ fn activations() {
         Tensor::gelu,
         Tensor::gelu_tanh,
     ] {
-        check2(|t| f(&t[0]).mul(&t[0]), &[a.clone()]);
+        check2(|t| f(&t[0]).mul(&t[0]), &[a.shallow_clone()]);
     }
     check2(|t| t[0].leaky_relu(0.1).square(), &[a]);
 }
@@ -274,11 +310,11 @@ fn activations() {
 fn softmax_and_log_softmax_any_dim() {
     let a = x(&[3, 4, 5]);
     for d in [0isize, 1, 2, -1] {
-        check(|t| t[0].softmax(d), &[a.clone()]);
-        check(|t| t[0].log_softmax(d), &[a.clone()]);
+        check(|t| t[0].softmax(d), &[a.shallow_clone()]);
+        check(|t| t[0].log_softmax(d), &[a.shallow_clone()]);
     }
-    check(|t| t[0].transpose(0, 2).softmax(-1), &[a.clone()]);
-    check2(|t| t[0].softmax(1), &[a.clone()]);
+    check(|t| t[0].transpose(0, 2).softmax(-1), &[a.shallow_clone()]);
+    check2(|t| t[0].softmax(1), &[a.shallow_clone()]);
     check2(|t| t[0].log_softmax(-1), &[a]);
 }
 
@@ -289,15 +325,15 @@ fn max_min_and_sort() {
     let a = distinct(&[3, 4, 5], 71);
     for d in [0isize, 1, -1] {
         for keep in [false, true] {
-            check(|t| t[0].max_dim(d, keep).0, &[a.clone()]);
-            check(|t| t[0].min_dim(d, keep).0, &[a.clone()]);
+            check(|t| t[0].max_dim(d, keep).0, &[a.shallow_clone()]);
+            check(|t| t[0].min_dim(d, keep).0, &[a.shallow_clone()]);
         }
-        check(|t| t[0].sort(d, false).0, &[a.clone()]);
-        check(|t| t[0].sort(d, true).0, &[a.clone()]);
+        check(|t| t[0].sort(d, false).0, &[a.shallow_clone()]);
+        check(|t| t[0].sort(d, true).0, &[a.shallow_clone()]);
     }
-    check(|t| t[0].max(), &[a.clone()]);
-    check(|t| t[0].min(), &[a.clone()]);
-    check2(|t| t[0].max_dim(1, false).0.square(), &[a.clone()]);
+    check(|t| t[0].max(), &[a.shallow_clone()]);
+    check(|t| t[0].min(), &[a.shallow_clone()]);
+    check2(|t| t[0].max_dim(1, false).0.square(), &[a.shallow_clone()]);
     check2(|t| t[0].sort(0, true).0.square(), &[a]);
 }
 
@@ -305,13 +341,13 @@ fn max_min_and_sort() {
 fn var_and_std() {
     let a = x(&[3, 4]);
     for unbiased in [false, true] {
-        check(|t| t[0].var(unbiased), &[a.clone()]);
-        check(|t| t[0].std(unbiased), &[a.clone()]);
-        check(|t| t[0].var_dim(1, unbiased, true), &[a.clone()]);
-        check(|t| t[0].std_dim(0, unbiased, false), &[a.clone()]);
+        check(|t| t[0].var(unbiased), &[a.shallow_clone()]);
+        check(|t| t[0].std(unbiased), &[a.shallow_clone()]);
+        check(|t| t[0].var_dim(1, unbiased, true), &[a.shallow_clone()]);
+        check(|t| t[0].std_dim(0, unbiased, false), &[a.shallow_clone()]);
         check(
             |t| t[0].var_dims(Some(&[0, 1]), unbiased, false),
-            &[a.clone()],
+            &[a.shallow_clone()],
         );
     }
 }
@@ -323,42 +359,45 @@ fn cat_stack_split_chunk() {
     let a = x(&[2, 3]);
     let b = input(&[2, 5], -1.0, 1.0, &[], 81);
     let c = input(&[2, 3], -1.0, 1.0, &[], 82);
-    check(|t| Tensor::cat(&[&t[0], &t[1]], 1), &[a.clone(), b.clone()]);
+    check(
+        |t| Tensor::cat(&[&t[0], &t[1]], 1),
+        &[a.shallow_clone(), b.shallow_clone()],
+    );
     check(
         |t| Tensor::cat(&[&t[0], &t[1], &t[0]], 0),
-        &[a.clone(), c.clone()],
+        &[a.shallow_clone(), c.shallow_clone()],
     );
     check(
         |t| Tensor::stack(&[&t[0], &t[1]], 0),
-        &[a.clone(), c.clone()],
+        &[a.shallow_clone(), c.shallow_clone()],
     );
     check(
         |t| Tensor::stack(&[&t[0], &t[1]], -1),
-        &[a.clone(), c.clone()],
+        &[a.shallow_clone(), c.shallow_clone()],
     );
     check(
         |t| {
             let p = t[0].split(&[1, 4], 1);
             Tensor::cat(&[&p[0].mul_scalar(3.0), &p[1].sin()], 1)
         },
-        &[b.clone()],
+        &[b.shallow_clone()],
     );
     check(
         |t| {
             let p = t[0].split_size(2, 1);
             Tensor::cat(&[&p[0].mul_scalar(3.0), &p[1], &p[2].cos()], 1)
         },
-        &[b.clone()],
+        &[b.shallow_clone()],
     );
     check(
         |t| {
             let p = t[0].chunk(2, 1);
             Tensor::cat(&[&p[1], &p[0].square()], 1)
         },
-        &[b.clone()],
+        &[b.shallow_clone()],
     );
-    check(|t| t[0].repeat(&[2, 1, 3]), &[a.clone()]);
-    check(|t| t[0].flip(&[0, 1]), &[a.clone()]);
+    check(|t| t[0].repeat(&[2, 1, 3]), &[a.shallow_clone()]);
+    check(|t| t[0].flip(&[0, 1]), &[a.shallow_clone()]);
     check2(|t| Tensor::cat(&[&t[0], &t[1]], 1).square(), &[a, b]);
 }
 
@@ -366,30 +405,36 @@ fn cat_stack_split_chunk() {
 fn index_ops() {
     let a = x(&[4, 3]);
     let idx = Tensor::from([2i64, 0, 2, 3]);
-    check(|t| t[0].index_select(0, &here(&idx, &t[0])), &[a.clone()]);
+    check(
+        |t| t[0].index_select(0, &here(&idx, &t[0])),
+        &[a.shallow_clone()],
+    );
     check(
         |t| t[0].index_select(1, &here(&Tensor::from([1i64, 1]), &t[0])),
-        &[a.clone()],
+        &[a.shallow_clone()],
     );
     let src = input(&[4, 3], -1.0, 1.0, &[], 91);
     check(
         |t| t[0].index_add(0, &here(&idx, &t[0]), &t[1]),
-        &[a.clone(), src.clone()],
+        &[a.shallow_clone(), src.shallow_clone()],
     );
     let gi = Tensor::from([[0i64, 2], [1, 1], [2, 0], [0, 0]]);
-    check(|t| t[0].gather(1, &here(&gi, &t[0])), &[a.clone()]);
+    check(|t| t[0].gather(1, &here(&gi, &t[0])), &[a.shallow_clone()]);
     let small = input(&[4, 2], -1.0, 1.0, &[], 92);
     check(
         |t| t[0].scatter_add(1, &here(&gi, &t[0]), &t[1]),
-        &[a.clone(), small.clone()],
+        &[a.shallow_clone(), small.shallow_clone()],
     );
     // src larger than index: only the indexed part of src gets gradient.
     let big = input(&[4, 3], -1.0, 1.0, &[], 93);
     check(
         |t| t[0].scatter_add(1, &here(&gi, &t[0]), &t[1]),
-        &[a.clone(), big.clone()],
+        &[a.shallow_clone(), big.shallow_clone()],
     );
-    check2(|t| t[0].gather(1, &here(&gi, &t[0])).square(), &[a.clone()]);
+    check2(
+        |t| t[0].gather(1, &here(&gi, &t[0])).square(),
+        &[a.shallow_clone()],
+    );
     check2(|t| t[0].index_select(0, &here(&idx, &t[0])).square(), &[a]);
 }
 
@@ -400,19 +445,28 @@ fn where_and_masks() {
     let cond = a.detach().gt_scalar(0.0);
     check(
         |t| Tensor::where_cond(&here(&cond, &t[0]), &t[0], &t[1]),
-        &[a.clone(), b.clone()],
+        &[a.shallow_clone(), b.shallow_clone()],
     );
     check(
         |t| t[1].where_(&here(&cond, &t[0]), &t[0]),
-        &[a.clone(), b.clone()],
+        &[a.shallow_clone(), b.shallow_clone()],
     );
-    check(|t| t[0].masked_fill(&here(&cond, &t[0]), 2.5), &[a.clone()]);
-    check(|t| t[0].masked_select(&here(&cond, &t[0])), &[a.clone()]);
+    check(
+        |t| t[0].masked_fill(&here(&cond, &t[0]), 2.5),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].masked_select(&here(&cond, &t[0])),
+        &[a.shallow_clone()],
+    );
     let row = Tensor::from([true, false, true, true]);
-    check(|t| t[0].masked_select(&here(&row, &t[0])), &[b.clone()]);
+    check(
+        |t| t[0].masked_select(&here(&row, &t[0])),
+        &[b.shallow_clone()],
+    );
     check2(
         |t| Tensor::where_cond(&here(&cond, &t[0]), &t[0], &t[1]).square(),
-        &[a.clone(), b],
+        &[a.shallow_clone(), b],
     );
     check2(|t| t[0].masked_select(&here(&cond, &t[0])).square(), &[a]);
 }
@@ -423,28 +477,31 @@ fn einsum_contractions() {
     let bjk = input(&[2, 4, 5], -1.0, 1.0, &[], 111);
     check(
         |t| Tensor::einsum("bij,bjk->bik", &[&t[0], &t[1]]),
-        &[bij.clone(), bjk.clone()],
+        &[bij.shallow_clone(), bjk.shallow_clone()],
     );
     let ij = x(&[3, 4]);
     let jk = input(&[4, 2], -1.0, 1.0, &[], 112);
     check(
         |t| Tensor::einsum("ij,jk->ik", &[&t[0], &t[1]]),
-        &[ij.clone(), jk.clone()],
+        &[ij.shallow_clone(), jk.shallow_clone()],
     );
     check(
         |t| Tensor::einsum("ij,jk", &[&t[0], &t[1]]),
-        &[ij.clone(), jk.clone()],
+        &[ij.shallow_clone(), jk.shallow_clone()],
     );
     let bi = input(&[3, 4], -1.0, 1.0, &[], 113);
     check(
         |t| Tensor::einsum("bi,bi->b", &[&t[0], &t[1]]),
-        &[ij.clone(), bi.clone()],
+        &[ij.shallow_clone(), bi.shallow_clone()],
     );
-    check(|t| Tensor::einsum("ij->ji", &[&t[0]]), &[ij.clone()]);
-    check(|t| Tensor::einsum("ij->", &[&t[0]]), &[ij.clone()]);
-    check(|t| Tensor::einsum("ij->j", &[&t[0]]), &[ij.clone()]);
+    check(
+        |t| Tensor::einsum("ij->ji", &[&t[0]]),
+        &[ij.shallow_clone()],
+    );
+    check(|t| Tensor::einsum("ij->", &[&t[0]]), &[ij.shallow_clone()]);
+    check(|t| Tensor::einsum("ij->j", &[&t[0]]), &[ij.shallow_clone()]);
     let sq = x(&[3, 3]);
-    check(|t| Tensor::einsum("ii->i", &[&t[0]]), &[sq.clone()]);
+    check(|t| Tensor::einsum("ii->i", &[&t[0]]), &[sq.shallow_clone()]);
     check(|t| Tensor::einsum("ii", &[&t[0]]), &[sq]);
     let q = x(&[2, 2, 3, 4]);
     let k = input(&[2, 2, 5, 4], -1.0, 1.0, &[], 114);
@@ -467,9 +524,18 @@ fn einsum_contractions() {
 #[test]
 fn dtype_cast_and_non_contiguous_inputs() {
     let a = x(&[3, 4]);
-    check(|t| t[0].to_dtype(DType::F64).mul_scalar(2.0), &[a.clone()]);
-    check(|t| t[0].t().relu().sigmoid().softmax(0), &[a.clone()]);
-    check(|t| t[0].narrow(1, 1, 2).log_softmax(1), &[a.clone()]);
+    check(
+        |t| t[0].to_dtype(DType::F64).mul_scalar(2.0),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].t().relu().sigmoid().softmax(0),
+        &[a.shallow_clone()],
+    );
+    check(
+        |t| t[0].narrow(1, 1, 2).log_softmax(1),
+        &[a.shallow_clone()],
+    );
     check(|t| t[0].expand(&[2, 3, 4]).gelu(), &[a]);
 }
 
@@ -490,19 +556,22 @@ fn python_slice_indexing() {
     let rows = Tensor::from([2i64, 0, -1]);
     let cols = Tensor::from([3i64, 0]);
     let cond = a.detach().gt_scalar(0.0);
-    check(|t| t[0].i(s![.., 1..;2]), &[a.clone()]);
-    check(|t| t[0].i(s![-1, None, ..3]), &[a.clone()]);
-    check(|t| t[0].i((&here(&rows, &t[0]), 1..)), &[a.clone()]);
-    check(|t| t[0].i(&here(&cond, &t[0])), &[a.clone()]);
+    check(|t| t[0].i(s![.., 1..;2]), &[a.shallow_clone()]);
+    check(|t| t[0].i(s![-1, None, ..3]), &[a.shallow_clone()]);
+    check(|t| t[0].i((&here(&rows, &t[0]), 1..)), &[a.shallow_clone()]);
+    check(|t| t[0].i(&here(&cond, &t[0])), &[a.shallow_clone()]);
     check(
         |t| t[0].i_put(s![1.., ..;3], &t[1]),
-        &[a.clone(), v.clone()],
+        &[a.shallow_clone(), v.shallow_clone()],
     );
     check(
         |t| t[0].i_put((.., &here(&cols, &t[0])), &t[1]),
-        &[a.clone(), w],
+        &[a.shallow_clone(), w],
     );
-    check(|t| t[0].i_put(&here(&cond, &t[0]), 0.5), &[a.clone()]);
-    check2(|t| t[0].i(s![..;2, 1..]).square(), &[a.clone()]);
+    check(
+        |t| t[0].i_put(&here(&cond, &t[0]), 0.5),
+        &[a.shallow_clone()],
+    );
+    check2(|t| t[0].i(s![..;2, 1..]).square(), &[a.shallow_clone()]);
     check2(|t| t[0].i_put(s![1.., ..;3], &t[1]).square(), &[a, v]);
 }

@@ -439,7 +439,7 @@ fn to_device_keeps_parameters_as_leaves() {
 fn load_state_dict_roundtrip_keeps_identity_and_converts_dtype() {
     let src = LeNet::new();
     let mut dst = LeNet::new();
-    let handle = dst.fc1.weight.clone();
+    let handle = dst.fc1.weight.shallow_clone();
     let mut sd = StateDict::new();
     for (k, t) in src.state_dict().iter() {
         // A half-precision checkpoint loads into the float32 model.
@@ -849,7 +849,7 @@ fn loss_modules_match_pytorch() {
     close(
         "CrossEntropyLoss(weight, ignore_index=1, label_smoothing=0.1)",
         CrossEntropyLoss::new()
-            .weight(w.clone())
+            .weight(w.shallow_clone())
             .ignore_index(1)
             .label_smoothing(0.1)
             .forward(&logits, &classes),
@@ -863,7 +863,7 @@ fn loss_modules_match_pytorch() {
     close(
         "NLLLoss(weight)",
         NLLLoss::new()
-            .weight(w.clone())
+            .weight(w.shallow_clone())
             .forward(&logits.log_softmax(1), &classes),
     );
     close("MSELoss()", MSELoss::new().forward(&x, &y));

@@ -121,8 +121,8 @@ fn parameter_groups_get_their_own_learning_rate() {
     let b = Tensor::zeros([2]).requires_grad_(true);
     let mut opt = SGD::with_groups(
         vec![
-            ParamGroup::new(vec![a.clone()]).lr(1e-5),
-            ParamGroup::new(vec![b.clone()]),
+            ParamGroup::new(vec![a.shallow_clone()]).lr(1e-5),
+            ParamGroup::new(vec![b.shallow_clone()]),
         ],
         1e-2,
     );
@@ -140,7 +140,7 @@ fn parameter_groups_get_their_own_learning_rate() {
 #[test]
 fn optimizer_state_is_inspectable() {
     let p = Tensor::from([1.0f32, 2.0]).requires_grad_(true);
-    let mut adam = Adam::new(vec![p.clone()], 0.1).betas(0.9, 0.99);
+    let mut adam = Adam::new(vec![p.shallow_clone()], 0.1).betas(0.9, 0.99);
     p.set_grad(Some(Tensor::from([1.0f32, -1.0])));
     adam.step();
     adam.step();
@@ -151,7 +151,7 @@ fn optimizer_state_is_inspectable() {
     assert!((v[0] - 0.0199).abs() < 1e-6);
     // Parameters without a gradient are skipped.
     let q = Tensor::zeros([1]).requires_grad_(true);
-    let mut sgd = SGD::new(vec![q.clone()], 1.0).momentum(0.9);
+    let mut sgd = SGD::new(vec![q.shallow_clone()], 1.0).momentum(0.9);
     sgd.step();
     assert!(sgd.momentum_buffer(&q).is_none());
     assert_eq!(q.to_vec::<f32>(), [0.0]);
@@ -247,13 +247,96 @@ fn clip_grad_norm_scales_only_when_above() {
     let b = Tensor::zeros([1]).requires_grad_(true);
     a.set_grad(Some(Tensor::from([3.0f32, 0.0])));
     b.set_grad(Some(Tensor::from([4.0f32])));
-    let total = clip_grad_norm_(&[a.clone(), b.clone()], 10.0, 2.0);
+    let total = clip_grad_norm_(&[a.shallow_clone(), b.shallow_clone()], 10.0, 2.0);
     assert!((total - 5.0).abs() < 1e-9);
     assert_eq!(b.grad().unwrap().to_vec::<f32>(), [4.0]);
-    let total = clip_grad_norm_(&[a.clone(), b.clone()], 1.0, 2.0);
+    let total = clip_grad_norm_(&[a.shallow_clone(), b.shallow_clone()], 1.0, 2.0);
     assert!((total - 5.0).abs() < 1e-9);
     let coef = 1.0 / (5.0 + 1e-6);
     assert!((b.grad().unwrap().to_vec::<f32>()[0] as f64 - 4.0 * coef).abs() < 1e-6);
-    let inf = clip_grad_norm_(&[a, b.clone()], 100.0, f64::INFINITY);
+    let inf = clip_grad_norm_(&[a, b.shallow_clone()], 100.0, f64::INFINITY);
     assert!((inf - 4.0 * coef).abs() < 1e-6);
+}
+
+/// Half-precision parameters train like PyTorch's: the state buffers keep
+/// the parameter's dtype and three steps land where PyTorch 2.15's do.
+/// Expected values: PyTorch 2.15 on the CPU,
+/// `p = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=dt, requires_grad=True)`,
+/// three steps of `loss = (p.float() ** 2 * torch.tensor([1., 2., 3., 4.])).sum()`
+/// with `SGD(lr=0.1, momentum=0.9)`, `Adam(lr=0.1)`, `AdamW(lr=0.1)` and
+/// `RMSprop(lr=0.01, momentum=0.9)`; its state (`momentum_buffer`,
+/// `exp_avg`, `exp_avg_sq`, `square_avg`) is in `dt`. PyTorch rounds to
+/// half after each of its ops, kiln once per buffer, hence the tolerance
+/// of four units in the last place (of values from 0.5 up).
+#[test]
+fn half_precision_parameters_match_pytorch() {
+    use kiln::DType;
+    type Make = fn(Vec<Tensor>) -> Box<dyn Optimizer>;
+    let makers: [(&str, Make); 4] = [
+        ("SGD", |p| Box::new(SGD::new(p, 0.1).momentum(0.9))),
+        ("Adam", |p| Box::new(Adam::new(p, 0.1))),
+        ("AdamW", |p| Box::new(AdamW::new(p, 0.1))),
+        ("RMSprop", |p| Box::new(RMSprop::new(p, 0.01).momentum(0.9))),
+    ];
+    let expected: [(DType, [[f64; 4]; 4], f64); 2] = [
+        (
+            DType::F16,
+            [
+                [0.062255859375, 1.078125, -2.5625, -0.4638671875],
+                [0.70166015625, -1.701171875, 2.701171875, 0.205078125],
+                [0.69873046875, -1.6953125, 2.693359375, 0.2034912109375],
+                [0.552734375, -1.544921875, 2.541015625, 0.0733642578125],
+            ],
+            1.0 / 1024.0,
+        ),
+        (
+            DType::BF16,
+            [
+                [0.060546875, 1.0859375, -2.578125, -0.4609375],
+                [0.69921875, -1.6953125, 2.71875, 0.2041015625],
+                [0.69921875, -1.6953125, 2.71875, 0.2041015625],
+                [0.55078125, -1.546875, 2.546875, 0.07421875],
+            ],
+            1.0 / 128.0,
+        ),
+    ];
+    let c = Tensor::from([1.0f32, 2.0, 3.0, 4.0]);
+    let mut bad = Vec::new();
+    for (dtype, want, ulp1) in expected {
+        for ((name, make), want) in makers.iter().zip(want) {
+            let p = Tensor::from([1.0f32, -2.0, 3.0, 0.5])
+                .to_dtype(dtype)
+                .requires_grad_(true);
+            let mut opt = make(vec![p.shallow_clone()]);
+            for _ in 0..3 {
+                opt.zero_grad();
+                (p.to_dtype(DType::F32).pow_scalar(2.0) * &c)
+                    .sum()
+                    .backward();
+                opt.step();
+            }
+            assert_eq!(p.dtype(), dtype);
+            let got = p.to_vec::<f64>();
+            for (g, w) in got.iter().zip(want) {
+                // Units in the last place at |w|, counted from 0.5 up.
+                let ulp = ulp1 * 2f64.powi(w.abs().max(0.5).log2().floor() as i32);
+                if (g - w).abs() > 4.0 * ulp {
+                    bad.push(format!("{name} {dtype}: got {got:?}, PyTorch {want:?}"));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+    // The state stays in the parameter's dtype, as PyTorch's does.
+    let p = Tensor::from([1.0f32, 2.0])
+        .to_dtype(DType::F16)
+        .requires_grad_(true);
+    let mut sgd = SGD::new(vec![p.shallow_clone()], 0.1).momentum(0.9);
+    let mut adam = Adam::new(vec![p.shallow_clone()], 0.1);
+    p.to_dtype(DType::F32).sum().backward();
+    sgd.step();
+    adam.step();
+    assert_eq!(sgd.momentum_buffer(&p).unwrap().dtype(), DType::F16);
+    assert_eq!(adam.exp_avg(&p).unwrap().dtype(), DType::F16);
 }

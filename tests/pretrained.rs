@@ -128,7 +128,7 @@ fn batch_norm_fixture_reproduces_eval_logits_and_round_trips() {
         .state_dict()
         .get("features.1.num_batches_tracked")
         .unwrap()
-        .clone();
+        .shallow_clone();
     assert_eq!((nbt.dtype(), nbt.item()), (DType::I64, 3.0));
     std::fs::remove_file(path).unwrap();
 }
@@ -148,7 +148,11 @@ fn run_golden_models<M: Module + Forward>(new: impl Fn() -> M) -> usize {
     let mut ran = 0;
     for case in manifest["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let get = |k: &str| tensors.get(&format!("{name}/{k}")).cloned();
+        let get = |k: &str| {
+            tensors
+                .get(&format!("{name}/{k}"))
+                .map(Tensor::shallow_clone)
+        };
         let mut state = StateDict::new();
         for k in &keys {
             match get(&format!("state/{k}")) {

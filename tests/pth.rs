@@ -150,7 +150,7 @@ fn resume_record(name: &str) -> Option<Resume> {
     let rec = load_safetensors(fixture(name)?).unwrap();
     let steps = (0..2)
         .map(|i| {
-            let get = |k: &str| rec.get(&format!("step{i}/{k}")).unwrap().clone();
+            let get = |k: &str| rec.get(&format!("step{i}/{k}")).unwrap().shallow_clone();
             (
                 get("x"),
                 get("target"),
@@ -162,7 +162,7 @@ fn resume_record(name: &str) -> Option<Resume> {
     let mut after = StateDict::new();
     for (k, t) in rec.iter() {
         if let Some(name) = k.strip_prefix("after/") {
-            after.insert(name, t.clone());
+            after.insert(name, t.shallow_clone());
         }
     }
     Some(Resume { steps, after })

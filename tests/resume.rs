@@ -305,8 +305,8 @@ fn mismatched_optimizer_state_is_rejected_whole_and_changes_nothing() {
     let other = Net::new(&Device::Cpu);
     let mut two_groups = SGD::with_groups(
         vec![
-            kiln::optim::ParamGroup::new(other.parameters()[..2].to_vec()),
-            kiln::optim::ParamGroup::new(other.parameters()[2..].to_vec()),
+            kiln::optim::ParamGroup::new(other.parameters().drain(..2).collect()),
+            kiln::optim::ParamGroup::new(other.parameters().drain(2..).collect()),
         ],
         0.1,
     );

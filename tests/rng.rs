@@ -122,7 +122,7 @@ fn run_call(call: &Value) -> Vec<(String, Tensor)> {
     let layer = |sd: StateDict| {
         sd.iter()
             .filter(|(_, t)| matches!(t.dtype(), DType::F32 | DType::F64))
-            .map(|(k, t)| (format!("/{k}"), t.clone()))
+            .map(|(k, t)| (format!("/{k}"), t.shallow_clone()))
             .collect()
     };
     let plain = |t: Tensor| vec![(String::new(), t)];

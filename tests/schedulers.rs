@@ -414,7 +414,7 @@ fn lbfgs_follows_pytorch_on_rosenbrock() {
         let name = case["name"].as_str().unwrap();
         let o = &case["options"];
         let p = Tensor::from([-1.5f64, 2.0]).requires_grad_(true);
-        let mut opt = LBFGS::new(vec![p.clone()]).lr(o["lr"].as_f64().unwrap());
+        let mut opt = LBFGS::new(vec![p.shallow_clone()]).lr(o["lr"].as_f64().unwrap());
         if let Some(n) = o["max_iter"].as_u64() {
             opt = opt.max_iter(n as usize);
         }

@@ -123,17 +123,23 @@ fn pointwise(
         }
     });
     let target_dtype = target.dtype();
-    Tensor::from_op(out, name, &[input, target], move |g, need| {
-        let (a, b) = backend::of(g.device()).point_loss_backward(kind, &x, &t);
-        let scale = match reduction {
-            Reduction::Mean => g.div_scalar(n as f64),
-            _ => g.clone(),
-        };
-        vec![
-            need[0].then(|| a.mul(&scale)),
-            need[1].then(|| b.mul(&scale).to_dtype(target_dtype)),
-        ]
-    })
+    Tensor::from_op_saved(
+        out,
+        name,
+        &[input, target],
+        &[x.shallow_clone(), t.shallow_clone()],
+        move |g, need| {
+            let (a, b) = backend::of(g.device()).point_loss_backward(kind, &x, &t);
+            let scale = match reduction {
+                Reduction::Mean => g.div_scalar(n as f64),
+                _ => g.shallow_clone(),
+            };
+            vec![
+                need[0].then(|| a.mul(&scale)),
+                need[1].then(|| b.mul(&scale).to_dtype(target_dtype)),
+            ]
+        },
+    )
 }
 
 /// Mean squared error `(input - target)²`, like `F.mse_loss`.
@@ -286,7 +292,7 @@ fn rows(x: &Tensor) -> Tensor {
 fn unrows(g: &Tensor, shape: &[usize]) -> Tensor {
     match shape.len() {
         1 => g.reshape_to(shape),
-        2 => g.clone(),
+        2 => g.shallow_clone(),
         r => {
             let mut last = vec![shape[0]];
             last.extend_from_slice(&shape[2..]);
@@ -409,12 +415,18 @@ pub fn cross_entropy_with(
     let (loss, wsum) = backend::of(x.device()).cross_entropy(&x, &t, w.as_ref(), ignore, eps);
     let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
     let shape = input.shape().to_vec();
-    Tensor::from_op(out, "CrossEntropyLossBackward0", &[input], move |g, _| {
-        let gl = per_position(g, &wtotal, reduction, np);
-        let be = backend::of(g.device());
-        let gx = be.cross_entropy_backward(&x, &t, w.as_ref(), ignore, eps, &gl);
-        vec![Some(unrows(&gx, &shape))]
-    })
+    Tensor::from_op_saved(
+        out,
+        "CrossEntropyLossBackward0",
+        &[input],
+        &[x.shallow_clone(), t.shallow_clone()],
+        move |g, _| {
+            let gl = per_position(g, &wtotal, reduction, np);
+            let be = backend::of(g.device());
+            let gx = be.cross_entropy_backward(&x, &t, w.as_ref(), ignore, eps, &gl);
+            vec![Some(unrows(&gx, &shape))]
+        },
+    )
 }
 
 /// Cross-entropy against class probabilities (`target` shaped like
@@ -484,9 +496,15 @@ pub fn nll_loss_with(
     let (loss, wsum) = backend::of(x.device()).nll_loss(&x, &t, w.as_ref(), ignore);
     let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
     let shape = input.shape().to_vec();
-    Tensor::from_op(out, "NllLossBackward0", &[input], move |g, _| {
-        let gl = per_position(g, &wtotal, reduction, np);
-        let gx = backend::of(g.device()).nll_loss_backward(&x, &t, w.as_ref(), ignore, &gl);
-        vec![Some(unrows(&gx, &shape))]
-    })
+    Tensor::from_op_saved(
+        out,
+        "NllLossBackward0",
+        &[input],
+        &[x.shallow_clone(), t.shallow_clone()],
+        move |g, _| {
+            let gl = per_position(g, &wtotal, reduction, np);
+            let gx = backend::of(g.device()).nll_loss_backward(&x, &t, w.as_ref(), ignore, &gl);
+            vec![Some(unrows(&gx, &shape))]
+        },
+    )
 }

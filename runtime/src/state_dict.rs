@@ -5,10 +5,26 @@ use crate::Tensor;
 use std::collections::HashMap;
 
 /// Ordered name → tensor map, like PyTorch's `OrderedDict` state dicts.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct StateDict {
     entries: Vec<(String, Tensor)>,
     index: HashMap<String, usize>,
+}
+
+impl Clone for StateDict {
+    /// A map over the same tensors (shared, not copied), like Python's
+    /// `state_dict.copy()`; copy each tensor with [`Tensor::clone`] for
+    /// `copy.deepcopy`.
+    fn clone(&self) -> Self {
+        StateDict {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                .collect(),
+            index: self.index.clone(),
+        }
+    }
 }
 
 impl StateDict {

@@ -128,7 +128,7 @@ pub fn gradcheck(
     if !y.requires_grad() {
         return Err("gradcheck: the output does not require grad".into());
     }
-    let targets: Vec<Tensor> = checked.iter().map(|&i| inputs[i].clone()).collect();
+    let targets: Vec<Tensor> = checked.iter().map(|&i| inputs[i].shallow_clone()).collect();
     let l = y.to_dtype(crate::DType::F64).mul(&v).sum();
     let grads = autograd::grad(&[l], &targets, false);
     let f: &dyn Fn(&[Tensor]) -> Tensor = &f;
@@ -152,7 +152,7 @@ pub fn gradcheck(
             let xi = Tensor::from_vec(vals, x.shape())
                 .to_dtype(x.dtype())
                 .to_device(x.device());
-            let mut xs: Vec<Tensor> = inputs.to_vec();
+            let mut xs: Vec<Tensor> = inputs.iter().map(Tensor::shallow_clone).collect();
             xs[i] = xi;
             projected(f, &xs, &v)
         };
@@ -223,7 +223,7 @@ pub fn gradgradcheck(
                 if fl && !x.requires_grad() {
                     x.detach().requires_grad_(true)
                 } else {
-                    x.clone()
+                    x.shallow_clone()
                 }
             })
             .collect();
@@ -231,7 +231,7 @@ pub fn gradgradcheck(
             .iter()
             .zip(&flagged)
             .filter(|(_, fl)| **fl)
-            .map(|(t, _)| t.clone())
+            .map(|(t, _)| t.shallow_clone())
             .collect();
         let l = f(&leaves).to_dtype(crate::DType::F64).mul(&v).sum();
         let grads = autograd::grad(&[l], &targets, true);

@@ -222,7 +222,7 @@ pub fn run_case(case: &Case, rep: &mut Report) -> Result<(), String> {
     let mut sd = StateDict::new();
     for (name, t) in &case.inputs {
         if let Some(key) = name.strip_prefix("state/") {
-            sd.insert(key, t.clone());
+            sd.insert(key, t.shallow_clone());
         }
     }
     let mut model = build(&sd, arch)?;

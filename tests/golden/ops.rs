@@ -156,7 +156,7 @@ impl Inputs<'_> {
     }
 
     fn all(&self) -> Vec<Tensor> {
-        self.0.iter().map(|(_, t)| t.clone()).collect()
+        self.0.iter().map(|(_, t)| t.shallow_clone()).collect()
     }
 }
 
@@ -294,7 +294,7 @@ pub fn run(op: &str, attrs: &Value, inputs: &[(String, Tensor)]) -> Res<Vec<Tens
                         .map(|&d| if d < 0 { d + t.dim() as isize } else { d } as usize)
                         .collect();
                     ds.sort_unstable();
-                    let mut out = t.clone();
+                    let mut out = t.shallow_clone();
                     for d in ds.into_iter().rev() {
                         out = out.squeeze_dim(d as isize);
                     }

@@ -83,7 +83,7 @@ pub fn run_case(case: &Case, rep: &mut Report) -> Result<(), String> {
         .to_dtype(kiln::DType::F32);
     // Own storage, so the case's tensor is never modified.
     let param = param.add_scalar(0.0).detach().requires_grad_(true);
-    let mut opt = build(&case.attrs, vec![param.clone()])?;
+    let mut opt = build(&case.attrs, vec![param.shallow_clone()])?;
     let steps = case.attrs["steps"]
         .as_u64()
         .map(|s| s as usize)

@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod conv;
+pub mod int_matmul;
 pub mod isa;
 pub mod matmul;
 pub mod parallel;

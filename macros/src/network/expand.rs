@@ -540,14 +540,14 @@ impl Steps<'_> {
             .collect();
         let paths = p.paths.iter().zip(&ends).map(|(path, end)| {
         let value = match (&path.condition, path.items.as_slice()) {
-            (_, []) => quote!(::kiln::Tensor::clone(#x)),
+            (_, []) => quote!(::kiln::Tensor::shallow_clone(#x)),
             (Some(_), [item]) => {
                 let name = item.name.as_ref().expect("checked by the parser");
                 let m = Ident::new("m", Span::mixed_site());
                 quote! {
                     match &self.#name {
                         ::core::option::Option::Some(#m) => ::kiln::nn::Forward::forward(#m, #x),
-                        ::core::option::Option::None => ::kiln::Tensor::clone(#x),
+                        ::core::option::Option::None => ::kiln::Tensor::shallow_clone(#x),
                     }
                 }
             }

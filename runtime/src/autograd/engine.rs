@@ -33,7 +33,7 @@ impl Sink<'_> {
                 if is_leaf {
                     t.grad_fn_node().is_none() && t.impl_key() == key
                 } else {
-                    t.grad_fn_node().is_some_and(|n| node_key(n) == key)
+                    t.grad_fn_node().is_some_and(|n| node_key(&n) == key)
                 }
             }),
         }
@@ -42,7 +42,7 @@ impl Sink<'_> {
     fn capture(&mut self, i: usize, g: &Tensor) {
         if let Sink::Capture { grads, .. } = self {
             grads[i] = Some(match grads[i].take() {
-                None => g.clone(),
+                None => g.shallow_clone(),
                 Some(old) => &old + g,
             });
         }
@@ -65,7 +65,7 @@ thread_local! {
 /// use std::sync::{Arc, Mutex};
 /// let w = Tensor::from([3.0f32]).requires_grad_(true);
 /// let seen = Arc::new(Mutex::new(None));
-/// let (s, w2) = (seen.clone(), w.clone());
+/// let (s, w2) = (seen.clone(), w.shallow_clone());
 /// autograd::queue_callback(move || *s.lock().unwrap() = w2.grad().map(|g| g.to_vec::<f32>()));
 /// (&w * &w).sum().backward();
 /// assert_eq!(seen.lock().unwrap().clone(), Some(vec![6.0]));
@@ -93,7 +93,7 @@ pub(crate) fn run_backward(roots: &[(Tensor, Tensor)], retain_graph: bool, creat
 /// use kiln_runtime::{Tensor, autograd};
 /// let x = Tensor::from([1.0f32, 2.0, 3.0]).requires_grad_(true);
 /// let y = (&x * &x).sum();
-/// let g = autograd::grad(&[y], &[x.clone()], false);
+/// let g = autograd::grad(&[y], &[x.shallow_clone()], false);
 /// assert_eq!(g[0].as_ref().unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0]);
 /// assert!(x.grad().is_none());
 /// ```
@@ -102,12 +102,12 @@ pub fn grad(outputs: &[Tensor], inputs: &[Tensor], create_graph: bool) -> Vec<Op
         .iter()
         .map(|o| {
             check_scalar("autograd::grad", o);
-            (o.clone(), o.ones_like())
+            (o.shallow_clone(), o.ones_like())
         })
         .collect();
     let mut sink = Sink::Capture {
         targets: inputs,
-        grads: vec![None; inputs.len()],
+        grads: inputs.iter().map(|_| None).collect(),
     };
     run(&roots, create_graph, create_graph, &mut sink);
     match sink {
@@ -134,9 +134,9 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
     let mut stack: Vec<Arc<Node>> = Vec::new();
     for (t, _) in roots {
         if let Some(n) = t.grad_fn_node()
-            && nodes.insert(node_key(n), n.clone()).is_none()
+            && nodes.insert(node_key(&n), n.clone()).is_none()
         {
-            stack.push(n.clone());
+            stack.push(n);
         }
     }
     while let Some(n) = stack.pop() {
@@ -155,8 +155,8 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
     let mut grads: HashMap<Key, Tensor> = HashMap::new();
     for (t, g) in roots {
         match t.grad_fn_node() {
-            Some(n) => add_into(&mut grads, node_key(n), g.clone()),
-            None if t.requires_grad() => deliver_to_leaf(t, g.clone(), create_graph, sink),
+            Some(n) => add_into(&mut grads, node_key(&n), g.shallow_clone()),
+            None if t.requires_grad() => deliver_to_leaf(t, g.shallow_clone(), create_graph, sink),
             None => panic!(
                 "backward: element 0 of tensors does not require grad and does not have a grad_fn"
             ),
@@ -203,9 +203,14 @@ fn run(roots: &[(Tensor, Tensor)], retain_graph: bool, create_graph: bool, sink:
                 .iter()
                 .map(|e| !matches!(e, Edge::None))
                 .collect();
+            let mut saved = node.saved.lock().unwrap_or_else(|e| e.into_inner());
+            for s in saved.iter() {
+                s.check(node.name());
+            }
             let out = f(&g, &needs);
             if !retain_graph {
                 *slot = None;
+                saved.clear();
             }
             out
         };

@@ -12,10 +12,12 @@
 
 mod engine;
 mod grad_mode;
+mod saved;
 
 pub(crate) use engine::{check_scalar as engine_check_scalar, run_backward};
 pub use engine::{grad, queue_callback};
 pub use grad_mode::{NoGradGuard, is_grad_enabled, no_grad, set_grad_enabled};
+pub(crate) use saved::SavedVersion;
 
 use crate::Tensor;
 use std::fmt;
@@ -52,6 +54,9 @@ pub struct Node {
     pub(crate) hooks: Mutex<Vec<Hook>>,
     pub(crate) retains_grad: AtomicBool,
     pub(crate) retained_grad: Mutex<Option<Tensor>>,
+    /// The versions of the tensors the backward reads, checked before it
+    /// runs; dropped with the backward (they hold the tensors' storage).
+    pub(crate) saved: Mutex<Vec<SavedVersion>>,
 }
 
 impl Node {
@@ -63,6 +68,15 @@ impl Node {
             hooks: Mutex::new(Vec::new()),
             retains_grad: AtomicBool::new(false),
             retained_grad: Mutex::new(None),
+            saved: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This node with `saved` as the versions its backward relies on.
+    pub(crate) fn with_saved(self, saved: Vec<SavedVersion>) -> Self {
+        Node {
+            saved: Mutex::new(saved),
+            ..self
         }
     }
 

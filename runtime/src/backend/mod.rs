@@ -55,13 +55,23 @@ pub struct Pool2dParams {
 
 /// The argmax of each max-pooling window, saved for the backward, in the
 /// form the backend that made it reads back.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum PoolIndices {
     /// Flat `h * W + w` offsets within each plane, in host memory.
     Host(std::sync::Arc<Vec<u32>>),
     /// The same offsets as an int64 tensor on the device.
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     Device(Tensor),
+}
+
+impl Clone for PoolIndices {
+    /// Another handle on the same indices (they are never written).
+    fn clone(&self) -> Self {
+        match self {
+            PoolIndices::Host(v) => PoolIndices::Host(v.clone()),
+            PoolIndices::Device(t) => PoolIndices::Device(t.shallow_clone()),
+        }
+    }
 }
 
 /// The gradients a backward primitive returns, one per input; `None`

@@ -88,10 +88,20 @@ impl<D: Dataset + ?Sized> Dataset for Box<D> {
 /// assert_eq!(row[0].to_vec::<f32>(), vec![2.0, 3.0]);
 /// assert_eq!(row[1].to_vec::<i64>(), vec![1]);
 /// ```
-#[derive(Clone)]
 pub struct TensorDataset {
     tensors: Vec<Tensor>,
     len: usize,
+}
+
+impl Clone for TensorDataset {
+    /// A dataset over the same tensors (shared, not copied), as two
+    /// references to one PyTorch `TensorDataset` would be.
+    fn clone(&self) -> Self {
+        TensorDataset {
+            tensors: self.tensors.iter().map(Tensor::shallow_clone).collect(),
+            len: self.len,
+        }
+    }
 }
 
 impl TensorDataset {

@@ -471,12 +471,12 @@ mod tests {
     fn random_crop_with_padding_keeps_content_aligned() {
         let x = Tensor::from_vec((1..=16).map(|v| v as f32).collect::<Vec<_>>(), [1, 4, 4]);
         // No padding, full size: the identity.
-        let same = RandomCrop::new((4, 4), 0).apply(x.clone());
+        let same = RandomCrop::new((4, 4), 0).apply(x.shallow_clone());
         assert_eq!(same.to_vec::<f32>(), x.to_vec::<f32>());
         // Every crop of the padded image is a shifted copy with zeros.
         let crop = RandomCrop::new((4, 4), 1).with_generator(Generator::new(3));
         for _ in 0..20 {
-            let v = crop.apply(x.clone()).to_vec::<f32>();
+            let v = crop.apply(x.shallow_clone()).to_vec::<f32>();
             let nz: Vec<f32> = v.iter().copied().filter(|&a| a != 0.0).collect();
             assert!(nz.len() >= 9, "{v:?}");
             assert!(nz.windows(2).all(|w| w[0] < w[1]), "{v:?}");
@@ -488,17 +488,20 @@ mod tests {
         let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [1, 2, 2]);
         let always = RandomHorizontalFlip::new(1.0);
         assert_eq!(
-            always.apply(x.clone()).to_vec::<f32>(),
+            always.apply(x.shallow_clone()).to_vec::<f32>(),
             vec![2.0, 1.0, 4.0, 3.0]
         );
         let never = RandomHorizontalFlip::new(0.0);
-        assert_eq!(never.apply(x.clone()).to_vec::<f32>(), x.to_vec::<f32>());
+        assert_eq!(
+            never.apply(x.shallow_clone()).to_vec::<f32>(),
+            x.to_vec::<f32>()
+        );
         let draw = |seed| {
             with_sample_seed(seed, || {
                 (0..16)
                     .map(|_| {
                         RandomHorizontalFlip::new(0.5)
-                            .apply(x.clone())
+                            .apply(x.shallow_clone())
                             .to_vec::<f32>()[0]
                     })
                     .collect::<Vec<_>>()

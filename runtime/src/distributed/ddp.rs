@@ -154,7 +154,7 @@ impl<M: Module> DistributedDataParallel<M> {
     pub fn with_options(module: M, options: DdpOptions) -> Self {
         // Same values everywhere: rank 0's parameters and buffers.
         let mut tensors = Vec::new();
-        module.visit("", &mut |_, t, _| tensors.push(t.clone()));
+        module.visit("", &mut |_, t, _| tensors.push(t.shallow_clone()));
         let works: Vec<Work<()>> = tensors.iter().map(|t| broadcast_async(t, 0)).collect();
         works.into_iter().for_each(Work::wait);
 

@@ -437,7 +437,7 @@ pub fn all_reduce_async(t: &Tensor, op: ReduceOp) -> Work<()> {
     if let Some(w) = try_nccl("all_reduce", t, nccl::InPlace::AllReduce(op)) {
         return w;
     }
-    let target = t.clone();
+    let target = t.shallow_clone();
     let world = world_size();
     submit(
         "all_reduce",
@@ -468,7 +468,7 @@ pub fn broadcast_async(t: &Tensor, src: usize) -> Work<()> {
     if let Some(w) = try_nccl("broadcast", t, nccl::InPlace::Broadcast(src)) {
         return w;
     }
-    let target = t.clone();
+    let target = t.shallow_clone();
     submit(
         "broadcast",
         Job::Broadcast(Buffer::from_tensor(t), src),

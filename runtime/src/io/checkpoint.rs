@@ -273,6 +273,6 @@ impl Reader<'_> {
         if !self.used.insert(name.to_string()) {
             return Err(format!("tensor `{name}` is referenced twice"));
         }
-        Ok(Value::Tensor(t.clone()))
+        Ok(Value::Tensor(t.shallow_clone()))
     }
 }

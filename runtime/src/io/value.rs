@@ -7,7 +7,6 @@ use std::fmt;
 
 /// One value of a checkpoint, like an object in the dict PyTorch's tutorial
 /// passes to `torch.save`.
-#[derive(Clone)]
 pub enum Value {
     /// Python's `None`.
     None,
@@ -27,6 +26,24 @@ pub enum Value {
     Dict(Dict),
     /// A tensor.
     Tensor(Tensor),
+}
+
+impl Clone for Value {
+    /// A copy of the value in which tensors are shared, not copied (like
+    /// Python's `copy.copy` of a checkpoint dict).
+    fn clone(&self) -> Self {
+        match self {
+            Value::None => Value::None,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Bytes(b) => Value::Bytes(b.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Dict(d) => Value::Dict(d.clone()),
+            Value::Tensor(t) => Value::Tensor(t.shallow_clone()),
+        }
+    }
 }
 
 /// A dict key: a string or an int (optimizer state is keyed by parameter
@@ -245,7 +262,7 @@ impl Value {
         let d = self.as_dict()?;
         let mut sd = StateDict::new();
         for (k, v) in d.iter() {
-            sd.insert(k.to_string(), v.as_tensor()?.clone());
+            sd.insert(k.to_string(), v.as_tensor()?.shallow_clone());
         }
         Some(sd)
     }
@@ -319,7 +336,7 @@ impl From<Tensor> for Value {
 }
 impl From<&Tensor> for Value {
     fn from(t: &Tensor) -> Self {
-        Value::Tensor(t.clone())
+        Value::Tensor(t.shallow_clone())
     }
 }
 impl From<Dict> for Value {

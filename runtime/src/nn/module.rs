@@ -131,7 +131,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
         let mut out = Vec::new();
         self.visit("", &mut |n, t, k| {
             if k == TensorKind::Parameter {
-                out.push((n.to_string(), t.clone()));
+                out.push((n.to_string(), t.shallow_clone()));
             }
         });
         out
@@ -147,7 +147,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
         let mut out = Vec::new();
         self.visit("", &mut |n, t, k| {
             if k == TensorKind::Buffer {
-                out.push((n.to_string(), t.clone()));
+                out.push((n.to_string(), t.shallow_clone()));
             }
         });
         out
@@ -213,7 +213,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
     /// use kiln_runtime::{DType, Device};
     /// use kiln_runtime::nn::{Linear, Module};
     /// let mut fc = Linear::new(4, 2, &Device::Cpu);
-    /// let weight = fc.weight.clone();
+    /// let weight = fc.weight.shallow_clone();
     /// fc.to_dtype(DType::F64);
     /// assert_eq!(weight.dtype(), DType::F64);
     /// ```
@@ -607,7 +607,9 @@ fn load_state_dict_impl(
     strict: bool,
 ) -> Result<LoadReport, LoadStateDictError> {
     let mut own: Vec<(String, Tensor)> = Vec::new();
-    m.visit("", &mut |n, t, _| own.push((n.to_string(), t.clone())));
+    m.visit("", &mut |n, t, _| {
+        own.push((n.to_string(), t.shallow_clone()))
+    });
     let mut err = LoadStateDictError {
         module: m.type_name().to_string(),
         ..Default::default()
@@ -620,7 +622,7 @@ fn load_state_dict_impl(
                 err.mismatched
                     .push((k.clone(), t.shape().to_vec(), src.shape().to_vec()))
             }
-            Some(src) => pairs.push((t.clone(), src.clone())),
+            Some(src) => pairs.push((t.shallow_clone(), src.shallow_clone())),
         }
     }
     let known: std::collections::HashSet<&str> = own.iter().map(|(k, _)| k.as_str()).collect();

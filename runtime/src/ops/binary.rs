@@ -169,19 +169,25 @@ impl Tensor {
             i64: Some(|a, b| a.wrapping_mul(b)),
         };
         let out = broadcast_binary("mul", self, other, &fns);
-        let (a, b) = (self.clone(), other.clone());
-        Tensor::from_op(out, "MulBackward0", &[self, other], move |g, need| {
-            vec![
-                need[0].then(|| g.mul(&b).sum_to(a.shape())),
-                need[1].then(|| g.mul(&a).sum_to(b.shape())),
-            ]
-        })
+        let (a, b) = (self.shallow_clone(), other.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            "MulBackward0",
+            &[self, other],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| {
+                vec![
+                    need[0].then(|| g.mul(&b).sum_to(a.shape())),
+                    need[1].then(|| g.mul(&a).sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// Elementwise quotient with broadcasting (true division), like `torch.div`.
     pub fn div(&self, other: &Tensor) -> Tensor {
         let (a, b) = if self.dtype().is_float() || other.dtype().is_float() {
-            (self.clone(), other.clone())
+            (self.shallow_clone(), other.shallow_clone())
         } else {
             (self.to_dtype(DType::F32), other.to_dtype(DType::F32))
         };
@@ -191,12 +197,18 @@ impl Tensor {
             i64: None,
         };
         let out = broadcast_binary("div", &a, &b, &fns);
-        Tensor::from_op(out, "DivBackward0", &[self, other], move |g, need| {
-            vec![
-                need[0].then(|| g.div(&b).sum_to(a.shape())),
-                need[1].then(|| g.mul(&a).div(&b.mul(&b)).neg().sum_to(b.shape())),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "DivBackward0",
+            &[self, other],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| {
+                vec![
+                    need[0].then(|| g.div(&b).sum_to(a.shape())),
+                    need[1].then(|| g.mul(&a).div(&b.mul(&b)).neg().sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// Elementwise maximum with broadcasting, like `torch.maximum`; the
@@ -208,16 +220,22 @@ impl Tensor {
             i64: Some(|a: i64, b: i64| a.max(b)),
         };
         let out = broadcast_binary("maximum", self, other, &fns);
-        let (a, b) = (self.clone(), other.clone());
-        Tensor::from_op(out, "MaximumBackward0", &[self, other], move |g, _| {
-            let ga = g.mul(
-                &a.gt(&b)
-                    .to_dtype(g.dtype())
-                    .add(&a.eq(&b).to_dtype(g.dtype()).mul_scalar(0.5)),
-            );
-            let gb = g.sub(&ga);
-            vec![Some(ga.sum_to(a.shape())), Some(gb.sum_to(b.shape()))]
-        })
+        let (a, b) = (self.shallow_clone(), other.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            "MaximumBackward0",
+            &[self, other],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, _| {
+                let ga = g.mul(
+                    &a.gt(&b)
+                        .to_dtype(g.dtype())
+                        .add(&a.eq(&b).to_dtype(g.dtype()).mul_scalar(0.5)),
+                );
+                let gb = g.sub(&ga);
+                vec![Some(ga.sum_to(a.shape())), Some(gb.sum_to(b.shape()))]
+            },
+        )
     }
 
     /// Elementwise minimum with broadcasting, like `torch.minimum`.
@@ -228,13 +246,15 @@ impl Tensor {
     /// Adds a scalar, like `tensor + 2.5`.
     pub fn add_scalar(&self, s: f64) -> Tensor {
         let out = map_float(crate::backend::UnaryOp::AddScalar(s), self);
-        Tensor::from_op(out, "AddBackward1", &[self], |g, _| vec![Some(g.clone())])
+        Tensor::from_op(out, "AddBackward0", &[self], |g, _| {
+            vec![Some(g.shallow_clone())]
+        })
     }
 
     /// Multiplies by a scalar, like `tensor * 2.5`.
     pub fn mul_scalar(&self, s: f64) -> Tensor {
         let out = map_float(crate::backend::UnaryOp::MulScalar(s), self);
-        Tensor::from_op(out, "MulBackward1", &[self], move |g, _| {
+        Tensor::from_op(out, "MulBackward0", &[self], move |g, _| {
             vec![Some(g.mul_scalar(s))]
         })
     }

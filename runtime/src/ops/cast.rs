@@ -7,7 +7,7 @@ impl Tensor {
     /// floating-point types.
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
-            return self.clone();
+            return self.shallow_clone();
         }
         let out = crate::backend::cast(self, dtype);
         if !dtype.is_float() || !self.dtype().is_float() {

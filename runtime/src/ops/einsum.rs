@@ -131,7 +131,7 @@ impl Tensor {
             .into_iter()
             .zip(operands)
             .map(|(letters, t)| Term {
-                t: (*t).clone(),
+                t: (*t).shallow_clone(),
                 letters,
             })
             .collect();

@@ -72,20 +72,26 @@ impl Tensor {
         same_device(op, &[self, index]);
         let out = backend::of(self.device()).index_select(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
-        let index = index.clone();
-        Tensor::from_op(out, "IndexSelectBackward0", &[self], move |g, _| {
-            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-            let g = if in_shape.is_empty() {
-                g.reshape_to(&[1])
-            } else {
-                g.clone()
-            };
-            let z1 = z.reshape_to(&shape_1d(&z));
-            vec![Some(
-                z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
-                    .reshape_to(&in_shape),
-            )]
-        })
+        let index = index.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "IndexSelectBackward0",
+            &[self],
+            &[index.shallow_clone()],
+            move |g, _| {
+                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+                let g = if in_shape.is_empty() {
+                    g.reshape_to(&[1])
+                } else {
+                    g.shallow_clone()
+                };
+                let z1 = z.reshape_to(&shape_1d(&z));
+                vec![Some(
+                    z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
+                        .reshape_to(&in_shape),
+                )]
+            },
+        )
     }
 
     /// Adds the slices of `source` along `dim` into the positions `index`
@@ -97,14 +103,20 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         same_device(op, &[self, index, source]);
         let out = backend::of(self.device()).index_add(&self.detach(), d, index, &source.detach());
-        let index = index.clone();
+        let index = index.shallow_clone();
         let src_shape = source.shape().to_vec();
-        Tensor::from_op(out, "IndexAddBackward0", &[self, source], move |g, need| {
-            vec![
-                Some(g.clone()),
-                need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "IndexAddBackward0",
+            &[self, source],
+            &[index.shallow_clone()],
+            move |g, need| {
+                vec![
+                    Some(g.shallow_clone()),
+                    need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
+                ]
+            },
+        )
     }
 
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and so on
@@ -125,14 +137,20 @@ impl Tensor {
         same_device(op, &[self, index]);
         let out = backend::of(self.device()).gather(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
-        let index = index.clone();
-        Tensor::from_op(out, "GatherBackward0", &[self], move |g, _| {
-            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-            if in_shape.is_empty() {
-                return vec![Some(g.sum())];
-            }
-            vec![Some(z.scatter_add(d as isize, &index, g))]
-        })
+        let index = index.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "GatherBackward0",
+            &[self],
+            &[index.shallow_clone()],
+            move |g, _| {
+                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+                if in_shape.is_empty() {
+                    return vec![Some(g.sum())];
+                }
+                vec![Some(z.scatter_add(d as isize, &index, g))]
+            },
+        )
     }
 
     /// Adds `src`'s elements into a copy of `self` at the positions `index`
@@ -147,19 +165,25 @@ impl Tensor {
         check_gather_shapes(op, index, src, d, false);
         same_device(op, &[self, index, src]);
         let out = backend::of(self.device()).scatter_add(&self.detach(), d, index, &src.detach());
-        let index = index.clone();
+        let index = index.shallow_clone();
         let src_shape = src.shape().to_vec();
-        Tensor::from_op(out, "ScatterAddBackward0", &[self, src], move |g, need| {
-            let gs = need[1].then(|| {
-                let gathered = g.gather(d as isize, &index);
-                if gathered.shape() == src_shape.as_slice() {
-                    gathered
-                } else {
-                    pad_to(&gathered, &src_shape)
-                }
-            });
-            vec![Some(g.clone()), gs]
-        })
+        Tensor::from_op_saved(
+            out,
+            "ScatterAddBackward0",
+            &[self, src],
+            &[index.shallow_clone()],
+            move |g, need| {
+                let gs = need[1].then(|| {
+                    let gathered = g.gather(d as isize, &index);
+                    if gathered.shape() == src_shape.as_slice() {
+                        gathered
+                    } else {
+                        pad_to(&gathered, &src_shape)
+                    }
+                });
+                vec![Some(g.shallow_clone()), gs]
+            },
+        )
     }
 
     /// Elementwise choice: `a` where `cond` is true, else `b`, with all
@@ -177,7 +201,7 @@ impl Tensor {
         let op = "where";
         same_device(op, &[cond, a, b]);
         let cond = match cond.dtype() {
-            DType::Bool => cond.clone(),
+            DType::Bool => cond.shallow_clone(),
             DType::U8 => cond.to_dtype(DType::Bool),
             other => panic!("{op}: expected condition to be a bool tensor, but got {other}"),
         };
@@ -198,13 +222,19 @@ impl Tensor {
         let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
         let out = backend::of(ac.device()).where_(&cond, &lc, &ac, &la, &bc, &lb, &shape);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-        Tensor::from_op(out, "WhereBackward0", &[a, b], move |g, need| {
-            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
-            vec![
-                need[0].then(|| Tensor::where_cond(&cond, g, &zero).sum_to(&sa)),
-                need[1].then(|| Tensor::where_cond(&cond, &zero, g).sum_to(&sb)),
-            ]
-        })
+        Tensor::from_op_saved(
+            out,
+            "WhereBackward0",
+            &[a, b],
+            &[cond.shallow_clone()],
+            move |g, need| {
+                let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+                vec![
+                    need[0].then(|| Tensor::where_cond(&cond, g, &zero).sum_to(&sa)),
+                    need[1].then(|| Tensor::where_cond(&cond, &zero, g).sum_to(&sb)),
+                ]
+            },
+        )
     }
 
     /// `self` where `cond` is true, else `other`: PyTorch's method form
@@ -229,11 +259,17 @@ impl Tensor {
             )
         });
         let out = backend::of(self.device()).masked_fill(&self.detach(), mask, &lm, value);
-        let mask = mask.clone();
-        Tensor::from_op(out, "MaskedFillBackward0", &[self], move |g, _| {
-            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
-            vec![Some(Tensor::where_cond(&mask, &zero, g))]
-        })
+        let mask = mask.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "MaskedFillBackward0",
+            &[self],
+            &[mask.shallow_clone()],
+            move |g, _| {
+                let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+                vec![Some(Tensor::where_cond(&mask, &zero, g))]
+            },
+        )
     }
 
     /// The elements where `mask` is true (both broadcast), as a 1-D tensor
@@ -254,9 +290,13 @@ impl Tensor {
         let out = backend::of(self.device()).masked_select(&self.detach(), mask, &shape);
         let in_shape = self.shape().to_vec();
         let mask_b = mask.expand(&shape).contiguous();
-        Tensor::from_op(out, "MaskedSelectBackward0", &[self], move |g, _| {
-            vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))]
-        })
+        Tensor::from_op_saved(
+            out,
+            "MaskedSelectBackward0",
+            &[self],
+            &[mask_b.shallow_clone()],
+            move |g, _| vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))],
+        )
     }
 
     /// One-hot encoding of an int64 tensor of class indices: a new last
@@ -293,17 +333,21 @@ impl Tensor {
 /// (its backward is `masked_select`).
 fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
     let out = backend::of(g.device()).masked_scatter(&g.detach(), mask);
-    let mask = mask.clone();
-    Tensor::from_op(out, "MaskedScatterBackward0", &[g], move |gg, _| {
-        vec![Some(gg.masked_select(&mask))]
-    })
+    let mask = mask.shallow_clone();
+    Tensor::from_op_saved(
+        out,
+        "MaskedScatterBackward0",
+        &[g],
+        &[mask.shallow_clone()],
+        move |gg, _| vec![Some(gg.masked_select(&mask))],
+    )
 }
 
 /// `t` placed at the start of zeros of the larger `shape` (each dim of `t`
 /// at most `shape`'s).
 pub(super) fn pad_to(t: &Tensor, shape: &[usize]) -> Tensor {
     let z = Tensor::zeros_opts(shape, (t.dtype(), &t.device()));
-    let mut view = z.clone();
+    let mut view = z.shallow_clone();
     for (k, &n) in t.shape().iter().enumerate() {
         view = view.narrow(k as isize, 0, n);
     }

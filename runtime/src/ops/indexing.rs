@@ -779,9 +779,24 @@ impl Tensor {
     /// assert_eq!(x.to_vec::<f32>(), [1.0, 0.0, 3.0]);
     /// ```
     pub fn masked_fill_(&self, mask: &Tensor, value: f64) {
-        super::inplace::check_inplace("masked_fill_", self);
+        let op = "masked_fill_";
+        let record = super::inplace::begin_inplace(op, self, &[]);
         let filled = autograd::no_grad(|| self.masked_fill(mask, value));
-        self.copy_(&filled);
+        autograd::no_grad(|| self.copy_(&filled));
+        if record {
+            // MaskedFillBackward0: the filled positions get no gradient.
+            let mask = mask.detach();
+            super::inplace::rebase_history(
+                self,
+                "MaskedFillBackward0",
+                &[],
+                &[],
+                move |g, need| {
+                    let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+                    vec![need[0].then(|| Tensor::where_cond(&mask, &zero, g))]
+                },
+            );
+        }
     }
 }
 

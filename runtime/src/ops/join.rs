@@ -175,7 +175,7 @@ impl Tensor {
         let n = self.shape()[d];
         if split_size == 0 {
             if n == 0 {
-                return vec![self.clone()];
+                return vec![self.shallow_clone()];
             }
             panic!("split_size: split_size must be positive for a non-empty dimension");
         }
@@ -235,7 +235,7 @@ impl Tensor {
 
     /// Reverses the order of elements along each of `dims`, like `torch.flip`.
     pub fn flip(&self, dims: &[isize]) -> Tensor {
-        let mut out = self.clone();
+        let mut out = self.shallow_clone();
         for &dim in dims {
             let d = normalize_dim("flip", dim, self.dim());
             if self.dim() == 0 {

@@ -241,7 +241,7 @@ pub(crate) fn zip2(
 pub(crate) fn scaled_grad(name: &'static str, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor {
     let out = backend::of(g.device()).scaled_grad(op, &g.detach(), x);
     let x = x.detach();
-    Tensor::from_op(out, name, &[g], move |gg, _| {
+    Tensor::from_op_saved(out, name, &[g], &[x.shallow_clone()], move |gg, _| {
         vec![Some(scaled_grad(name, op, gg, &x))]
     })
 }

@@ -24,19 +24,27 @@ impl Tensor {
     /// ```
     pub fn sqrt(&self) -> Tensor {
         let out = unary("sqrt", self);
-        let x = self.clone();
-        Tensor::from_op(out, "SqrtBackward0", &[self], move |g, _| {
-            vec![Some(g.div(&x.sqrt().mul_scalar(2.0)))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "SqrtBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.div(&x.sqrt().mul_scalar(2.0)))],
+        )
     }
 
     /// Absolute value, like `torch.abs`; the gradient at 0 is 0.
     pub fn abs(&self) -> Tensor {
         let out = unary_int("abs", self);
-        let x = self.clone();
-        Tensor::from_op(out, "AbsBackward0", &[self], move |g, _| {
-            vec![Some(scaled_grad("AbsBackward0", UnaryOp::Abs, g, &x))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "AbsBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(scaled_grad("AbsBackward0", UnaryOp::Abs, g, &x))],
+        )
     }
 
     /// Sign (-1, 0 or 1), like `torch.sign`; its gradient is zero.
@@ -67,19 +75,25 @@ impl Tensor {
             _ => UnaryOp::ClampMax(max.unwrap_or(f64::INFINITY)),
         };
         let out = unary_int(kind, self);
-        let x = self.clone();
+        let x = self.shallow_clone();
         let (lo, hi) = (
             min.unwrap_or(f64::NEG_INFINITY),
             max.unwrap_or(f64::INFINITY),
         );
-        Tensor::from_op(out, "ClampBackward1", &[self], move |g, _| {
-            vec![Some(scaled_grad(
-                "ClampBackward1",
-                UnaryOp::Clamp(lo, hi),
-                g,
-                &x,
-            ))]
-        })
+        Tensor::from_op_saved(
+            out,
+            "ClampBackward1",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| {
+                vec![Some(scaled_grad(
+                    "ClampBackward1",
+                    UnaryOp::Clamp(lo, hi),
+                    g,
+                    &x,
+                ))]
+            },
+        )
     }
 
     /// `clamp(min, None)`, like `torch.clamp_min`.
@@ -107,66 +121,94 @@ impl Tensor {
             }),
         };
         let out = broadcast_binary("pow", self, exponent, &fns);
-        let (a, b) = (self.clone(), exponent.clone());
-        Tensor::from_op(out, "PowBackward1", &[self, exponent], move |g, need| {
-            let ga = need[0].then(|| {
-                let d = b.mul(&a.pow(&b.add_scalar(-1.0)));
-                g.mul(&d).sum_to(a.shape())
-            });
-            let gb = need[1].then(|| {
-                let d = a.pow(&b).mul(&a.log());
-                let zero_base = a.eq_scalar(0.0).logical_and(&b.ge(&b.zeros_like()));
-                let d = Tensor::where_cond(&zero_base, &d.zeros_like(), &d);
-                g.mul(&d).sum_to(b.shape())
-            });
-            vec![ga, gb]
-        })
+        let (a, b) = (self.shallow_clone(), exponent.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            "PowBackward1",
+            &[self, exponent],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| {
+                let ga = need[0].then(|| {
+                    let d = b.mul(&a.pow(&b.add_scalar(-1.0)));
+                    g.mul(&d).sum_to(a.shape())
+                });
+                let gb = need[1].then(|| {
+                    let d = a.pow(&b).mul(&a.log());
+                    let zero_base = a.eq_scalar(0.0).logical_and(&b.ge(&b.zeros_like()));
+                    let d = Tensor::where_cond(&zero_base, &d.zeros_like(), &d);
+                    g.mul(&d).sum_to(b.shape())
+                });
+                vec![ga, gb]
+            },
+        )
     }
 
     /// Sine, like `torch.sin`.
     pub fn sin(&self) -> Tensor {
         let out = unary("sin", self);
-        let x = self.clone();
-        Tensor::from_op(out, "SinBackward0", &[self], move |g, _| {
-            vec![Some(g.mul(&x.cos()))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "SinBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.mul(&x.cos()))],
+        )
     }
 
     /// Cosine, like `torch.cos`.
     pub fn cos(&self) -> Tensor {
         let out = unary("cos", self);
-        let x = self.clone();
-        Tensor::from_op(out, "CosBackward0", &[self], move |g, _| {
-            vec![Some(g.mul(&x.sin()).neg())]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "CosBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.mul(&x.sin()).neg())],
+        )
     }
 
     /// `1 / x`, like `torch.reciprocal`.
     pub fn reciprocal(&self) -> Tensor {
         let out = unary("reciprocal", self);
-        let x = self.clone();
-        Tensor::from_op(out, "ReciprocalBackward0", &[self], move |g, _| {
-            vec![Some(g.div(&x.mul(&x)).neg())]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "ReciprocalBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.div(&x.mul(&x)).neg())],
+        )
     }
 
     /// `x * x`, like `torch.square`.
     pub fn square(&self) -> Tensor {
         let out = unary_int("square", self);
-        let x = self.clone();
-        Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
-            vec![Some(g.mul(&x).mul_scalar(2.0))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "PowBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.mul(&x).mul_scalar(2.0))],
+        )
     }
 
     /// The error function, like `torch.erf` (accurate to about one ulp).
     pub fn erf(&self) -> Tensor {
         let out = unary("erf", self);
-        let x = self.clone();
-        Tensor::from_op(out, "ErfBackward0", &[self], move |g, _| {
-            vec![Some(
-                g.mul(&x.mul(&x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI)),
-            )]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "ErfBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| {
+                vec![Some(
+                    g.mul(&x.mul(&x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI)),
+                )]
+            },
+        )
     }
 }

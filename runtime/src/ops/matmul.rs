@@ -4,6 +4,7 @@
 use crate::Tensor;
 use crate::layout::{Layout, broadcast_shapes};
 use crate::storage::CpuStorage;
+use kiln_kernels::cpu::int_matmul::int_gemm;
 use kiln_kernels::cpu::matmul::gemm;
 
 /// `a[..., m, k] @ b[..., k, n]` with broadcast batch dimensions (no autograd).
@@ -58,13 +59,19 @@ impl Tensor {
     /// `a[..., m, k] @ b[..., k, n]` with broadcast batch dims, with backward.
     fn matmul_nd(&self, other: &Tensor) -> Tensor {
         let out = matmul_nd_raw(self, other);
-        let (a, b) = (self.clone(), other.clone());
-        Tensor::from_op(out, "MmBackward0", &[self, other], move |g, need| {
-            vec![
-                need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
-                need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
-            ]
-        })
+        let (a, b) = (self.shallow_clone(), other.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            "MmBackward0",
+            &[self, other],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| {
+                vec![
+                    need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
+                    need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
+                ]
+            },
+        )
     }
 
     /// Matrix product with `torch.matmul`'s rules: 1-D·1-D is a dot
@@ -89,12 +96,12 @@ impl Tensor {
         let a = if ra == 1 {
             self.unsqueeze(0)
         } else {
-            self.clone()
+            self.shallow_clone()
         };
         let b = if rb == 1 {
             other.unsqueeze(-1)
         } else {
-            other.clone()
+            other.shallow_clone()
         };
         let mut out = a.matmul_nd(&b);
         if rb == 1 {
@@ -185,6 +192,27 @@ pub(crate) fn matmul_cpu(
             out
         }};
     }
+    // Integer products wrap like PyTorch's, exactly (no float round trip).
+    macro_rules! run_int {
+        ($x:expr, $y:expr, $zero:expr) => {{
+            let mut out = vec![$zero; nb * m * n];
+            for i in 0..nb {
+                int_gemm(
+                    m,
+                    n,
+                    k,
+                    &mut out[i * m * n..(i + 1) * m * n],
+                    &$x[oa[i]..],
+                    a_rs,
+                    a_cs,
+                    &$y[ob[i]..],
+                    b_rs,
+                    b_cs,
+                );
+            }
+            out
+        }};
+    }
     let out = match (ga.cpu("matmul"), gb.cpu("matmul")) {
         (CpuStorage::F32(x), CpuStorage::F32(y)) => CpuStorage::F32(run!(x, y, 0f32)),
         (CpuStorage::F64(x), CpuStorage::F64(y)) => CpuStorage::F64(run!(x, y, 0f64)),
@@ -197,7 +225,12 @@ pub(crate) fn matmul_cpu(
             );
             return r.to_dtype(dt);
         }
-        (s, _) => panic!("matmul: not supported for {} tensors", s.dtype()),
+        (CpuStorage::I64(x), CpuStorage::I64(y)) => CpuStorage::I64(run_int!(x, y, 0i64)),
+        (CpuStorage::U8(x), CpuStorage::U8(y)) => CpuStorage::U8(run_int!(x, y, 0u8)),
+        (s, _) => panic!(
+            "matmul: \"addmm_impl_cpu_\" not implemented for {} tensors",
+            s.dtype()
+        ),
     };
     Tensor::from_cpu(out, out_shape)
 }

@@ -165,7 +165,7 @@ impl Tensor {
     /// broadcasting `shape` up to `self.shape()`); used by backward rules.
     pub fn sum_to(&self, shape: &[usize]) -> Tensor {
         if self.shape() == shape {
-            return self.clone();
+            return self.shallow_clone();
         }
         let rank = self.dim();
         let lead = rank - shape.len();

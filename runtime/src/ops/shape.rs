@@ -45,7 +45,7 @@ impl Tensor {
     /// `reshape` with a fully known shape.
     pub fn reshape_to(&self, shape: &[usize]) -> Tensor {
         if shape == self.shape() {
-            return self.clone();
+            return self.shallow_clone();
         }
         let n: usize = shape.iter().product();
         if n != self.numel() {
@@ -140,7 +140,7 @@ impl Tensor {
     /// Transposes a matrix (≤ 2-D), like `tensor.t()`.
     pub fn t(&self) -> Tensor {
         match self.dim() {
-            0 | 1 => self.clone(),
+            0 | 1 => self.shallow_clone(),
             2 => self.transpose(0, 1),
             _ => panic!(
                 "t: expects a tensor with <= 2 dimensions, but got shape {:?}",
@@ -168,18 +168,18 @@ impl Tensor {
     /// like `tensor.squeeze(dim)`.
     pub fn squeeze_dim(&self, dim: isize) -> Tensor {
         if self.dim() == 0 {
-            return self.clone();
+            return self.shallow_clone();
         }
         let d = normalize_dim("squeeze", dim, self.dim());
         if self.shape()[d] != 1 {
-            return self.clone();
+            return self.shallow_clone();
         }
         self.squeeze_listed(&[d])
     }
 
     fn squeeze_listed(&self, dims: &[usize]) -> Tensor {
         if dims.is_empty() {
-            return self.clone();
+            return self.shallow_clone();
         }
         let out = self.view_with_layout(self.layout().squeeze(dims));
         let orig = self.shape().to_vec();
@@ -192,7 +192,7 @@ impl Tensor {
     /// `tensor.expand`.
     pub fn expand(&self, shape: &[usize]) -> Tensor {
         if shape == self.shape() {
-            return self.clone();
+            return self.shallow_clone();
         }
         let l = self.layout().broadcast_to(shape).unwrap_or_else(|| {
             panic!(

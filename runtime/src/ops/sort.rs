@@ -136,11 +136,15 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         let (values, indices) = self.arg_reduce_raw(op, d, keepdim, max);
         let in_shape = self.shape().to_vec();
-        let idx = indices.clone();
+        let idx = indices.shallow_clone();
         let name = if max { "MaxBackward0" } else { "MinBackward0" };
-        let values = Tensor::from_op(values, name, &[self], move |g, _| {
-            vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))]
-        });
+        let values = Tensor::from_op_saved(
+            values,
+            name,
+            &[self],
+            &[idx.shallow_clone()],
+            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))],
+        );
         (values, indices)
     }
 
@@ -185,14 +189,20 @@ impl Tensor {
         }
         let flat = self.reshape_to(&[self.numel()]).detach();
         let (v, _) = flat.arg_reduce_raw(op, 0, false, max);
-        let (x, y) = (self.clone(), v.clone());
+        let (x, y) = (self.shallow_clone(), v.shallow_clone());
         let name = if max { "MaxBackward1" } else { "MinBackward1" };
-        Tensor::from_op(v, name, &[self], move |g, _| {
-            // Split evenly between tied elements, like PyTorch.
-            let mask = x.detach().eq(&y).to_dtype(g.dtype());
-            let count = mask.sum();
-            vec![Some(mask.div(&count).mul(g))]
-        })
+        Tensor::from_op_saved(
+            v,
+            name,
+            &[self],
+            &[x.shallow_clone(), y.shallow_clone()],
+            move |g, _| {
+                // Split evenly between tied elements, like PyTorch.
+                let mask = x.detach().eq(&y).to_dtype(g.dtype());
+                let count = mask.sum();
+                vec![Some(mask.div(&count).mul(g))]
+            },
+        )
     }
 
     /// The largest element (0-d), like `tensor.max()`; ties share the gradient.
@@ -218,10 +228,14 @@ impl Tensor {
         let d = normalize_dim("sort", dim, self.dim());
         let (values, indices) = crate::backend::of(self.device()).sort(self, d, descending);
         let in_shape = self.shape().to_vec();
-        let idx = indices.clone();
-        let values = Tensor::from_op(values, "SortBackward0", &[self], move |g, _| {
-            vec![Some(select_backward(g, &idx, &in_shape, d, true))]
-        });
+        let idx = indices.shallow_clone();
+        let values = Tensor::from_op_saved(
+            values,
+            "SortBackward0",
+            &[self],
+            &[idx.shallow_clone()],
+            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, true))],
+        );
         (values, indices)
     }
 
@@ -292,7 +306,7 @@ fn select_backward(
         return g.reshape_to(&[]);
     }
     let (g, idx) = if keepdim {
-        (g.clone(), indices.clone())
+        (g.shallow_clone(), indices.shallow_clone())
     } else {
         (g.unsqueeze(d as isize), indices.unsqueeze(d as isize))
     };

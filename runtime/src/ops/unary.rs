@@ -14,25 +14,35 @@ impl Tensor {
     /// `e^x`, like `torch.exp`.
     pub fn exp(&self) -> Tensor {
         let out = map_float("exp", self);
-        let (x, y) = (self.clone(), out.clone());
-        Tensor::from_op(out, "ExpBackward0", &[self], move |g, _| {
-            // The saved output has no history; recompute it from the input
-            // when the backward itself is being recorded (create_graph).
-            if crate::autograd::is_grad_enabled() {
-                vec![Some(g.mul(&x.exp()))]
-            } else {
-                vec![Some(g.mul(&y))]
-            }
-        })
+        let (x, y) = (self.shallow_clone(), out.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            "ExpBackward0",
+            &[self],
+            &[x.shallow_clone(), y.shallow_clone()],
+            move |g, _| {
+                // The saved output has no history; recompute it from the input
+                // when the backward itself is being recorded (create_graph).
+                if crate::autograd::is_grad_enabled() {
+                    vec![Some(g.mul(&x.exp()))]
+                } else {
+                    vec![Some(g.mul(&y))]
+                }
+            },
+        )
     }
 
     /// Natural logarithm, like `torch.log`.
     pub fn log(&self) -> Tensor {
         let out = map_float("log", self);
-        let x = self.clone();
-        Tensor::from_op(out, "LogBackward0", &[self], move |g, _| {
-            vec![Some(g.div(&x))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "LogBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| vec![Some(g.div(&x))],
+        )
     }
 
     /// `x^exponent` elementwise, like `tensor.pow(2.5)`.
@@ -42,15 +52,21 @@ impl Tensor {
         } else {
             map_float(crate::backend::UnaryOp::Pow(exponent), self)
         };
-        let x = self.clone();
-        Tensor::from_op(out, "PowBackward0", &[self], move |g, _| {
-            let d = if exponent == 2.0 {
-                x.mul_scalar(2.0)
-            } else {
-                x.pow_scalar(exponent - 1.0).mul_scalar(exponent)
-            };
-            vec![Some(g.mul(&d))]
-        })
+        let x = self.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            "PowBackward0",
+            &[self],
+            &[x.shallow_clone()],
+            move |g, _| {
+                let d = if exponent == 2.0 {
+                    x.mul_scalar(2.0)
+                } else {
+                    x.pow_scalar(exponent - 1.0).mul_scalar(exponent)
+                };
+                vec![Some(g.mul(&d))]
+            },
+        )
     }
 }
 

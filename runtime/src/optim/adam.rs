@@ -134,11 +134,11 @@ impl AdamCore {
                 self.state.get(p).map(|s| {
                     let mut e = vec![
                         ("step", step_tensor(s.step)),
-                        ("exp_avg", Value::Tensor(s.exp_avg.clone())),
-                        ("exp_avg_sq", Value::Tensor(s.exp_avg_sq.clone())),
+                        ("exp_avg", Value::Tensor(s.exp_avg.shallow_clone())),
+                        ("exp_avg_sq", Value::Tensor(s.exp_avg_sq.shallow_clone())),
                     ];
                     if let Some(m) = &s.max_exp_avg_sq {
-                        e.push(("max_exp_avg_sq", Value::Tensor(m.clone())));
+                        e.push(("max_exp_avg_sq", Value::Tensor(m.shallow_clone())));
                     }
                     e
                 })
@@ -195,7 +195,7 @@ impl AdamCore {
             let vmax = pr.buffer(s, "max_exp_avg_sq", p, &at);
             if let (Some(step), Some(exp_avg), Some(exp_avg_sq)) = (step, m1, m2) {
                 state.push((
-                    p.clone(),
+                    p.shallow_clone(),
                     AdamState {
                         step,
                         exp_avg,
@@ -304,17 +304,17 @@ macro_rules! adam_type {
 
             /// `state[param]["exp_avg"]`: running average of the gradient.
             pub fn exp_avg(&self, param: &Tensor) -> Option<Tensor> {
-                self.0.state.get(param).map(|s| s.exp_avg.clone())
+                self.0.state.get(param).map(|s| s.exp_avg.shallow_clone())
             }
 
             /// `state[param]["exp_avg_sq"]`: running average of its square.
             pub fn exp_avg_sq(&self, param: &Tensor) -> Option<Tensor> {
-                self.0.state.get(param).map(|s| s.exp_avg_sq.clone())
+                self.0.state.get(param).map(|s| s.exp_avg_sq.shallow_clone())
             }
 
             /// `state[param]["max_exp_avg_sq"]` (AMSGrad only).
             pub fn max_exp_avg_sq(&self, param: &Tensor) -> Option<Tensor> {
-                self.0.state.get(param).and_then(|s| s.max_exp_avg_sq.clone())
+                self.0.state.get(param).and_then(|s| s.max_exp_avg_sq.as_ref().map(Tensor::shallow_clone))
             }
 
             /// `state[param]["step"]`: updates applied to `param` so far.

@@ -14,7 +14,7 @@ use crate::autograd::no_grad;
 /// use kiln_runtime::optim::clip_grad_norm_;
 /// let p = Tensor::zeros([2]).requires_grad_(true);
 /// p.set_grad(Some(Tensor::from([3.0f32, 4.0])));
-/// let total = clip_grad_norm_(&[p.clone()], 1.0, 2.0);
+/// let total = clip_grad_norm_(&[p.shallow_clone()], 1.0, 2.0);
 /// assert!((total - 5.0).abs() < 1e-6);
 /// let g = p.grad().unwrap().to_vec::<f32>();
 /// assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5);

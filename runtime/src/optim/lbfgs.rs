@@ -20,7 +20,7 @@ use crate::Tensor;
 /// // Minimise (x - 3)² + (y + 1)².
 /// let p = Tensor::from([0.0f64, 0.0]).requires_grad_(true);
 /// let target = Tensor::from([3.0f64, -1.0]);
-/// let mut opt = LBFGS::new(vec![p.clone()]).line_search_strong_wolfe();
+/// let mut opt = LBFGS::new(vec![p.shallow_clone()]).line_search_strong_wolfe();
 /// opt.step(&mut || {
 ///     p.set_grad(None);
 ///     let d = &p - &target;

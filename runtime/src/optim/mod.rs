@@ -144,7 +144,6 @@ pub enum MomentumKind {
 /// assert_eq!(opt.param_groups()[0].get_lr(), 1e-5);
 /// assert_eq!(opt.param_groups()[1].get_lr(), 1e-2);
 /// ```
-#[derive(Clone)]
 pub struct ParamGroup {
     /// The parameters updated with these options.
     pub params: Vec<Tensor>,
@@ -169,6 +168,28 @@ pub struct ParamGroup {
     pub centered: Option<bool>,
     /// AMSGrad variant (Adam, AdamW).
     pub amsgrad: Option<bool>,
+}
+
+impl Clone for ParamGroup {
+    /// A group over the same parameters (shared handles, not copies) and the
+    /// same learning-rate cell, like Python's `dict(group)`.
+    fn clone(&self) -> Self {
+        ParamGroup {
+            params: self.params.iter().map(Tensor::shallow_clone).collect(),
+            lr: self.lr.clone(),
+            lr_given: self.lr_given,
+            cycled_momentum: self.cycled_momentum.clone(),
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            nesterov: self.nesterov,
+            betas: self.betas,
+            eps: self.eps,
+            alpha: self.alpha,
+            centered: self.centered,
+            amsgrad: self.amsgrad,
+        }
+    }
 }
 
 impl std::fmt::Debug for ParamGroup {
@@ -374,7 +395,7 @@ impl<S> StateMap<S> {
         &mut self
             .entries
             .entry(p.impl_key())
-            .or_insert_with(|| (p.clone(), f()))
+            .or_insert_with(|| (p.shallow_clone(), f()))
             .1
     }
 }
@@ -422,8 +443,28 @@ pub(crate) fn update_param<K: Kernel>(
     match p.dtype() {
         DType::F32 => run_direct::<f32, K>(op, p, grad, state, k),
         DType::F64 => run_direct::<f64, K>(op, p, grad, state, k),
-        d => panic!("{op}: parameters of dtype {d} are not supported; use float32 or float64"),
+        DType::F16 | DType::BF16 => run_half(op, p, grad, state, k),
+        d => panic!("{op}: parameters of dtype {d} are not supported; use a floating-point dtype"),
     }
+}
+
+/// A float16 or bfloat16 parameter: PyTorch keeps its state buffers in
+/// the parameter's dtype (checked with PyTorch 2.15 on the CPU for SGD,
+/// Adam, AdamW and RMSprop), so they stay half here too; the update itself
+/// is computed in float32 and rounded once per buffer (PyTorch rounds after
+/// each of its ops, so results can differ in the last bit).
+fn run_half<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k: &K) {
+    let f32_copy = |t: &Tensor| t.detach().to_dtype(DType::F32).deep_copy();
+    let pc = f32_copy(p);
+    let sc: Vec<Tensor> = state.iter().map(|s| f32_copy(s)).collect();
+    let sr: Vec<&Tensor> = sc.iter().collect();
+    run_direct::<f32, K>(op, &pc, &f32_copy(grad), &sr, k);
+    crate::autograd::no_grad(|| {
+        p.copy_(&pc);
+        for (s, c) in state.iter().zip(&sc) {
+            s.copy_(c);
+        }
+    });
 }
 
 fn run_direct<T: num_traits::Float + Element, K: Kernel>(
@@ -447,7 +488,7 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
     } else if aliased {
         grad.deep_copy()
     } else {
-        grad.clone()
+        grad.shallow_clone()
     };
     grad.with_slice::<T, _>(op, |g| {
         let mut pg = p.write_storage();
@@ -469,6 +510,16 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
             .collect();
         k.run(pd, g, &mut sd);
     });
+    // An in-place write, like PyTorch's `param.add_(...)`: a graph that
+    // saved the parameter before the step fails its version check.
+    bump_versions(p, state);
+}
+
+fn bump_versions(p: &Tensor, state: &[&Tensor]) {
+    p.bump_version();
+    for s in state {
+        s.bump_version();
+    }
 }
 
 /// [`update_param`] for a parameter on a device: one fused kernel launch
@@ -492,12 +543,13 @@ fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[
     } else if aliased {
         grad.deep_copy()
     } else {
-        grad.clone()
+        grad.shallow_clone()
     };
     let dt = p.dtype();
     let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;
     if direct(p) && state.iter().all(|s| direct(s)) {
-        return backend::of(p.device()).optim_step(&k.fused(), p, &grad, state);
+        backend::of(p.device()).optim_step(&k.fused(), p, &grad, state);
+        return bump_versions(p, state);
     }
     let own = |t: &Tensor| t.detach().to_dtype(dt).deep_copy();
     let pc = own(p);

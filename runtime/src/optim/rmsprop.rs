@@ -86,17 +86,19 @@ impl RMSprop {
 
     /// `state[param]["square_avg"]`.
     pub fn square_avg(&self, param: &Tensor) -> Option<Tensor> {
-        self.state.get(param).map(|s| s.square_avg.clone())
+        self.state.get(param).map(|s| s.square_avg.shallow_clone())
     }
     /// `state[param]["momentum_buffer"]` (momentum > 0 only).
     pub fn momentum_buffer(&self, param: &Tensor) -> Option<Tensor> {
         self.state
             .get(param)
-            .and_then(|s| s.momentum_buffer.clone())
+            .and_then(|s| s.momentum_buffer.as_ref().map(Tensor::shallow_clone))
     }
     /// `state[param]["grad_avg"]` (centered only).
     pub fn grad_avg(&self, param: &Tensor) -> Option<Tensor> {
-        self.state.get(param).and_then(|s| s.grad_avg.clone())
+        self.state
+            .get(param)
+            .and_then(|s| s.grad_avg.as_ref().map(Tensor::shallow_clone))
     }
     /// `state[param]["step"]`.
     pub fn step_count(&self, param: &Tensor) -> u64 {
@@ -245,13 +247,13 @@ impl Optimizer for RMSprop {
                 self.state.get(p).map(|s| {
                     let mut e = vec![
                         ("step", step_tensor(s.step)),
-                        ("square_avg", Value::Tensor(s.square_avg.clone())),
+                        ("square_avg", Value::Tensor(s.square_avg.shallow_clone())),
                     ];
                     if let Some(b) = &s.momentum_buffer {
-                        e.push(("momentum_buffer", Value::Tensor(b.clone())));
+                        e.push(("momentum_buffer", Value::Tensor(b.shallow_clone())));
                     }
                     if let Some(a) = &s.grad_avg {
-                        e.push(("grad_avg", Value::Tensor(a.clone())));
+                        e.push(("grad_avg", Value::Tensor(a.shallow_clone())));
                     }
                     e
                 })
@@ -289,7 +291,7 @@ impl Optimizer for RMSprop {
             let gavg = pr.buffer(s, "grad_avg", p, &at);
             if let (Some(step), Some(square_avg)) = (step, sq) {
                 state.push((
-                    p.clone(),
+                    p.shallow_clone(),
                     RmsState {
                         step,
                         square_avg,

@@ -86,7 +86,7 @@ impl SGD {
     /// The momentum buffer of `param`, like
     /// `optimizer.state[param]["momentum_buffer"]`.
     pub fn momentum_buffer(&self, param: &Tensor) -> Option<Tensor> {
-        self.state.get(param).cloned()
+        self.state.get(param).map(Tensor::shallow_clone)
     }
 }
 
@@ -201,7 +201,7 @@ impl Optimizer for SGD {
             |p| {
                 self.state
                     .get(p)
-                    .map(|b| vec![("momentum_buffer", Value::Tensor(b.clone()))])
+                    .map(|b| vec![("momentum_buffer", Value::Tensor(b.shallow_clone()))])
             },
         )
     }
@@ -231,7 +231,7 @@ impl Optimizer for SGD {
             if let Some(s) = s
                 && let Some(b) = pr.buffer(s, "momentum_buffer", p, &format!("state[{i}]"))
             {
-                state.push((p.clone(), b));
+                state.push((p.shallow_clone(), b));
             }
         }
         pr.finish(())?;

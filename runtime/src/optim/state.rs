@@ -353,6 +353,6 @@ pub(crate) fn match_groups<'a>(
 pub(crate) fn all_params(groups: &[ParamGroup]) -> Vec<Tensor> {
     groups
         .iter()
-        .flat_map(|g| g.params.iter().cloned())
+        .flat_map(|g| g.params.iter().map(Tensor::shallow_clone))
         .collect()
 }

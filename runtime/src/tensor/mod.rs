@@ -1,6 +1,7 @@
-//! The [`Tensor`] type: a cheap-to-clone handle on shared storage, a layout,
-//! and autograd bookkeeping.
+//! The [`Tensor`] type: a handle on shared storage, a layout, and autograd
+//! bookkeeping.
 
+mod clone;
 mod create;
 mod display;
 mod list;
@@ -18,9 +19,29 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// An n-dimensional array with autograd, like `torch.Tensor`.
 ///
-/// Cloning is cheap and gives another handle on the same tensor (the same
-/// `grad`, the same data), as Python references do. Views (`transpose`,
-/// `narrow`, `reshape` of contiguous data, `detach`, ...) share storage.
+/// A `Tensor` value is a handle, like a Python reference to a
+/// `torch.Tensor`. Views (`transpose`, `narrow`, `reshape` of contiguous
+/// data, `detach`, ...) share storage.
+///
+/// **Copying vs. sharing.** [`Tensor::clone`] copies the data, exactly as
+/// PyTorch's `clone()` does (recorded by autograd as `CloneBackward0`), so
+/// the PyTorch habit `let y = x.clone(); y.add_(...)` leaves `x` alone.
+/// Another handle on the *same* tensor (the same data, `grad` and history,
+/// what assigning a Python variable gives) is [`Tensor::shallow_clone`],
+/// the name tch-rs uses. `Tensor` therefore does not implement Rust's
+/// `Clone` trait: a trait `clone` that shared storage would silently break
+/// that PyTorch habit, and one that copied would make every
+/// `Vec<Tensor>::clone` copy data. Containers of tensors that implement
+/// `Clone` ([`StateDict`](crate::StateDict), parameter groups, ...) share
+/// the tensors, like Python's shallow `copy()`.
+///
+/// **In-place ops and autograd.** Every in-place write bumps the storage's
+/// version counter ([`Tensor::version`], shared by views). Autograd records
+/// the version of each tensor it saves for backward and checks it before
+/// using it, so backward through a saved tensor changed in place fails
+/// with PyTorch's message instead of a wrong gradient. In-place ops on
+/// tensors in a graph are recorded like PyTorch's (on a leaf that requires
+/// grad they are an error outside `no_grad`).
 ///
 /// ```
 /// use kiln_runtime::Tensor;
@@ -28,15 +49,27 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// let y = (&x * &x).sum();
 /// y.backward();
 /// assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![2.0, 4.0, 6.0, 8.0]);
+///
+/// let a = Tensor::ones([2]);
+/// let same = a.shallow_clone();
+/// let copy = a.clone();
+/// a.add_scalar_(1.0);
+/// assert_eq!(same.to_vec::<f32>(), vec![2.0, 2.0]);
+/// assert_eq!(copy.to_vec::<f32>(), vec![1.0, 1.0]);
 /// ```
-#[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 pub(crate) struct TensorImpl {
     pub(crate) storage: Arc<StorageCell>,
     pub(crate) layout: Layout,
     pub(crate) requires_grad: AtomicBool,
-    pub(crate) grad_fn: Option<Arc<Node>>,
+    /// The op that produced this tensor. In-place ops on a tensor in a
+    /// graph replace it (PyTorch's `rebase_history`), hence the lock.
+    pub(crate) grad_fn: RwLock<Option<Arc<Node>>>,
+    /// For a view made by a recorded view op (`narrow`, `transpose`, ...):
+    /// the tensor it views (never itself a view). In-place ops on the view
+    /// rewrite the base's history (PyTorch's `_base`, `CopySlices`).
+    pub(crate) base: Option<Tensor>,
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) hooks: Mutex<Vec<Hook>>,
     pub(crate) post_accumulate_hooks: Mutex<Vec<PostAccumulateHook>>,
@@ -53,6 +86,12 @@ pub(crate) struct StorageCell {
     data: RwLock<Storage>,
     /// The dtype and device, packed (see [`StorageCell::meta`]).
     meta: AtomicU64,
+    /// PyTorch's version counter (`tensor._version`): bumped by every
+    /// in-place write, shared by all views of the storage. Autograd records
+    /// it when it saves a tensor for backward and checks it before using the
+    /// tensor, so a saved tensor changed in place is an error, not a wrong
+    /// gradient.
+    pub(crate) version: AtomicU64,
 }
 
 const DTYPES: [DType; 7] = [
@@ -70,6 +109,7 @@ impl StorageCell {
         StorageCell {
             meta: AtomicU64::new(StorageCell::meta(&storage)),
             data: RwLock::new(storage),
+            version: AtomicU64::new(0),
         }
     }
 
@@ -120,7 +160,8 @@ impl Tensor {
             storage: Arc::new(StorageCell::new(storage)),
             layout,
             requires_grad: AtomicBool::new(false),
-            grad_fn: None,
+            grad_fn: RwLock::new(None),
+            base: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
             post_accumulate_hooks: Mutex::new(Vec::new()),
@@ -140,7 +181,8 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout,
             requires_grad: AtomicBool::new(false),
-            grad_fn: None,
+            grad_fn: RwLock::new(None),
+            base: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
             post_accumulate_hooks: Mutex::new(Vec::new()),
@@ -150,42 +192,149 @@ impl Tensor {
     /// Attaches autograd history to `out`, the plain result of op `name`
     /// applied to `inputs`, when grad mode is on and some input requires
     /// grad. `backward` maps the output's gradient to the inputs' gradients.
+    ///
+    /// The closure must not hold tensors whose values it reads (those go
+    /// through [`Tensor::from_op_saved`], which checks their versions).
     pub(crate) fn from_op(
         out: Tensor,
         name: &'static str,
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send + Sync + 'static,
     ) -> Tensor {
+        Tensor::from_op_saved(out, name, inputs, &[], backward)
+    }
+
+    /// [`Tensor::from_op`] for a backward that reads tensors' values: the
+    /// one way autograd saves tensors. `saved` lists every tensor (an input,
+    /// the output, or a view or handle of one) whose data the closure
+    /// captures; their versions are recorded now and checked before the
+    /// closure runs, so that backward through a saved tensor changed in
+    /// place since fails like PyTorch's ("... is at version 1; expected
+    /// version 0 instead") instead of giving a wrong gradient.
+    pub(crate) fn from_op_saved(
+        out: Tensor,
+        name: &'static str,
+        inputs: &[&Tensor],
+        saved: &[Tensor],
+        backward: impl Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send + Sync + 'static,
+    ) -> Tensor {
+        let base = match inputs.first() {
+            Some(i) if autograd::is_grad_enabled() && out.shares_storage_with(i) => {
+                Some(i.base_or_self())
+            }
+            _ => None,
+        };
         if !autograd::is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
-            return out;
+            return match base {
+                Some(b) if out.0.base.is_none() => out.with_base(b),
+                _ => out,
+            };
         }
-        let edges = inputs
+        let edges = inputs.iter().map(|t| t.edge()).collect();
+        let saved = saved
             .iter()
             .map(|t| {
-                if let Some(n) = &t.0.grad_fn {
-                    Edge::Node(n.clone())
-                } else if t.requires_grad() {
-                    Edge::Leaf((*t).clone())
-                } else {
-                    Edge::None
-                }
+                let is_output =
+                    out.shares_storage_with(t) && !inputs.iter().any(|i| i.shares_storage_with(t));
+                autograd::SavedVersion::new(t, is_output)
             })
             .collect();
         let backward: BackwardFn = Box::new(backward);
-        let node = Arc::new(Node::new(name, edges, backward));
+        let node = Arc::new(Node::new(name, edges, backward).with_saved(saved));
         let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| TensorImpl {
             storage: shared.storage.clone(),
             layout: shared.layout.clone(),
             requires_grad: AtomicBool::new(false),
-            grad_fn: None,
+            grad_fn: RwLock::new(None),
+            base: None,
             grad: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
             post_accumulate_hooks: Mutex::new(Vec::new()),
         });
         Tensor(Arc::new(TensorImpl {
-            grad_fn: Some(node),
+            grad_fn: RwLock::new(Some(node)),
+            base: base.or(inner.base),
             ..inner
         }))
+    }
+
+    /// `self` marked as a view of `base` (same storage, no history change).
+    fn with_base(self, base: Tensor) -> Tensor {
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| TensorImpl {
+            storage: shared.storage.clone(),
+            layout: shared.layout.clone(),
+            requires_grad: AtomicBool::new(shared.requires_grad.load(Ordering::Relaxed)),
+            grad_fn: RwLock::new(Tensor(shared.clone()).grad_fn_node()),
+            base: None,
+            grad: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+            post_accumulate_hooks: Mutex::new(Vec::new()),
+        });
+        Tensor(Arc::new(TensorImpl {
+            base: Some(base),
+            ..inner
+        }))
+    }
+
+    /// The tensor this one is a view of, or itself when it is no view.
+    pub(crate) fn base_or_self(&self) -> Tensor {
+        match &self.0.base {
+            Some(b) => b.shallow_clone(),
+            None => self.shallow_clone(),
+        }
+    }
+
+    /// The base of a view made by a recorded view op (PyTorch's `_base`).
+    pub(crate) fn view_base(&self) -> Option<&Tensor> {
+        self.0.base.as_ref()
+    }
+
+    /// Where a gradient for this tensor goes in a new node: its grad_fn,
+    /// itself when it is a leaf that requires grad, else nowhere.
+    pub(crate) fn edge(&self) -> Edge {
+        if let Some(n) = self.grad_fn_node() {
+            Edge::Node(n)
+        } else if self.requires_grad() {
+            Edge::Leaf(self.shallow_clone())
+        } else {
+            Edge::None
+        }
+    }
+
+    /// Replaces this tensor's history (an in-place op's `rebase_history`).
+    pub(crate) fn set_grad_fn(&self, node: Option<Arc<Node>>) {
+        *self.0.grad_fn.write().unwrap_or_else(|e| e.into_inner()) = node;
+    }
+
+    /// Another handle on this same tensor: the same data, `grad`, history
+    /// and identity, like a second Python reference to one `torch.Tensor`
+    /// (what Rust's `Clone` of a handle would be; tch-rs names it the
+    /// same). [`Tensor::clone`] copies instead.
+    pub fn shallow_clone(&self) -> Tensor {
+        Tensor(Arc::clone(&self.0))
+    }
+
+    /// The version counter, like `tensor._version`: how many in-place
+    /// writes its storage has seen (shared by all views of it).
+    ///
+    /// ```
+    /// use kiln_runtime::Tensor;
+    /// let x = Tensor::ones([2, 3]);
+    /// let row = x.narrow(0, 0, 1);
+    /// row.add_scalar_(1.0);
+    /// assert_eq!((x.version(), row.version()), (1, 1));
+    /// ```
+    pub fn version(&self) -> u64 {
+        self.0.storage.version.load(Ordering::Acquire)
+    }
+
+    /// Records one in-place write to this tensor's storage.
+    pub(crate) fn bump_version(&self) {
+        self.0.storage.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn storage_cell(&self) -> &Arc<StorageCell> {
+        &self.0.storage
     }
 
     // ----- metadata ------------------------------------------------------------
@@ -313,10 +462,12 @@ impl Tensor {
     /// contiguous, else a copy (differentiable), like `tensor.contiguous()`.
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
-            return self.clone();
+            return self.shallow_clone();
         }
         let out = crate::backend::of(self.device()).deep_copy(self);
-        Tensor::from_op(out, "CloneBackward0", &[self], |g, _| vec![Some(g.clone())])
+        Tensor::from_op(out, "CloneBackward0", &[self], |g, _| {
+            vec![Some(g.shallow_clone())]
+        })
     }
 
     // ----- reading values ----------------------------------------------------
@@ -371,7 +522,7 @@ impl Tensor {
     pub fn to(&self, device: &Device) -> Tensor {
         let out = self.to_device(*device);
         if out.shares_storage_with(self) {
-            return self.clone();
+            return self.shallow_clone();
         }
         let src = self.device();
         Tensor::from_op(out, "ToCopyBackward0", &[self], move |g, _| {
@@ -382,7 +533,7 @@ impl Tensor {
     /// Plain device copy without autograd.
     pub(crate) fn to_device(&self, device: Device) -> Tensor {
         if device == self.device() {
-            return self.clone();
+            return self.shallow_clone();
         }
         crate::backend::transfer(self, device)
     }
@@ -392,7 +543,7 @@ impl Tensor {
     /// True if gradients are recorded for this tensor: a leaf marked with
     /// `requires_grad_(true)` or the result of an op on such tensors.
     pub fn requires_grad(&self) -> bool {
-        self.0.grad_fn.is_some() || self.0.requires_grad.load(Ordering::Relaxed)
+        self.has_grad_fn() || self.0.requires_grad.load(Ordering::Relaxed)
     }
 
     /// Marks a leaf as requiring grad (or not) and returns it, like
@@ -404,7 +555,7 @@ impl Tensor {
 
     /// Sets the `requires_grad` flag of a leaf in place.
     pub fn set_requires_grad(&self, requires_grad: bool) {
-        if let Some(node) = &self.0.grad_fn {
+        if let Some(node) = self.grad_fn_node() {
             panic!(
                 "requires_grad_: you can only change requires_grad flags of leaf variables (this tensor has grad_fn {})",
                 node.name()
@@ -421,24 +572,47 @@ impl Tensor {
 
     /// True for tensors created by the user rather than by a recorded op.
     pub fn is_leaf(&self) -> bool {
-        self.0.grad_fn.is_none()
+        !self.has_grad_fn()
+    }
+
+    fn has_grad_fn(&self) -> bool {
+        self.0
+            .grad_fn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The op that produced this tensor, if recorded, like `tensor.grad_fn`.
     pub fn grad_fn(&self) -> Option<GradFn> {
-        self.0.grad_fn.clone().map(GradFn)
+        self.grad_fn_node().map(GradFn)
     }
 
-    pub(crate) fn grad_fn_node(&self) -> Option<&Arc<Node>> {
-        self.0.grad_fn.as_ref()
+    pub(crate) fn grad_fn_node(&self) -> Option<Arc<Node>> {
+        self.0
+            .grad_fn
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The accumulated gradient, like `tensor.grad`. For leaves it is
     /// filled by `backward()`; for non-leaves only after `retain_grad()`.
     pub fn grad(&self) -> Option<Tensor> {
-        match &self.0.grad_fn {
-            Some(node) => node.retained_grad.lock().unwrap().clone(),
-            None => self.0.grad.lock().unwrap().clone(),
+        match self.grad_fn_node() {
+            Some(node) => node
+                .retained_grad
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(Tensor::shallow_clone),
+            None => self
+                .0
+                .grad
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(Tensor::shallow_clone),
         }
     }
 
@@ -453,7 +627,7 @@ impl Tensor {
                 self.shape()
             );
         }
-        match &self.0.grad_fn {
+        match self.grad_fn_node() {
             Some(node) => *node.retained_grad.lock().unwrap() = grad,
             None => *self.0.grad.lock().unwrap() = grad,
         }
@@ -461,7 +635,7 @@ impl Tensor {
 
     /// Keeps this non-leaf's gradient after backward, like `retain_grad()`.
     pub fn retain_grad(&self) {
-        if let Some(n) = &self.0.grad_fn {
+        if let Some(n) = self.grad_fn_node() {
             n.set_retains_grad();
         }
     }
@@ -474,7 +648,7 @@ impl Tensor {
                 "register_hook: cannot register a hook on a tensor that doesn't require gradient"
             );
         }
-        match &self.0.grad_fn {
+        match self.grad_fn_node() {
             Some(n) => n.hooks.lock().unwrap().push(Box::new(hook)),
             None => self.0.hooks.lock().unwrap().push(Box::new(hook)),
         }
@@ -548,7 +722,11 @@ impl Tensor {
             grad.shape(),
             self.shape()
         );
-        autograd::run_backward(&[(self.clone(), grad.clone())], retain_graph, create_graph);
+        autograd::run_backward(
+            &[(self.shallow_clone(), grad.shallow_clone())],
+            retain_graph,
+            create_graph,
+        );
     }
 
     /// Adds `g` into this leaf's `.grad`.

@@ -223,7 +223,10 @@ fn each_point<const K: usize>(
     f: impl Fn(f64, f64) -> [f64; K],
 ) -> [Tensor; K] {
     let dt = if native(x) { x.dtype() } else { DType::F32 };
-    let (xc, tc) = (back_to(x.clone(), dt), back_to(t.clone(), dt));
+    let (xc, tc) = (
+        back_to(x.shallow_clone(), dt),
+        back_to(t.shallow_clone(), dt),
+    );
     let outs = dispatch_real!(op, dt, T => xc.with_slice::<T, _>(op, |xs| {
         tc.with_slice::<T, _>(op, |ts| {
             let mut outs: [Vec<T>; K] = std::array::from_fn(|_| Vec::with_capacity(xs.len()));

@@ -19,7 +19,7 @@ pub(super) fn at_least_1d(t: &Tensor) -> Tensor {
     if t.dim() == 0 {
         t.reshape_to(&[1])
     } else {
-        t.clone()
+        t.shallow_clone()
     }
 }
 
@@ -222,7 +222,7 @@ impl Backend for CudaBackend {
         let conv = |t: Option<&Tensor>| {
             t.map(|t| {
                 if t.dtype() == dt && t.is_contiguous() {
-                    t.clone()
+                    t.shallow_clone()
                 } else {
                     autograd::no_grad(|| t.to_dtype(dt).contiguous())
                 }

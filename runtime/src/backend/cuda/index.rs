@@ -22,7 +22,7 @@ fn float_only(op: &str, t: &Tensor) {
 /// `t` placed at the start of zeros of the larger `shape`.
 fn pad_to(t: &Tensor, shape: &[usize]) -> Tensor {
     let z = Tensor::zeros_opts(shape, (t.dtype(), &t.device()));
-    let mut view = z.clone();
+    let mut view = z.shallow_clone();
     for (k, &n) in t.shape().iter().enumerate() {
         view = view.narrow(k as isize, 0, n);
     }
@@ -68,7 +68,7 @@ pub(super) fn gather(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
         return ops::gather(&x.reshape_to(&[1]), 0, &flat).reshape_to(index.shape());
     }
     // The kernel needs `x` of `index`'s shape outside `d`.
-    let mut xv = x.clone();
+    let mut xv = x.shallow_clone();
     for k in (0..x.dim()).filter(|&k| k != d) {
         xv = xv.narrow(k as isize, 0, index.shape()[k]);
     }

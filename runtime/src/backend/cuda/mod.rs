@@ -204,7 +204,7 @@ pub(crate) fn copy_view(op: &str, t: &Tensor, l: &Layout) -> Tensor {
 /// `t` itself when contiguous at offset 0, else a contiguous copy.
 pub(crate) fn contiguous(t: &Tensor) -> Tensor {
     if t.is_contiguous() && t.layout().offset() == 0 {
-        return t.clone();
+        return t.shallow_clone();
     }
     copy_view("contiguous", t, t.layout())
 }
@@ -253,7 +253,7 @@ pub fn cast(t: &Tensor, dtype: DType) -> Tensor {
 /// autograd). Panics when the target device cannot be used.
 pub fn transfer(t: &Tensor, to: Device) -> Tensor {
     match (t.device(), to) {
-        (a, b) if a == b => t.clone(),
+        (a, b) if a == b => t.shallow_clone(),
         (Device::Cpu, Device::Cuda(i)) => {
             let dev = device(i);
             let host = t.read_storage().cpu("to").gather(t.layout());
@@ -732,7 +732,7 @@ pub fn assign(dst: &Tensor, dst_layout: &Layout, src: &Tensor) {
     let src = if src.shares_storage_with(dst) {
         deep_copy(src)
     } else {
-        src.clone()
+        src.shallow_clone()
     };
     let n = src.numel();
     let gs = src.read_storage();
@@ -984,7 +984,7 @@ pub fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, out_shape: &[usi
         ) {
             let ptr = cuda(op, &t.read_storage()).ptr_at(l.offset());
             return (
-                t.clone(),
+                t.shallow_clone(),
                 Mat {
                     ptr,
                     ld,

@@ -120,13 +120,19 @@ pub fn conv2d(
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
     let has_bias = bias.is_some();
-    Tensor::from_op(out, "ConvolutionBackward0", &inputs, move |g, need| {
-        let need = [need[0], need[1], has_bias && need[2]];
-        let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
-        let mut grads = vec![gx, gw];
-        if has_bias {
-            grads.push(gb);
-        }
-        grads
-    })
+    Tensor::from_op_saved(
+        out,
+        "ConvolutionBackward0",
+        &inputs,
+        &[xd.shallow_clone(), wd.shallow_clone()],
+        move |g, need| {
+            let need = [need[0], need[1], has_bias && need[2]];
+            let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
+            let mut grads = vec![gx, gw];
+            if has_bias {
+                grads.push(gb);
+            }
+            grads
+        },
+    )
 }

@@ -106,49 +106,55 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         });
         tensor_from(out, &[n, m])
     });
-    let (xc, wc) = (x.clone(), weight.clone());
+    let (xc, wc) = (x.shallow_clone(), weight.shallow_clone());
     let mut inputs = vec![x, weight];
     inputs.extend(bias);
     let has_bias = bias.is_some();
-    Tensor::from_op(out, "AddmmBackward0", &inputs, move |g, need| {
-        let mut grads = dispatch_real!(OP, g.dtype(), T => {
-            with_strided::<T, _>(g, OP, |gs, gst| {
-                let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
-                let dx = need[0].then(|| {
-                    let mut dx = vec![T::zero(); n * k];
-                    with_strided::<T, _>(&wc, OP, |ws, wst| {
-                        gemm(
-                            n, k, m, &mut dx, k as isize, 1, false,
-                            gs, grs, gcs, ws, wst[0] as isize, wst[1] as isize,
-                        );
+    Tensor::from_op_saved(
+        out,
+        "AddmmBackward0",
+        &inputs,
+        &[xc.shallow_clone(), wc.shallow_clone()],
+        move |g, need| {
+            let mut grads = dispatch_real!(OP, g.dtype(), T => {
+                with_strided::<T, _>(g, OP, |gs, gst| {
+                    let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
+                    let dx = need[0].then(|| {
+                        let mut dx = vec![T::zero(); n * k];
+                        with_strided::<T, _>(&wc, OP, |ws, wst| {
+                            gemm(
+                                n, k, m, &mut dx, k as isize, 1, false,
+                                gs, grs, gcs, ws, wst[0] as isize, wst[1] as isize,
+                            );
+                        });
+                        tensor_from(dx, &[n, k])
                     });
-                    tensor_from(dx, &[n, k])
-                });
-                let dw = need[1].then(|| {
-                    let mut dw = vec![T::zero(); m * k];
-                    with_strided::<T, _>(&xc, OP, |xs, xst| {
-                        gemm(
-                            m, k, n, &mut dw, k as isize, 1, false,
-                            gs, gcs, grs, xs, xst[0] as isize, xst[1] as isize,
-                        );
+                    let dw = need[1].then(|| {
+                        let mut dw = vec![T::zero(); m * k];
+                        with_strided::<T, _>(&xc, OP, |xs, xst| {
+                            gemm(
+                                m, k, n, &mut dw, k as isize, 1, false,
+                                gs, gcs, grs, xs, xst[0] as isize, xst[1] as isize,
+                            );
+                        });
+                        tensor_from(dw, &[m, k])
                     });
-                    tensor_from(dw, &[m, k])
-                });
-                let db = (has_bias && need[2]).then(|| {
-                    let mut db = vec![T::zero(); m];
-                    for i in 0..n {
-                        for (j, acc) in db.iter_mut().enumerate() {
-                            *acc += gs[i * grs as usize + j * gcs as usize];
+                    let db = (has_bias && need[2]).then(|| {
+                        let mut db = vec![T::zero(); m];
+                        for i in 0..n {
+                            for (j, acc) in db.iter_mut().enumerate() {
+                                *acc += gs[i * grs as usize + j * gcs as usize];
+                            }
                         }
-                    }
-                    tensor_from(db, &[m])
-                });
-                vec![dx, dw, db]
-            })
-        });
-        grads.truncate(if has_bias { 3 } else { 2 });
-        grads
-    })
+                        tensor_from(db, &[m])
+                    });
+                    vec![dx, dw, db]
+                })
+            });
+            grads.truncate(if has_bias { 3 } else { 2 });
+            grads
+        },
+    )
 }
 
 /// Looks up rows of `weight` (`[num_embeddings, dim]`) for every index in
@@ -186,12 +192,18 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> Tensor {
     let out = backend::of(weight.device())
         .embedding(&weight.detach(), &flat)
         .reshape_to(&out_shape);
-    Tensor::from_op(out, "EmbeddingBackward0", &[weight], move |g, _| {
-        let g = g.reshape_to(&[flat.numel(), d]);
-        vec![Some(
-            backend::of(g.device()).embedding_backward(&g, &flat, v),
-        )]
-    })
+    Tensor::from_op_saved(
+        out,
+        "EmbeddingBackward0",
+        &[weight],
+        &[flat.shallow_clone()],
+        move |g, _| {
+            let g = g.reshape_to(&[flat.numel(), d]);
+            vec![Some(
+                backend::of(g.device()).embedding_backward(&g, &flat, v),
+            )]
+        },
+    )
 }
 
 /// Inverted dropout, like `F.dropout`: in training, zeroes each element
@@ -213,7 +225,7 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
         panic!("{OP}: dropout probability has to be between 0 and 1, but got {p}");
     }
     if !training || p == 0.0 {
-        return x.clone();
+        return x.shallow_clone();
     }
     check_float(OP, "input", x);
     let n = x.numel();

@@ -96,13 +96,25 @@ pub fn batch_norm(
     inputs.extend(bias);
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
-    Tensor::from_op(y, "NativeBatchNormBackward0", &inputs, move |g, need| {
-        let need_b = has_b && need[1 + has_w as usize];
-        let need = [need[0], has_w && need[1], need_b];
-        let be = backend::of(g.device());
-        let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &mean, &invstd, training, need);
-        affine_grads(grads, has_w, has_b, &dtypes)
-    })
+    let mut saved = vec![
+        xd.shallow_clone(),
+        mean.shallow_clone(),
+        invstd.shallow_clone(),
+    ];
+    saved.extend(wd.as_ref().map(Tensor::shallow_clone));
+    Tensor::from_op_saved(
+        y,
+        "NativeBatchNormBackward0",
+        &inputs,
+        &saved,
+        move |g, need| {
+            let need_b = has_b && need[1 + has_w as usize];
+            let need = [need[0], has_w && need[1], need_b];
+            let be = backend::of(g.device());
+            let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &mean, &invstd, training, need);
+            affine_grads(grads, has_w, has_b, &dtypes)
+        },
+    )
 }
 
 /// Layer normalisation over the trailing dimensions `normalized_shape`,
@@ -163,13 +175,21 @@ pub fn layer_norm(
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let wshape = normalized_shape.to_vec();
-    Tensor::from_op(out, "NativeLayerNormBackward0", &inputs, move |g, need| {
-        let need_b = has_b && need[1 + has_w as usize];
-        let need = [need[0], has_w && need[1], need_b];
-        let be = backend::of(g.device());
-        let grads = be.layer_norm_backward(&xd, g, wd.as_ref(), &stats, &wshape, need);
-        affine_grads(grads, has_w, has_b, &dtypes)
-    })
+    let mut saved = vec![xd.shallow_clone()];
+    saved.extend(wd.as_ref().map(Tensor::shallow_clone));
+    Tensor::from_op_saved(
+        out,
+        "NativeLayerNormBackward0",
+        &inputs,
+        &saved,
+        move |g, need| {
+            let need_b = has_b && need[1 + has_w as usize];
+            let need = [need[0], has_w && need[1], need_b];
+            let be = backend::of(g.device());
+            let grads = be.layer_norm_backward(&xd, g, wd.as_ref(), &stats, &wshape, need);
+            affine_grads(grads, has_w, has_b, &dtypes)
+        },
+    )
 }
 
 /// The gradients of a normalisation's input, weight and bias as the

@@ -200,7 +200,7 @@ impl std::ops::Index<usize> for Sequential {
 
 impl Forward for Sequential {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = x.clone();
+        let mut y = x.shallow_clone();
         for (_, l) in &self.layers {
             y = l.forward(&y);
         }
