@@ -148,11 +148,15 @@ pub trait Element: Copy + Send + Sync + fmt::Debug + PartialOrd + Default + 'sta
     fn from_f64(v: f64) -> Self;
     /// True for the integer types and bool, which cast among themselves
     /// through [`Element::to_i64`] and [`Element::from_i64`].
-    const INT: bool;
+    const INT: bool = false;
     /// Converts to `i64` (exact for the integer types and bool).
-    fn to_i64(self) -> i64;
+    fn to_i64(self) -> i64 {
+        self.to_f64() as i64
+    }
     /// Converts from `i64`; integer types wrap like a PyTorch integer cast.
-    fn from_i64(v: i64) -> Self;
+    fn from_i64(v: i64) -> Self {
+        Self::from_f64(v as f64)
+    }
     /// Borrows the storage's data if it holds this type.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     /// Mutably borrows the storage's data if it holds this type.
@@ -165,20 +169,25 @@ macro_rules! element {
     // An integer type: `as` casts (from floats: truncating, saturating;
     // between integers: wrapping, like C and PyTorch).
     (int $t:ty, $variant:ident) => {
-        element!(
-            $t,
-            $variant,
-            true,
-            |x: $t| x as f64,
-            |v: f64| v as $t,
-            |x: $t| x as i64,
-            |v: i64| v as $t
-        );
+        element!($t, $variant, |x: $t| x as f64, |v: f64| v as $t, {
+            const INT: bool = true;
+            #[inline]
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+            #[inline]
+            fn from_i64(v: i64) -> Self {
+                v as $t
+            }
+        });
     };
-    ($t:ty, $variant:ident, $int:expr, $to:expr, $from:expr, $to_i:expr, $from_i:expr) => {
+    ($t:ty, $variant:ident, $to:expr, $from:expr) => {
+        element!($t, $variant, $to, $from, {});
+    };
+    ($t:ty, $variant:ident, $to:expr, $from:expr, {$($int:tt)*}) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
-            const INT: bool = $int;
+            $($int)*
             #[inline]
             fn to_f64(self) -> f64 {
                 #[allow(clippy::redundant_closure_call)]
@@ -188,16 +197,6 @@ macro_rules! element {
             fn from_f64(v: f64) -> Self {
                 #[allow(clippy::redundant_closure_call)]
                 ($from)(v)
-            }
-            #[inline]
-            fn to_i64(self) -> i64 {
-                #[allow(clippy::redundant_closure_call)]
-                ($to_i)(self)
-            }
-            #[inline]
-            fn from_i64(v: i64) -> Self {
-                #[allow(clippy::redundant_closure_call)]
-                ($from_i)(v)
             }
             fn slice(s: &CpuStorage) -> Option<&[Self]> {
                 match s {
@@ -218,42 +217,10 @@ macro_rules! element {
     };
 }
 
-element!(
-    f32,
-    F32,
-    false,
-    |x: f32| x as f64,
-    |v: f64| v as f32,
-    |x: f32| x as i64,
-    |v: i64| v as f32
-);
-element!(
-    f64,
-    F64,
-    false,
-    |x: f64| x,
-    |v: f64| v,
-    |x: f64| x as i64,
-    |v: i64| v as f64
-);
-element!(
-    f16,
-    F16,
-    false,
-    |x: f16| x.to_f64(),
-    f16::from_f64,
-    |x: f16| x.to_f64() as i64,
-    |v: i64| { f16::from_f64(v as f64) }
-);
-element!(
-    bf16,
-    BF16,
-    false,
-    |x: bf16| x.to_f64(),
-    bf16::from_f64,
-    |x: bf16| x.to_f64() as i64,
-    |v: i64| { bf16::from_f64(v as f64) }
-);
+element!(f32, F32, |x: f32| x as f64, |v: f64| v as f32);
+element!(f64, F64, |x: f64| x, |v: f64| v);
+element!(f16, F16, |x: f16| x.to_f64(), f16::from_f64);
+element!(bf16, BF16, |x: bf16| x.to_f64(), bf16::from_f64);
 element!(int i64, I64);
 element!(int i32, I32);
 element!(int i16, I16);
@@ -261,9 +228,12 @@ element!(int u8, U8);
 element!(
     bool,
     Bool,
-    true,
     |x: bool| if x { 1.0 } else { 0.0 },
     |v: f64| v != 0.0,
-    |x: bool| x as i64,
-    |v: i64| v != 0
+    {
+        const INT: bool = true;
+        fn from_i64(v: i64) -> Self {
+            v != 0
+        }
+    }
 );

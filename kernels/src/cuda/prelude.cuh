@@ -192,6 +192,17 @@ template <typename A> __device__ A block_max(A v, A lowest) {
     return partial[0];
 }
 
+// The block-wide max of x[0], x[stride], ..., x[(len - 1) * stride] (NaN
+// wins, like PyTorch), for a block-per-row kernel.
+template <typename A, typename T> __device__ A block_row_max(const T* x, i64 len, i64 stride) {
+    A m = -(A)INFINITY;
+    for (i64 j = threadIdx.x; j < len; j += blockDim.x) {
+        A v = Num<T>::to(x[j * stride]);
+        m = (v > m || v != v) ? v : m;
+    }
+    return block_max(m, -(A)INFINITY);
+}
+
 // Atomic add for every float type (16-bit types through a CAS on the
 // enclosing aligned 32-bit word).
 __device__ __forceinline__ void atomic_add(f32* p, float v) { atomicAdd(p, v); }

@@ -256,12 +256,26 @@ backend_trait! {
         /// The broadcast binary op `op` (`add sub mul div maximum pow atan2`,
         /// the CPU's scalar functions in `fns`) of same-dtype operands, each
         /// read through its layout (already of the output `shape`).
-        fn binary(&self, op: &str, fns: &BinaryFns, a: Operand, b: Operand, shape: &[usize]) -> Tensor;
+        fn binary(
+            &self,
+            op: &str,
+            fns: &BinaryFns,
+            a: Operand,
+            b: Operand,
+            shape: &[usize],
+        ) -> Tensor;
 
         /// The comparison or logical op `op` (`eq ne lt le gt ge
         /// logical_and`; `f` on the CPU) of same-dtype broadcast operands:
         /// a bool tensor.
-        fn compare(&self, op: &str, f: CompareFn, a: Operand, b: Operand, shape: &[usize]) -> Tensor;
+        fn compare(
+            &self,
+            op: &str,
+            f: CompareFn,
+            a: Operand,
+            b: Operand,
+            shape: &[usize],
+        ) -> Tensor;
 
         // ----- fused row kernels --------------------------------------------------
 
@@ -422,7 +436,14 @@ backend_trait! {
         /// `t = f(t, other)` in place (`op` is `add_ sub_ mul_ div_ copy_`;
         /// `fns` are the CPU's functions), `other` in `t`'s dtype and read
         /// through `ls`, broadcast to `t`'s shape.
-        fn binary_inplace(&self, op: &str, fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout);
+        fn binary_inplace(
+            &self,
+            op: &str,
+            fns: InplaceFns,
+            t: &Tensor,
+            other: &Tensor,
+            ls: &Layout,
+        );
 
         /// Batch norm of `x` over dimension 1 with batch statistics
         /// (`a.training`) or the running ones. In training the running

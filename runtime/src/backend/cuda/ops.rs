@@ -686,15 +686,8 @@ fn bn_dims(op: &str, x: &Tensor) -> (usize, usize, usize) {
 /// 1/sqrt(var + eps) (f32, or f64 for f64 input) for the backward.
 pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
     let op = "batch_norm";
-    let BatchNormArgs {
-        weight,
-        bias,
-        running_mean,
-        running_var,
-        training,
-        momentum,
-        eps,
-    } = *args;
+    let (running_mean, running_var) = (args.running_mean, args.running_var);
+    let (training, eps) = (args.training, args.eps);
     float_only(op, x);
     let dev = device_of(op, x);
     let (n, c, s) = bn_dims(op, x);
@@ -717,7 +710,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) 
             .push(invstd.ptr());
         a.push(opt_ptr(op, running_mean))
             .push(opt_ptr(op, running_var))
-            .push(momentum)
+            .push(args.momentum)
             .push(eps);
         kernels(op, &dev, &BATCHNORM, dt).rows("bn_stats", c, n * s, &mut a);
     } else {
@@ -734,7 +727,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) 
             .push(invstd.ptr());
         kernels(op, &dev, &BATCHNORM, dt).each("bn_running_stats", c, &mut a);
     }
-    let (w, b) = (weight.map(contiguous), bias.map(contiguous));
+    let (w, b) = (args.weight.map(contiguous), args.bias.map(contiguous));
     let y = alloc(op, &dev, dt, x.numel());
     let mut a = Args::new();
     a.i(x.numel())
