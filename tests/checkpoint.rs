@@ -458,10 +458,10 @@ fn malformed_files_are_typed_errors() {
         "{e}"
     );
     let e = load(
-        "int32.safetensors",
+        "uint16.safetensors",
         &build(
-            r#"{"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 8],
+            r#"{"a":{"dtype":"U16","shape":[2],"data_offsets":[0,4]}}"#,
+            &[0; 4],
         ),
     );
     assert!(matches!(e, IoError::UnsupportedDtype { .. }), "{e}");
