@@ -178,6 +178,8 @@ fn all_dtypes() -> StateDict {
         "i64",
         Tensor::from_vec(vec![i64::MIN, -1, 3, i64::MAX], [4]),
     );
+    sd.insert("i32", Tensor::from_vec(vec![i32::MIN, -1, i32::MAX], [3]));
+    sd.insert("i16", Tensor::from_vec(vec![i16::MIN, 7, i16::MAX], [3]));
     sd.insert("u8", Tensor::from_vec(vec![0u8, 127, 255], [3]));
     sd.insert(
         "bool",
@@ -212,6 +214,8 @@ fn bits(t: &Tensor) -> Vec<u64> {
             .map(|x| x.to_bits() as u64)
             .collect(),
         DType::I64 => t.to_vec::<i64>().iter().map(|&x| x as u64).collect(),
+        DType::I32 => t.to_vec::<i32>().iter().map(|&x| x as u64).collect(),
+        DType::I16 => t.to_vec::<i16>().iter().map(|&x| x as u64).collect(),
         DType::U8 => t.to_vec::<u8>().iter().map(|&x| x as u64).collect(),
         DType::Bool => t.to_vec::<bool>().iter().map(|&x| x as u64).collect(),
     }
@@ -454,10 +458,10 @@ fn malformed_files_are_typed_errors() {
         "{e}"
     );
     let e = load(
-        "int32.safetensors",
+        "uint16.safetensors",
         &build(
-            r#"{"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 8],
+            r#"{"a":{"dtype":"U16","shape":[2],"data_offsets":[0,4]}}"#,
+            &[0; 4],
         ),
     );
     assert!(matches!(e, IoError::UnsupportedDtype { .. }), "{e}");

@@ -7,6 +7,7 @@
 //! allocator counters one of them reads are not moved by the others.
 #![cfg(feature = "cuda")]
 
+use kiln::backend::ClassLoss;
 use kiln::backend::cuda as kc;
 use kiln::network;
 use kiln::prelude::*;
@@ -366,7 +367,13 @@ fn nn_kernels_match_reference() {
     assert_close(&ls, &s.log(), 1e-5);
     // Cross-entropy = -log_softmax[target].
     let t = Tensor::from([0i64, 4, 2]);
-    let (loss, w) = kc::cross_entropy(&x.to(&d), &t.to(&d), None, -100, 0.0);
+    let l = ClassLoss {
+        smoothing: Some(0.0),
+        target: t.to(&d),
+        weight: None,
+        ignore: -100,
+    };
+    let (loss, w) = kc::class_loss(&x.to(&d), &l);
     let lsv = ls.to_vec::<f32>();
     let want: Vec<f32> = [0usize, 4, 2]
         .iter()
@@ -375,14 +382,7 @@ fn nn_kernels_match_reference() {
         .collect();
     assert_close(&loss.to(&Device::Cpu), &Tensor::from(want), 1e-5);
     assert_eq!(w.to_vec::<f32>(), vec![1.0; 3]);
-    let g = kc::cross_entropy_backward(
-        &x.to(&d),
-        &t.to(&d),
-        None,
-        -100,
-        0.0,
-        &Tensor::ones([3]).to(&d),
-    );
+    let g = kc::class_loss_backward(&x.to(&d), &l, &Tensor::ones([3]).to(&d));
     let mut want = s.to_vec::<f32>();
     for (r, c) in [(0usize, 0usize), (1, 4), (2, 2)] {
         want[r * 5 + c] -= 1.0;

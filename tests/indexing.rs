@@ -317,7 +317,9 @@ fn in_place_assignment_refuses_autograd_tensors() {
     let x = Tensor::zeros([3]).requires_grad_(true);
     let msg = panic_text(|| x.i_set(0, 1.0)).unwrap();
     assert!(
-        msg.contains("i_set: a leaf Variable that requires grad is being used in an in-place operation"),
+        msg.contains(
+            "i_set: a leaf Variable that requires grad is being used in an in-place operation"
+        ),
         "{msg}"
     );
     let y = Tensor::zeros([3]);

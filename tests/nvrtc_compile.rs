@@ -45,7 +45,9 @@ fn load_nvrtc() -> Result<String, String> {
 
 /// Kernels the runtime launches by name, spot-checked across families.
 fn expected_kernels() -> Vec<String> {
-    let all = ["f32", "f64", "f16", "bf16", "i64", "u8", "bool"];
+    let all = [
+        "f32", "f64", "f16", "bf16", "i64", "i32", "i16", "u8", "bool",
+    ];
     let floats = ["f32", "f64", "f16", "bf16"];
     let mut v = Vec::new();
     for a in all {
@@ -106,7 +108,11 @@ fn expected_kernels() -> Vec<String> {
     v.extend(
         [
             "binary_add_i64",
+            "binary_mul_i32",
+            "binary_add_i16",
             "unary_neg_i64",
+            "unary_neg_i32",
+            "inplace_add_i16",
             "inplace_add_bool",
             "one_hot_i64",
             "cast_f32_f16_direct",

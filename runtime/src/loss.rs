@@ -405,25 +405,48 @@ pub fn cross_entropy_with(
             target.dtype()
         );
     }
-    let eps = label_smoothing;
-    let geom = ClassGeom::new(OP, input, target.shape(), false);
-    let w = class_weight(OP, weight, geom.c, input.dtype());
+    let smoothing = Some(label_smoothing);
+    class_loss(input, target, reduction, smoothing, weight, ignore_index)
+}
+
+/// Cross-entropy (`smoothing` given) or NLL of `input` against the int64
+/// class indices `target`, through the backend's `class_loss`,
+/// recorded with its backward.
+fn class_loss(
+    input: &Tensor,
+    target: &Tensor,
+    reduction: Reduction,
+    smoothing: Option<f64>,
+    weight: Option<&Tensor>,
+    ignore_index: Option<i64>,
+) -> Tensor {
+    let (op, name) = match smoothing {
+        Some(_) => ("cross_entropy", "CrossEntropyLossBackward0"),
+        None => ("nll_loss", "NllLossBackward0"),
+    };
+    let geom = ClassGeom::new(op, input, target.shape(), false);
+    let w = class_weight(op, weight, geom.c, input.dtype());
     let np = geom.positions();
     let (x, t) = (rows(&input.detach()), target.reshape_to(&[np]));
     // No target equals i64::MIN's "ignore" when nothing is ignored.
     let ignore = ignore_index.unwrap_or(i64::MIN);
-    let (loss, wsum) = backend::of(x.device()).cross_entropy(&x, &t, w.as_ref(), ignore, eps);
+    let l = backend::ClassLoss {
+        smoothing,
+        target: t,
+        weight: w,
+        ignore,
+    };
+    let (loss, wsum) = backend::of(x.device()).class_loss(&x, &l);
     let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
     let shape = input.shape().to_vec();
     Tensor::from_op_saved(
         out,
-        "CrossEntropyLossBackward0",
+        name,
         &[input],
-        &[x.shallow_clone(), t.shallow_clone()],
+        &[x.shallow_clone(), l.target.shallow_clone()],
         move |g, _| {
             let gl = per_position(g, &wtotal, reduction, np);
-            let be = backend::of(g.device());
-            let gx = be.cross_entropy_backward(&x, &t, w.as_ref(), ignore, eps, &gl);
+            let gx = backend::of(g.device()).class_loss_backward(&x, &l, &gl);
             vec![Some(unrows(&gx, &shape))]
         },
     )
@@ -488,23 +511,5 @@ pub fn nll_loss_with(
     let mut given = vec![input, target];
     given.extend(weight);
     same_device(OP, &given);
-    let geom = ClassGeom::new(OP, input, target.shape(), false);
-    let w = class_weight(OP, weight, geom.c, input.dtype());
-    let np = geom.positions();
-    let (x, t) = (rows(&input.detach()), target.reshape_to(&[np]));
-    let ignore = ignore_index.unwrap_or(i64::MIN);
-    let (loss, wsum) = backend::of(x.device()).nll_loss(&x, &t, w.as_ref(), ignore);
-    let (out, wtotal) = reduce(loss, &wsum, reduction, &geom.loss_shape);
-    let shape = input.shape().to_vec();
-    Tensor::from_op_saved(
-        out,
-        "NllLossBackward0",
-        &[input],
-        &[x.shallow_clone(), t.shallow_clone()],
-        move |g, _| {
-            let gl = per_position(g, &wtotal, reduction, np);
-            let gx = backend::of(g.device()).nll_loss_backward(&x, &t, w.as_ref(), ignore, &gl);
-            vec![Some(unrows(&gx, &shape))]
-        },
-    )
+    class_loss(input, target, reduction, None, weight, ignore_index)
 }

@@ -2,7 +2,7 @@
 //! every view of the same data; its [`Layout`] lives in the
 //! tensor.
 
-use crate::dtype::{DType, Element};
+use crate::dtype::{DType, Element, dispatch};
 use crate::layout::Layout;
 use half::{bf16, f16};
 
@@ -19,27 +19,14 @@ pub enum CpuStorage {
     BF16(Vec<bf16>),
     /// `int64` data.
     I64(Vec<i64>),
+    /// `int32` data.
+    I32(Vec<i32>),
+    /// `int16` data.
+    I16(Vec<i16>),
     /// `uint8` data.
     U8(Vec<u8>),
     /// `bool` data.
     Bool(Vec<bool>),
-}
-
-/// Applies `$body` with `$v` bound to the typed vector, for every dtype.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! with_cpu_storage {
-    ($s:expr, $v:ident => $body:expr) => {
-        match $s {
-            $crate::storage::CpuStorage::F32($v) => $body,
-            $crate::storage::CpuStorage::F64($v) => $body,
-            $crate::storage::CpuStorage::F16($v) => $body,
-            $crate::storage::CpuStorage::BF16($v) => $body,
-            $crate::storage::CpuStorage::I64($v) => $body,
-            $crate::storage::CpuStorage::U8($v) => $body,
-            $crate::storage::CpuStorage::Bool($v) => $body,
-        }
-    };
 }
 
 impl CpuStorage {
@@ -51,6 +38,8 @@ impl CpuStorage {
             CpuStorage::F16(_) => DType::F16,
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::I64(_) => DType::I64,
+            CpuStorage::I32(_) => DType::I32,
+            CpuStorage::I16(_) => DType::I16,
             CpuStorage::U8(_) => DType::U8,
             CpuStorage::Bool(_) => DType::Bool,
         }
@@ -58,7 +47,7 @@ impl CpuStorage {
 
     /// Number of elements held.
     pub fn len(&self) -> usize {
-        with_cpu_storage!(self, v => v.len())
+        dispatch!(storage self, v => v.len())
     }
 
     /// True when no element is held.
@@ -74,6 +63,8 @@ impl CpuStorage {
             DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; n]),
             DType::I64 => CpuStorage::I64(vec![0; n]),
+            DType::I32 => CpuStorage::I32(vec![0; n]),
+            DType::I16 => CpuStorage::I16(vec![0; n]),
             DType::U8 => CpuStorage::U8(vec![0; n]),
             DType::Bool => CpuStorage::Bool(vec![false; n]),
         }
@@ -87,6 +78,8 @@ impl CpuStorage {
             DType::F16 => CpuStorage::F16(vec![f16::from_f64(value); n]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::from_f64(value); n]),
             DType::I64 => CpuStorage::I64(vec![value as i64; n]),
+            DType::I32 => CpuStorage::I32(vec![value as i32; n]),
+            DType::I16 => CpuStorage::I16(vec![value as i16; n]),
             DType::U8 => CpuStorage::U8(vec![value as u8; n]),
             DType::Bool => CpuStorage::Bool(vec![value != 0.0; n]),
         }
@@ -94,7 +87,7 @@ impl CpuStorage {
 
     /// Copies the elements `layout` selects into a new contiguous storage.
     pub fn gather(&self, layout: &Layout) -> CpuStorage {
-        with_cpu_storage!(self, v => Element::into_storage(gather_vec(v, layout)))
+        dispatch!(storage self, v => Element::into_storage(gather_vec(v, layout)))
     }
 
     /// The elements `layout` selects, converted to `dtype`, contiguous.
@@ -104,7 +97,7 @@ impl CpuStorage {
         }
         macro_rules! to {
             ($t:ty) => {{
-                let out: Vec<$t> = with_cpu_storage!(self, v => cast_vec(v, layout));
+                let out: Vec<$t> = dispatch!(storage self, v => cast_vec(v, layout));
                 Element::into_storage(out)
             }};
         }
@@ -114,22 +107,28 @@ impl CpuStorage {
             DType::F16 => to!(f16),
             DType::BF16 => to!(bf16),
             DType::I64 => to!(i64),
+            DType::I32 => to!(i32),
+            DType::I16 => to!(i16),
             DType::U8 => to!(u8),
             DType::Bool => to!(bool),
         }
     }
 }
 
-/// Casts between element types through `f64` (exact for every pair kiln
-/// supports except i64 values beyond 2^53).
+/// Casts between element types: between integer types (and bool) through
+/// `i64`, wrapping like PyTorch; otherwise through `f64`.
 fn cast_vec<S: Element, T: Element>(src: &[S], layout: &Layout) -> Vec<T> {
+    let f = |x: S| {
+        if S::INT && T::INT {
+            T::from_i64(x.to_i64())
+        } else {
+            T::from_f64(x.to_f64())
+        }
+    };
     if let Some(r) = layout.contiguous_range() {
-        return src[r].iter().map(|&x| T::from_f64(x.to_f64())).collect();
+        return src[r].iter().map(|&x| f(x)).collect();
     }
-    layout
-        .offsets()
-        .map(|o| T::from_f64(src[o].to_f64()))
-        .collect()
+    layout.offsets().map(|o| f(src[o])).collect()
 }
 
 /// Copies the elements `layout` selects from `src` into a new row-major

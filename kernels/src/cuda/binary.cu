@@ -34,6 +34,8 @@ KILN_FLOAT_TYPES(KILN_BINARY_FLOAT)
     KILN_BINARY(maximum, T, x > y ? x : y)                                              \
     KILN_BINARY(minimum, T, x < y ? x : y)
 KILN_BINARY_INT(i64)
+KILN_BINARY_INT(i32)
+KILN_BINARY_INT(i16)
 KILN_BINARY_INT(u8)
 
 // dst[view] = f(dst[view], src[view]), computed through double for integer
@@ -71,6 +73,8 @@ KILN_BINARY_INT(u8)
     KILN_INPLACE(div, T, x / y)
 KILN_FLOAT_TYPES(KILN_INPLACE_F)
 KILN_INPLACE_I(i64)
+KILN_INPLACE_I(i32)
+KILN_INPLACE_I(i16)
 KILN_INPLACE_I(u8)
 KILN_INPLACE_I(bool)
 

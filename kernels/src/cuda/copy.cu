@@ -25,15 +25,24 @@
     }
 KILN_ALL_TYPES(KILN_COPY)
 
-// out[i] = D(x[view(i)]) through double, like the CPU's cast.
+// out[i] = D(x[view(i)]), like the CPU's cast: between integer types
+// (and bool) through i64, wrapping; otherwise through double.
+template <typename T> struct IsInt { static const bool v = false; };
+#define KILN_IS_INT(T) template <> struct IsInt<T> { static const bool v = true; };
+KILN_INT_TYPES(KILN_IS_INT)
+KILN_IS_INT(bool)
+template <typename S, typename D> __device__ __forceinline__ D cast_value(S x) {
+    if (IsInt<S>::v && IsInt<D>::v) return Num<D>::from((i64)Num<S>::to(x));
+    return Num<D>::from_f64(Num<S>::to_f64(x));
+}
 #define KILN_CAST(S, D)                                                                 \
     extern "C" __global__ void cast_##S##_##D(i64 n, const S* __restrict__ x,          \
                                               Strided lx, D* __restrict__ out) {        \
-        KILN_GRID_LOOP(i, n) { out[i] = Num<D>::from_f64(Num<S>::to_f64(x[strided_offset(lx, i)])); } \
+        KILN_GRID_LOOP(i, n) { out[i] = cast_value<S, D>(x[strided_offset(lx, i)]); }  \
     }
 #define KILN_CAST_FROM(S) \
     KILN_CAST(S, f32) KILN_CAST(S, f64) KILN_CAST(S, f16) KILN_CAST(S, bf16) \
-    KILN_CAST(S, i64) KILN_CAST(S, u8) KILN_CAST(S, bool)
+    KILN_CAST(S, i64) KILN_CAST(S, i32) KILN_CAST(S, i16) KILN_CAST(S, u8) KILN_CAST(S, bool)
 KILN_ALL_TYPES(KILN_CAST_FROM)
 
 // f16 <-> f32 and bf16 <-> f32 directly (no double rounding).

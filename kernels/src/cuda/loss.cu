@@ -22,12 +22,7 @@
                 if (threadIdx.x == 0) { *err = 1; loss[row] = Num<T>::from((A)0); wsum[row] = Num<T>::from((A)0); } \
                 continue;                                                               \
             }                                                                           \
-            A m = -(A)INFINITY;                                                         \
-            for (i64 j = threadIdx.x; j < c; j += blockDim.x) {                         \
-                A v = Num<T>::to(xr[j]);                                                \
-                m = (v > m || v != v) ? v : m;                                          \
-            }                                                                           \
-            m = block_max(m, -(A)INFINITY);                                             \
+            A m = block_row_max<A>(xr, c, 1);                                           \
             A s = 0, smooth = 0;                                                        \
             for (i64 j = threadIdx.x; j < c; j += blockDim.x) {                         \
                 A v = Num<T>::to(xr[j]);                                                \
@@ -70,12 +65,7 @@
                 for (i64 j = threadIdx.x; j < c; j += blockDim.x) gr[j] = Num<T>::from((A)0); \
                 continue;                                                               \
             }                                                                           \
-            A m = -(A)INFINITY;                                                         \
-            for (i64 j = threadIdx.x; j < c; j += blockDim.x) {                         \
-                A v = Num<T>::to(xr[j]);                                                \
-                m = (v > m || v != v) ? v : m;                                          \
-            }                                                                           \
-            m = block_max(m, -(A)INFINITY);                                             \
+            A m = block_row_max<A>(xr, c, 1);                                           \
             A s = 0, wtot = 0;                                                          \
             for (i64 j = threadIdx.x; j < c; j += blockDim.x) {                         \
                 s += exp(Num<T>::to(xr[j]) - m);                                        \

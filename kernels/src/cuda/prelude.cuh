@@ -1,7 +1,7 @@
 // kiln CUDA prelude, prepended to every kernel family. No system headers:
 // NVRTC compiles it without a CUDA toolkit on the include path.
 //
-// Element types: f32, f64, i64, u8 and bool are the C types; f16 and bf16
+// Element types: f32, f64, i64, i32, i16, u8 and bool are the C types; f16 and bf16
 // are 16-bit storage structs converted through f32 (half math is computed
 // in f32, like PyTorch). Every kernel is `extern "C"` and named
 // `<op>_<dtype>`.
@@ -13,6 +13,8 @@
 typedef float f32;
 typedef double f64;
 typedef long long i64;
+typedef int i32;
+typedef short i16;
 typedef unsigned char u8;
 struct f16 { unsigned short x; };
 struct bf16 { unsigned short x; };
@@ -81,6 +83,24 @@ template <> struct Num<i64> {
         return (i64)v;
     }
 };
+// Narrow signed integers: computed in i64, stored wrapping (like a C cast
+// and PyTorch's integer arithmetic); from double saturating, NaN -> 0, like
+// Rust's `as`.
+#define KILN_NUM_INT(T, U, MAX)                                                         \
+    template <> struct Num<T> {                                                         \
+        typedef i64 acc;                                                                \
+        static __device__ __forceinline__ i64 to(T v) { return (i64)v; }                \
+        static __device__ __forceinline__ T from(i64 v) { return (T)(U)(unsigned long long)v; } \
+        static __device__ __forceinline__ double to_f64(T v) { return (double)v; }      \
+        static __device__ __forceinline__ T from_f64(double v) {                        \
+            if (v != v) return 0;                                                       \
+            if (v >= (double)MAX) return (T)MAX;                                        \
+            if (v <= -(double)MAX - 1.0) return (T)(-MAX - 1);                          \
+            return (T)v;                                                                \
+        }                                                                               \
+    };
+KILN_NUM_INT(i32, unsigned int, 2147483647)
+KILN_NUM_INT(i16, unsigned short, 32767)
 template <> struct Num<u8> {
     typedef i64 acc;
     static __device__ __forceinline__ i64 to(u8 v) { return (i64)v; }
@@ -172,6 +192,17 @@ template <typename A> __device__ A block_max(A v, A lowest) {
     return partial[0];
 }
 
+// The block-wide max of x[0], x[stride], ..., x[(len - 1) * stride] (NaN
+// wins, like PyTorch), for a block-per-row kernel.
+template <typename A, typename T> __device__ A block_row_max(const T* x, i64 len, i64 stride) {
+    A m = -(A)INFINITY;
+    for (i64 j = threadIdx.x; j < len; j += blockDim.x) {
+        A v = Num<T>::to(x[j * stride]);
+        m = (v > m || v != v) ? v : m;
+    }
+    return block_max(m, -(A)INFINITY);
+}
+
 // Atomic add for every float type (16-bit types through a CAS on the
 // enclosing aligned 32-bit word).
 __device__ __forceinline__ void atomic_add(f32* p, float v) { atomicAdd(p, v); }
@@ -194,4 +225,5 @@ __device__ __forceinline__ void atomic_add(f16* p, float v) { atomic_add_16<f16,
 __device__ __forceinline__ void atomic_add(bf16* p, float v) { atomic_add_16<bf16, f32_to_bf16, bf16_to_f32>(p, v); }
 
 #define KILN_FLOAT_TYPES(M) M(f32) M(f64) M(f16) M(bf16)
-#define KILN_ALL_TYPES(M) M(f32) M(f64) M(f16) M(bf16) M(i64) M(u8) M(bool)
+#define KILN_INT_TYPES(M) M(i64) M(i32) M(i16) M(u8)
+#define KILN_ALL_TYPES(M) M(f32) M(f64) M(f16) M(bf16) KILN_INT_TYPES(M) M(bool)

@@ -6,11 +6,15 @@
 
 template <typename T> struct SumOut { typedef T type; };
 template <> struct SumOut<i64> { typedef i64 type; };
+template <> struct SumOut<i32> { typedef i64 type; };
+template <> struct SumOut<i16> { typedef i64 type; };
 template <> struct SumOut<u8> { typedef i64 type; };
 template <> struct SumOut<bool> { typedef i64 type; };
 // Sums accumulate in double (integers in i64), like the CPU path.
 template <typename T> struct SumAcc { typedef double type; };
 template <> struct SumAcc<i64> { typedef i64 type; };
+template <> struct SumAcc<i32> { typedef i64 type; };
+template <> struct SumAcc<i16> { typedef i64 type; };
 template <> struct SumAcc<u8> { typedef i64 type; };
 template <> struct SumAcc<bool> { typedef i64 type; };
 template <typename T> __device__ __forceinline__ typename SumOut<T>::type sum_out(double v) {
@@ -24,6 +28,8 @@ __device__ __forceinline__ double sum_in(double a, f64 v) { return a + v; }
 __device__ __forceinline__ double sum_in(double a, f16 v) { return a + (double)Num<f16>::to(v); }
 __device__ __forceinline__ double sum_in(double a, bf16 v) { return a + (double)Num<bf16>::to(v); }
 __device__ __forceinline__ i64 sum_in(i64 a, i64 v) { return a + v; }
+__device__ __forceinline__ i64 sum_in(i64 a, i32 v) { return a + (i64)v; }
+__device__ __forceinline__ i64 sum_in(i64 a, i16 v) { return a + (i64)v; }
 __device__ __forceinline__ i64 sum_in(i64 a, u8 v) { return a + (i64)v; }
 __device__ __forceinline__ i64 sum_in(i64 a, bool v) { return a + (v ? 1 : 0); }
 

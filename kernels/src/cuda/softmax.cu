@@ -9,12 +9,7 @@
         typedef Num<T>::acc A;                                                          \
         for (i64 row = blockIdx.x; row < outer * inner; row += gridDim.x) {             \
             i64 base = (row / inner) * len * inner + row % inner;                       \
-            A m = -(A)INFINITY;                                                         \
-            for (i64 j = threadIdx.x; j < len; j += blockDim.x) {                       \
-                A v = Num<T>::to(x[base + j * inner]);                                  \
-                m = (v > m || v != v) ? v : m;                                          \
-            }                                                                           \
-            m = block_max(m, -(A)INFINITY);                                             \
+            A m = block_row_max<A>(x + base, len, inner);                               \
             A s = 0;                                                                    \
             for (i64 j = threadIdx.x; j < len; j += blockDim.x)                         \
                 s += exp(Num<T>::to(x[base + j * inner]) - m);                          \

@@ -82,6 +82,8 @@ KILN_FLOAT_TYPES(KILN_UNARY_FLOAT)
     KILN_UNARY(clamp_min, T, x < p ? p : x)                                             \
     KILN_UNARY(clamp_max, T, x > p ? p : x)
 KILN_UNARY_INT(i64)
+KILN_UNARY_INT(i32)
+KILN_UNARY_INT(i16)
 KILN_UNARY_INT(u8)
 
 // Logical not, any dtype, bool output.

@@ -491,14 +491,8 @@ impl Steps<'_> {
         let checks = self.runtime.get(&item_key(item)).into_iter().flatten();
         checks
             .map(|check| match check {
-                RuntimeCheck::Window {
-                    message,
-                    kernel,
-                    stride,
-                    padding,
-                    dilation,
-                } => {
-                    let (k, s, p, d) = (pair(kernel), pair(stride), pair(padding), pair(dilation));
+                RuntimeCheck::Window { message, window } => {
+                    let [k, s, p, d] = window.as_ref().each_ref().map(pair);
                     let check = helper_path("check_window");
                     quote!(#check(#network, #message, #input.shape(), #k, #s, #p, #d);)
                 }

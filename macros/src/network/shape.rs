@@ -81,10 +81,8 @@ pub enum RuntimeCheck {
     /// (`check_window`).
     Window {
         message: String,
-        kernel: Pair,
-        stride: Pair,
-        padding: Pair,
-        dilation: Pair,
+        /// The kernel, stride, padding and dilation.
+        window: Box<[Pair; 4]>,
     },
     /// A `Linear` after a `flatten` of dyn sizes: the features must be
     /// `in_features` (`check_features`).
@@ -635,10 +633,12 @@ impl Analyzer<'_> {
             if h.is_dynamic() || w.is_dynamic() {
                 self.at_run_time(RuntimeCheck::Window {
                     message: format!("{message}{}", self.chain.render()),
-                    kernel: kernel.clone(),
-                    stride: stride.clone(),
-                    padding: padding.clone(),
-                    dilation: dilation.clone(),
+                    window: Box::new([
+                        kernel.clone(),
+                        stride.clone(),
+                        padding.clone(),
+                        dilation.clone(),
+                    ]),
                 });
             }
             if !symbolic.is_empty() {

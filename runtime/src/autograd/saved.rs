@@ -87,6 +87,8 @@ fn legacy_type_name(dtype: DType, device: Device) -> String {
         DType::F16 => "HalfTensor",
         DType::BF16 => "BFloat16Tensor",
         DType::I64 => "LongTensor",
+        DType::I32 => "IntTensor",
+        DType::I16 => "ShortTensor",
         DType::U8 => "ByteTensor",
         DType::Bool => "BoolTensor",
     };

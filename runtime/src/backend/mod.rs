@@ -15,7 +15,6 @@
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
-pub mod test;
 mod unary_op;
 pub use unary_op::UnaryOp;
 
@@ -131,310 +130,351 @@ pub enum OptimStep {
     },
 }
 
-/// The primitive kernels every device implements. Inputs are on one
-/// device (the ops check that first); shapes are checked by the ops.
-pub(crate) trait Backend: Sync {
-    // ----- copies and casts ------------------------------------------------
+/// An operand read through a layout broadcast to the output's shape.
+pub(crate) type Operand<'a> = (&'a Tensor, &'a Layout);
 
-    /// The elements of `t` converted to `dtype`, contiguous.
-    fn cast(&self, t: &Tensor, dtype: DType) -> Tensor;
+/// The CPU's scalar form of a comparison or logical op.
+pub(crate) type CompareFn = fn(f64, f64) -> bool;
 
-    /// A contiguous copy of the elements `t`'s layout selects.
-    fn deep_copy(&self, t: &Tensor) -> Tensor;
-
-    /// A new contiguous tensor of `shape` on `device` holding `value`.
-    fn full(&self, shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor;
-
-    /// Sets every element `t`'s layout selects to `value`, in place.
-    fn fill(&self, t: &Tensor, value: f64);
-
-    /// `t = f(t, other)` in place (`op` is `add_ sub_ mul_ div_ copy_`;
-    /// `fns` are the CPU's functions), `other` in `t`'s dtype and read
-    /// through `ls`, broadcast to `t`'s shape.
-    fn binary_inplace(&self, op: &str, fns: InplaceFns, t: &Tensor, other: &Tensor, ls: &Layout);
-
-    /// Concatenation of same-dtype tensors along `d` into `out_shape`.
-    fn cat(&self, ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor;
-
-    // ----- reductions and products ----------------------------------------------
-
-    /// Sum over `mask`'s dimensions, with the result's `shape` (float
-    /// sums keep the dtype, integer and bool sums are int64).
-    fn sum(&self, x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor;
-
-    /// Stable sort along `d`: `(values, int64 indices)`.
-    fn sort(&self, x: &Tensor, d: usize, descending: bool) -> (Tensor, Tensor);
-
-    /// `(values, indices)` of the max (or min) along `d`.
-    fn max_min_dim(&self, x: &Tensor, d: usize, keepdim: bool, max: bool) -> (Tensor, Tensor);
-
-    /// Batched matrix product of operands read through layouts broadcast
-    /// to `[batch.., m, k]` and `[batch.., k, n]`; `out_shape` is
-    /// `[batch.., m, n]`.
-    fn matmul(&self, a: (&Tensor, &Layout), b: (&Tensor, &Layout), out_shape: &[usize]) -> Tensor;
-
-    // ----- elementwise -----------------------------------------------------------
-
-    /// `op` over every element of `x`, in `x`'s dtype (float16/bfloat16
-    /// may be computed in float32; int64 only for ops with an integer
-    /// form, see [`UnaryOp::has_int_kernel`]; other dtypes panic naming
-    /// the op). Contiguous output.
-    fn unary(&self, op: UnaryOp, x: &Tensor) -> Tensor;
-
-    /// `g * s(x)` for the piecewise-constant derivative `s` of `op` (ReLU,
-    /// whose `x` is its output, abs, clamp, threshold, leaky ReLU); `g`
-    /// and `x` have one shape.
-    fn scaled_grad(&self, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor;
-
-    /// The broadcast binary op `op` (`add sub mul div maximum pow atan2`,
-    /// the CPU's scalar functions in `fns`) of same-dtype operands, each
-    /// read through its layout (already of the output `shape`).
-    fn binary(
-        &self,
-        op: &str,
-        fns: &BinaryFns,
-        a: (&Tensor, &Layout),
-        b: (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor;
-
-    /// The comparison or logical op `op` (`eq ne lt le gt ge
-    /// logical_and`; `f` on the CPU) of same-dtype broadcast operands:
-    /// a bool tensor.
-    fn compare(
-        &self,
-        op: &str,
-        f: fn(f64, f64) -> bool,
-        a: (&Tensor, &Layout),
-        b: (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor;
-
-    // ----- fused row kernels --------------------------------------------------
-
-    /// Softmax (or log-softmax when `log`) of float `x` along `dim`.
-    fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Tensor;
-
-    /// Gradient of [`Backend::softmax`] from its output `y` and the output
-    /// gradient `g` (same dtype).
-    fn softmax_backward(&self, y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Tensor;
-
-    // ----- convolution and pooling ------------------------------------------
-
-    /// 2-D cross-correlation of NCHW `x` with `w` (`[O, C/groups, kH, kW]`)
-    /// plus `bias`.
-    fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor;
-
-    /// Gradients of [`Backend::conv2d`] for `x`, `w` and the bias, each when
-    /// its `need` flag is set.
-    fn conv2d_backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        g: &Tensor,
-        p: &Conv2dParams,
-        need: [bool; 3],
-    ) -> Grads3;
-
-    /// Max pooling of NCHW `x`: the output and each window's argmax.
-    fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices);
-
-    /// Gradient of [`Backend::max_pool2d`] for an input of `in_shape`.
-    fn max_pool2d_backward(
-        &self,
-        g: &Tensor,
-        indices: &PoolIndices,
-        in_shape: &[usize],
-        p: &Pool2dParams,
-    ) -> Tensor;
-
-    /// Average pooling of NCHW `x` (`p.dilation` is `[1, 1]`).
-    fn avg_pool2d(&self, x: &Tensor, p: &Pool2dParams, count_include_pad: bool) -> Tensor;
-
-    /// Gradient of [`Backend::avg_pool2d`] for an input of `in_shape`.
-    fn avg_pool2d_backward(
-        &self,
-        g: &Tensor,
-        in_shape: &[usize],
-        p: &Pool2dParams,
-        count_include_pad: bool,
-    ) -> Tensor;
-
-    /// Adaptive average pooling of NCHW `x` to `out_hw`.
-    fn adaptive_avg_pool2d(&self, x: &Tensor, out_hw: [usize; 2]) -> Tensor;
-
-    /// Gradient of [`Backend::adaptive_avg_pool2d`] for an input of `in_shape`.
-    fn adaptive_avg_pool2d_backward(&self, g: &Tensor, in_shape: &[usize]) -> Tensor;
-
-    // ----- normalisation ----------------------------------------------------
-
-    /// Batch norm of `x` over dimension 1 with batch statistics (`training`)
-    /// or the running ones. In training the running statistics, when
-    /// given, are updated in place. Returns the output and the saved mean
-    /// and `1/sqrt(var + eps)` per channel for the backward.
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        running_mean: Option<&Tensor>,
-        running_var: Option<&Tensor>,
-        training: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> (Tensor, Tensor, Tensor);
-
-    /// Gradients of [`Backend::batch_norm`] for `x`, the weight and the bias.
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        mean: &Tensor,
-        invstd: &Tensor,
-        training: bool,
-        need: [bool; 3],
-    ) -> Grads3;
-
-    /// Fused layer norm over the trailing `d` elements of each row: the
-    /// output and the saved per-row statistics, or `None` when this
-    /// backend has no fused kernel (the op then composes it from tensor
-    /// ops, which autograd differentiates).
-    fn layer_norm(
-        &self,
-        x: &Tensor,
-        d: usize,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        eps: f64,
-    ) -> Option<(Tensor, Tensor)>;
-
-    /// Gradients of a fused [`Backend::layer_norm`] for `x`, the weight and
-    /// the bias (both of `wshape`).
-    fn layer_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        stats: &Tensor,
-        wshape: &[usize],
-        need: [bool; 3],
-    ) -> Grads3;
-
-    // ----- indexing ------------------------------------------------------------
-
-    /// `x.index_select(d, index)` (`index` 0-d or 1-D int64).
-    fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor;
-
-    /// `x` plus `source`'s slices added at `index` along `d` (out of place).
-    fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor;
-
-    /// `x.gather(d, index)`; `index` fits inside `x` outside `d`.
-    fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor;
-
-    /// `x` plus `src` scattered at `index` along `d` (out of place).
-    fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor;
-
-    /// `a` where the bool `cond` is true, else `b`, each read through its
-    /// layout (already broadcast to `shape`); `a` and `b` share a dtype.
-    #[allow(clippy::too_many_arguments)]
-    fn where_(
-        &self,
-        cond: &Tensor,
-        lc: &Layout,
-        a: &Tensor,
-        la: &Layout,
-        b: &Tensor,
-        lb: &Layout,
-        shape: &[usize],
-    ) -> Tensor;
-
-    /// `x` with `value` where `mask` (read through `lm`, broadcast to `x`)
-    /// is true.
-    fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor;
-
-    /// The elements of `x` where `mask` is true (both broadcast to
-    /// `shape`), 1-D.
-    fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor;
-
-    /// Zeros of `mask`'s shape with `g`'s elements written, in order, where
-    /// `mask` is true (the backward of [`Backend::masked_select`]).
-    fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor;
-
-    /// One-hot int64 encoding of int64 class indices in `0..n`.
-    fn one_hot(&self, x: &Tensor, n: usize) -> Tensor;
-
-    /// The rows `idx` (1-D int64) of the 2-D `weight`, `[idx.len(), D]`.
-    /// An index outside `0..weight.shape()[0]` panics (on a device, at
-    /// the next synchronisation).
-    fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor;
-
-    /// Gradient of [`Backend::embedding`]: the rows of `g` summed into a
-    /// `[v, D]` tensor at `idx`.
-    fn embedding_backward(&self, g: &Tensor, idx: &Tensor, v: usize) -> Tensor;
-
-    // ----- optimizers -------------------------------------------------------------
-
-    /// True when [`Backend::optim_step`] runs the optimizers' updates on
-    /// this device; otherwise the optimizers run their host loops (on
-    /// host copies written back, for a device).
-    fn fused_optimizers(&self) -> bool;
-
-    /// Applies `step` to the contiguous parameter `p` and its state in
-    /// place (all of one dtype), with the gradient `g`. Only called when
-    /// [`Backend::fused_optimizers`].
-    fn optim_step(&self, step: &OptimStep, p: &Tensor, g: &Tensor, state: &[&Tensor]);
-
-    // ----- losses -----------------------------------------------------------------
-
-    /// Cross-entropy of `[N, C]` logits `x` against int64 classes `t`
-    /// (`[N]`; `ignore` marks rows that do not count) with class weights
-    /// `w` and label smoothing `eps`: each row's loss and target weight
-    /// (0 for ignored rows). A class outside `0..C` panics.
-    fn cross_entropy(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-    ) -> (Tensor, Tensor);
-
-    /// Gradient of [`Backend::cross_entropy`] in `x` for the per-row
-    /// output gradients `gl` (`[N]`).
-    fn cross_entropy_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-        gl: &Tensor,
-    ) -> Tensor;
-
-    /// Negative log-likelihood of `[N, C]` log-probabilities; like
-    /// [`Backend::cross_entropy`] without the log-softmax.
-    fn nll_loss(&self, x: &Tensor, t: &Tensor, w: Option<&Tensor>, ignore: i64)
-    -> (Tensor, Tensor);
-
-    /// Gradient of [`Backend::nll_loss`] in `x`.
-    fn nll_loss_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        gl: &Tensor,
-    ) -> Tensor;
-
-    /// The loss `kind` of each element of same-shape, same-dtype `x`, `t`.
-    fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor;
-
-    /// The derivatives `(dl/dx, dl/dt)` of [`Backend::point_loss`].
-    fn point_loss_backward(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> (Tensor, Tensor);
+/// Batch norm's inputs besides `x` (all detached, on `x`'s device).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormArgs<'a> {
+    /// Per-channel scale.
+    pub weight: Option<&'a Tensor>,
+    /// Per-channel shift.
+    pub bias: Option<&'a Tensor>,
+    /// Running mean, updated in place in training.
+    pub running_mean: Option<&'a Tensor>,
+    /// Running variance, updated in place in training.
+    pub running_var: Option<&'a Tensor>,
+    /// Normalise with the batch statistics (else the running ones).
+    pub training: bool,
+    /// Weight of the batch statistics in the running update.
+    pub momentum: f64,
+    /// Term added to the variance.
+    pub eps: f64,
 }
+
+/// What [`Backend::batch_norm`] saves for its backward: the per-channel
+/// mean and `1/sqrt(var + eps)` it normalised with.
+#[derive(Debug)]
+pub struct BatchNormSaved {
+    /// The mean per channel.
+    pub mean: Tensor,
+    /// `1/sqrt(var + eps)` per channel.
+    pub invstd: Tensor,
+    /// Whether the statistics were the batch's (they then depend on `x`).
+    pub training: bool,
+}
+
+/// A loss against int64 class indices, row by row over `[N, C]` scores.
+#[derive(Debug)]
+pub struct ClassLoss {
+    /// `Some(label_smoothing)` for cross-entropy of logits; `None` for the
+    /// negative log-likelihood of log-probabilities.
+    pub smoothing: Option<f64>,
+    /// The class of each row (`[N]`, int64).
+    pub target: Tensor,
+    /// Per-class weights (`[C]`).
+    pub weight: Option<Tensor>,
+    /// The class that marks a row that does not count.
+    pub ignore: i64,
+}
+
+impl ClassLoss {
+    /// The op's name in messages.
+    pub fn name(&self) -> &'static str {
+        if self.smoothing.is_some() {
+            "cross_entropy"
+        } else {
+            "nll_loss"
+        }
+    }
+}
+
+/// Declares [`Backend`] from its primitives, each signature written once:
+/// those a backend over another can forward (`forwarded`, also handed to
+/// a macro by `with_forwarded!`) and those each backend writes itself
+/// (`own`).
+macro_rules! backend_trait {
+    (
+        forwarded {
+            $($(#[$m:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*
+        }
+        own { $($own:tt)* }
+    ) => {
+        /// The primitive kernels every device implements. Inputs are on one
+        /// device (the ops check that first); shapes are checked by the ops.
+        pub(crate) trait Backend: Sync {
+            $($(#[$m])* fn $name(&self $(, $arg: $ty)*) -> $ret;)*
+            $($own)*
+        }
+
+        /// Invokes the macro `$mac` with the signatures of the forwarded
+        /// primitives (`fn name(&self, arg: Type, ..) -> Ret;` each).
+        macro_rules! with_forwarded {
+            ($mac:ident) => {
+                $mac! { $(fn $name(&self $(, $arg: $ty)*) -> $ret;)* }
+            };
+        }
+    };
+}
+
+backend_trait! {
+    forwarded {
+        // ----- copies and casts ------------------------------------------------
+
+        /// The elements of `t` converted to `dtype`, contiguous.
+        fn cast(&self, t: &Tensor, dtype: DType) -> Tensor;
+
+        /// A contiguous copy of the elements `t`'s layout selects.
+        fn deep_copy(&self, t: &Tensor) -> Tensor;
+
+        /// Concatenation of same-dtype tensors along `d` into `out_shape`.
+        fn cat(&self, ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor;
+
+        // ----- reductions and products ----------------------------------------------
+
+        /// Sum over `mask`'s dimensions, with the result's `shape` (float
+        /// sums keep the dtype, integer and bool sums are int64).
+        fn sum(&self, x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor;
+
+        /// Stable sort along `d`: `(values, int64 indices)`.
+        fn sort(&self, x: &Tensor, d: usize, descending: bool) -> (Tensor, Tensor);
+
+        /// `(values, indices)` of the max (or min) along `d`.
+        fn max_min_dim(&self, x: &Tensor, d: usize, keepdim: bool, max: bool) -> (Tensor, Tensor);
+
+        /// Batched matrix product of operands read through layouts broadcast
+        /// to `[batch.., m, k]` and `[batch.., k, n]`; `out_shape` is
+        /// `[batch.., m, n]`.
+        fn matmul(&self, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor;
+
+        // ----- elementwise -----------------------------------------------------------
+
+        /// `op` over every element of `x`, in `x`'s dtype (float16/bfloat16
+        /// may be computed in float32; int64 only for ops with an integer
+        /// form, see [`UnaryOp::has_int_kernel`]; other dtypes panic naming
+        /// the op). Contiguous output.
+        fn unary(&self, op: UnaryOp, x: &Tensor) -> Tensor;
+
+        /// `g * s(x)` for the piecewise-constant derivative `s` of `op` (ReLU,
+        /// whose `x` is its output, abs, clamp, threshold, leaky ReLU); `g`
+        /// and `x` have one shape.
+        fn scaled_grad(&self, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor;
+
+        /// The broadcast binary op `op` (`add sub mul div maximum pow atan2`,
+        /// the CPU's scalar functions in `fns`) of same-dtype operands, each
+        /// read through its layout (already of the output `shape`).
+        fn binary(
+            &self,
+            op: &str,
+            fns: &BinaryFns,
+            a: Operand,
+            b: Operand,
+            shape: &[usize],
+        ) -> Tensor;
+
+        /// The comparison or logical op `op` (`eq ne lt le gt ge
+        /// logical_and`; `f` on the CPU) of same-dtype broadcast operands:
+        /// a bool tensor.
+        fn compare(
+            &self,
+            op: &str,
+            f: CompareFn,
+            a: Operand,
+            b: Operand,
+            shape: &[usize],
+        ) -> Tensor;
+
+        // ----- fused row kernels --------------------------------------------------
+
+        /// Softmax (or log-softmax when `log`) of float `x` along `dim`.
+        fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Tensor;
+
+        /// Gradient of [`Backend::softmax`] from its output `y` and the output
+        /// gradient `g` (same dtype).
+        fn softmax_backward(&self, y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Tensor;
+
+        // ----- convolution and pooling ------------------------------------------
+
+        /// 2-D cross-correlation of NCHW `x` with `w` (`[O, C/groups, kH, kW]`)
+        /// plus `bias`.
+        fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor;
+
+        /// Gradients of [`Backend::conv2d`] for `x`, `w` and the bias, each when
+        /// its `need` flag is set.
+        fn conv2d_backward(
+            &self,
+            x: &Tensor,
+            w: &Tensor,
+            g: &Tensor,
+            p: &Conv2dParams,
+            need: [bool; 3],
+        ) -> Grads3;
+
+        /// Max pooling of NCHW `x`: the output and each window's argmax.
+        fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices);
+
+        /// Gradient of [`Backend::max_pool2d`] for an input of `in_shape`.
+        fn max_pool2d_backward(
+            &self,
+            g: &Tensor,
+            indices: &PoolIndices,
+            in_shape: &[usize],
+            p: &Pool2dParams,
+        ) -> Tensor;
+
+        /// Average pooling of NCHW `x` (`p.dilation` is `[1, 1]`).
+        fn avg_pool2d(&self, x: &Tensor, p: &Pool2dParams, count_include_pad: bool) -> Tensor;
+
+        /// Gradient of [`Backend::avg_pool2d`] for an input of `in_shape`.
+        fn avg_pool2d_backward(
+            &self,
+            g: &Tensor,
+            in_shape: &[usize],
+            p: &Pool2dParams,
+            count_include_pad: bool,
+        ) -> Tensor;
+
+        /// Adaptive average pooling of NCHW `x` to `out_hw`.
+        fn adaptive_avg_pool2d(&self, x: &Tensor, out_hw: [usize; 2]) -> Tensor;
+
+        /// Gradient of [`Backend::adaptive_avg_pool2d`] for an input of `in_shape`.
+        fn adaptive_avg_pool2d_backward(&self, g: &Tensor, in_shape: &[usize]) -> Tensor;
+
+        /// Gradients of [`Backend::batch_norm`] for `x`, the weight and the bias.
+        fn batch_norm_backward(
+            &self,
+            x: &Tensor,
+            g: &Tensor,
+            weight: Option<&Tensor>,
+            saved: &BatchNormSaved,
+            need: [bool; 3],
+        ) -> Grads3;
+
+        /// Fused layer norm over the trailing `d` elements of each row: the
+        /// output and the saved per-row statistics, or `None` when this
+        /// backend has no fused kernel (the op then composes it from tensor
+        /// ops, which autograd differentiates).
+        fn layer_norm(
+            &self,
+            x: &Tensor,
+            d: usize,
+            weight: Option<&Tensor>,
+            bias: Option<&Tensor>,
+            eps: f64,
+        ) -> Option<(Tensor, Tensor)>;
+
+        /// Gradients of a fused [`Backend::layer_norm`] for `x`, the weight and
+        /// the bias (both of `wshape`).
+        fn layer_norm_backward(
+            &self,
+            x: &Tensor,
+            g: &Tensor,
+            weight: Option<&Tensor>,
+            stats: &Tensor,
+            wshape: &[usize],
+            need: [bool; 3],
+        ) -> Grads3;
+
+        // ----- indexing ------------------------------------------------------------
+
+        /// `x.index_select(d, index)` (`index` 0-d or 1-D int64).
+        fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor;
+
+        /// `x` plus `source`'s slices added at `index` along `d` (out of place).
+        fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor;
+
+        /// `x.gather(d, index)`; `index` fits inside `x` outside `d`.
+        fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor;
+
+        /// `x` plus `src` scattered at `index` along `d` (out of place).
+        fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor;
+
+        /// `a` where the bool `cond` is true, else `b`, each read through its
+        /// layout (already broadcast to `shape`); `a` and `b` share a dtype.
+        fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor;
+
+        /// `x` with `value` where `mask` (read through `lm`, broadcast to `x`)
+        /// is true.
+        fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor;
+
+        /// The elements of `x` where `mask` is true (both broadcast to
+        /// `shape`), 1-D.
+        fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor;
+
+        /// Zeros of `mask`'s shape with `g`'s elements written, in order, where
+        /// `mask` is true (the backward of [`Backend::masked_select`]).
+        fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor;
+
+        /// One-hot int64 encoding of int64 class indices in `0..n`.
+        fn one_hot(&self, x: &Tensor, n: usize) -> Tensor;
+
+        /// The rows `idx` (1-D int64) of the 2-D `weight`, `[idx.len(), D]`.
+        /// An index outside `0..weight.shape()[0]` panics (on a device, at
+        /// the next synchronisation).
+        fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor;
+
+        /// Gradient of [`Backend::embedding`]: the rows of `g` summed into a
+        /// `[v, D]` tensor at `idx`.
+        fn embedding_backward(&self, g: &Tensor, idx: &Tensor, v: usize) -> Tensor;
+
+        // ----- losses -----------------------------------------------------------------
+
+        /// The class-index loss `l` of `[N, C]` scores `x`: each row's loss and
+        /// target weight (0 for ignored rows). A class outside `0..C` panics.
+        fn class_loss(&self, x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor);
+
+        /// Gradient of [`Backend::class_loss`] in `x` for the per-row output
+        /// gradients `gl` (`[N]`).
+        fn class_loss_backward(&self, x: &Tensor, l: &ClassLoss, gl: &Tensor) -> Tensor;
+
+        /// The loss `kind` of each element of same-shape, same-dtype `x`, `t`.
+        fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor;
+
+        /// The derivatives `(dl/dx, dl/dt)` of [`Backend::point_loss`].
+        fn point_loss_backward(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> (Tensor, Tensor);
+    }
+    own {
+        /// A new contiguous tensor of `shape` on `device` holding `value`.
+        fn full(&self, shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor;
+
+        /// Sets every element `t`'s layout selects to `value`, in place.
+        fn fill(&self, t: &Tensor, value: f64);
+
+        /// `t = f(t, other)` in place (`op` is `add_ sub_ mul_ div_ copy_`;
+        /// `fns` are the CPU's functions), `other` in `t`'s dtype and read
+        /// through `ls`, broadcast to `t`'s shape.
+        fn binary_inplace(
+            &self,
+            op: &str,
+            fns: InplaceFns,
+            t: &Tensor,
+            other: &Tensor,
+            ls: &Layout,
+        );
+
+        /// Batch norm of `x` over dimension 1 with batch statistics
+        /// (`a.training`) or the running ones. In training the running
+        /// statistics, when given, are updated in place. Returns the output and
+        /// what the backward needs.
+        fn batch_norm(&self, x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved);
+
+        /// True when [`Backend::optim_step`] runs the optimizers' updates on
+        /// this device; otherwise the optimizers run their host loops (on
+        /// host copies written back, for a device).
+        fn fused_optimizers(&self) -> bool;
+
+        /// Applies `step` to the contiguous parameter `p` and its state in
+        /// place (all of one dtype), with the gradient `g`. Only called when
+        /// [`Backend::fused_optimizers`].
+        fn optim_step(&self, step: &OptimStep, p: &Tensor, g: &Tensor, state: &[&Tensor]);
+    }
+}
+
+// After `backend_trait!`, whose `with_forwarded!` the test backend uses.
+pub mod test;
 
 /// The backend that runs ops on `device`.
 pub(crate) fn of(device: Device) -> &'static dyn Backend {

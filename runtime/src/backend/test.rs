@@ -13,7 +13,10 @@
 //! primitive copies) and meant for tests only.
 
 use super::cpu::CpuBackend;
-use super::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices, UnaryOp};
+use super::{
+    Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
+    OptimStep, Pool2dParams, PoolIndices, UnaryOp,
+};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
 use crate::ops::inplace::InplaceFns;
@@ -60,10 +63,6 @@ fn cpu(t: &Tensor) -> Tensor {
     }
 }
 
-fn cpu_opt(t: Option<&Tensor>) -> Option<Tensor> {
-    t.map(cpu)
-}
-
 /// A CPU result moved to the test device `ordinal` (no autograd).
 fn back(t: Tensor, ordinal: usize) -> Tensor {
     let data = t.read_storage().cpu("test backend").clone();
@@ -71,10 +70,6 @@ fn back(t: Tensor, ordinal: usize) -> Tensor {
         Storage::Test(TestStorage { ordinal, data }),
         t.layout().clone(),
     )
-}
-
-fn back_opt(t: Option<Tensor>, ordinal: usize) -> Option<Tensor> {
-    t.map(|t| back(t, ordinal))
 }
 
 /// Writes the storage of the CPU copy `from` back into the test tensor `to`.
@@ -110,18 +105,215 @@ pub(crate) fn transfer(t: &Tensor, to: Device) -> Tensor {
     }
 }
 
+/// An argument of a [`Backend`] method as the CPU backend takes it: a
+/// test-device tensor becomes a CPU copy (noting its device's ordinal),
+/// everything else passes through.
+trait ToCpu {
+    /// The argument held on the host.
+    type Held;
+    /// Copies the tensors in `self` to the CPU; `ordinal` is set to the
+    /// first one's test device.
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> Self::Held;
+}
+
+/// A held argument lent to the CPU backend's method, in the form the
+/// method takes.
+trait Lend<'a> {
+    /// The borrowed form.
+    type Out;
+    /// Borrows the held argument.
+    fn lend(&'a self) -> Self::Out;
+}
+
+/// A CPU backend's result moved to the test device `ordinal`.
+trait ToTest {
+    /// The result with every tensor in test storage.
+    fn to_test(self, ordinal: usize) -> Self;
+}
+
+impl ToCpu for &Tensor {
+    type Held = Tensor;
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> Tensor {
+        ordinal.get_or_insert(ord(self));
+        cpu(self)
+    }
+}
+
+impl<'a> Lend<'a> for Tensor {
+    type Out = &'a Tensor;
+    fn lend(&'a self) -> &'a Tensor {
+        self
+    }
+}
+
+impl ToCpu for Option<&Tensor> {
+    type Held = Option<Tensor>;
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> Option<Tensor> {
+        self.map(|t| t.to_cpu(ordinal))
+    }
+}
+
+impl<'a> Lend<'a> for Option<Tensor> {
+    type Out = Option<&'a Tensor>;
+    fn lend(&'a self) -> Option<&'a Tensor> {
+        self.as_ref()
+    }
+}
+
+impl<'l> ToCpu for Operand<'l> {
+    type Held = (Tensor, &'l Layout);
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> Self::Held {
+        (self.0.to_cpu(ordinal), self.1)
+    }
+}
+
+impl<'a, 'l: 'a> Lend<'a> for (Tensor, &'l Layout) {
+    type Out = Operand<'a>;
+    fn lend(&'a self) -> Operand<'a> {
+        (&self.0, self.1)
+    }
+}
+
+impl ToCpu for &[Tensor] {
+    type Held = Vec<Tensor>;
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> Vec<Tensor> {
+        self.iter().map(|t| t.to_cpu(ordinal)).collect()
+    }
+}
+
+impl<'a> Lend<'a> for Vec<Tensor> {
+    type Out = &'a [Tensor];
+    fn lend(&'a self) -> &'a [Tensor] {
+        self
+    }
+}
+
+impl ToCpu for &ClassLoss {
+    type Held = ClassLoss;
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> ClassLoss {
+        ClassLoss {
+            target: self.target.to_cpu(ordinal),
+            weight: self.weight.as_ref().to_cpu(ordinal),
+            ..*self
+        }
+    }
+}
+
+impl ToCpu for &BatchNormSaved {
+    type Held = BatchNormSaved;
+    fn to_cpu(self, ordinal: &mut Option<usize>) -> BatchNormSaved {
+        BatchNormSaved {
+            mean: self.mean.to_cpu(ordinal),
+            invstd: self.invstd.to_cpu(ordinal),
+            training: self.training,
+        }
+    }
+}
+
+/// Held structs are lent by reference.
+macro_rules! lend_by_ref {
+    ($($t:ty),*) => {$(
+        impl<'a> Lend<'a> for $t {
+            type Out = &'a $t;
+            fn lend(&'a self) -> &'a $t {
+                self
+            }
+        }
+    )*};
+}
+lend_by_ref!(ClassLoss, BatchNormSaved);
+
+/// Arguments without tensors pass through unchanged: values, and
+/// references (`ref T`).
+macro_rules! pass_through {
+    ($($t:ty),*; $(ref $r:ty),*) => {
+        $(
+            impl ToCpu for $t {
+                type Held = $t;
+                fn to_cpu(self, _: &mut Option<usize>) -> $t {
+                    self
+                }
+            }
+            impl<'a> Lend<'a> for $t {
+                type Out = $t;
+                fn lend(&'a self) -> $t {
+                    *self
+                }
+            }
+        )*
+        $(
+            impl<'r> ToCpu for &'r $r {
+                type Held = &'r $r;
+                fn to_cpu(self, _: &mut Option<usize>) -> &'r $r {
+                    self
+                }
+            }
+            impl<'a, 'r> Lend<'a> for &'r $r {
+                type Out = &'r $r;
+                fn lend(&'a self) -> &'r $r {
+                    self
+                }
+            }
+        )*
+    };
+}
+pass_through!(usize, bool, f64, DType, UnaryOp, PointLoss, CompareFn, [usize; 2], [bool; 3];
+    ref str, ref [usize], ref [bool], ref Layout, ref BinaryFns, ref Conv2dParams, ref Pool2dParams,
+    ref PoolIndices);
+
+impl ToTest for Tensor {
+    fn to_test(self, ordinal: usize) -> Tensor {
+        back(self, ordinal)
+    }
+}
+
+impl ToTest for PoolIndices {
+    fn to_test(self, _: usize) -> PoolIndices {
+        // Host indices: the CPU backward reads them as they are.
+        self
+    }
+}
+
+impl<T: ToTest> ToTest for Option<T> {
+    fn to_test(self, ordinal: usize) -> Self {
+        self.map(|t| t.to_test(ordinal))
+    }
+}
+
+impl<A: ToTest, B: ToTest> ToTest for (A, B) {
+    fn to_test(self, ordinal: usize) -> Self {
+        (self.0.to_test(ordinal), self.1.to_test(ordinal))
+    }
+}
+
+impl<A: ToTest, B: ToTest, C: ToTest> ToTest for (A, B, C) {
+    fn to_test(self, ordinal: usize) -> Self {
+        let (a, b, c) = self;
+        (a.to_test(ordinal), b.to_test(ordinal), c.to_test(ordinal))
+    }
+}
+
+/// [`Backend`] methods that copy their tensor arguments to the CPU, run
+/// the CPU backend's method of the same name and move the result to the
+/// test device of the first tensor argument.
+macro_rules! forward_to_cpu {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {$(
+        fn $name(&self $(, $arg: $ty)*) -> $ret {
+            let mut ordinal = None;
+            $(let $arg = ToCpu::to_cpu($arg, &mut ordinal);)*
+            let out = CpuBackend.$name($(Lend::lend(&$arg)),*);
+            let ordinal = ordinal.expect(concat!(stringify!($name), ": no test-device tensor"));
+            ToTest::to_test(out, ordinal)
+        }
+    )*};
+}
+
 /// The test device's implementation of [`Backend`]: the CPU's kernels
 /// on copies.
 pub(crate) struct TestBackend;
 
 impl Backend for TestBackend {
-    fn cast(&self, t: &Tensor, dtype: DType) -> Tensor {
-        back(CpuBackend.cast(&cpu(t), dtype), ord(t))
-    }
-
-    fn deep_copy(&self, t: &Tensor) -> Tensor {
-        back(CpuBackend.deep_copy(&cpu(t)), ord(t))
-    }
+    with_forwarded!(forward_to_cpu);
 
     fn full(&self, shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor {
         let Device::Test(i) = device else {
@@ -142,284 +334,32 @@ impl Backend for TestBackend {
         write_back(t, &c);
     }
 
-    fn cat(&self, ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
-        let cs: Vec<Tensor> = ts.iter().map(cpu).collect();
-        back(CpuBackend.cat(&cs, d, out_shape), ord(&ts[0]))
-    }
-
-    fn sum(&self, x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor {
-        back(CpuBackend.sum(&cpu(x), mask, shape), ord(x))
-    }
-
-    fn sort(&self, x: &Tensor, d: usize, descending: bool) -> (Tensor, Tensor) {
-        let (v, i) = CpuBackend.sort(&cpu(x), d, descending);
-        (back(v, ord(x)), back(i, ord(x)))
-    }
-
-    fn max_min_dim(&self, x: &Tensor, d: usize, keepdim: bool, max: bool) -> (Tensor, Tensor) {
-        let (v, i) = CpuBackend.max_min_dim(&cpu(x), d, keepdim, max);
-        (back(v, ord(x)), back(i, ord(x)))
-    }
-
-    fn matmul(
-        &self,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        out_shape: &[usize],
-    ) -> Tensor {
-        let out = CpuBackend.matmul((&cpu(a), la), (&cpu(b), lb), out_shape);
-        back(out, ord(a))
-    }
-
-    fn unary(&self, op: UnaryOp, x: &Tensor) -> Tensor {
-        back(CpuBackend.unary(op, &cpu(x)), ord(x))
-    }
-
-    fn scaled_grad(&self, op: UnaryOp, g: &Tensor, x: &Tensor) -> Tensor {
-        back(CpuBackend.scaled_grad(op, &cpu(g), &cpu(x)), ord(g))
-    }
-
-    fn binary(
-        &self,
-        op: &str,
-        fns: &BinaryFns,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
-        let out = CpuBackend.binary(op, fns, (&cpu(a), la), (&cpu(b), lb), shape);
-        back(out, ord(a))
-    }
-
-    fn compare(
-        &self,
-        op: &str,
-        f: fn(f64, f64) -> bool,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
-        let out = CpuBackend.compare(op, f, (&cpu(a), la), (&cpu(b), lb), shape);
-        back(out, ord(a))
-    }
-
-    fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Tensor {
-        back(CpuBackend.softmax(&cpu(x), dim, log), ord(x))
-    }
-
-    fn softmax_backward(&self, y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Tensor {
-        back(
-            CpuBackend.softmax_backward(&cpu(y), &cpu(g), dim, log),
-            ord(y),
-        )
-    }
-
-    fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
-        let b = cpu_opt(bias);
-        back(CpuBackend.conv2d(&cpu(x), &cpu(w), b.as_ref(), p), ord(x))
-    }
-
-    fn conv2d_backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        g: &Tensor,
-        p: &Conv2dParams,
-        need: [bool; 3],
-    ) -> Grads3 {
-        let (dx, dw, db) = CpuBackend.conv2d_backward(&cpu(x), &cpu(w), &cpu(g), p, need);
-        let o = ord(x);
-        (back_opt(dx, o), back_opt(dw, o), back_opt(db, o))
-    }
-
-    fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) {
-        let (y, idx) = CpuBackend.max_pool2d(&cpu(x), p);
-        (back(y, ord(x)), idx)
-    }
-
-    fn max_pool2d_backward(
-        &self,
-        g: &Tensor,
-        indices: &PoolIndices,
-        in_shape: &[usize],
-        p: &Pool2dParams,
-    ) -> Tensor {
-        back(
-            CpuBackend.max_pool2d_backward(&cpu(g), indices, in_shape, p),
-            ord(g),
-        )
-    }
-
-    fn avg_pool2d(&self, x: &Tensor, p: &Pool2dParams, count_include_pad: bool) -> Tensor {
-        back(CpuBackend.avg_pool2d(&cpu(x), p, count_include_pad), ord(x))
-    }
-
-    fn avg_pool2d_backward(
-        &self,
-        g: &Tensor,
-        in_shape: &[usize],
-        p: &Pool2dParams,
-        count_include_pad: bool,
-    ) -> Tensor {
-        let gx = CpuBackend.avg_pool2d_backward(&cpu(g), in_shape, p, count_include_pad);
-        back(gx, ord(g))
-    }
-
-    fn adaptive_avg_pool2d(&self, x: &Tensor, out_hw: [usize; 2]) -> Tensor {
-        back(CpuBackend.adaptive_avg_pool2d(&cpu(x), out_hw), ord(x))
-    }
-
-    fn adaptive_avg_pool2d_backward(&self, g: &Tensor, in_shape: &[usize]) -> Tensor {
-        back(
-            CpuBackend.adaptive_avg_pool2d_backward(&cpu(g), in_shape),
-            ord(g),
-        )
-    }
-
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        running_mean: Option<&Tensor>,
-        running_var: Option<&Tensor>,
-        training: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        let (w, b) = (cpu_opt(weight), cpu_opt(bias));
-        let (rm, rv) = (cpu_opt(running_mean), cpu_opt(running_var));
-        let (y, mean, invstd) = CpuBackend.batch_norm(
-            &cpu(x),
-            w.as_ref(),
-            b.as_ref(),
-            rm.as_ref(),
-            rv.as_ref(),
-            training,
-            momentum,
-            eps,
-        );
-        for (orig, copy) in [(running_mean, &rm), (running_var, &rv)] {
+    fn batch_norm(&self, x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
+        let mut ordinal = None;
+        let (w, b) = (a.weight.to_cpu(&mut ordinal), a.bias.to_cpu(&mut ordinal));
+        let rm = a.running_mean.to_cpu(&mut ordinal);
+        let rv = a.running_var.to_cpu(&mut ordinal);
+        let args = BatchNormArgs {
+            weight: w.as_ref(),
+            bias: b.as_ref(),
+            running_mean: rm.as_ref(),
+            running_var: rv.as_ref(),
+            ..*a
+        };
+        let (y, saved) = CpuBackend.batch_norm(&cpu(x), &args);
+        // The CPU updated copies of the running statistics.
+        for (orig, copy) in [(a.running_mean, &rm), (a.running_var, &rv)] {
             if let (Some(o), Some(c)) = (orig, copy) {
                 write_back(o, c);
             }
         }
         let o = ord(x);
-        (back(y, o), back(mean, o), back(invstd, o))
-    }
-
-    fn batch_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        mean: &Tensor,
-        invstd: &Tensor,
-        training: bool,
-        need: [bool; 3],
-    ) -> Grads3 {
-        let w = cpu_opt(weight);
-        let (dx, dw, db) = CpuBackend.batch_norm_backward(
-            &cpu(x),
-            &cpu(g),
-            w.as_ref(),
-            &cpu(mean),
-            &cpu(invstd),
-            training,
-            need,
-        );
-        let o = ord(x);
-        (back_opt(dx, o), back_opt(dw, o), back_opt(db, o))
-    }
-
-    fn layer_norm(
-        &self,
-        x: &Tensor,
-        d: usize,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        eps: f64,
-    ) -> Option<(Tensor, Tensor)> {
-        let (w, b) = (cpu_opt(weight), cpu_opt(bias));
-        let (y, stats) = CpuBackend.layer_norm(&cpu(x), d, w.as_ref(), b.as_ref(), eps)?;
-        Some((back(y, ord(x)), back(stats, ord(x))))
-    }
-
-    fn layer_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        stats: &Tensor,
-        wshape: &[usize],
-        need: [bool; 3],
-    ) -> Grads3 {
-        let w = cpu_opt(weight);
-        let (dx, dw, db) =
-            CpuBackend.layer_norm_backward(&cpu(x), &cpu(g), w.as_ref(), &cpu(stats), wshape, need);
-        let o = ord(x);
-        (back_opt(dx, o), back_opt(dw, o), back_opt(db, o))
-    }
-
-    fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        back(CpuBackend.index_select(&cpu(x), d, &cpu(index)), ord(x))
-    }
-
-    fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {
-        let out = CpuBackend.index_add(&cpu(x), d, &cpu(index), &cpu(source));
-        back(out, ord(x))
-    }
-
-    fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        back(CpuBackend.gather(&cpu(x), d, &cpu(index)), ord(x))
-    }
-
-    fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor {
-        back(
-            CpuBackend.scatter_add(&cpu(x), d, &cpu(index), &cpu(src)),
-            ord(x),
-        )
-    }
-
-    fn where_(
-        &self,
-        cond: &Tensor,
-        lc: &Layout,
-        a: &Tensor,
-        la: &Layout,
-        b: &Tensor,
-        lb: &Layout,
-        shape: &[usize],
-    ) -> Tensor {
-        let out = CpuBackend.where_(&cpu(cond), lc, &cpu(a), la, &cpu(b), lb, shape);
-        back(out, ord(a))
-    }
-
-    fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
-        back(
-            CpuBackend.masked_fill(&cpu(x), &cpu(mask), lm, value),
-            ord(x),
-        )
-    }
-
-    fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor {
-        back(CpuBackend.masked_select(&cpu(x), &cpu(mask), shape), ord(x))
-    }
-
-    fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor {
-        back(CpuBackend.masked_scatter(&cpu(g), &cpu(mask)), ord(g))
-    }
-
-    fn one_hot(&self, x: &Tensor, n: usize) -> Tensor {
-        back(CpuBackend.one_hot(&cpu(x), n), ord(x))
-    }
-
-    fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor {
-        back(CpuBackend.embedding(&cpu(weight), &cpu(idx)), ord(weight))
-    }
-
-    fn embedding_backward(&self, g: &Tensor, idx: &Tensor, v: usize) -> Tensor {
-        back(CpuBackend.embedding_backward(&cpu(g), &cpu(idx), v), ord(g))
+        let saved = BatchNormSaved {
+            mean: back(saved.mean, o),
+            invstd: back(saved.invstd, o),
+            training: saved.training,
+        };
+        (back(y, o), saved)
     }
 
     fn fused_optimizers(&self) -> bool {
@@ -432,69 +372,5 @@ impl Backend for TestBackend {
             "{step:?}: the test device has no fused optimizer kernel (parameter {:?})",
             p.shape()
         )
-    }
-
-    fn cross_entropy(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-    ) -> (Tensor, Tensor) {
-        let wc = cpu_opt(w);
-        let (l, ws) = CpuBackend.cross_entropy(&cpu(x), &cpu(t), wc.as_ref(), ignore, eps);
-        (back(l, ord(x)), back(ws, ord(x)))
-    }
-
-    fn cross_entropy_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-        gl: &Tensor,
-    ) -> Tensor {
-        let wc = cpu_opt(w);
-        let gx =
-            CpuBackend.cross_entropy_backward(&cpu(x), &cpu(t), wc.as_ref(), ignore, eps, &cpu(gl));
-        back(gx, ord(x))
-    }
-
-    fn nll_loss(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-    ) -> (Tensor, Tensor) {
-        let wc = cpu_opt(w);
-        let (l, ws) = CpuBackend.nll_loss(&cpu(x), &cpu(t), wc.as_ref(), ignore);
-        (back(l, ord(x)), back(ws, ord(x)))
-    }
-
-    fn nll_loss_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        gl: &Tensor,
-    ) -> Tensor {
-        let wc = cpu_opt(w);
-        back(
-            CpuBackend.nll_loss_backward(&cpu(x), &cpu(t), wc.as_ref(), ignore, &cpu(gl)),
-            ord(x),
-        )
-    }
-
-    fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor {
-        back(CpuBackend.point_loss(kind, &cpu(x), &cpu(t)), ord(x))
-    }
-
-    fn point_loss_backward(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> (Tensor, Tensor) {
-        let (dx, dt) = CpuBackend.point_loss_backward(kind, &cpu(x), &cpu(t));
-        (back(dx, ord(x)), back(dt, ord(x)))
     }
 }

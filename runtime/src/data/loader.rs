@@ -62,6 +62,8 @@ pub fn stack_items(items: &[Tensor]) -> Result<Tensor, DataError> {
         DType::F16 => typed::<half::f16>(items, shape),
         DType::BF16 => typed::<half::bf16>(items, shape),
         DType::I64 => typed::<i64>(items, shape),
+        DType::I32 => typed::<i32>(items, shape),
+        DType::I16 => typed::<i16>(items, shape),
         DType::U8 => typed::<u8>(items, shape),
         DType::Bool => typed::<bool>(items, shape),
     })

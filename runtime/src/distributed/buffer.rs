@@ -23,6 +23,17 @@ impl Buffer {
             DType::F64 => Buffer::F64(t.to_vec()),
             DType::I64 => Buffer::I64(t.to_vec()),
             DType::U8 => Buffer::Bytes(t.to_vec(), DType::U8),
+            DType::I32 => Buffer::Bytes(
+                t.to_vec::<i32>()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                DType::I32,
+            ),
+            DType::I16 => Buffer::Bytes(
+                bits_to_bytes(t.to_vec::<i16>().iter().map(|&x| x as u16)),
+                DType::I16,
+            ),
             DType::Bool => Buffer::Bytes(
                 t.to_vec::<bool>().into_iter().map(u8::from).collect(),
                 DType::Bool,
@@ -58,6 +69,16 @@ impl Buffer {
             Buffer::Bytes(v, DType::Bool) => {
                 Tensor::from_vec(v.iter().map(|&b| b != 0).collect::<Vec<bool>>(), shape)
             }
+            Buffer::Bytes(v, DType::I32) => Tensor::from_vec(
+                v.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect::<Vec<_>>(),
+                shape,
+            ),
+            Buffer::Bytes(v, DType::I16) => Tensor::from_vec(
+                bytes_to_bits(v).map(|b| b as i16).collect::<Vec<_>>(),
+                shape,
+            ),
             Buffer::Bytes(v, DType::F16) => Tensor::from_vec(
                 bytes_to_bits(v)
                     .map(half::f16::from_bits)

@@ -247,6 +247,8 @@ impl Converter<'_> {
             pytorch_reader::DType::F16 => DType::F16,
             pytorch_reader::DType::BF16 => DType::BF16,
             pytorch_reader::DType::I64 => DType::I64,
+            pytorch_reader::DType::I32 => DType::I32,
+            pytorch_reader::DType::I16 => DType::I16,
             pytorch_reader::DType::U8 => DType::U8,
             pytorch_reader::DType::Bool => DType::Bool,
             other => {

@@ -242,7 +242,9 @@ const SAFETENSORS_DTYPES: &[&str] = &[
     "U64",
 ];
 
-const KILN_DTYPES: &[&str] = &["BOOL", "U8", "F16", "BF16", "F32", "F64", "I64"];
+const KILN_DTYPES: &[&str] = &[
+    "BOOL", "U8", "I16", "I32", "F16", "BF16", "F32", "F64", "I64",
+];
 
 /// Looks at each entry's `dtype` before the crate parses the header, to
 /// report unknown and unsupported dtypes by tensor name.
@@ -308,6 +310,8 @@ fn kiln_dtype(d: Dtype) -> Option<DType> {
         Dtype::F16 => DType::F16,
         Dtype::BF16 => DType::BF16,
         Dtype::I64 => DType::I64,
+        Dtype::I32 => DType::I32,
+        Dtype::I16 => DType::I16,
         Dtype::U8 => DType::U8,
         Dtype::BOOL => DType::Bool,
         _ => return None,
@@ -321,6 +325,8 @@ fn safetensors_dtype(d: DType) -> Dtype {
         DType::F16 => Dtype::F16,
         DType::BF16 => Dtype::BF16,
         DType::I64 => Dtype::I64,
+        DType::I32 => Dtype::I32,
+        DType::I16 => Dtype::I16,
         DType::U8 => Dtype::U8,
         DType::Bool => Dtype::BOOL,
     }
@@ -341,6 +347,8 @@ pub(super) fn decode(dtype: DType, bytes: &[u8]) -> CpuStorage {
         DType::F16 => CpuStorage::F16(le(bytes, |b| f16::from_bits(u16::from_le_bytes(b)))),
         DType::BF16 => CpuStorage::BF16(le(bytes, |b| bf16::from_bits(u16::from_le_bytes(b)))),
         DType::I64 => CpuStorage::I64(le(bytes, i64::from_le_bytes)),
+        DType::I32 => CpuStorage::I32(le(bytes, i32::from_le_bytes)),
+        DType::I16 => CpuStorage::I16(le(bytes, i16::from_le_bytes)),
         DType::U8 => CpuStorage::U8(bytes.to_vec()),
         DType::Bool => CpuStorage::Bool(bytes.iter().map(|&b| b != 0).collect()),
     }
@@ -361,6 +369,8 @@ fn encode(s: &CpuStorage) -> Vec<u8> {
         CpuStorage::F16(v) => le(v, |x| x.to_bits().to_le_bytes()),
         CpuStorage::BF16(v) => le(v, |x| x.to_bits().to_le_bytes()),
         CpuStorage::I64(v) => le(v, i64::to_le_bytes),
+        CpuStorage::I32(v) => le(v, i32::to_le_bytes),
+        CpuStorage::I16(v) => le(v, i16::to_le_bytes),
         CpuStorage::U8(v) => v.clone(),
         CpuStorage::Bool(v) => v.iter().map(|&b| b as u8).collect(),
     }

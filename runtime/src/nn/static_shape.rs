@@ -214,6 +214,56 @@ pub fn check_join(network: &str, block: &str, cat: bool, paths: &[(&str, &[usize
     }
 }
 
+/// The run-time check before a `network!` convolution or pooling layer
+/// whose input has a size declared `dyn`: the `kernel` window (with
+/// `stride`, `padding`, `dilation`) must fit the height and width of
+/// `input` (a batch, `[N, C, H, W]`). `message` names the layer, the rule
+/// and the declared shapes.
+///
+/// # Panics
+///
+/// If the window does not fit, with `message` and this forward's numbers.
+#[track_caller]
+pub fn check_window(
+    network: &str,
+    message: &str,
+    input: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) {
+    let [.., h, w] = *input else {
+        return; // the layer itself reports a wrong rank
+    };
+    let oh = conv_out(h, kernel[0], stride[0], padding[0], dilation[0]);
+    let ow = conv_out(w, kernel[1], stride[1], padding[1], dilation[1]);
+    if oh == 0 || ow == 0 {
+        panic!(
+            "{network}::forward: {message}; in this forward the input is {h}×{w} \
+             (batch of shape {input:?}), which would give a {oh}×{ow} output"
+        );
+    }
+}
+
+/// The run-time check before a `network!` `Linear` whose input features
+/// depend on a size declared `dyn` (a `flatten` of a `dyn`-sized map): the
+/// batch `input` (`[N, features]`) must have `expected` features.
+///
+/// # Panics
+///
+/// If it has not, with `message` and this forward's number.
+#[track_caller]
+pub fn check_features(network: &str, message: &str, input: &[usize], expected: usize) {
+    if let [_, got] = *input
+        && got != expected
+    {
+        panic!(
+            "{network}::forward: {message}; in this forward that is {got} (batch of shape {input:?})"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,55 +348,5 @@ mod tests {
     #[should_panic(expected = "(a single sample: add the batch dimension")]
     fn rejects_a_single_sample() {
         check_input("LeNet", &[1, 28, 28], &[1, 28, 28]);
-    }
-}
-
-/// The run-time check before a `network!` convolution or pooling layer
-/// whose input has a size declared `dyn`: the `kernel` window (with
-/// `stride`, `padding`, `dilation`) must fit the height and width of
-/// `input` (a batch, `[N, C, H, W]`). `message` names the layer, the rule
-/// and the declared shapes.
-///
-/// # Panics
-///
-/// If the window does not fit, with `message` and this forward's numbers.
-#[track_caller]
-pub fn check_window(
-    network: &str,
-    message: &str,
-    input: &[usize],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-) {
-    let [.., h, w] = *input else {
-        return; // the layer itself reports a wrong rank
-    };
-    let oh = conv_out(h, kernel[0], stride[0], padding[0], dilation[0]);
-    let ow = conv_out(w, kernel[1], stride[1], padding[1], dilation[1]);
-    if oh == 0 || ow == 0 {
-        panic!(
-            "{network}::forward: {message}; in this forward the input is {h}×{w} \
-             (batch of shape {input:?}), which would give a {oh}×{ow} output"
-        );
-    }
-}
-
-/// The run-time check before a `network!` `Linear` whose input features
-/// depend on a size declared `dyn` (a `flatten` of a `dyn`-sized map): the
-/// batch `input` (`[N, features]`) must have `expected` features.
-///
-/// # Panics
-///
-/// If it has not, with `message` and this forward's number.
-#[track_caller]
-pub fn check_features(network: &str, message: &str, input: &[usize], expected: usize) {
-    if let [_, got] = *input
-        && got != expected
-    {
-        panic!(
-            "{network}::forward: {message}; in this forward that is {got} (batch of shape {input:?})"
-        );
     }
 }

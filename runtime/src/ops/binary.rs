@@ -69,11 +69,13 @@ pub(crate) fn promote(a: DType, b: DType) -> DType {
         match d {
             DType::Bool => 0,
             DType::U8 => 1,
-            DType::I64 => 2,
-            DType::BF16 => 3,
-            DType::F16 => 4,
-            DType::F32 => 5,
-            DType::F64 => 6,
+            DType::I16 => 2,
+            DType::I32 => 3,
+            DType::I64 => 4,
+            DType::BF16 => 5,
+            DType::F16 => 6,
+            DType::F32 => 7,
+            DType::F64 => 8,
         }
     }
     if a == b {

@@ -220,7 +220,7 @@ impl Tensor {
         let lc = cond.layout().broadcast_to(&shape).expect("broadcast");
         let la = ac.layout().broadcast_to(&shape).expect("broadcast");
         let lb = bc.layout().broadcast_to(&shape).expect("broadcast");
-        let out = backend::of(ac.device()).where_(&cond, &lc, &ac, &la, &bc, &lb, &shape);
+        let out = backend::of(ac.device()).where_((&cond, &lc), (&ac, &la), (&bc, &lb), &shape);
         let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
         Tensor::from_op_saved(
             out,

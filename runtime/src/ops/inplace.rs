@@ -241,6 +241,12 @@ pub(crate) fn apply_binary_cpu(
         (CpuStorage::I64(d), CpuStorage::I64(s)) => {
             zip_into(d, &ld, s, &ls, |a, b| f64f(a as f64, b as f64) as i64)
         }
+        (CpuStorage::I32(d), CpuStorage::I32(s)) => {
+            zip_into(d, &ld, s, &ls, |a, b| f64f(a as f64, b as f64) as i32)
+        }
+        (CpuStorage::I16(d), CpuStorage::I16(s)) => {
+            zip_into(d, &ld, s, &ls, |a, b| f64f(a as f64, b as f64) as i16)
+        }
         (CpuStorage::U8(d), CpuStorage::U8(s)) => {
             zip_into(d, &ld, s, &ls, |a, b| f64f(a as f64, b as f64) as u8)
         }
@@ -456,6 +462,8 @@ pub(crate) fn fill_cpu(t: &Tensor, value: f64) {
         CpuStorage::F16(d) => fill_layout(d, &l, f16::from_f64(value)),
         CpuStorage::BF16(d) => fill_layout(d, &l, bf16::from_f64(value)),
         CpuStorage::I64(d) => fill_layout(d, &l, value as i64),
+        CpuStorage::I32(d) => fill_layout(d, &l, value as i32),
+        CpuStorage::I16(d) => fill_layout(d, &l, value as i16),
         CpuStorage::U8(d) => fill_layout(d, &l, value as u8),
         CpuStorage::Bool(d) => fill_layout(d, &l, value != 0.0),
     }

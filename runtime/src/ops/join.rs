@@ -3,7 +3,8 @@
 //! storage with the input like PyTorch's.
 
 use super::binary::promote;
-use super::kernel::{split_at_dim, with_typed};
+use super::kernel::split_at_dim;
+use crate::dtype::dispatch;
 use crate::layout::normalize_dim;
 use crate::{Tensor, autograd};
 
@@ -17,7 +18,7 @@ fn cat_raw(ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
 pub(crate) fn cat_cpu(ts: &[Tensor], d: usize, out_shape: &[usize]) -> Tensor {
     let dtype = ts[0].dtype();
     let (outer, total, inner) = split_at_dim(out_shape, d);
-    with_typed!(dtype, T => {
+    dispatch!(all dtype, T => {
         let mut out = vec![T::default(); outer * total * inner];
         let mut col = 0;
         for t in ts {

@@ -1,9 +1,8 @@
 //! Sum and mean over any set of dimensions, and `sum_to` (the reduction
 //! that undoes broadcasting in backward rules).
 
-use crate::dtype::Element;
+use crate::dtype::{Element, dispatch};
 use crate::layout::{Layout, normalize_dim};
-use crate::storage::CpuStorage;
 use crate::{DType, Tensor};
 
 /// Which dimensions of a rank-`rank` tensor `dims` names (all when `None`).
@@ -186,15 +185,7 @@ pub(crate) fn sum_cpu(x: &Tensor, mask: &[bool], shape: &[usize]) -> Tensor {
     let shape = shape.to_vec();
     let g = x.read_storage();
     let l = x.layout();
-    let acc = match g.cpu("sum") {
-        CpuStorage::F32(v) => sum_kernel(v, l, mask),
-        CpuStorage::F64(v) => sum_kernel(v, l, mask),
-        CpuStorage::F16(v) => sum_kernel(v, l, mask),
-        CpuStorage::BF16(v) => sum_kernel(v, l, mask),
-        CpuStorage::I64(v) => sum_kernel(v, l, mask),
-        CpuStorage::U8(v) => sum_kernel(v, l, mask),
-        CpuStorage::Bool(v) => sum_kernel(v, l, mask),
-    };
+    let acc = dispatch!(storage g.cpu("sum"), v => sum_kernel(v, l, mask));
     // Integer sums are int64, like PyTorch.
     let dtype = if x.dtype().is_float() {
         x.dtype()

@@ -3,9 +3,10 @@
 //! `argsort`, plus `var`/`std`. Gradients of the selecting reductions flow
 //! back to the chosen elements through `scatter_add`.
 
-use super::kernel::{split_at_dim, with_typed};
+use super::kernel::split_at_dim;
 use crate::Tensor;
 use crate::dtype::Element;
+use crate::dtype::dispatch;
 use crate::layout::normalize_dim;
 use std::cmp::Ordering;
 
@@ -325,7 +326,7 @@ pub(crate) fn max_min_dim_cpu(x: &Tensor, d: usize, keepdim: bool, max: bool) ->
     };
     let dims = split_at_dim(&shape, d);
     let os = out_shape(x.shape(), d, keepdim);
-    with_typed!(x.dtype(), T => {
+    dispatch!(all x.dtype(), T => {
         let (v, i) = x.with_slice::<T, _>(op, |x| {
             if max {
                 arg_reduce(x, dims, beats_max::<T>)
@@ -346,7 +347,7 @@ pub(crate) fn sort_cpu(x: &Tensor, d: usize, descending: bool) -> (Tensor, Tenso
         x.shape().to_vec()
     };
     let dims = split_at_dim(&shape, d);
-    with_typed!(x.dtype(), T => {
+    dispatch!(all x.dtype(), T => {
         let (v, i) = x.with_slice::<T, _>("sort", |v| sort_kernel(v, dims, descending));
         (Tensor::from_vec(v, x.shape()), Tensor::from_vec(i, x.shape()))
     })

@@ -270,7 +270,9 @@ impl Tensor {
             }
             let values = match self.dtype() {
                 DType::Bool => Values::Bool(self.to_vec::<bool>()),
-                DType::I64 | DType::U8 => Values::Int(self.to_vec::<i64>()),
+                DType::I64 | DType::I32 | DType::I16 | DType::U8 => {
+                    Values::Int(self.to_vec::<i64>())
+                }
                 _ => Values::Float(self.to_vec::<f64>()),
             };
             let summarize = self.numel() > THRESHOLD;

@@ -94,12 +94,14 @@ pub(crate) struct StorageCell {
     pub(crate) version: AtomicU64,
 }
 
-const DTYPES: [DType; 7] = [
+const DTYPES: [DType; 9] = [
     DType::F32,
     DType::F64,
     DType::F16,
     DType::BF16,
     DType::I64,
+    DType::I32,
+    DType::I16,
     DType::U8,
     DType::Bool,
 ];

@@ -37,6 +37,20 @@ pub(super) fn binary(
             Some(f) => CpuStorage::I64(binary_map(x, la, y, lb, f)),
             None => panic!("{op}: not supported for int64 tensors"),
         },
+        // The narrower integers compute in int64 and wrap back, like
+        // PyTorch's int32/int16/uint8 arithmetic.
+        (CpuStorage::I32(x), CpuStorage::I32(y)) => match fns.i64 {
+            Some(f) => CpuStorage::I32(binary_map(x, la, y, lb, |p, q| {
+                f(p as i64, q as i64) as i32
+            })),
+            None => panic!("{op}: not supported for int32 tensors"),
+        },
+        (CpuStorage::I16(x), CpuStorage::I16(y)) => match fns.i64 {
+            Some(f) => CpuStorage::I16(binary_map(x, la, y, lb, |p, q| {
+                f(p as i64, q as i64) as i16
+            })),
+            None => panic!("{op}: not supported for int16 tensors"),
+        },
         (CpuStorage::U8(x), CpuStorage::U8(y)) => match fns.i64 {
             Some(f) => CpuStorage::U8(binary_map(x, la, y, lb, |p, q| f(p as i64, q as i64) as u8)),
             None => panic!("{op}: not supported for uint8 tensors"),

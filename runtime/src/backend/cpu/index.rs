@@ -3,9 +3,11 @@
 //! scatter-back) and `one_hot`, for every dtype. Out-of-range indices
 //! panic naming the op, the index and the size.
 
+use crate::backend::Operand;
 use crate::dtype::Element;
+use crate::dtype::dispatch;
 use crate::layout::{Layout, contiguous_strides};
-use crate::ops::kernel::{split_at_dim, with_numeric, with_typed};
+use crate::ops::kernel::split_at_dim;
 use crate::{Tensor, autograd};
 
 /// Validates one index value against a dimension's size.
@@ -55,7 +57,7 @@ pub(super) fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
     if this.dim() == 0 {
         out_shape = index.shape().to_vec();
     }
-    with_typed!(this.dtype(), T => {
+    dispatch!(all this.dtype(), T => {
         let v = this.with_slice::<T, _>(op, |x| {
             let mut out = Vec::with_capacity(outer * idx.len() * inner);
             for o in 0..outer {
@@ -88,7 +90,7 @@ pub(super) fn index_add(x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -
     }
     let dtype = this.dtype();
     let src = autograd::no_grad(|| source.to_dtype(dtype));
-    with_numeric!(op, dtype, T => {
+    dispatch!(numeric op, dtype, T => {
         let mut out = owned_vec::<T>(op, this);
         src.with_slice::<T, _>(op, |s| {
             for o in 0..outer {
@@ -119,7 +121,7 @@ pub(super) fn gather(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
         let mut strides = this.stride().to_vec();
         strides[d] = 0;
         let walk = Layout::new(index.shape().to_vec(), strides, this.layout().offset());
-        with_typed!(this.dtype(), T => {
+        dispatch!(all this.dtype(), T => {
             let v: Vec<T> = index.with_slice::<i64, _>(op, |idx| {
                 with_raw::<T, _>(op, this, |x| {
                     walk.offsets()
@@ -160,7 +162,7 @@ pub(super) fn scatter_add(x: &Tensor, d: usize, index: &Tensor, src: &Tensor) ->
             srcc.stride().to_vec(),
             srcc.layout().offset(),
         );
-        with_numeric!(op, dtype, T => {
+        dispatch!(numeric op, dtype, T => {
             let mut out = owned_vec::<T>(op, this);
             index.with_slice::<i64, _>(op, |idx| {
                 with_raw::<T, _>(op, &srcc, |s| {
@@ -175,18 +177,14 @@ pub(super) fn scatter_add(x: &Tensor, d: usize, index: &Tensor, src: &Tensor) ->
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn where_(
-    cond: &Tensor,
-    lc: &Layout,
-    ac: &Tensor,
-    la: &Layout,
-    bc: &Tensor,
-    lb: &Layout,
+    (cond, lc): Operand,
+    (ac, la): Operand,
+    (bc, lb): Operand,
     shape: &[usize],
 ) -> Tensor {
     let (op, dtype, shape) = ("where", ac.dtype(), shape.to_vec());
-    with_typed!(dtype, T => {
+    dispatch!(all dtype, T => {
         let v: Vec<T> = with_raw::<bool, _>(op, cond, |c| {
             with_raw::<T, _>(op, ac, |x| {
                 with_raw::<T, _>(op, bc, |y| {
@@ -214,7 +212,7 @@ pub(super) fn where_(
 pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
     let (op, this) = ("masked_fill", x);
     let ls = this.layout().clone();
-    with_typed!(this.dtype(), T => {
+    dispatch!(all this.dtype(), T => {
         let fill = T::from_f64(value);
         let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
             with_raw::<T, _>(op, this, |x| {
@@ -232,7 +230,7 @@ pub(super) fn masked_select(x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tenso
     let (op, this) = ("masked_select", x);
     let lx = this.layout().broadcast_to(shape).expect("broadcast");
     let lm = mask.layout().broadcast_to(shape).expect("broadcast");
-    with_typed!(this.dtype(), T => {
+    dispatch!(all this.dtype(), T => {
         let v: Vec<T> = with_raw::<bool, _>(op, mask, |m| {
             with_raw::<T, _>(op, this, |x| {
                 lx.offsets()
@@ -249,7 +247,7 @@ pub(super) fn masked_select(x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tenso
 
 pub(super) fn masked_scatter(g: &Tensor, mask: &Tensor) -> Tensor {
     let op = "masked_select_backward";
-    with_typed!(g.dtype(), T => {
+    dispatch!(all g.dtype(), T => {
         let mut out = vec![T::default(); mask.numel()];
         mask.with_slice::<bool, _>(op, |m| {
             g.with_slice::<T, _>(op, |src| {

@@ -4,8 +4,10 @@
 //! through f32.
 
 use super::nn::{back_to, f32_of};
+use crate::backend::ClassLoss;
+use crate::dtype::dispatch;
 use crate::loss::PointLoss;
-use crate::nn::functional::util::{dispatch_real, tensor_from};
+use crate::nn::functional::util::tensor_from;
 use crate::{DType, Tensor};
 use kiln_kernels::Float;
 
@@ -21,88 +23,97 @@ fn class_of(op: &str, y: i64, ignore: i64, c: usize) -> Option<usize> {
     Some(y as usize)
 }
 
-fn classes(op: &str, t: &Tensor, ignore: i64, c: usize) -> Vec<Option<usize>> {
-    t.to_vec::<i64>()
-        .into_iter()
-        .map(|y| class_of(op, y, ignore, c))
-        .collect()
+/// The rows of a class loss: their count, the classes, each row's class
+/// (`None` when ignored) and the class weights.
+struct Rows {
+    np: usize,
+    c: usize,
+    cls: Vec<Option<usize>>,
+    w: Option<Vec<f64>>,
 }
 
-fn weights(w: Option<&Tensor>) -> Option<Vec<f64>> {
-    w.map(|w| w.to_vec::<f64>())
+impl Rows {
+    fn new(x: &Tensor, l: &ClassLoss) -> Rows {
+        let (np, c) = (x.shape()[0], x.shape()[1]);
+        let cls = l.target.to_vec::<i64>();
+        let cls = cls.into_iter().map(|y| class_of(l.name(), y, l.ignore, c));
+        Rows {
+            np,
+            c,
+            cls: cls.collect(),
+            w: l.weight.as_ref().map(|w| w.to_vec::<f64>()),
+        }
+    }
+
+    /// The weight of class `k`.
+    fn wk(&self, k: usize) -> f64 {
+        self.w.as_ref().map_or(1.0, |w| w[k])
+    }
 }
 
 fn native(t: &Tensor) -> bool {
     matches!(t.dtype(), DType::F32 | DType::F64)
 }
 
-pub(super) fn cross_entropy(
-    x: &Tensor,
-    t: &Tensor,
-    w: Option<&Tensor>,
-    ignore: i64,
-    eps: f64,
-) -> (Tensor, Tensor) {
-    const OP: &str = "cross_entropy";
+/// Each row's loss and target weight (0 for ignored rows).
+pub(super) fn class_loss(x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {
     if !native(x) {
-        let (l, ws) = cross_entropy(&f32_of(x), t, w, ignore, eps);
-        return (back_to(l, x.dtype()), back_to(ws, x.dtype()));
+        let (loss, ws) = class_loss(&f32_of(x), l);
+        return (back_to(loss, x.dtype()), back_to(ws, x.dtype()));
     }
-    let (np, c) = (x.shape()[0], x.shape()[1]);
-    let cls = classes(OP, t, ignore, c);
-    let w = weights(w);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    let op = l.name();
+    let r = Rows::new(x, l);
+    let (np, c) = (r.np, r.c);
+    dispatch!(real op, x.dtype(), T => x.with_slice::<T, _>(op, |xs| {
         let mut losses = vec![T::cast_f64(0.0); np];
         let mut wsum = vec![T::cast_f64(0.0); np];
         for i in 0..np {
-            let Some(y) = cls[i] else { continue };
+            let Some(y) = r.cls[i] else { continue };
             let row = &xs[i * c..(i + 1) * c];
             let z = |k: usize| row[k].as_f64();
-            let mx = (0..c).map(z).fold(f64::NEG_INFINITY, f64::max);
-            let s: f64 = (0..c).map(|k| (z(k) - mx).exp()).sum();
-            let l = mx + s.ln();
-            let mut loss = (1.0 - eps) * wk(y) * (l - z(y));
-            if eps > 0.0 {
-                let smooth: f64 = (0..c).map(|k| wk(k) * (l - z(k))).sum();
-                loss += eps / c as f64 * smooth;
-            }
-            losses[i] = T::cast_f64(loss);
-            wsum[i] = T::cast_f64(wk(y));
+            losses[i] = T::cast_f64(match l.smoothing {
+                None => -r.wk(y) * z(y),
+                Some(eps) => {
+                    let mx = (0..c).map(z).fold(f64::NEG_INFINITY, f64::max);
+                    let s: f64 = (0..c).map(|k| (z(k) - mx).exp()).sum();
+                    let lse = mx + s.ln();
+                    let mut loss = (1.0 - eps) * r.wk(y) * (lse - z(y));
+                    if eps > 0.0 {
+                        let smooth: f64 = (0..c).map(|k| r.wk(k) * (lse - z(k))).sum();
+                        loss += eps / c as f64 * smooth;
+                    }
+                    loss
+                }
+            });
+            wsum[i] = T::cast_f64(r.wk(y));
         }
         (tensor_from(losses, &[np]), tensor_from(wsum, &[np]))
     }))
 }
 
-pub(super) fn cross_entropy_backward(
-    x: &Tensor,
-    t: &Tensor,
-    w: Option<&Tensor>,
-    ignore: i64,
-    eps: f64,
-    gl: &Tensor,
-) -> Tensor {
-    const OP: &str = "cross_entropy";
+/// Gradient of [`class_loss`] in `x` for the per-row loss gradients `gl`.
+pub(super) fn class_loss_backward(x: &Tensor, l: &ClassLoss, gl: &Tensor) -> Tensor {
     if !native(x) {
-        return back_to(
-            cross_entropy_backward(&f32_of(x), t, w, ignore, eps, gl),
-            x.dtype(),
-        );
+        return back_to(class_loss_backward(&f32_of(x), l, gl), x.dtype());
     }
-    let (np, c) = (x.shape()[0], x.shape()[1]);
-    let cls = classes(OP, t, ignore, c);
-    let w = weights(w);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    let w_total: f64 = w.as_ref().map_or(c as f64, |w| w.iter().sum());
+    let op = l.name();
+    let r = Rows::new(x, l);
+    let (np, c) = (r.np, r.c);
+    let w_total: f64 = r.w.as_ref().map_or(c as f64, |w| w.iter().sum());
     let gv = gl.to_vec::<f64>();
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let mut dx = vec![T::cast_f64(0.0); xs.len()];
+    dispatch!(real op, x.dtype(), T => x.with_slice::<T, _>(op, |xs| {
+        let mut dx = vec![T::cast_f64(0.0); np * c];
         for i in 0..np {
-            let Some(y) = cls[i] else { continue };
+            let Some(y) = r.cls[i] else { continue };
+            let Some(eps) = l.smoothing else {
+                // NLL: only the target's log-probability counts.
+                dx[i * c + y] = T::cast_f64(-r.wk(y) * gv[i]);
+                continue;
+            };
             let row = &xs[i * c..(i + 1) * c];
             let mx = row.iter().map(|v| v.as_f64()).fold(f64::NEG_INFINITY, f64::max);
             let lse = mx + row.iter().map(|v| (v.as_f64() - mx).exp()).sum::<f64>().ln();
-            let (s, wy) = (gv[i], (1.0 - eps) * wk(y));
+            let (s, wy) = (gv[i], (1.0 - eps) * r.wk(y));
             for k in 0..c {
                 let p = (row[k].as_f64() - lse).exp();
                 let mut d = wy * p;
@@ -110,67 +121,13 @@ pub(super) fn cross_entropy_backward(
                     d -= wy;
                 }
                 if eps > 0.0 {
-                    d += eps / c as f64 * (w_total * p - wk(k));
+                    d += eps / c as f64 * (w_total * p - r.wk(k));
                 }
                 dx[i * c + k] = T::cast_f64(s * d);
             }
         }
         tensor_from(dx, &[np, c])
     }))
-}
-
-pub(super) fn nll_loss(
-    x: &Tensor,
-    t: &Tensor,
-    w: Option<&Tensor>,
-    ignore: i64,
-) -> (Tensor, Tensor) {
-    const OP: &str = "nll_loss";
-    if !native(x) {
-        let (l, ws) = nll_loss(&f32_of(x), t, w, ignore);
-        return (back_to(l, x.dtype()), back_to(ws, x.dtype()));
-    }
-    let (np, c) = (x.shape()[0], x.shape()[1]);
-    let cls = classes(OP, t, ignore, c);
-    let w = weights(w);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        let mut losses = vec![T::cast_f64(0.0); np];
-        let mut wsum = vec![T::cast_f64(0.0); np];
-        for (i, y) in cls.iter().enumerate() {
-            if let Some(y) = *y {
-                losses[i] = T::cast_f64(-wk(y) * xs[i * c + y].as_f64());
-                wsum[i] = T::cast_f64(wk(y));
-            }
-        }
-        (tensor_from(losses, &[np]), tensor_from(wsum, &[np]))
-    }))
-}
-
-pub(super) fn nll_loss_backward(
-    x: &Tensor,
-    t: &Tensor,
-    w: Option<&Tensor>,
-    ignore: i64,
-    gl: &Tensor,
-) -> Tensor {
-    const OP: &str = "nll_loss";
-    let (np, c) = (x.shape()[0], x.shape()[1]);
-    let cls = classes(OP, t, ignore, c);
-    let w = weights(w);
-    let wk = |k: usize| w.as_ref().map_or(1.0, |w| w[k]);
-    let gv = gl.to_vec::<f64>();
-    let dt = if native(x) { x.dtype() } else { DType::F32 };
-    let dx = dispatch_real!(OP, dt, T => {
-        let mut dx = vec![T::cast_f64(0.0); np * c];
-        for (i, y) in cls.iter().enumerate() {
-            if let Some(y) = *y {
-                dx[i * c + y] = T::cast_f64(-wk(y) * gv[i]);
-            }
-        }
-        tensor_from(dx, &[np, c])
-    });
-    back_to(dx, x.dtype())
 }
 
 /// Per-element loss and derivatives `(loss, dl/dx, dl/dt)` of `kind`.
@@ -227,7 +184,7 @@ fn each_point<const K: usize>(
         back_to(x.shallow_clone(), dt),
         back_to(t.shallow_clone(), dt),
     );
-    let outs = dispatch_real!(op, dt, T => xc.with_slice::<T, _>(op, |xs| {
+    let outs = dispatch!(real op, dt, T => xc.with_slice::<T, _>(op, |xs| {
         tc.with_slice::<T, _>(op, |ts| {
             let mut outs: [Vec<T>; K] = std::array::from_fn(|_| Vec::with_capacity(xs.len()));
             for (a, b) in xs.iter().zip(ts) {

@@ -10,7 +10,10 @@ mod norm;
 mod softmax;
 mod unary;
 
-use super::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices, UnaryOp};
+use super::{
+    Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
+    OptimStep, Pool2dParams, PoolIndices, UnaryOp,
+};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
 use crate::ops::inplace::InplaceFns;
@@ -34,25 +37,11 @@ impl Backend for CpuBackend {
         unary::scaled_grad(op, g, x)
     }
 
-    fn binary(
-        &self,
-        op: &str,
-        fns: &BinaryFns,
-        a: (&Tensor, &Layout),
-        b: (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
+    fn binary(&self, op: &str, fns: &BinaryFns, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
         binary::binary(op, fns, a, b, shape)
     }
 
-    fn compare(
-        &self,
-        op: &str,
-        f: fn(f64, f64) -> bool,
-        a: (&Tensor, &Layout),
-        b: (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
+    fn compare(&self, op: &str, f: CompareFn, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
         binary::compare(op, f, a, b, shape)
     }
 
@@ -98,7 +87,7 @@ impl Backend for CpuBackend {
         crate::ops::sort::max_min_dim_cpu(x, d, keepdim, max)
     }
 
-    fn matmul(&self, a: (&Tensor, &Layout), b: (&Tensor, &Layout), out_shape: &[usize]) -> Tensor {
+    fn matmul(&self, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor {
         crate::ops::matmul::matmul_cpu(a, b, out_shape)
     }
 
@@ -153,27 +142,8 @@ impl Backend for CpuBackend {
         nn::adaptive_avg_pool2d_backward(g, in_shape)
     }
 
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        running_mean: Option<&Tensor>,
-        running_var: Option<&Tensor>,
-        training: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        norm::batch_norm(
-            x,
-            weight,
-            bias,
-            running_mean,
-            running_var,
-            training,
-            momentum,
-            eps,
-        )
+    fn batch_norm(&self, x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
+        norm::batch_norm(x, a)
     }
 
     fn batch_norm_backward(
@@ -181,12 +151,10 @@ impl Backend for CpuBackend {
         x: &Tensor,
         g: &Tensor,
         weight: Option<&Tensor>,
-        mean: &Tensor,
-        invstd: &Tensor,
-        training: bool,
+        saved: &BatchNormSaved,
         need: [bool; 3],
     ) -> Grads3 {
-        norm::batch_norm_backward(x, g, weight, mean, invstd, training, need)
+        norm::batch_norm_backward(x, g, weight, saved, need)
     }
 
     fn layer_norm(
@@ -228,17 +196,8 @@ impl Backend for CpuBackend {
         index::scatter_add(x, d, index, src)
     }
 
-    fn where_(
-        &self,
-        cond: &Tensor,
-        lc: &Layout,
-        a: &Tensor,
-        la: &Layout,
-        b: &Tensor,
-        lb: &Layout,
-        shape: &[usize],
-    ) -> Tensor {
-        index::where_(cond, lc, a, la, b, lb, shape)
+    fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
+        index::where_(cond, a, b, shape)
     }
 
     fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
@@ -277,48 +236,12 @@ impl Backend for CpuBackend {
         )
     }
 
-    fn cross_entropy(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-    ) -> (Tensor, Tensor) {
-        loss::cross_entropy(x, t, w, ignore, eps)
+    fn class_loss(&self, x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {
+        loss::class_loss(x, l)
     }
 
-    fn cross_entropy_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-        gl: &Tensor,
-    ) -> Tensor {
-        loss::cross_entropy_backward(x, t, w, ignore, eps, gl)
-    }
-
-    fn nll_loss(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-    ) -> (Tensor, Tensor) {
-        loss::nll_loss(x, t, w, ignore)
-    }
-
-    fn nll_loss_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        gl: &Tensor,
-    ) -> Tensor {
-        loss::nll_loss_backward(x, t, w, ignore, gl)
+    fn class_loss_backward(&self, x: &Tensor, l: &ClassLoss, gl: &Tensor) -> Tensor {
+        loss::class_loss_backward(x, l, gl)
     }
 
     fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor {

@@ -2,7 +2,8 @@
 //! `kiln_kernels::cpu`, f32/f64 natively and half types through f32.
 
 use crate::backend::{Conv2dParams, Grads3, Pool2dParams, PoolIndices};
-use crate::nn::functional::util::{dispatch_real, is_half, tensor_from};
+use crate::dtype::dispatch;
+use crate::nn::functional::util::{is_half, tensor_from};
 use crate::{DType, Tensor, autograd};
 use kiln_kernels::cpu::conv::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
@@ -43,7 +44,7 @@ pub(super) fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dPa
     let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], p)
         .expect("conv2d: output size checked by the op");
     let out_shape = [in_shape[0], w_shape[0], oh, ow];
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         w.with_slice::<T, _>(OP, |ws| {
             let y = match bias {
                 Some(b) => b.with_slice::<T, _>(OP, |bs| {
@@ -71,7 +72,7 @@ pub(super) fn conv2d_backward(
         return (back(dx), back(dw), back(db));
     }
     let (in_shape, w_shape, out_shape) = (shape4(x.shape()), shape4(w.shape()), shape4(g.shape()));
-    dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         let dx = need[0].then(|| {
             w.with_slice::<T, _>(OP, |ws| {
                 let v = conv2d_backward_input(gs, out_shape, ws, w_shape, in_shape, p);
@@ -97,7 +98,7 @@ pub(super) fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) 
         return (back_to(y, x.dtype()), idx);
     }
     let in_shape = shape4(x.shape());
-    let (out, idx) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    let (out, idx) = dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let (y, idx, os) = max_fwd(
             xs, in_shape, p.kernel, p.stride, p.padding, p.dilation, p.ceil_mode,
         );
@@ -119,7 +120,7 @@ pub(super) fn max_pool2d_backward(g: &Tensor, indices: &PoolIndices, in_shape: &
         panic!("{OP}: the saved indices are not in host memory");
     };
     let (in_shape, out_shape) = (shape4(in_shape), shape4(g.shape()));
-    dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         tensor_from(max_bwd(gs, out_shape, idx, in_shape), &in_shape)
     }))
 }
@@ -130,7 +131,7 @@ pub(super) fn avg_pool2d(x: &Tensor, p: &Pool2dParams, count_include_pad: bool) 
         return back_to(avg_pool2d(&f32_of(x), p, count_include_pad), x.dtype());
     }
     let in_shape = shape4(x.shape());
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let (y, os) = avg_fwd(
             xs, in_shape, p.kernel, p.stride, p.padding, p.ceil_mode, count_include_pad, None,
         );
@@ -150,7 +151,7 @@ pub(super) fn avg_pool2d_backward(
         return back_to(gx, g.dtype());
     }
     let (in_shape, out_shape) = (shape4(in_shape), shape4(g.shape()));
-    dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         let v = avg_bwd(
             gs, out_shape, in_shape, p.kernel, p.stride, p.padding, p.ceil_mode,
             count_include_pad, None,
@@ -166,7 +167,7 @@ pub(super) fn adaptive_avg_pool2d(x: &Tensor, out_hw: [usize; 2]) -> Tensor {
     }
     let in_shape = shape4(x.shape());
     let out_shape = [in_shape[0], in_shape[1], out_hw[0], out_hw[1]];
-    dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         tensor_from(adaptive_fwd(xs, in_shape, out_hw), &out_shape)
     }))
 }
@@ -181,7 +182,7 @@ pub(super) fn adaptive_avg_pool2d_backward(g: &Tensor, in_shape: &[usize]) -> Te
     }
     let in_shape = shape4(in_shape);
     let out_hw = [g.shape()[2], g.shape()[3]];
-    dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         tensor_from(adaptive_bwd(gs, in_shape, out_hw), &in_shape)
     }))
 }
@@ -209,7 +210,7 @@ pub(super) fn embedding(weight: &Tensor, idx: &Tensor) -> Tensor {
     }
     let (v, d) = (weight.shape()[0], weight.shape()[1]);
     let rows = embedding_rows(idx, v, weight.shape());
-    dispatch_real!(OP, weight.dtype(), T => weight.with_slice::<T, _>(OP, |ws| {
+    dispatch!(real OP, weight.dtype(), T => weight.with_slice::<T, _>(OP, |ws| {
         let mut out = Vec::with_capacity(rows.len() * d);
         for &i in &rows {
             out.extend_from_slice(&ws[i * d..(i + 1) * d]);
@@ -225,7 +226,7 @@ pub(super) fn embedding_backward(g: &Tensor, idx: &Tensor, v: usize) -> Tensor {
     }
     let d = g.shape()[1];
     let rows = embedding_rows(idx, v, &[v, d]);
-    dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         let mut gw = vec![<T as num_traits::Zero>::zero(); v * d];
         for (r, &i) in rows.iter().enumerate() {
             for (a, &b) in gw[i * d..(i + 1) * d].iter_mut().zip(&gs[r * d..(r + 1) * d]) {

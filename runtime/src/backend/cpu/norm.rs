@@ -4,8 +4,9 @@
 //! dtype than the input) are computed in float32.
 
 use super::nn::{back_to, f32_of};
-use crate::backend::Grads3;
-use crate::nn::functional::util::{Real, dispatch_real, tensor_from};
+use crate::backend::{BatchNormArgs, BatchNormSaved, Grads3};
+use crate::dtype::dispatch;
+use crate::nn::functional::util::{Real, tensor_from};
 use crate::{DType, Tensor};
 use kiln_kernels::Float;
 use num_traits::Zero;
@@ -122,33 +123,30 @@ fn bn_native(x: &Tensor, others: &[Option<&Tensor>]) -> bool {
         && others.iter().flatten().all(|t| t.dtype() == x.dtype())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn batch_norm(
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    running_mean: Option<&Tensor>,
-    running_var: Option<&Tensor>,
-    training: bool,
-    momentum: f64,
-    eps: f64,
-) -> (Tensor, Tensor, Tensor) {
+pub(super) fn batch_norm(x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
     const OP: &str = "batch_norm";
+    let BatchNormArgs {
+        weight,
+        bias,
+        running_mean,
+        running_var,
+        training,
+        momentum,
+        eps,
+    } = *a;
     if !bn_native(x, &[weight, bias, running_mean, running_var]) {
         // Compute in float32, then write the running statistics back into
         // the caller's tensors.
         let (rm, rv) = (running_mean.map(f32_of), running_var.map(f32_of));
         let (w, b) = (weight.map(f32_of), bias.map(f32_of));
-        let (y, mean, invstd) = batch_norm(
-            &f32_of(x),
-            w.as_ref(),
-            b.as_ref(),
-            rm.as_ref(),
-            rv.as_ref(),
-            training,
-            momentum,
-            eps,
-        );
+        let f32_args = BatchNormArgs {
+            weight: w.as_ref(),
+            bias: b.as_ref(),
+            running_mean: rm.as_ref(),
+            running_var: rv.as_ref(),
+            ..*a
+        };
+        let (y, saved) = batch_norm(&f32_of(x), &f32_args);
         if training {
             crate::autograd::no_grad(|| {
                 for (orig, new) in [(running_mean, rm), (running_var, rv)] {
@@ -158,13 +156,13 @@ pub(super) fn batch_norm(
                 }
             });
         }
-        return (back_to(y, x.dtype()), mean, invstd);
+        return (back_to(y, x.dtype()), saved);
     }
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let l: usize = x.shape()[2..].iter().product();
     let m = n * l;
     let (cl, work) = (c * l, x.numel());
-    let (out, mean, invstd) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    let (out, mean, invstd) = dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let plane = |s: usize, ch: usize| &xs[(s * c + ch) * l..(s * c + ch + 1) * l];
         let (mean, var): (Vec<f64>, Vec<f64>) = if training {
             let mean: Vec<f64> = channel_sums(n, c, work, |s, ch| [sum_f64(plane(s, ch)), 0.0])
@@ -227,40 +225,39 @@ pub(super) fn batch_norm(
         (tensor_from(out, x.shape()), mean, invstd)
     }));
     let stat = |v: Vec<f64>| tensor_from(v, &[c]);
-    (out, stat(mean), stat(invstd))
+    let (mean, invstd) = (stat(mean), stat(invstd));
+    (
+        out,
+        BatchNormSaved {
+            mean,
+            invstd,
+            training,
+        },
+    )
 }
 
 pub(super) fn batch_norm_backward(
     x: &Tensor,
     g: &Tensor,
     weight: Option<&Tensor>,
-    mean: &Tensor,
-    invstd: &Tensor,
-    training: bool,
+    saved: &BatchNormSaved,
     [need_x, need_w, need_b]: [bool; 3],
 ) -> Grads3 {
     const OP: &str = "batch_norm";
     if !bn_native(x, &[Some(g), weight]) {
         let w = weight.map(f32_of);
         let need = [need_x, need_w, need_b];
-        let (dx, dw, db) = batch_norm_backward(
-            &f32_of(x),
-            &f32_of(g),
-            w.as_ref(),
-            mean,
-            invstd,
-            training,
-            need,
-        );
+        let (dx, dw, db) = batch_norm_backward(&f32_of(x), &f32_of(g), w.as_ref(), saved, need);
         return (dx.map(|t| back_to(t, x.dtype())), dw, db);
     }
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let l: usize = x.shape()[2..].iter().product();
     let m = n * l;
     let (cl, work) = (c * l, x.numel());
-    let (mean, invstd) = (mean.to_vec::<f64>(), invstd.to_vec::<f64>());
+    let training = saved.training;
+    let (mean, invstd) = (saved.mean.to_vec::<f64>(), saved.invstd.to_vec::<f64>());
     let (xc, wc) = (x, weight);
-    let (dx, dw, db) = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    let (dx, dw, db) = dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         xc.with_slice::<T, _>(OP, |xs| {
             let at = |s: usize, ch: usize| (s * c + ch) * l..(s * c + ch + 1) * l;
             // sum(g) and sum(g * (x - mean)) per channel.
@@ -322,7 +319,7 @@ pub(super) fn layer_norm(
         let (y, stats) = layer_norm(&f32_of(x), d, w.as_ref(), b.as_ref(), eps);
         return (back_to(y, x.dtype()), stats);
     }
-    let (out, stats) = dispatch_real!(OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+    let (out, stats) = dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         let rows = xs.len().checked_div(d).unwrap_or(0);
         let stats: Vec<[f64; 2]> = (0..rows)
             .map(|r| {
@@ -382,7 +379,7 @@ pub(super) fn layer_norm_backward(
         .map(|s| [s[0], s[1]])
         .collect();
     let (xc, wc) = (x, weight);
-    let (dx, dw, db) = dispatch_real!(OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+    let (dx, dw, db) = dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
         xc.with_slice::<T, _>(OP, |xs| {
             let w: Vec<f64> = match &wc {
                 Some(t) => t.to_vec::<f64>(),

@@ -47,6 +47,15 @@ where
                 panic!("{op}: not supported for int64 tensors; convert with to_dtype(DType::F32)")
             }
         },
+        // The narrower integers compute in int64 and wrap back.
+        CpuStorage::I32(v) if fi.is_some() => {
+            let f = fi.expect("checked");
+            CpuStorage::I32(map_par(v, l, |x| f(x as i64) as i32))
+        }
+        CpuStorage::I16(v) if fi.is_some() => {
+            let f = fi.expect("checked");
+            CpuStorage::I16(map_par(v, l, |x| f(x as i64) as i16))
+        }
         s => panic!("{op}: not supported for {} tensors", s.dtype()),
     };
     Tensor::from_cpu(out, x.shape())

@@ -3,7 +3,10 @@
 
 use super::{index, ops};
 use crate::backend::UnaryOp;
-use crate::backend::{Backend, Conv2dParams, Grads3, OptimStep, Pool2dParams, PoolIndices};
+use crate::backend::{
+    Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
+    OptimStep, Pool2dParams, PoolIndices,
+};
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
 use crate::ops::inplace::InplaceFns;
@@ -66,26 +69,12 @@ impl Backend for CudaBackend {
         })
     }
 
-    fn binary(
-        &self,
-        op: &str,
-        _fns: &BinaryFns,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
-        super::binary(op, a, la, b, lb, shape)
+    fn binary(&self, op: &str, _: &BinaryFns, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
+        super::binary(op, a, b, shape)
     }
 
-    fn compare(
-        &self,
-        op: &str,
-        _f: fn(f64, f64) -> bool,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        shape: &[usize],
-    ) -> Tensor {
-        super::compare(op, a, la, b, lb, shape)
+    fn compare(&self, op: &str, _: CompareFn, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
+        super::compare(op, a, b, shape)
     }
 
     fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Tensor {
@@ -141,13 +130,8 @@ impl Backend for CudaBackend {
         super::max_min_dim(if max { "max" } else { "min" }, x, d, keepdim)
     }
 
-    fn matmul(
-        &self,
-        (a, la): (&Tensor, &Layout),
-        (b, lb): (&Tensor, &Layout),
-        out_shape: &[usize],
-    ) -> Tensor {
-        super::matmul(a, la, b, lb, out_shape)
+    fn matmul(&self, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor {
+        super::matmul(a, b, out_shape)
     }
 
     fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
@@ -203,17 +187,13 @@ impl Backend for CudaBackend {
         ops::adaptive_avg_pool2d_backward(g, in_shape)
     }
 
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        running_mean: Option<&Tensor>,
-        running_var: Option<&Tensor>,
-        training: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> (Tensor, Tensor, Tensor) {
+    fn batch_norm(&self, x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
+        let BatchNormArgs {
+            running_mean,
+            running_var,
+            training,
+            ..
+        } = *args;
         // The kernels take every tensor in `x`'s dtype and write the
         // running statistics in place: weights of another dtype are
         // converted, and running statistics of another dtype or layout
@@ -228,7 +208,7 @@ impl Backend for CudaBackend {
                 }
             })
         };
-        let (w, b) = (conv(weight), conv(bias));
+        let (w, b) = (conv(args.weight), conv(args.bias));
         let (mut rm, mut rv) = (conv(running_mean), conv(running_var));
         if training && rm.is_some() != rv.is_some() {
             // The kernel updates both buffers or neither: give it a scratch one.
@@ -237,16 +217,14 @@ impl Backend for CudaBackend {
             rm = rm.or_else(scratch);
             rv = rv.or_else(scratch);
         }
-        let out = ops::batch_norm(
-            x,
-            w.as_ref(),
-            b.as_ref(),
-            rm.as_ref(),
-            rv.as_ref(),
-            training,
-            momentum,
-            eps,
-        );
+        let converted = BatchNormArgs {
+            weight: w.as_ref(),
+            bias: b.as_ref(),
+            running_mean: rm.as_ref(),
+            running_var: rv.as_ref(),
+            ..*args
+        };
+        let out = ops::batch_norm(x, &converted);
         if training {
             autograd::no_grad(|| {
                 for (orig, used) in [(running_mean, &rm), (running_var, &rv)] {
@@ -266,13 +244,11 @@ impl Backend for CudaBackend {
         x: &Tensor,
         g: &Tensor,
         weight: Option<&Tensor>,
-        mean: &Tensor,
-        invstd: &Tensor,
-        training: bool,
+        saved: &BatchNormSaved,
         need: [bool; 3],
     ) -> Grads3 {
         let w = weight.map(|w| autograd::no_grad(|| w.to_dtype(x.dtype())));
-        ops::batch_norm_backward(x, g, w.as_ref(), mean, invstd, training, need)
+        ops::batch_norm_backward(x, g, w.as_ref(), saved, need)
     }
 
     fn layer_norm(
@@ -318,17 +294,8 @@ impl Backend for CudaBackend {
         index::scatter_add(x, d, index, src)
     }
 
-    fn where_(
-        &self,
-        cond: &Tensor,
-        lc: &Layout,
-        a: &Tensor,
-        la: &Layout,
-        b: &Tensor,
-        lb: &Layout,
-        shape: &[usize],
-    ) -> Tensor {
-        super::where_(cond, lc, a, la, b, lb, shape)
+    fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
+        super::where_(cond, a, b, shape)
     }
 
     fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
@@ -430,48 +397,12 @@ impl Backend for CudaBackend {
         }
     }
 
-    fn cross_entropy(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-    ) -> (Tensor, Tensor) {
-        ops::cross_entropy(x, t, w, ignore, eps)
+    fn class_loss(&self, x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {
+        ops::class_loss(x, l)
     }
 
-    fn cross_entropy_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        eps: f64,
-        gl: &Tensor,
-    ) -> Tensor {
-        ops::cross_entropy_backward(x, t, w, ignore, eps, gl)
-    }
-
-    fn nll_loss(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-    ) -> (Tensor, Tensor) {
-        ops::nll_loss(x, t, w, ignore)
-    }
-
-    fn nll_loss_backward(
-        &self,
-        x: &Tensor,
-        t: &Tensor,
-        w: Option<&Tensor>,
-        ignore: i64,
-        gl: &Tensor,
-    ) -> Tensor {
-        ops::nll_loss_backward(x, t, w, ignore, gl)
+    fn class_loss_backward(&self, x: &Tensor, l: &ClassLoss, gl: &Tensor) -> Tensor {
+        ops::class_loss_backward(x, l, gl)
     }
 
     fn point_loss(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> Tensor {

@@ -106,7 +106,7 @@ pub(super) fn scatter_add(x: &Tensor, d: usize, index: &Tensor, src: &Tensor) ->
 pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
     let fill = x.scalar_like(value);
     let lf = fill.layout().broadcast_to(x.shape()).expect("broadcast");
-    super::where_(mask, lm, &fill, &lf, x, x.layout(), x.shape())
+    super::where_((mask, lm), (&fill, &lf), (x, x.layout()), x.shape())
 }
 
 /// The positions where `mask` is true, read back to the host (one

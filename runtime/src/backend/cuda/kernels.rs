@@ -2,9 +2,9 @@
 //! prelude, geometry structs, launch configurations and an argument packer
 //! for `cuLaunchKernel`.
 
-use super::CudaError;
 use super::device::CudaDevice;
-use crate::Layout;
+use super::{CudaError, check, sfx};
+use crate::{DType, Layout};
 use kiln_kernels::cuda::KernelFamily;
 
 /// The most dimensions a strided view passed to a kernel may have (after
@@ -196,6 +196,54 @@ pub(crate) fn launch_n(
         return Ok(());
     }
     launch(dev, family, name, grid_for(n), BLOCK, args)
+}
+
+/// The kernels of one family for one dtype (`{name}_{dtype}`), launched
+/// on behalf of op `op`, whose name a launch failure panics with.
+pub(crate) struct Kernels<'a> {
+    op: &'a str,
+    dev: &'a CudaDevice,
+    family: &'static KernelFamily,
+    dtype: DType,
+}
+
+/// [`Kernels`] of `family` for `dtype` on `dev`.
+pub(crate) fn kernels<'a>(
+    op: &'a str,
+    dev: &'a CudaDevice,
+    family: &'static KernelFamily,
+    dtype: DType,
+) -> Kernels<'a> {
+    Kernels {
+        op,
+        dev,
+        family,
+        dtype,
+    }
+}
+
+impl Kernels<'_> {
+    /// The full name of kernel `name` for this dtype.
+    fn name(&self, name: &str) -> String {
+        format!("{name}_{}", sfx(self.dtype))
+    }
+
+    /// Launches elementwise kernel `name` over `n` elements.
+    pub(crate) fn each(&self, name: &str, n: usize, args: &mut Args) {
+        let f = self.name(name);
+        check(self.op, launch_n(self.dev, self.family, &f, n, args));
+    }
+
+    /// Launches block-per-row kernel `name` over `rows` rows of `len`
+    /// elements.
+    pub(crate) fn rows(&self, name: &str, rows: usize, len: usize, args: &mut Args) {
+        if rows == 0 {
+            return;
+        }
+        let (f, grid) = (self.name(name), rows.min(65535) as u32);
+        let r = launch(self.dev, self.family, &f, grid, block_for_row(len), args);
+        check(self.op, r);
+    }
 }
 
 #[cfg(test)]

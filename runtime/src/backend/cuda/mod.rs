@@ -33,7 +33,8 @@ pub use ops::*;
 pub use storage::CudaStorage;
 pub(crate) use validate::ErrFlag;
 
-use crate::backend::UnaryOp;
+use crate::backend::{Operand, UnaryOp};
+use crate::dtype::dispatch;
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, Storage};
 use crate::{DType, Device, Tensor};
@@ -132,6 +133,8 @@ pub(crate) fn sfx(d: DType) -> &'static str {
         DType::F16 => "f16",
         DType::BF16 => "bf16",
         DType::I64 => "i64",
+        DType::I32 => "i32",
+        DType::I16 => "i16",
         DType::U8 => "u8",
         DType::Bool => "bool",
     }
@@ -278,7 +281,7 @@ fn upload(dev: &CudaDevice, host: &CpuStorage, dst: &CudaStorage) {
     // SAFETY: `dst` holds exactly host.len() elements of the same size;
     // the pageable source is staged before the call returns.
     let r = unsafe {
-        crate::with_cpu_storage!(host, v => cudarc::driver::result::memcpy_htod_async(dst.ptr(), v.as_slice(), stream))
+        dispatch!(storage host, v => cudarc::driver::result::memcpy_htod_async(dst.ptr(), v.as_slice(), stream))
     };
     check("to", r.map_err(CudaError::driver));
 }
@@ -304,7 +307,7 @@ fn download(t: &Tensor) -> CpuStorage {
         // SAFETY: `out` has room for n elements of the source's size; the
         // stream is synchronised before the data is used.
         let r = unsafe {
-            crate::with_cpu_storage!(&mut out, v => cudarc::driver::result::memcpy_dtoh_async(v.as_mut_slice(), s.ptr_at(off), stream))
+            dispatch!(storage &mut out, v => cudarc::driver::result::memcpy_dtoh_async(v.as_mut_slice(), s.ptr_at(off), stream))
         };
         check("to", r.map_err(CudaError::driver));
         check("to", dev.synchronize());
@@ -332,18 +335,9 @@ pub fn full(shape: &[usize], value: f64, dtype: DType, ordinal: usize) -> Tensor
 }
 
 /// Broadcast binary op (`add sub mul div maximum minimum pow atan2`) of two
-/// same-dtype tensors whose layouts `la`/`lb` already have the output shape.
-pub fn binary(
-    op: &str,
-    a: &Tensor,
-    la: &Layout,
-    b: &Tensor,
-    lb: &Layout,
-    out_shape: &[usize],
-) -> Tensor {
-    let dev = device_of(op, a);
-    same_device(op, &dev, &[b]);
-    let dt = a.dtype();
+/// same-dtype tensors whose layouts already have the output shape.
+pub(crate) fn binary(op: &str, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor {
+    let dt = a.0.dtype();
     let ok = match dt {
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
             matches!(
@@ -351,57 +345,42 @@ pub fn binary(
                 "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "pow" | "atan2"
             )
         }
-        DType::I64 | DType::U8 => matches!(op, "add" | "sub" | "mul" | "maximum" | "minimum"),
+        DType::I64 | DType::I32 | DType::I16 | DType::U8 => {
+            matches!(op, "add" | "sub" | "mul" | "maximum" | "minimum")
+        }
         DType::Bool => false,
     };
     if !ok {
         panic!("{op}: not supported for {dt} tensors");
     }
-    let n: usize = out_shape.iter().product();
-    let out = alloc(op, &dev, dt, n);
-    {
-        let (ga, gb) = (a.read_storage(), b.read_storage());
-        let ((pa, va), (pb, vb)) = (view(op, &ga, la), view(op, &gb, lb));
-        let mut args = Args::new();
-        args.i(n)
-            .push(pa)
-            .push(va)
-            .push(pb)
-            .push(vb)
-            .push(out.ptr());
-        check(
-            op,
-            launch_n(
-                &dev,
-                &BINARY,
-                &format!("binary_{op}_{}", sfx(dt)),
-                n,
-                &mut args,
-            ),
-        );
-    }
-    wrap(out, out_shape)
+    launch_binary(op, &format!("binary_{op}_{}", sfx(dt)), a, b, dt, out_shape)
 }
 
 /// Comparison (`eq ne lt le gt ge`) or logical op (`logical_and`,
 /// `logical_or`, `logical_xor`) of broadcast same-dtype operands; bool output.
-pub fn compare(
+pub(crate) fn compare(op: &str, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor {
+    let kernel = match op {
+        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => format!("cmp_{op}_{}", sfx(a.0.dtype())),
+        "logical_and" | "logical_or" | "logical_xor" => format!("{op}_{}", sfx(a.0.dtype())),
+        _ => panic!("{op}: not a comparison"),
+    };
+    launch_binary(op, &kernel, a, b, DType::Bool, out_shape)
+}
+
+/// Runs the binary-family `kernel` (`n, a, a's view, b, b's view, out`)
+/// of two broadcast operands into a new `dtype` tensor of `out_shape`.
+fn launch_binary(
     op: &str,
-    a: &Tensor,
-    la: &Layout,
-    b: &Tensor,
-    lb: &Layout,
+    kernel: &str,
+    (a, la): Operand,
+    (b, lb): Operand,
+    dtype: DType,
     out_shape: &[usize],
 ) -> Tensor {
     let dev = device_of(op, a);
     same_device(op, &dev, &[b]);
-    let kernel = match op {
-        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => format!("cmp_{op}_{}", sfx(a.dtype())),
-        "logical_and" | "logical_or" | "logical_xor" => format!("{op}_{}", sfx(a.dtype())),
-        _ => panic!("{op}: not a comparison"),
-    };
     let n: usize = out_shape.iter().product();
-    let out = alloc(op, &dev, DType::Bool, n);
+    let out = alloc(op, &dev, dtype, n);
     {
         let (ga, gb) = (a.read_storage(), b.read_storage());
         let ((pa, va), (pb, vb)) = (view(op, &ga, la), view(op, &gb, lb));
@@ -412,20 +391,17 @@ pub fn compare(
             .push(pb)
             .push(vb)
             .push(out.ptr());
-        check(op, launch_n(&dev, &BINARY, &kernel, n, &mut args));
+        check(op, launch_n(&dev, &BINARY, kernel, n, &mut args));
     }
     wrap(out, out_shape)
 }
 
 /// `cond ? a : b` elementwise; all three layouts already have the output
 /// shape, `cond` is bool, `a`/`b` share a dtype.
-pub fn where_(
-    cond: &Tensor,
-    lc: &Layout,
-    a: &Tensor,
-    la: &Layout,
-    b: &Tensor,
-    lb: &Layout,
+pub(crate) fn where_(
+    (cond, lc): Operand,
+    (a, la): Operand,
+    (b, lb): Operand,
     out_shape: &[usize],
 ) -> Tensor {
     let op = "where";
@@ -472,7 +448,7 @@ pub fn unary(op: UnaryOp, t: &Tensor) -> Tensor {
     let dt = t.dtype();
     let ok = match dt {
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => !matches!(op, UnaryOp::Other(_)),
-        DType::I64 | DType::U8 => op.has_int_kernel(),
+        DType::I64 | DType::I32 | DType::I16 | DType::U8 => op.has_int_kernel(),
         DType::Bool => false,
     };
     if !ok {
@@ -959,7 +935,7 @@ fn batch_stride(l: &Layout) -> Option<usize> {
 
 /// Batched matrix product `a[..., m, k] @ b[..., k, n]` where `la`/`lb` are
 /// the operands' layouts broadcast to the common batch shape.
-pub fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, out_shape: &[usize]) -> Tensor {
+pub(crate) fn matmul((a, la): Operand, (b, lb): Operand, out_shape: &[usize]) -> Tensor {
     let op = "matmul";
     let dev = device_of(op, a);
     same_device(op, &dev, &[b]);

@@ -5,12 +5,13 @@
 //! copied first. Optimizer updates write their parameter and state
 //! tensors in place.
 
-use super::kernels::{Args, Conv2dGeom, PoolGeom, block_for_row, launch, launch_n};
+use super::kernels::{Args, Conv2dGeom, PoolGeom, kernels};
 use super::{Conv2dParams, Pool2dParams};
 use super::{
-    CudaDevice, ErrFlag, Mat, alloc, check, contiguous, cuda, device_of, gemm, same_device, sfx,
-    sum, wrap, zero,
+    CudaDevice, ErrFlag, Mat, alloc, contiguous, cuda, device_of, gemm, same_device, sum, wrap,
+    zero,
 };
+use crate::backend::{BatchNormArgs, BatchNormSaved, ClassLoss, Grads3};
 use crate::{DType, Tensor};
 use kiln_kernels::cuda::{BATCHNORM, CONV, COPY, INDEX, LOSS, OPTIM, POOL, SOFTMAX};
 use std::sync::Arc;
@@ -30,23 +31,6 @@ fn float_only(op: &str, t: &Tensor) {
     if !t.dtype().is_float() {
         panic!("{op}: expected a floating point tensor, got {}", t.dtype());
     }
-}
-
-/// Launches a block-per-row kernel over `rows` rows of `len` elements.
-fn launch_rows(
-    op: &str,
-    dev: &CudaDevice,
-    fam: &kiln_kernels::cuda::KernelFamily,
-    name: &str,
-    rows: usize,
-    len: usize,
-    args: &mut Args,
-) {
-    if rows == 0 {
-        return;
-    }
-    let grid = rows.min(65535) as u32;
-    check(op, launch(dev, fam, name, grid, block_for_row(len), args));
 }
 
 /// (outer, len, inner) of `shape` around `dim`.
@@ -75,15 +59,7 @@ pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Tensor {
         .push(ptr(op, &x))
         .push(y.ptr())
         .push(log as i32);
-    launch_rows(
-        op,
-        &dev,
-        &SOFTMAX,
-        &format!("softmax_fwd_{}", sfx(x.dtype())),
-        outer * inner,
-        len,
-        &mut a,
-    );
+    kernels(op, &dev, &SOFTMAX, x.dtype()).rows("softmax_fwd", outer * inner, len, &mut a);
     wrap(y, x.shape())
 }
 
@@ -108,15 +84,7 @@ pub fn softmax_backward(y: &Tensor, gy: &Tensor, dim: usize, log: bool) -> Tenso
         .push(ptr(op, &gy))
         .push(gx.ptr())
         .push(log as i32);
-    launch_rows(
-        op,
-        &dev,
-        &SOFTMAX,
-        &format!("softmax_bwd_{}", sfx(y.dtype())),
-        outer * inner,
-        len,
-        &mut a,
-    );
+    kernels(op, &dev, &SOFTMAX, y.dtype()).rows("softmax_bwd", outer * inner, len, &mut a);
     wrap(gx, y.shape())
 }
 
@@ -159,168 +127,86 @@ fn check_targets(
     (n, c)
 }
 
-/// Fused cross-entropy of `[N, C]` scores against int64 class indices:
-/// per-sample losses `[N]` and per-sample weights `[N]` (`weight[target]`,
-/// 0 for ignored samples), so that the mean is `loss.sum() / w.sum()`.
-pub fn cross_entropy(
-    logits: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    ignore_index: i64,
-    label_smoothing: f64,
-) -> (Tensor, Tensor) {
-    let op = "cross_entropy";
-    let (n, c) = check_targets(op, logits, target, weight);
-    let dev = device_of(op, logits);
-    same_device(op, &dev, &[target]);
-    let (x, t, w) = (
-        contiguous(logits),
-        contiguous(target),
-        weight.map(contiguous),
-    );
-    let loss = alloc(op, &dev, x.dtype(), n);
-    let wsum = alloc(op, &dev, x.dtype(), n);
-    let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(n)
-        .i(c)
-        .push(ptr(op, &x))
-        .push(ptr(op, &t))
-        .push(opt_ptr(op, w.as_ref()));
-    a.push(ignore_index)
-        .push(label_smoothing)
-        .push(loss.ptr())
-        .push(wsum.ptr())
-        .push(err.ptr());
-    launch_rows(
-        op,
-        &dev,
-        &LOSS,
-        &format!("cross_entropy_fwd_{}", sfx(x.dtype())),
-        n,
-        c,
-        &mut a,
-    );
-    err.check_later(op, format!("target out of bounds for {c} classes"));
-    (wrap(loss, &[n]), wrap(wsum, &[n]))
+/// A class loss's operands, checked and contiguous, on one device.
+struct ClassRows {
+    n: usize,
+    c: usize,
+    dev: Arc<CudaDevice>,
+    x: Tensor,
+    t: Tensor,
+    w: Option<Tensor>,
 }
 
-/// Gradient of [`cross_entropy`]'s per-sample losses with respect to the
-/// scores, given the per-sample loss gradients `gloss` `[N]`.
-pub fn cross_entropy_backward(
-    logits: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    ignore_index: i64,
-    label_smoothing: f64,
-    gloss: &Tensor,
-) -> Tensor {
-    let op = "cross_entropy_backward";
-    let (n, c) = check_targets(op, logits, target, weight);
-    let dev = device_of(op, logits);
-    let (x, t, w, g) = (
-        contiguous(logits),
-        contiguous(target),
-        weight.map(contiguous),
-        contiguous(gloss),
-    );
-    let gx = alloc(op, &dev, x.dtype(), n * c);
-    let mut a = Args::new();
-    a.i(n)
-        .i(c)
-        .push(ptr(op, &x))
-        .push(ptr(op, &t))
-        .push(opt_ptr(op, w.as_ref()));
-    a.push(ignore_index)
-        .push(label_smoothing)
-        .push(ptr(op, &g))
-        .push(gx.ptr());
-    launch_rows(
-        op,
-        &dev,
-        &LOSS,
-        &format!("cross_entropy_bwd_{}", sfx(x.dtype())),
-        n,
-        c,
-        &mut a,
-    );
-    wrap(gx, &[n, c])
-}
-
-/// NLL loss of `[N, C]` log-probabilities: per-sample losses and weights,
-/// as [`cross_entropy`].
-pub fn nll_loss(
-    logp: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    ignore_index: i64,
-) -> (Tensor, Tensor) {
-    let op = "nll_loss";
-    let (n, c) = check_targets(op, logp, target, weight);
-    let dev = device_of(op, logp);
-    same_device(op, &dev, &[target]);
-    let (x, t, w) = (contiguous(logp), contiguous(target), weight.map(contiguous));
-    let loss = alloc(op, &dev, x.dtype(), n);
-    let wsum = alloc(op, &dev, x.dtype(), n);
-    let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(n)
-        .i(c)
-        .push(ptr(op, &x))
-        .push(ptr(op, &t))
-        .push(opt_ptr(op, w.as_ref()));
-    a.push(ignore_index)
-        .push(loss.ptr())
-        .push(wsum.ptr())
-        .push(err.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &LOSS,
-            &format!("nll_fwd_{}", sfx(x.dtype())),
+impl ClassRows {
+    fn new(op: &str, x: &Tensor, l: &ClassLoss) -> ClassRows {
+        let (n, c) = check_targets(op, x, &l.target, l.weight.as_ref());
+        let dev = device_of(op, x);
+        same_device(op, &dev, &[&l.target]);
+        ClassRows {
             n,
-            &mut a,
-        ),
-    );
+            c,
+            dev,
+            x: contiguous(x),
+            t: contiguous(&l.target),
+            w: l.weight.as_ref().map(contiguous),
+        }
+    }
+
+    /// The loss kernels' leading arguments: `n, c, [x,] t, w, ignore
+    /// [, label_smoothing]` (NLL's backward does not read `x`).
+    fn args(&self, op: &str, l: &ClassLoss, with_x: bool) -> Args {
+        let mut a = Args::new();
+        a.i(self.n).i(self.c);
+        if with_x {
+            a.push(ptr(op, &self.x));
+        }
+        a.push(ptr(op, &self.t))
+            .push(opt_ptr(op, self.w.as_ref()))
+            .push(l.ignore);
+        if let Some(eps) = l.smoothing {
+            a.push(eps);
+        }
+        a
+    }
+}
+
+/// Fused cross-entropy of `[N, C]` scores (or NLL of log-probabilities)
+/// against int64 class indices: per-sample losses `[N]` and per-sample
+/// weights `[N]` (`weight[target]`, 0 for ignored samples), so that the
+/// mean is `loss.sum() / w.sum()`.
+pub fn class_loss(x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {
+    let op = l.name();
+    let r = ClassRows::new(op, x, l);
+    let (n, c, dt) = (r.n, r.c, r.x.dtype());
+    let loss = alloc(op, &r.dev, dt, n);
+    let wsum = alloc(op, &r.dev, dt, n);
+    let err = ErrFlag::new(op, &r.dev);
+    let mut a = r.args(op, l, true);
+    a.push(loss.ptr()).push(wsum.ptr()).push(err.ptr());
+    let k = kernels(op, &r.dev, &LOSS, dt);
+    match l.smoothing {
+        Some(_) => k.rows("cross_entropy_fwd", n, c, &mut a),
+        None => k.each("nll_fwd", n, &mut a),
+    }
     err.check_later(op, format!("target out of bounds for {c} classes"));
     (wrap(loss, &[n]), wrap(wsum, &[n]))
 }
 
-/// Gradient of [`nll_loss`] with respect to the log-probabilities.
-pub fn nll_loss_backward(
-    logp: &Tensor,
-    target: &Tensor,
-    weight: Option<&Tensor>,
-    ignore_index: i64,
-    gloss: &Tensor,
-) -> Tensor {
-    let op = "nll_loss_backward";
-    let (n, c) = check_targets(op, logp, target, weight);
-    let dev = device_of(op, logp);
-    let (t, w, g) = (
-        contiguous(target),
-        weight.map(contiguous),
-        contiguous(gloss),
-    );
-    let gx = alloc(op, &dev, logp.dtype(), n * c);
-    let mut a = Args::new();
-    a.i(n)
-        .i(c)
-        .push(ptr(op, &t))
-        .push(opt_ptr(op, w.as_ref()))
-        .push(ignore_index);
+/// Gradient of [`class_loss`]'s per-sample losses with respect to the
+/// scores, given the per-sample loss gradients `gloss` `[N]`.
+pub fn class_loss_backward(x: &Tensor, l: &ClassLoss, gloss: &Tensor) -> Tensor {
+    let op = l.name();
+    let r = ClassRows::new(op, x, l);
+    let (n, c, dt) = (r.n, r.c, r.x.dtype());
+    let g = contiguous(gloss);
+    let gx = alloc(op, &r.dev, dt, n * c);
+    let mut a = r.args(op, l, l.smoothing.is_some());
     a.push(ptr(op, &g)).push(gx.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &LOSS,
-            &format!("nll_bwd_{}", sfx(logp.dtype())),
-            n * c,
-            &mut a,
-        ),
-    );
+    let k = kernels(op, &r.dev, &LOSS, dt);
+    match l.smoothing {
+        Some(_) => k.rows("cross_entropy_bwd", n, c, &mut a),
+        None => k.each("nll_bwd", n * c, &mut a),
+    }
     wrap(gx, &[n, c])
 }
 
@@ -418,16 +304,7 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dPara
             .push(xp + b0 as u64 * img * es)
             .push(col.ptr())
             .push(g);
-        check(
-            op,
-            launch_n(
-                &dev,
-                &CONV,
-                &format!("im2col_{}", sfx(dt)),
-                cnt * ckk * ohw,
-                &mut a,
-            ),
-        );
+        kernels(op, &dev, &CONV, dt).each("im2col", cnt * ckk * ohw, &mut a);
         for gi in 0..groups {
             let am = Mat {
                 ptr: wp + (gi * oc_g * ckk_g) as u64 * es,
@@ -466,16 +343,7 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dPara
             .push(ptr(op, &b))
             .i(oc)
             .i(ohw);
-        check(
-            op,
-            launch_n(
-                &dev,
-                &COPY,
-                &format!("add_bias_{}", sfx(dt)),
-                n * oc * ohw,
-                &mut a,
-            ),
-        );
+        kernels(op, &dev, &COPY, dt).each("add_bias", n * oc * ohw, &mut a);
     }
     wrap(out, &[n, oc, g.oh as usize, g.ow as usize])
 }
@@ -519,16 +387,7 @@ pub fn conv2d_backward(
                 .push(xp + (b0 * img) as u64 * es)
                 .push(col.ptr())
                 .push(g);
-            check(
-                op,
-                launch_n(
-                    &dev,
-                    &CONV,
-                    &format!("im2col_{}", sfx(dt)),
-                    cnt * ckk * ohw,
-                    &mut a,
-                ),
-            );
+            kernels(op, &dev, &CONV, dt).each("im2col", cnt * ckk * ohw, &mut a);
             // gW[g] += gy[b, g] @ col[b, g]^T for each image of the chunk.
             for bi in 0..cnt {
                 for gi in 0..groups {
@@ -582,16 +441,7 @@ pub fn conv2d_backward(
                 .push(col.ptr())
                 .push(gx.ptr() + (b0 * img) as u64 * es)
                 .push(g);
-            check(
-                op,
-                launch_n(
-                    &dev,
-                    &CONV,
-                    &format!("col2im_{}", sfx(dt)),
-                    cnt * img,
-                    &mut a,
-                ),
-            );
+            kernels(op, &dev, &CONV, dt).each("col2im", cnt * img, &mut a);
         }
         b0 += cnt;
     }
@@ -680,16 +530,7 @@ pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> (Tensor, Tensor) {
         .push(y.ptr())
         .push(idx.ptr())
         .push(g);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("max_pool2d_fwd_{}", sfx(x.dtype())),
-            n,
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &POOL, x.dtype()).each("max_pool2d_fwd", n, &mut a);
     (wrap(y, &shape), wrap(idx, &shape))
 }
 
@@ -714,16 +555,7 @@ pub fn max_pool2d_backward(
         .push(ptr(op, &idx))
         .push(gx.ptr())
         .push(g);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("max_pool2d_bwd_{}", sfx(gy.dtype())),
-            n,
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &POOL, gy.dtype()).each("max_pool2d_bwd", n, &mut a);
     wrap(gx, input_shape)
 }
 
@@ -737,29 +569,9 @@ pub fn avg_pool2d(
 ) -> Tensor {
     let op = "avg_pool2d";
     float_only(op, x);
-    let dev = device_of(op, x);
     let g = pool_geom(op, x.shape(), p);
-    let x = contiguous(x);
-    let shape = pool_out(x.shape(), &g);
-    let n: usize = shape.iter().product();
-    let y = alloc(op, &dev, x.dtype(), n);
-    let mut a = Args::new();
-    a.i(shape[0] * shape[1])
-        .push(ptr(op, &x))
-        .push(y.ptr())
-        .push(g);
-    a.push(count_include_pad as i32).i(divisor_override);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("avg_pool2d_fwd_{}", sfx(x.dtype())),
-            n,
-            &mut a,
-        ),
-    );
-    wrap(y, &shape)
+    let avg = Some((count_include_pad, divisor_override));
+    pool_map(op, "avg_pool2d_fwd", x, g, &pool_out(x.shape(), &g), avg)
 }
 
 /// Gradient of [`avg_pool2d`] with respect to its input of `input_shape`.
@@ -771,28 +583,36 @@ pub fn avg_pool2d_backward(
     divisor_override: usize,
 ) -> Tensor {
     let op = "avg_pool2d_backward";
-    let dev = device_of(op, grad_out);
     let g = pool_geom(op, input_shape, p);
-    let gy = contiguous(grad_out);
-    let n: usize = input_shape.iter().product();
-    let gx = alloc(op, &dev, gy.dtype(), n);
+    let avg = Some((count_include_pad, divisor_override));
+    pool_map(op, "avg_pool2d_bwd", grad_out, g, input_shape, avg)
+}
+
+/// Runs the pooling kernel `name` (`planes, src, dst, geom` and, for
+/// average pooling, `count_include_pad, divisor_override`) from `src` into
+/// a new tensor of `out_shape`, a thread per destination element.
+fn pool_map(
+    op: &str,
+    name: &str,
+    src: &Tensor,
+    g: PoolGeom,
+    out_shape: &[usize],
+    avg: Option<(bool, usize)>,
+) -> Tensor {
+    let dev = device_of(op, src);
+    let src = contiguous(src);
+    let n: usize = out_shape.iter().product();
+    let dst = alloc(op, &dev, src.dtype(), n);
     let mut a = Args::new();
-    a.i(input_shape[0] * input_shape[1])
-        .push(ptr(op, &gy))
-        .push(gx.ptr())
+    a.i(out_shape[0] * out_shape[1])
+        .push(ptr(op, &src))
+        .push(dst.ptr())
         .push(g);
-    a.push(count_include_pad as i32).i(divisor_override);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("avg_pool2d_bwd_{}", sfx(gy.dtype())),
-            n,
-            &mut a,
-        ),
-    );
-    wrap(gx, input_shape)
+    if let Some((count_include_pad, divisor_override)) = avg {
+        a.push(count_include_pad as i32).i(divisor_override);
+    }
+    kernels(op, &dev, &POOL, src.dtype()).each(name, n, &mut a);
+    wrap(dst, out_shape)
 }
 
 fn adaptive_geom(x: &[usize], out: [usize; 2]) -> PoolGeom {
@@ -814,54 +634,29 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out_hw: [usize; 2]) -> Tensor {
         "{op}: expected a 4-D NCHW input, got shape {:?}",
         x.shape()
     );
-    let dev = device_of(op, x);
-    let x = contiguous(x);
     let g = adaptive_geom(x.shape(), out_hw);
-    let shape = pool_out(x.shape(), &g);
-    let n: usize = shape.iter().product();
-    let y = alloc(op, &dev, x.dtype(), n);
-    let mut a = Args::new();
-    a.i(shape[0] * shape[1])
-        .push(ptr(op, &x))
-        .push(y.ptr())
-        .push(g);
-    check(
+    pool_map(
         op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("adaptive_avg_pool2d_fwd_{}", sfx(x.dtype())),
-            n,
-            &mut a,
-        ),
-    );
-    wrap(y, &shape)
+        "adaptive_avg_pool2d_fwd",
+        x,
+        g,
+        &pool_out(x.shape(), &g),
+        None,
+    )
 }
 
 /// Gradient of [`adaptive_avg_pool2d`] with respect to its input.
 pub fn adaptive_avg_pool2d_backward(grad_out: &Tensor, input_shape: &[usize]) -> Tensor {
     let op = "adaptive_avg_pool2d_backward";
-    let dev = device_of(op, grad_out);
-    let gy = contiguous(grad_out);
-    let g = adaptive_geom(input_shape, [gy.shape()[2], gy.shape()[3]]);
-    let n: usize = input_shape.iter().product();
-    let gx = alloc(op, &dev, gy.dtype(), n);
-    let mut a = Args::new();
-    a.i(input_shape[0] * input_shape[1])
-        .push(ptr(op, &gy))
-        .push(gx.ptr())
-        .push(g);
-    check(
+    let g = adaptive_geom(input_shape, [grad_out.shape()[2], grad_out.shape()[3]]);
+    pool_map(
         op,
-        launch_n(
-            &dev,
-            &POOL,
-            &format!("adaptive_avg_pool2d_bwd_{}", sfx(gy.dtype())),
-            n,
-            &mut a,
-        ),
-    );
-    wrap(gx, input_shape)
+        "adaptive_avg_pool2d_bwd",
+        grad_out,
+        g,
+        input_shape,
+        None,
+    )
 }
 
 // ----- batch norm -------------------------------------------------------------------
@@ -889,18 +684,10 @@ fn bn_dims(op: &str, x: &Tensor) -> (usize, usize, usize) {
 /// updated in place with `momentum` (unbiased variance); in eval mode the
 /// running buffers are used. Returns the output and the saved mean and
 /// 1/sqrt(var + eps) (f32, or f64 for f64 input) for the backward.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm(
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    running_mean: Option<&Tensor>,
-    running_var: Option<&Tensor>,
-    training: bool,
-    momentum: f64,
-    eps: f64,
-) -> (Tensor, Tensor, Tensor) {
+pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
     let op = "batch_norm";
+    let (running_mean, running_var) = (args.running_mean, args.running_var);
+    let (training, eps) = (args.training, args.eps);
     float_only(op, x);
     let dev = device_of(op, x);
     let (n, c, s) = bn_dims(op, x);
@@ -923,17 +710,9 @@ pub fn batch_norm(
             .push(invstd.ptr());
         a.push(opt_ptr(op, running_mean))
             .push(opt_ptr(op, running_var))
-            .push(momentum)
+            .push(args.momentum)
             .push(eps);
-        launch_rows(
-            op,
-            &dev,
-            &BATCHNORM,
-            &format!("bn_stats_{}", sfx(dt)),
-            c,
-            n * s,
-            &mut a,
-        );
+        kernels(op, &dev, &BATCHNORM, dt).rows("bn_stats", c, n * s, &mut a);
     } else {
         let (rm, rv) = (
             running_mean.expect("batch_norm: eval mode needs running_mean"),
@@ -946,18 +725,9 @@ pub fn batch_norm(
             .push(eps)
             .push(mean.ptr())
             .push(invstd.ptr());
-        check(
-            op,
-            launch_n(
-                &dev,
-                &BATCHNORM,
-                &format!("bn_running_stats_{}", sfx(dt)),
-                c,
-                &mut a,
-            ),
-        );
+        kernels(op, &dev, &BATCHNORM, dt).each("bn_running_stats", c, &mut a);
     }
-    let (w, b) = (weight.map(contiguous), bias.map(contiguous));
+    let (w, b) = (args.weight.map(contiguous), args.bias.map(contiguous));
     let y = alloc(op, &dev, dt, x.numel());
     let mut a = Args::new();
     a.i(x.numel())
@@ -969,17 +739,14 @@ pub fn batch_norm(
     a.push(opt_ptr(op, w.as_ref()))
         .push(opt_ptr(op, b.as_ref()))
         .push(y.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &BATCHNORM,
-            &format!("bn_apply_{}", sfx(dt)),
-            x.numel(),
-            &mut a,
-        ),
-    );
-    (wrap(y, x.shape()), wrap(mean, &[c]), wrap(invstd, &[c]))
+    kernels(op, &dev, &BATCHNORM, dt).each("bn_apply", x.numel(), &mut a);
+    let (mean, invstd) = (wrap(mean, &[c]), wrap(invstd, &[c]));
+    let saved = BatchNormSaved {
+        mean,
+        invstd,
+        training,
+    };
+    (wrap(y, x.shape()), saved)
 }
 
 /// Gradients of [`batch_norm`] with respect to the input, weight and bias
@@ -988,12 +755,11 @@ pub fn batch_norm_backward(
     x: &Tensor,
     grad_out: &Tensor,
     weight: Option<&Tensor>,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    training: bool,
+    saved: &BatchNormSaved,
     need: [bool; 3],
-) -> (Option<Tensor>, Option<Tensor>, Option<Tensor>) {
+) -> Grads3 {
     let op = "batch_norm_backward";
+    let (save_mean, save_invstd) = (&saved.mean, &saved.invstd);
     let dev = device_of(op, x);
     same_device(op, &dev, &[grad_out, save_mean, save_invstd]);
     let (n, c, s) = bn_dims(op, x);
@@ -1011,15 +777,7 @@ pub fn batch_norm_backward(
         .push(mp)
         .push(ip);
     a.push(sum_dy.ptr()).push(sum_dy_xhat.ptr());
-    launch_rows(
-        op,
-        &dev,
-        &BATCHNORM,
-        &format!("bn_bwd_reduce_{}", sfx(dt)),
-        c,
-        n * s,
-        &mut a,
-    );
+    kernels(op, &dev, &BATCHNORM, dt).rows("bn_bwd_reduce", c, n * s, &mut a);
     let gx = need[0].then(|| {
         let gx = alloc(op, &dev, dt, x.numel());
         let mut a = Args::new();
@@ -1033,33 +791,15 @@ pub fn batch_norm_backward(
         a.push(opt_ptr(op, w.as_ref()))
             .push(sum_dy.ptr())
             .push(sum_dy_xhat.ptr());
-        a.push(training as i32).push(gx.ptr());
-        check(
-            op,
-            launch_n(
-                &dev,
-                &BATCHNORM,
-                &format!("bn_bwd_apply_{}", sfx(dt)),
-                x.numel(),
-                &mut a,
-            ),
-        );
+        a.push(saved.training as i32).push(gx.ptr());
+        kernels(op, &dev, &BATCHNORM, dt).each("bn_bwd_apply", x.numel(), &mut a);
         wrap(gx, x.shape())
     });
     let to_t = |src: &super::CudaStorage| {
         let out = alloc(op, &dev, dt, c);
         let mut a = Args::new();
         a.i(c).push(src.ptr()).push(out.ptr());
-        check(
-            op,
-            launch_n(
-                &dev,
-                &BATCHNORM,
-                &format!("bn_acc_to_{}", sfx(dt)),
-                c,
-                &mut a,
-            ),
-        );
+        kernels(op, &dev, &BATCHNORM, dt).each("bn_acc_to", c, &mut a);
         wrap(out, &[c])
     };
     let gw = need[1].then(|| to_t(&sum_dy_xhat));
@@ -1081,15 +821,33 @@ fn index_check(op: &str, idx: &Tensor) {
 /// `x.index_select(dim, idx)` (1-D int64 indices; negative count from the
 /// end). Also the embedding lookup (`dim` = 0).
 pub fn index_select(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
-    let op = "index_select";
+    take_at("index_select", x, dim, idx)
+}
+
+/// The elements of `x` at `idx` along `dim`, by the kernel `op`:
+/// `index_select` (1-D `idx`, a slice of `x` per index) or `gather`
+/// (`idx` of `x`'s shape outside `dim`, an element per index).
+fn take_at(op: &str, x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
     index_check(op, idx);
     let dev = device_of(op, x);
     same_device(op, &dev, &[idx]);
     let (x, ix) = (contiguous(x), contiguous(idx));
     let (outer, d, inner) = split3(x.shape(), dim);
-    let k = ix.numel();
-    let mut shape = x.shape().to_vec();
-    shape[dim] = k;
+    let (k, shape) = if op == "index_select" {
+        let mut shape = x.shape().to_vec();
+        shape[dim] = ix.numel();
+        (ix.numel(), shape)
+    } else {
+        let k = ix.shape()[dim];
+        assert_eq!(
+            split3(ix.shape(), dim),
+            (outer, k, inner),
+            "{op}: index shape {:?} does not match input {:?} outside dim {dim}",
+            ix.shape(),
+            x.shape()
+        );
+        (k, ix.shape().to_vec())
+    };
     let out = alloc(op, &dev, x.dtype(), outer * k * inner);
     let err = ErrFlag::new(op, &dev);
     let mut a = Args::new();
@@ -1101,34 +859,32 @@ pub fn index_select(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
         .i(k)
         .push(out.ptr())
         .push(err.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &INDEX,
-            &format!("index_select_{}", sfx(x.dtype())),
-            outer * k * inner,
-            &mut a,
-        ),
-    );
-    err.check_later(
-        op,
-        format!("index out of range for dimension {dim} of size {d}"),
-    );
+    kernels(op, &dev, &INDEX, x.dtype()).each(op, outer * k * inner, &mut a);
+    index_error(op, err, dim, d);
     wrap(out, &shape)
 }
 
 /// `zeros(shape).index_add_(dim, idx, src)`: the backward of
 /// [`index_select`] and of embeddings (atomic adds; float dtypes).
 pub fn index_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
-    let op = "index_add";
+    add_at("index_add", shape, dim, idx, src)
+}
+
+/// `zeros(shape)` plus `src` added at `idx` along `dim` by the atomic-add
+/// kernel `op`: `index_add` (1-D `idx`, a slice of `src` per index) or
+/// `scatter_add` (`idx` of `src`'s shape, an element per index).
+fn add_at(op: &str, shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
     index_check(op, idx);
     float_only(op, src);
     let dev = device_of(op, src);
     same_device(op, &dev, &[idx]);
     let (src, ix) = (contiguous(src), contiguous(idx));
     let (outer, d, inner) = split3(shape, dim);
-    let k = ix.numel();
+    let (k, threads) = if op == "index_add" {
+        (ix.numel(), outer * ix.numel() * inner)
+    } else {
+        (ix.shape()[dim], ix.numel())
+    };
     let out = alloc(op, &dev, src.dtype(), outer * d * inner);
     zero(op, &dev, &out);
     let err = ErrFlag::new(op, &dev);
@@ -1141,105 +897,28 @@ pub fn index_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Ten
         .i(k)
         .push(ptr(op, &src))
         .push(err.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &INDEX,
-            &format!("index_add_{}", sfx(src.dtype())),
-            outer * k * inner,
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &INDEX, src.dtype()).each(op, threads, &mut a);
+    index_error(op, err, dim, d);
+    wrap(out, shape)
+}
+
+/// Reports an index outside dimension `dim` (of size `d`) flagged in `err`.
+fn index_error(op: &str, err: ErrFlag, dim: usize, d: usize) {
     err.check_later(
         op,
         format!("index out of range for dimension {dim} of size {d}"),
     );
-    wrap(out, shape)
 }
 
 /// `torch.gather(x, dim, idx)` where `idx` has `x`'s shape except along
 /// `dim` (callers narrow `x` first where PyTorch allows smaller indices).
 pub fn gather(x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
-    let op = "gather";
-    index_check(op, idx);
-    let dev = device_of(op, x);
-    same_device(op, &dev, &[idx]);
-    let (x, ix) = (contiguous(x), contiguous(idx));
-    let (outer, d, inner) = split3(x.shape(), dim);
-    let k = ix.shape()[dim];
-    assert_eq!(
-        split3(ix.shape(), dim),
-        (outer, k, inner),
-        "{op}: index shape {:?} does not match input {:?} outside dim {dim}",
-        ix.shape(),
-        x.shape()
-    );
-    let out = alloc(op, &dev, x.dtype(), ix.numel());
-    let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(outer)
-        .i(d)
-        .i(inner)
-        .push(ptr(op, &x))
-        .push(ptr(op, &ix))
-        .i(k)
-        .push(out.ptr())
-        .push(err.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &INDEX,
-            &format!("gather_{}", sfx(x.dtype())),
-            ix.numel(),
-            &mut a,
-        ),
-    );
-    err.check_later(
-        op,
-        format!("index out of range for dimension {dim} of size {d}"),
-    );
-    wrap(out, ix.shape())
+    take_at("gather", x, dim, idx)
 }
 
 /// `zeros(shape).scatter_add_(dim, idx, src)`: the backward of [`gather`].
 pub fn scatter_add(shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
-    let op = "scatter_add";
-    index_check(op, idx);
-    float_only(op, src);
-    let dev = device_of(op, src);
-    same_device(op, &dev, &[idx]);
-    let (src, ix) = (contiguous(src), contiguous(idx));
-    let (outer, d, inner) = split3(shape, dim);
-    let k = ix.shape()[dim];
-    let out = alloc(op, &dev, src.dtype(), shape.iter().product());
-    zero(op, &dev, &out);
-    let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(outer)
-        .i(d)
-        .i(inner)
-        .push(out.ptr())
-        .push(ptr(op, &ix))
-        .i(k)
-        .push(ptr(op, &src))
-        .push(err.ptr());
-    check(
-        op,
-        launch_n(
-            &dev,
-            &INDEX,
-            &format!("scatter_add_{}", sfx(src.dtype())),
-            ix.numel(),
-            &mut a,
-        ),
-    );
-    err.check_later(
-        op,
-        format!("index out of range for dimension {dim} of size {d}"),
-    );
-    wrap(out, shape)
+    add_at("scatter_add", shape, dim, idx, src)
 }
 
 /// One-hot encoding of int64 class indices: shape `idx.shape() + [classes]`.
@@ -1257,10 +936,7 @@ pub fn one_hot(idx: &Tensor, classes: usize) -> Tensor {
         .push(ptr(op, &ix))
         .push(out.ptr())
         .push(err.ptr());
-    check(
-        op,
-        launch_n(&dev, &INDEX, "one_hot_i64", n * classes, &mut a),
-    );
+    kernels(op, &dev, &INDEX, DType::I64).each("one_hot", n * classes, &mut a);
     err.check_later(op, format!("class values must be in [0, {classes})"));
     let mut shape = ix.shape().to_vec();
     shape.push(classes);
@@ -1323,16 +999,7 @@ pub fn sgd_step(
     a.push(nesterov as i32)
         .push(maximize as i32)
         .push(first_step as i32);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &OPTIM,
-            &format!("sgd_{}", sfx(param.dtype())),
-            param.numel(),
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &OPTIM, param.dtype()).each("sgd", param.numel(), &mut a);
 }
 
 /// Adam / AdamW (`decoupled`) step in place, like `torch.optim.Adam`:
@@ -1380,16 +1047,7 @@ pub fn adam_step(
         .push(maximize as i32)
         .push(bc1)
         .push(bc2);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &OPTIM,
-            &format!("adam_{}", sfx(param.dtype())),
-            param.numel(),
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &OPTIM, param.dtype()).each("adam", param.numel(), &mut a);
 }
 
 /// RMSprop step in place, like `torch.optim.RMSprop`: `momentum_buf` when
@@ -1430,16 +1088,7 @@ pub fn rmsprop_step(
         .push(weight_decay)
         .push(momentum)
         .push(maximize as i32);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &OPTIM,
-            &format!("rmsprop_{}", sfx(param.dtype())),
-            param.numel(),
-            &mut a,
-        ),
-    );
+    kernels(op, &dev, &OPTIM, param.dtype()).each("rmsprop", param.numel(), &mut a);
 }
 
 #[cfg(test)]

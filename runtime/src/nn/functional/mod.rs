@@ -15,11 +15,12 @@ pub use norm::{batch_norm, layer_norm};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with};
 
 use crate::backend;
+use crate::dtype::dispatch;
 use crate::ops::device::same_device;
 use crate::{DType, Tensor};
 use kiln_kernels::cpu::matmul::gemm;
 use num_traits::Zero;
-use util::{check_float, cpu_real, dispatch_real, tensor_from, with_strided};
+use util::{check_float, cpu_real, tensor_from, with_strided};
 
 /// Applies an affine map `x @ weight^T + bias`, like `F.linear`: `x` is
 /// `[..., in]`, `weight` `[out, in]`, `bias` `[out]`; the result is
@@ -84,7 +85,7 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     const OP: &str = "linear";
     let (n, k) = (x.shape()[0], x.shape()[1]);
     let m = weight.shape()[0];
-    let out = dispatch_real!(OP, x.dtype(), T => {
+    let out = dispatch!(real OP, x.dtype(), T => {
         let mut out: Vec<T> = match bias {
             Some(b) => b.with_slice::<T, _>(OP, |b| {
                 let mut v = Vec::with_capacity(n * m);
@@ -116,7 +117,7 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         &inputs,
         &[xc.shallow_clone(), wc.shallow_clone()],
         move |g, need| {
-            let mut grads = dispatch_real!(OP, g.dtype(), T => {
+            let mut grads = dispatch!(real OP, g.dtype(), T => {
                 with_strided::<T, _>(g, OP, |gs, gst| {
                     let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
                     let dx = need[0].then(|| {

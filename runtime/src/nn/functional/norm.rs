@@ -81,37 +81,37 @@ pub fn batch_norm(
     }
     let detach = |t: Option<&Tensor>| t.map(Tensor::detach);
     let (xd, wd, bd) = (x.detach(), detach(weight), detach(bias));
-    let (y, mean, invstd) = backend::of(x.device()).batch_norm(
-        &xd,
-        wd.as_ref(),
-        bd.as_ref(),
+    let args = backend::BatchNormArgs {
+        weight: wd.as_ref(),
+        bias: bd.as_ref(),
         running_mean,
         running_var,
         training,
         momentum,
         eps,
-    );
+    };
+    let (y, saved) = backend::of(x.device()).batch_norm(&xd, &args);
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
-    let mut saved = vec![
+    let mut to_save = vec![
         xd.shallow_clone(),
-        mean.shallow_clone(),
-        invstd.shallow_clone(),
+        saved.mean.shallow_clone(),
+        saved.invstd.shallow_clone(),
     ];
-    saved.extend(wd.as_ref().map(Tensor::shallow_clone));
+    to_save.extend(wd.as_ref().map(Tensor::shallow_clone));
     Tensor::from_op_saved(
         y,
         "NativeBatchNormBackward0",
         &inputs,
-        &saved,
+        &to_save,
         move |g, need| {
             let need_b = has_b && need[1 + has_w as usize];
             let need = [need[0], has_w && need[1], need_b];
             let be = backend::of(g.device());
-            let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &mean, &invstd, training, need);
+            let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &saved, need);
             affine_grads(grads, has_w, has_b, &dtypes)
         },
     )

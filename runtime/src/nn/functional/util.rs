@@ -9,25 +9,6 @@ pub(crate) trait Real: Element + kiln_kernels::Float {}
 impl Real for f32 {}
 impl Real for f64 {}
 
-/// Runs `$body` with `$T` bound to the Rust type of a float32/float64
-/// dtype; panics naming `$op` for any other dtype.
-macro_rules! dispatch_real {
-    ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            $crate::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            d => panic!("{}: expected a floating-point tensor, but got {}", $op, d),
-        }
-    };
-}
-pub(crate) use dispatch_real;
-
 /// A contiguous tensor owning `data` with `shape`.
 pub(crate) fn tensor_from<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
     Tensor::from_cpu(T::into_storage(data), shape)
