@@ -370,6 +370,10 @@ fn dtype_shorthands() {
     assert_eq!(x.long().to_vec::<i64>(), [1, -2, 0]);
     assert_eq!(x.bool().to_vec::<bool>(), [true, true, false]);
     assert_eq!(x.abs().byte().to_vec::<u8>(), [1, 2, 0]);
+    assert_eq!(x.int().to_vec::<i32>(), [1, -2, 0]);
+    // torch.tensor([40000, -40000]).short() wraps: [-25536, 25536].
+    let wide = Tensor::from([40000i64, -40000]);
+    assert_eq!(wide.short().to_vec::<i16>(), [-25536, 25536]);
     assert_eq!(x.long().float().to_vec::<f32>(), [1.0, -2.0, 0.0]);
     // Differentiable between float types, as `to_dtype` is.
     let p = Tensor::from([1.0f32, 2.0]).requires_grad_(true);

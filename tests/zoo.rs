@@ -153,6 +153,36 @@ fn resnet10_loads_torchvision_weights_strictly_and_reproduces_its_logits() {
     );
 }
 
+/// torchvision's own `torch.save` file of a ResNet-18 loads strictly into
+/// `kiln::models::ResNet18`, straight from the `.pth`, and gives
+/// torchvision's eval-mode logits. The files (45 MB, not checked in) come
+/// from `tests/data/gen/torchvision_pth.py`; the test runs when
+/// `KILN_TORCHVISION_DIR` names their folder and says it skipped otherwise.
+#[test]
+fn torchvision_resnet18_pth_loads_into_the_zoo_model() {
+    let Some(dir) = std::env::var_os("KILN_TORCHVISION_DIR").map(PathBuf::from) else {
+        println!(
+            "skipped: KILN_TORCHVISION_DIR is not set (tests/data/gen/torchvision_pth.py writes the files)"
+        );
+        return;
+    };
+    let mut net = ResNet18::<1000>::new(&Device::Cpu);
+    let report = net
+        .load_state_dict_from(dir.join("resnet18.pth"), true)
+        .unwrap();
+    assert!(report.missing.is_empty() && report.unexpected.is_empty());
+    net.eval();
+    let io = load_safetensors(dir.join("resnet18_io.safetensors")).unwrap();
+    let logits = no_grad(|| net.forward(io.get("x").unwrap()));
+    assert_close(
+        "resnet18 logits from torchvision's .pth",
+        &logits,
+        io.get("logits").unwrap(),
+        1e-4,
+        1e-4,
+    );
+}
+
 /// Every parameter and buffer of `net` as float64 (so that finite
 /// differences are accurate).
 fn to_f64(net: &mut dyn Module) {

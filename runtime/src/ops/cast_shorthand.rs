@@ -36,6 +36,16 @@ dtype_shorthands! {
     bfloat16 => BF16;
     /// Converts to int64 (floats truncate toward zero), like `tensor.long()`.
     long => I64;
+    /// Converts to int32 (floats truncate toward zero), like `tensor.int()`.
+    ///
+    /// ```
+    /// use kiln_runtime::{DType, Tensor};
+    /// let x = Tensor::from([1.7f32, -2.5]).int();
+    /// assert_eq!((x.dtype(), x.to_vec::<i32>()), (DType::I32, vec![1, -2]));
+    /// ```
+    int => I32;
+    /// Converts to int16 (wrapping like PyTorch's casts), like `tensor.short()`.
+    short => I16;
     /// Converts to bool (non-zero is true), like `tensor.bool()`.
     bool => Bool;
     /// Converts to uint8, like `tensor.byte()`.
