@@ -300,16 +300,13 @@ mod tests {
     #[test]
     fn blitz_tutorial_matches_pytorch() {
         let o = run_blitz(&mut std::io::sink()).unwrap();
-        // PyTorch names the last two MeanBackward0 and SumBackward0; kiln
-        // records `mean()` as a sum times 1/n and names a full `sum()`
-        // SumBackward1 (a known difference; the gradients are the same).
         assert_eq!(
             o.grad_fns,
             [
                 "AddBackward0",
                 "MulBackward0",
-                "MulBackward0",
-                "SumBackward1"
+                "MeanBackward0",
+                "SumBackward0"
             ]
         );
         assert_eq!(o.values, [27.0, 67.5]);

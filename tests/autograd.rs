@@ -111,3 +111,18 @@ fn diamond_graph_sums_both_paths() {
     z.sum().backward();
     assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![16.0]);
 }
+
+/// Reductions carry PyTorch 2.15's node names (`x.sum()`, `x.sum(0)`,
+/// `x.mean()`, `x.mean(0)` print SumBackward0, SumBackward1, MeanBackward0,
+/// MeanBackward1), and a mean's gradient is the incoming one over the count.
+#[test]
+fn reductions_are_named_as_in_pytorch() {
+    let x = Tensor::ones([2, 3]).requires_grad_(true);
+    let name = |t: Tensor| t.grad_fn().unwrap().name().to_string();
+    assert_eq!(name(x.sum()), "SumBackward0");
+    assert_eq!(name(x.sum_dim(0, false)), "SumBackward1");
+    assert_eq!(name(x.mean()), "MeanBackward0");
+    assert_eq!(name(x.mean_dim(0, false)), "MeanBackward1");
+    x.mean_dim(1, true).sum().backward();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![1.0 / 3.0; 6]);
+}

@@ -117,9 +117,32 @@ impl Tensor {
     pub fn sum_dims(&self, dims: Option<&[isize]>, keepdim: bool) -> Tensor {
         let mask = reduce_mask("sum", dims, self.dim());
         let out = self.sum_raw(&mask, keepdim);
+        // PyTorch's names: `sum()` is SumBackward0, `sum(dims)` SumBackward1.
+        let name = if dims.is_none() {
+            "SumBackward0"
+        } else {
+            "SumBackward1"
+        };
+        self.reduction_node(out, name, &mask, None)
+    }
+
+    /// Records the sum or mean `out` of this tensor over `mask` in
+    /// autograd: the gradient is the incoming one (divided by `count` for a
+    /// mean) broadcast back over the reduced dimensions.
+    fn reduction_node(
+        &self,
+        out: Tensor,
+        name: &'static str,
+        mask: &[bool],
+        count: Option<f64>,
+    ) -> Tensor {
         let in_shape = self.shape().to_vec();
-        let keep_shape = reduced_shape(&in_shape, &mask, true);
-        Tensor::from_op(out, "SumBackward1", &[self], move |g, _| {
+        let keep_shape = reduced_shape(&in_shape, mask, true);
+        Tensor::from_op(out, name, &[self], move |g, _| {
+            let g = match count {
+                Some(n) => g.div_scalar(n),
+                None => g.shallow_clone(),
+            };
             vec![Some(
                 g.reshape_to(&keep_shape).expand(&in_shape).contiguous(),
             )]
@@ -152,7 +175,15 @@ impl Tensor {
             .filter(|(_, m)| **m)
             .map(|(d, _)| d)
             .product();
-        self.sum_dims(dims, keepdim).div_scalar(count as f64)
+        let count = count as f64;
+        let out = self.sum_raw(&mask, keepdim).div_scalar(count);
+        // `mean()` is MeanBackward0, `mean(dims)` MeanBackward1, as in PyTorch.
+        let name = if dims.is_none() {
+            "MeanBackward0"
+        } else {
+            "MeanBackward1"
+        };
+        self.reduction_node(out, name, &mask, Some(count))
     }
 
     /// Mean over one dimension, like `tensor.mean(dim)`.
