@@ -24,7 +24,32 @@ use rayon::prelude::*;
 use super::matmul::{gemm, gemm_serial};
 use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
+use super::winograd::{self, WinoGeom};
 use crate::Float;
+
+/// How convolutions are computed, chosen once per process from
+/// `KILN_CONV_ALGO`: `auto` (the default) takes Winograd F(2×2, 3×3) for
+/// 3×3, stride-1 layers with 16 or more channels and im2col + matrix
+/// product otherwise; `im2col` always takes the latter (to compare the
+/// two, or to get im2col's rounding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Winograd where it pays, im2col elsewhere.
+    Auto,
+    /// im2col + matrix product for every convolution.
+    Im2col,
+}
+
+/// The process's [`ConvAlgorithm`] (read from `KILN_CONV_ALGO` on first use;
+/// an unknown value panics naming the accepted ones).
+pub fn conv_algorithm() -> ConvAlgorithm {
+    static ALGO: std::sync::OnceLock<ConvAlgorithm> = std::sync::OnceLock::new();
+    *ALGO.get_or_init(|| match std::env::var("KILN_CONV_ALGO").as_deref() {
+        Err(_) | Ok("") | Ok("auto") => ConvAlgorithm::Auto,
+        Ok("im2col") => ConvAlgorithm::Im2col,
+        Ok(other) => panic!("KILN_CONV_ALGO={other:?}: expected \"auto\" or \"im2col\""),
+    })
+}
 
 /// Hyper-parameters of a 2-D convolution, per spatial dimension `[h, w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,6 +190,32 @@ impl Geom {
     /// Multiply-adds of one image's product (all groups).
     fn macs_per_image(&self) -> usize {
         self.o * self.ck() * self.pix()
+    }
+    /// The Winograd geometry when this convolution takes that route (see
+    /// [`winograd`](super::winograd) and [`conv_algorithm`]).
+    fn winograd(&self) -> Option<WinoGeom> {
+        let eligible = winograd::eligible(
+            self.c,
+            self.o,
+            [self.kh, self.kw],
+            [self.sh, self.sw],
+            [self.dh, self.dw],
+            [self.ph, self.pw],
+            self.groups,
+            self.oh,
+            self.ow,
+        );
+        (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(WinoGeom {
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            o: self.o,
+            oh: self.oh,
+            ow: self.ow,
+            ph: self.ph,
+            pw: self.pw,
+        })
     }
     /// Whether to spread images over the pool (products then serial).
     fn batch_parallel(&self) -> bool {
@@ -668,6 +719,12 @@ pub fn conv2d_forward<T: Float>(
     if g.n == 0 || g.out_image() == 0 {
         return vec![T::zero(); g.n * g.out_image()];
     }
+    if let Some(wg) = g.winograd() {
+        super::alloc::keep_freed_buffers();
+        let mut out = vec![T::zero(); g.n * g.out_image()];
+        winograd::forward(&wg, input, weight, bias, &mut out);
+        return out;
+    }
     for_chunks(&g, g.out_image(), |ch, o, par| {
         forward_chunk(&g, ch, input, weight, bias, o, par)
     })
@@ -776,6 +833,12 @@ pub fn conv2d_backward_input<T: Float>(
     check_len(OP, "weight", weight, w_shape);
     if g.n == 0 || g.in_image() == 0 || g.out_image() == 0 {
         return vec![T::zero(); g.n * g.in_image()];
+    }
+    if let Some(wg) = g.winograd() {
+        super::alloc::keep_freed_buffers();
+        let mut gin = vec![T::zero(); g.n * g.in_image()];
+        winograd::backward_input(&wg, grad_out, weight, &mut gin);
+        return gin;
     }
     for_chunks(&g, g.in_image(), |ch, gi, par| {
         backward_input_chunk(&g, ch, grad_out, weight, gi, par)
@@ -899,6 +962,10 @@ pub fn conv2d_backward_weight<T: Float>(
     let wlen: usize = w_shape.iter().product();
     let mut gw = vec![T::zero(); wlen];
     if g.n == 0 || g.out_image() == 0 || wlen == 0 {
+        return gw;
+    }
+    if let Some(wg) = g.winograd() {
+        winograd::backward_weight(&wg, grad_out, input, &mut gw);
         return gw;
     }
     if whole_batch_weight_grad::<T>(&g) {

@@ -10,3 +10,4 @@ pub mod pool;
 pub mod softmax;
 
 mod scratch;
+mod winograd;
