@@ -281,6 +281,10 @@ fn mul_f64(a: f64, b: f64) -> f64 {
     a * b
 }
 
+/// An elementwise binary op on f32 elements.
+type BinaryF32 = fn(f32, f32) -> f32;
+/// An elementwise binary op on f64 elements.
+type BinaryF64 = fn(f64, f64) -> f64;
 /// The gradient of self's old value in `mul_`/`div_`: `(g, other)`.
 type ScaleGrad = fn(&Tensor, &Tensor) -> Tensor;
 /// The other operand's gradient in `mul_`/`div_`: `(g, old self, other)`.
@@ -346,7 +350,7 @@ impl Tensor {
         op: &'static str,
         name: &'static str,
         other: &Tensor,
-        f: (fn(f32, f32) -> f32, fn(f64, f64) -> f64),
+        f: (BinaryF32, BinaryF64),
         grads: (ScaleGrad, ScaleGradOther),
     ) {
         let record = begin_inplace(op, self, &[other]);
