@@ -392,9 +392,7 @@ pub fn cross_entropy_with(
             input.shape()
         );
     }
-    let mut given = vec![input, target];
-    given.extend(weight);
-    same_device(OP, &given);
+    same_device_weighted(OP, input, target, weight);
     if target.dtype().is_float() {
         return cross_entropy_probs(input, target, reduction, label_smoothing, weight);
     }
@@ -407,6 +405,14 @@ pub fn cross_entropy_with(
     }
     let smoothing = Some(label_smoothing);
     class_loss(input, target, reduction, smoothing, weight, ignore_index)
+}
+
+/// Panics unless `input`, `target` and the class `weight` (when given)
+/// are on one device.
+fn same_device_weighted(op: &str, input: &Tensor, target: &Tensor, weight: Option<&Tensor>) {
+    let mut given = vec![input, target];
+    given.extend(weight);
+    same_device(op, &given);
 }
 
 /// Cross-entropy (`smoothing` given) or NLL of `input` against the int64
@@ -508,8 +514,6 @@ pub fn nll_loss_with(
             target.dtype()
         );
     }
-    let mut given = vec![input, target];
-    given.extend(weight);
-    same_device(OP, &given);
+    same_device_weighted(OP, input, target, weight);
     class_loss(input, target, reduction, None, weight, ignore_index)
 }

@@ -182,10 +182,7 @@ impl Dataset for Cifar10 {
     }
 
     fn get(&self, index: usize) -> Result<(Tensor, i64), DataError> {
-        let len = self.len();
-        if index >= len {
-            return Err(DataError::IndexOutOfRange { index, len });
-        }
+        DataError::check_index(index, self.len())?;
         let img = Tensor::from_slice(self.raw_image(index), [SIDE, SIDE, 3]);
         let label = self.labels[index] as i64;
         let label = self.target_transform.as_ref().map_or(label, |f| f(label));

@@ -55,25 +55,21 @@ pub trait Dataset: Send + Sync {
     }
 }
 
-impl<D: Dataset + ?Sized> Dataset for Arc<D> {
-    type Item = D::Item;
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Result<Self::Item, DataError> {
-        (**self).get(index)
-    }
+/// A shared or boxed data set is the data set it points to.
+macro_rules! forward_dataset {
+    ($($ptr:ident),*) => {$(
+        impl<D: Dataset + ?Sized> Dataset for $ptr<D> {
+            type Item = D::Item;
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+            fn get(&self, index: usize) -> Result<Self::Item, DataError> {
+                (**self).get(index)
+            }
+        }
+    )*};
 }
-
-impl<D: Dataset + ?Sized> Dataset for Box<D> {
-    type Item = D::Item;
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Result<Self::Item, DataError> {
-        (**self).get(index)
-    }
-}
+forward_dataset!(Arc, Box);
 
 /// Samples are row `i` of each of several tensors that share their first
 /// dimension, like `torch.utils.data.TensorDataset(x, y)`.
@@ -151,12 +147,7 @@ impl Dataset for TensorDataset {
     }
 
     fn get(&self, index: usize) -> Result<Vec<Tensor>, DataError> {
-        if index >= self.len {
-            return Err(DataError::IndexOutOfRange {
-                index,
-                len: self.len,
-            });
-        }
+        DataError::check_index(index, self.len)?;
         Ok(self.tensors.iter().map(|t| t.select(0, index)).collect())
     }
 }

@@ -44,14 +44,23 @@ pub const MNIST_MD5: [(&str, &str); 4] = [
 /// Offline, the error lists every URL tried and why it failed, the
 /// directory to put the files in, and their names.
 pub fn download_mnist(root: impl AsRef<Path>) -> Result<(), DataError> {
-    let root = root.as_ref();
-    let missing: Vec<(&str, &str)> = MNIST_MD5
+    download_idx_files(root.as_ref(), &MNIST_MD5, &MNIST_MIRRORS)
+}
+
+/// Downloads the gzipped `(file, md5)`s of an MNIST-layout data set whose
+/// raw file ([`MNIST_FILES`], in the same order) `root` lacks.
+pub(crate) fn download_idx_files(
+    root: &Path,
+    gz_md5: &[(&str, &str); 4],
+    mirrors: &[&str],
+) -> Result<(), DataError> {
+    let missing: Vec<(&str, &str)> = gz_md5
         .iter()
         .zip(MNIST_FILES)
         .filter(|(_, raw)| !root.join(raw).is_file())
         .map(|(&(gz, md5), _)| (gz, md5))
         .collect();
-    download_files(root, &missing, &MNIST_MIRRORS)
+    download_files(root, &missing, mirrors)
 }
 
 /// Downloads each `(file, md5)` of `files` that `root` lacks from the first

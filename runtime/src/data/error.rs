@@ -129,6 +129,15 @@ impl DataError {
         DataError::Other(e.into())
     }
 
+    /// `Ok` when `index` is below `len`, else [`DataError::IndexOutOfRange`].
+    pub(crate) fn check_index(index: usize, len: usize) -> Result<(), DataError> {
+        if index < len {
+            Ok(())
+        } else {
+            Err(DataError::IndexOutOfRange { index, len })
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> DataError {
         DataError::Io {
             path: path.into(),

@@ -1,7 +1,6 @@
 //! FashionMNIST: MNIST's file format and names, Zalando's images.
 
-use super::download::download_files;
-use super::mnist::MNIST_FILES;
+use super::download::download_idx_files;
 use super::{DataError, Mnist};
 use std::path::Path;
 
@@ -60,12 +59,5 @@ pub type FashionMnist = Mnist;
 /// Downloads the four FashionMNIST files into `root` unless they are there
 /// (raw or `.gz`), verifying each MD5, like [`download_mnist`](super::download_mnist).
 pub fn download_fashion_mnist(root: impl AsRef<Path>) -> Result<(), DataError> {
-    let root = root.as_ref();
-    let missing: Vec<(&str, &str)> = FASHION_MNIST_MD5
-        .iter()
-        .zip(MNIST_FILES)
-        .filter(|(_, raw)| !root.join(raw).is_file())
-        .map(|(&(gz, md5), _)| (gz, md5))
-        .collect();
-    download_files(root, &missing, &FASHION_MNIST_MIRRORS)
+    download_idx_files(root.as_ref(), &FASHION_MNIST_MD5, &FASHION_MNIST_MIRRORS)
 }

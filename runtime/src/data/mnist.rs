@@ -188,10 +188,7 @@ impl Dataset for Mnist {
     }
 
     fn get(&self, index: usize) -> Result<(Tensor, i64), DataError> {
-        let len = self.len();
-        if index >= len {
-            return Err(DataError::IndexOutOfRange { index, len });
-        }
+        DataError::check_index(index, self.len())?;
         let img = Tensor::from_slice(self.raw_image(index), [self.rows, self.cols, 1]);
         Ok((self.transform.apply(img), self.labels[index] as i64))
     }

@@ -424,6 +424,15 @@ fn write_into(t: &Tensor, buf: &Buffer) {
     crate::autograd::no_grad(|| t.copy_(&src));
 }
 
+/// The result of reduction `op` over `world` ranks from the transport's
+/// sum: `Avg` travels as a sum and is divided here.
+fn averaged(mut b: Buffer, op: ReduceOp, world: usize) -> Buffer {
+    if op == ReduceOp::Avg {
+        b.divide(world);
+    }
+    b
+}
+
 /// Reduces `t` across all ranks in place, like `dist.all_reduce`.
 pub fn all_reduce(t: &Tensor, op: ReduceOp) {
     all_reduce_async(t, op).wait()
@@ -442,12 +451,7 @@ pub fn all_reduce_async(t: &Tensor, op: ReduceOp) -> Work<()> {
     submit(
         "all_reduce",
         Job::AllReduce(Buffer::from_tensor(t), op),
-        move |mut b| {
-            if op == ReduceOp::Avg {
-                b.divide(world);
-            }
-            write_into(&target, &b)
-        },
+        move |b| write_into(&target, &averaged(b, op, world)),
     )
 }
 
@@ -520,10 +524,8 @@ pub fn reduce_scatter_async(t: &Tensor, op: ReduceOp) -> Work<Tensor> {
     submit(
         "reduce_scatter",
         Job::ReduceScatter(Buffer::from_tensor(t), op),
-        move |mut b| {
-            if op == ReduceOp::Avg {
-                b.divide(world);
-            }
+        move |b| {
+            let b = averaged(b, op, world);
             debug_assert_eq!(b.len(), out_shape.iter().product::<usize>());
             b.to_tensor(&out_shape, device)
         },

@@ -76,25 +76,23 @@ impl fmt::Display for Key {
     }
 }
 
-impl From<&str> for Key {
-    fn from(s: &str) -> Self {
-        Key::Str(s.to_string())
-    }
+/// `impl From<$from> for $to` for each line: the conversion written as a
+/// one-argument closure.
+macro_rules! conversions {
+    ($($to:ident from $from:ty: |$x:ident| $body:expr;)*) => {
+        $(impl From<$from> for $to {
+            fn from($x: $from) -> Self {
+                $body
+            }
+        })*
+    };
 }
-impl From<String> for Key {
-    fn from(s: String) -> Self {
-        Key::Str(s)
-    }
-}
-impl From<i64> for Key {
-    fn from(i: i64) -> Self {
-        Key::Int(i)
-    }
-}
-impl From<usize> for Key {
-    fn from(i: usize) -> Self {
-        Key::Int(i as i64)
-    }
+
+conversions! {
+    Key from &str: |s| Key::Str(s.to_string());
+    Key from String: |s| Key::Str(s);
+    Key from i64: |i| Key::Int(i);
+    Key from usize: |i| Key::Int(i as i64);
 }
 
 /// An insertion-ordered dict of [`Value`]s.
@@ -175,9 +173,7 @@ impl Dict {
 
 impl fmt::Debug for Dict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -284,92 +280,26 @@ impl fmt::Debug for Value {
     }
 }
 
-impl From<bool> for Value {
-    fn from(b: bool) -> Self {
-        Value::Bool(b)
-    }
-}
-impl From<i64> for Value {
-    fn from(i: i64) -> Self {
-        Value::Int(i)
-    }
-}
-impl From<i32> for Value {
-    fn from(i: i32) -> Self {
-        Value::Int(i64::from(i))
-    }
-}
-impl From<usize> for Value {
-    fn from(i: usize) -> Self {
-        Value::Int(i as i64)
-    }
-}
-impl From<u64> for Value {
-    fn from(i: u64) -> Self {
-        Value::Int(i as i64)
-    }
-}
-impl From<f64> for Value {
-    fn from(x: f64) -> Self {
-        Value::Float(x)
-    }
-}
-impl From<f32> for Value {
-    fn from(x: f32) -> Self {
-        Value::Float(f64::from(x))
-    }
-}
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Str(s.to_string())
-    }
-}
-impl From<String> for Value {
-    fn from(s: String) -> Self {
-        Value::Str(s)
-    }
-}
-impl From<Tensor> for Value {
-    fn from(t: Tensor) -> Self {
-        Value::Tensor(t)
-    }
-}
-impl From<&Tensor> for Value {
-    fn from(t: &Tensor) -> Self {
-        Value::Tensor(t.shallow_clone())
-    }
-}
-impl From<Dict> for Value {
-    fn from(d: Dict) -> Self {
-        Value::Dict(d)
-    }
-}
-impl From<Vec<Value>> for Value {
-    fn from(v: Vec<Value>) -> Self {
-        Value::List(v)
-    }
-}
-impl From<Vec<f64>> for Value {
-    fn from(v: Vec<f64>) -> Self {
-        Value::List(v.into_iter().map(Value::Float).collect())
-    }
-}
-impl From<Option<Value>> for Value {
-    fn from(v: Option<Value>) -> Self {
-        v.unwrap_or(Value::None)
-    }
-}
-impl From<StateDict> for Value {
-    fn from(sd: StateDict) -> Self {
-        Value::Dict(
-            sd.into_iter()
-                .map(|(k, t)| (Key::Str(k), Value::Tensor(t)))
-                .collect(),
-        )
-    }
-}
-impl From<&StateDict> for Value {
-    fn from(sd: &StateDict) -> Self {
-        Value::from(sd.clone())
-    }
+conversions! {
+    Value from bool: |b| Value::Bool(b);
+    Value from i64: |i| Value::Int(i);
+    Value from i32: |i| Value::Int(i64::from(i));
+    Value from usize: |i| Value::Int(i as i64);
+    Value from u64: |i| Value::Int(i as i64);
+    Value from f64: |x| Value::Float(x);
+    Value from f32: |x| Value::Float(f64::from(x));
+    Value from &str: |s| Value::Str(s.to_string());
+    Value from String: |s| Value::Str(s);
+    Value from Tensor: |t| Value::Tensor(t);
+    Value from &Tensor: |t| Value::Tensor(t.shallow_clone());
+    Value from Dict: |d| Value::Dict(d);
+    Value from Vec<Value>: |v| Value::List(v);
+    Value from Vec<f64>: |v| Value::List(v.into_iter().map(Value::Float).collect());
+    Value from Option<Value>: |v| v.unwrap_or(Value::None);
+    Value from StateDict: |sd| Value::Dict(
+        sd.into_iter()
+            .map(|(k, t)| (Key::Str(k), Value::Tensor(t)))
+            .collect(),
+    );
+    Value from &StateDict: |sd| Value::from(sd.clone());
 }

@@ -77,6 +77,26 @@ macro_rules! loss_module {
     };
 }
 
+/// The options of a loss over class indices: class weights and an ignored
+/// target.
+macro_rules! class_options {
+    ($ty:ident) => {
+        impl $ty {
+            /// Per-class weights, shape `[C]`.
+            pub fn weight(mut self, weight: Tensor) -> Self {
+                self.weight = Some(weight);
+                self
+            }
+
+            /// Ignore targets equal to `index`.
+            pub fn ignore_index(mut self, index: i64) -> Self {
+                self.ignore_index = Some(index);
+                self
+            }
+        }
+    };
+}
+
 /// A loss module with only a reduction, calling `loss::$f`.
 macro_rules! simple_loss {
     ($(#[$doc:meta])* $ty:ident, $label:literal, $f:ident) => {
@@ -176,18 +196,6 @@ impl CrossEntropyLoss {
         }
     }
 
-    /// Per-class weights, shape `[C]`.
-    pub fn weight(mut self, weight: Tensor) -> Self {
-        self.weight = Some(weight);
-        self
-    }
-
-    /// Ignore targets equal to `index`.
-    pub fn ignore_index(mut self, index: i64) -> Self {
-        self.ignore_index = Some(index);
-        self
-    }
-
     /// Label smoothing `ε`.
     pub fn label_smoothing(mut self, eps: f64) -> Self {
         self.label_smoothing = eps;
@@ -209,6 +217,7 @@ impl CrossEntropyLoss {
 }
 
 loss_module!(CrossEntropyLoss, "CrossEntropyLoss", buffer: weight);
+class_options!(CrossEntropyLoss);
 
 /// Negative log-likelihood of log-probabilities, like
 /// `nn.NLLLoss(weight=None, ignore_index=-100, reduction='mean')`.
@@ -233,18 +242,6 @@ impl NLLLoss {
         }
     }
 
-    /// Per-class weights, shape `[C]`.
-    pub fn weight(mut self, weight: Tensor) -> Self {
-        self.weight = Some(weight);
-        self
-    }
-
-    /// Ignore targets equal to `index`.
-    pub fn ignore_index(mut self, index: i64) -> Self {
-        self.ignore_index = Some(index);
-        self
-    }
-
     /// The loss of log-probabilities `input` against class indices
     /// `target`; see [`loss::nll_loss_with`].
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Tensor {
@@ -259,3 +256,4 @@ impl NLLLoss {
 }
 
 loss_module!(NLLLoss, "NLLLoss", buffer: weight);
+class_options!(NLLLoss);

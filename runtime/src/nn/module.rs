@@ -128,13 +128,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
 
     /// Every parameter with its dotted name, like `named_parameters()`.
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        self.visit("", &mut |n, t, k| {
-            if k == TensorKind::Parameter {
-                out.push((n.to_string(), t.shallow_clone()));
-            }
-        });
-        out
+        named_of_kind(self, TensorKind::Parameter)
     }
 
     /// Every buffer, like `module.buffers()`.
@@ -144,13 +138,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
 
     /// Every buffer with its dotted name, like `named_buffers()`.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        self.visit("", &mut |n, t, k| {
-            if k == TensorKind::Buffer {
-                out.push((n.to_string(), t.shallow_clone()));
-            }
-        });
-        out
+        named_of_kind(self, TensorKind::Buffer)
     }
 
     /// Parameters and buffers by dotted name, in PyTorch's order, like
@@ -313,12 +301,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
         fn walk(prefix: &str, m: &dyn Module, f: &mut dyn FnMut(&str, &dyn Module)) {
             f(prefix, m);
             m.visit_children(&mut |name, c| {
-                let full = if prefix.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{prefix}.{name}")
-                };
-                walk(&full, c, f);
+                walk(&child_name(prefix, name), c, f);
             });
         }
         walk("", self.as_dyn_module(), f);
@@ -330,12 +313,7 @@ pub trait Module: AsModule + Send + Sync + 'static {
         fn walk(prefix: &str, m: &mut dyn Module, f: &mut dyn FnMut(&str, &mut dyn Module)) {
             f(prefix, m);
             m.visit_children_mut(&mut |name, c| {
-                let full = if prefix.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{prefix}.{name}")
-                };
-                walk(&full, c, f);
+                walk(&child_name(prefix, name), c, f);
             });
         }
         walk("", self.as_dyn_module_mut(), f);
@@ -501,29 +479,31 @@ pub fn format_module(m: &dyn Module) -> String {
     out
 }
 
+/// Every tensor of `kind` in `m` with its dotted name, in visit order.
+fn named_of_kind<M: Module + ?Sized>(m: &M, kind: TensorKind) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    m.visit("", &mut |n, t, k| {
+        if k == kind {
+            out.push((n.to_string(), t.shallow_clone()));
+        }
+    });
+    out
+}
+
+/// The dotted name of child `name` of the module at `prefix` (the root's
+/// prefix is empty).
+fn child_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
 /// Formats a float as Python's `repr` does (`0.1`, `1e-05`, `20.0`), for
 /// `extra_repr` strings.
 pub fn py_float(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    let exp = x.abs().log10().floor() as i32;
-    if (-4..16).contains(&exp) {
-        let s = format!("{x}");
-        if s.contains('.') { s } else { format!("{s}.0") }
-    } else {
-        let s = format!("{x:e}");
-        let (mant, e) = s.split_once('e').expect("exponent form");
-        let e: i32 = e.parse().expect("exponent");
-        let sign = if e < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", e.abs())
-    }
+    crate::tensor::python_float_repr(x)
 }
 
 /// Formats a pair as PyTorch prints `_pair` arguments: `(5, 5)`.

@@ -57,26 +57,19 @@ pub const fn dim_eq(a: usize, b: usize) -> bool {
 
 /// Whether two shapes are equal (a [`DYN`] size matches any).
 pub const fn shape_eq(a: &[usize], b: &[usize]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if !dim_eq(a[i], b[i]) {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    a.len() == b.len() && dims_eq_from(a, b, 0)
 }
 
 /// Whether two shapes have the same rank and agree on every dimension but
 /// the first (channels): what a concatenation along channels needs.
 pub const fn spatial_eq(a: &[usize], b: &[usize]) -> bool {
-    if a.len() != b.len() || a.is_empty() {
-        return false;
-    }
-    let mut i = 1;
+    a.len() == b.len() && !a.is_empty() && dims_eq_from(a, b, 1)
+}
+
+/// Whether the equal-rank shapes `a` and `b` agree on every dimension
+/// from `first` on.
+const fn dims_eq_from(a: &[usize], b: &[usize], first: usize) -> bool {
+    let mut i = first;
     while i < a.len() {
         if !dim_eq(a[i], b[i]) {
             return false;

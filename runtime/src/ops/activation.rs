@@ -23,145 +23,91 @@ impl Tensor {
     pub fn relu(&self) -> Tensor {
         let out = unary_int("relu", self);
         let y = out.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "ReluBackward0",
-            &[self],
-            &[y.shallow_clone()],
-            move |g, _| vec![Some(scaled_grad("ReluBackward0", UnaryOp::Relu, g, &y))],
-        )
+        Tensor::from_unary_saved(out, "ReluBackward0", self, &y, |g, y| {
+            scaled_grad("ReluBackward0", UnaryOp::Relu, g, y)
+        })
     }
 
     /// `1 / (1 + e^-x)`, like `torch.sigmoid`.
     pub fn sigmoid(&self) -> Tensor {
         let out = unary("sigmoid", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "SigmoidBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some({
-                    let s = x.sigmoid();
-                    g.mul(&s.mul(&s.rsub_scalar(1.0)))
-                })]
-            },
-        )
+        Tensor::from_unary_saved(out, "SigmoidBackward0", self, self, |g, x| {
+            let s = x.sigmoid();
+            g.mul(&s.mul(&s.rsub_scalar(1.0)))
+        })
     }
 
     /// Hyperbolic tangent, like `torch.tanh`.
     pub fn tanh(&self) -> Tensor {
         let out = unary("tanh", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "TanhBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some({
-                    let t = x.tanh();
-                    g.mul(&t.mul(&t).rsub_scalar(1.0))
-                })]
-            },
-        )
+        Tensor::from_unary_saved(out, "TanhBackward0", self, self, |g, x| {
+            let t = x.tanh();
+            g.mul(&t.mul(&t).rsub_scalar(1.0))
+        })
     }
 
     /// GELU with the exact normal CDF, `x * Φ(x)`, like `torch.nn.functional.gelu`
     /// (PyTorch's default `approximate='none'`).
     pub fn gelu(&self) -> Tensor {
         let out = unary("gelu", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "GeluBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some({
-                    let cdf = x
-                        .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
-                        .erf()
-                        .add_scalar(1.0)
-                        .mul_scalar(0.5);
-                    let pdf = x.mul(&x).mul_scalar(-0.5).exp().mul_scalar(INV_SQRT_2PI);
-                    g.mul(&cdf.add(&x.mul(&pdf)))
-                })]
-            },
-        )
+        Tensor::from_unary_saved(out, "GeluBackward0", self, self, |g, x| {
+            let cdf = x
+                .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+                .erf()
+                .add_scalar(1.0)
+                .mul_scalar(0.5);
+            let pdf = x.mul(x).mul_scalar(-0.5).exp().mul_scalar(INV_SQRT_2PI);
+            g.mul(&cdf.add(&x.mul(&pdf)))
+        })
     }
 
     /// GELU with the tanh approximation, like `gelu(x, approximate='tanh')`.
     pub fn gelu_tanh(&self) -> Tensor {
         let out = unary("gelu_tanh", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "GeluBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some({
-                    let x2 = x.mul(&x);
-                    let inner = x
-                        .add(&x2.mul(&x).mul_scalar(GELU_C))
-                        .mul_scalar(SQRT_2_OVER_PI);
-                    let t = inner.tanh();
-                    let left = t.add_scalar(1.0).mul_scalar(0.5);
-                    let dinner = x2
-                        .mul_scalar(3.0 * GELU_C)
-                        .add_scalar(1.0)
-                        .mul_scalar(SQRT_2_OVER_PI);
-                    let right = x
-                        .mul(&t.mul(&t).rsub_scalar(1.0))
-                        .mul(&dinner)
-                        .mul_scalar(0.5);
-                    g.mul(&left.add(&right))
-                })]
-            },
-        )
+        Tensor::from_unary_saved(out, "GeluBackward0", self, self, |g, x| {
+            let x2 = x.mul(x);
+            let inner = x
+                .add(&x2.mul(x).mul_scalar(GELU_C))
+                .mul_scalar(SQRT_2_OVER_PI);
+            let t = inner.tanh();
+            let left = t.add_scalar(1.0).mul_scalar(0.5);
+            let dinner = x2
+                .mul_scalar(3.0 * GELU_C)
+                .add_scalar(1.0)
+                .mul_scalar(SQRT_2_OVER_PI);
+            let right = x
+                .mul(&t.mul(&t).rsub_scalar(1.0))
+                .mul(&dinner)
+                .mul_scalar(0.5);
+            g.mul(&left.add(&right))
+        })
     }
 
     /// `x` where `x > 0`, else `negative_slope * x`, like `torch.nn.functional.leaky_relu`.
     pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
         let out = unary(UnaryOp::LeakyRelu(negative_slope), self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "LeakyReluBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some(scaled_grad(
-                    "LeakyReluBackward0",
-                    UnaryOp::LeakyRelu(negative_slope),
-                    g,
-                    &x,
-                ))]
-            },
-        )
+        Tensor::from_unary_saved(out, "LeakyReluBackward0", self, self, move |g, x| {
+            scaled_grad(
+                "LeakyReluBackward0",
+                UnaryOp::LeakyRelu(negative_slope),
+                g,
+                x,
+            )
+        })
     }
 
     /// `x` where `x > threshold`, else `value`, like
     /// `torch.nn.functional.threshold`; the gradient passes where `x > threshold`.
     pub fn threshold(&self, threshold: f64, value: f64) -> Tensor {
         let out = unary_int(UnaryOp::Threshold { threshold, value }, self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "ThresholdBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some(scaled_grad(
-                    "ThresholdBackward0",
-                    UnaryOp::Threshold { threshold, value },
-                    g,
-                    &x,
-                ))]
-            },
-        )
+        Tensor::from_unary_saved(out, "ThresholdBackward0", self, self, move |g, x| {
+            scaled_grad(
+                "ThresholdBackward0",
+                UnaryOp::Threshold { threshold, value },
+                g,
+                x,
+            )
+        })
     }
 
     /// Softmax along `dim` (negative counts from the end), numerically

@@ -171,19 +171,12 @@ impl Tensor {
             i64: Some(|a, b| a.wrapping_mul(b)),
         };
         let out = broadcast_binary("mul", self, other, &fns);
-        let (a, b) = (self.shallow_clone(), other.shallow_clone());
-        Tensor::from_op_saved(
-            out,
-            "MulBackward0",
-            &[self, other],
-            &[a.shallow_clone(), b.shallow_clone()],
-            move |g, need| {
-                vec![
-                    need[0].then(|| g.mul(&b).sum_to(a.shape())),
-                    need[1].then(|| g.mul(&a).sum_to(b.shape())),
-                ]
-            },
-        )
+        Tensor::from_binary_saved(out, "MulBackward0", self, other, |g, need, a, b| {
+            vec![
+                need[0].then(|| g.mul(b).sum_to(a.shape())),
+                need[1].then(|| g.mul(a).sum_to(b.shape())),
+            ]
+        })
     }
 
     /// Elementwise quotient with broadcasting (true division), like `torch.div`.
@@ -222,22 +215,15 @@ impl Tensor {
             i64: Some(|a: i64, b: i64| a.max(b)),
         };
         let out = broadcast_binary("maximum", self, other, &fns);
-        let (a, b) = (self.shallow_clone(), other.shallow_clone());
-        Tensor::from_op_saved(
-            out,
-            "MaximumBackward0",
-            &[self, other],
-            &[a.shallow_clone(), b.shallow_clone()],
-            move |g, _| {
-                let ga = g.mul(
-                    &a.gt(&b)
-                        .to_dtype(g.dtype())
-                        .add(&a.eq(&b).to_dtype(g.dtype()).mul_scalar(0.5)),
-                );
-                let gb = g.sub(&ga);
-                vec![Some(ga.sum_to(a.shape())), Some(gb.sum_to(b.shape()))]
-            },
-        )
+        Tensor::from_binary_saved(out, "MaximumBackward0", self, other, |g, _, a, b| {
+            let ga = g.mul(
+                &a.gt(b)
+                    .to_dtype(g.dtype())
+                    .add(&a.eq(b).to_dtype(g.dtype()).mul_scalar(0.5)),
+            );
+            let gb = g.sub(&ga);
+            vec![Some(ga.sum_to(a.shape())), Some(gb.sum_to(b.shape()))]
+        })
     }
 
     /// Elementwise minimum with broadcasting, like `torch.minimum`.

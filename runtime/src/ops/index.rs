@@ -72,26 +72,17 @@ impl Tensor {
         same_device(op, &[self, index]);
         let out = backend::of(self.device()).index_select(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
-        let index = index.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "IndexSelectBackward0",
-            &[self],
-            &[index.shallow_clone()],
-            move |g, _| {
-                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-                let g = if in_shape.is_empty() {
-                    g.reshape_to(&[1])
-                } else {
-                    g.shallow_clone()
-                };
-                let z1 = z.reshape_to(&shape_1d(&z));
-                vec![Some(
-                    z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
-                        .reshape_to(&in_shape),
-                )]
-            },
-        )
+        Tensor::from_unary_saved(out, "IndexSelectBackward0", self, index, move |g, index| {
+            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+            let g = if in_shape.is_empty() {
+                g.reshape_to(&[1])
+            } else {
+                g.shallow_clone()
+            };
+            let z1 = z.reshape_to(&shape_1d(&z));
+            z1.index_add(d as isize, &index.reshape_to(&[index.numel()]), &g)
+                .reshape_to(&in_shape)
+        })
     }
 
     /// Adds the slices of `source` along `dim` into the positions `index`
@@ -103,19 +94,13 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         same_device(op, &[self, index, source]);
         let out = backend::of(self.device()).index_add(&self.detach(), d, index, &source.detach());
-        let index = index.shallow_clone();
-        let src_shape = source.shape().to_vec();
-        Tensor::from_op_saved(
+        from_add_at(
             out,
             "IndexAddBackward0",
-            &[self, source],
-            &[index.shallow_clone()],
-            move |g, need| {
-                vec![
-                    Some(g.shallow_clone()),
-                    need[1].then(|| g.index_select(d as isize, &index).reshape_to(&src_shape)),
-                ]
-            },
+            self,
+            source,
+            index,
+            move |g, index, shape| g.index_select(d as isize, index).reshape_to(shape),
         )
     }
 
@@ -137,20 +122,13 @@ impl Tensor {
         same_device(op, &[self, index]);
         let out = backend::of(self.device()).gather(&self.detach(), d, index);
         let in_shape = self.shape().to_vec();
-        let index = index.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "GatherBackward0",
-            &[self],
-            &[index.shallow_clone()],
-            move |g, _| {
-                let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
-                if in_shape.is_empty() {
-                    return vec![Some(g.sum())];
-                }
-                vec![Some(z.scatter_add(d as isize, &index, g))]
-            },
-        )
+        Tensor::from_unary_saved(out, "GatherBackward0", self, index, move |g, index| {
+            if in_shape.is_empty() {
+                return g.sum();
+            }
+            let z = Tensor::zeros_opts(in_shape.as_slice(), (g.dtype(), &g.device()));
+            z.scatter_add(d as isize, index, g)
+        })
     }
 
     /// Adds `src`'s elements into a copy of `self` at the positions `index`
@@ -165,23 +143,19 @@ impl Tensor {
         check_gather_shapes(op, index, src, d, false);
         same_device(op, &[self, index, src]);
         let out = backend::of(self.device()).scatter_add(&self.detach(), d, index, &src.detach());
-        let index = index.shallow_clone();
-        let src_shape = src.shape().to_vec();
-        Tensor::from_op_saved(
+        from_add_at(
             out,
             "ScatterAddBackward0",
-            &[self, src],
-            &[index.shallow_clone()],
-            move |g, need| {
-                let gs = need[1].then(|| {
-                    let gathered = g.gather(d as isize, &index);
-                    if gathered.shape() == src_shape.as_slice() {
-                        gathered
-                    } else {
-                        pad_to(&gathered, &src_shape)
-                    }
-                });
-                vec![Some(g.shallow_clone()), gs]
+            self,
+            src,
+            index,
+            move |g, index, shape| {
+                let gathered = g.gather(d as isize, index);
+                if gathered.shape() == shape {
+                    gathered
+                } else {
+                    pad_to(&gathered, shape)
+                }
             },
         )
     }
@@ -259,17 +233,10 @@ impl Tensor {
             )
         });
         let out = backend::of(self.device()).masked_fill(&self.detach(), mask, &lm, value);
-        let mask = mask.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "MaskedFillBackward0",
-            &[self],
-            &[mask.shallow_clone()],
-            move |g, _| {
-                let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
-                vec![Some(Tensor::where_cond(&mask, &zero, g))]
-            },
-        )
+        Tensor::from_unary_saved(out, "MaskedFillBackward0", self, mask, |g, mask| {
+            let zero = Tensor::zeros_opts([], (g.dtype(), &g.device()));
+            Tensor::where_cond(mask, &zero, g)
+        })
     }
 
     /// The elements where `mask` is true (both broadcast), as a 1-D tensor
@@ -290,12 +257,12 @@ impl Tensor {
         let out = backend::of(self.device()).masked_select(&self.detach(), mask, &shape);
         let in_shape = self.shape().to_vec();
         let mask_b = mask.expand(&shape).contiguous();
-        Tensor::from_op_saved(
+        Tensor::from_unary_saved(
             out,
             "MaskedSelectBackward0",
-            &[self],
-            &[mask_b.shallow_clone()],
-            move |g, _| vec![Some(masked_expand(g, &mask_b).sum_to(&in_shape))],
+            self,
+            &mask_b,
+            move |g, mask| masked_expand(g, mask).sum_to(&in_shape),
         )
     }
 
@@ -328,19 +295,41 @@ impl Tensor {
     }
 }
 
+/// Records `out`, `base` with `src`'s elements added at `index`
+/// (`index_add`, `scatter_add`): the gradient passes to `base` unchanged,
+/// and `src_grad(g, index, src_shape)` is `src`'s.
+fn from_add_at(
+    out: Tensor,
+    name: &'static str,
+    base: &Tensor,
+    src: &Tensor,
+    index: &Tensor,
+    src_grad: impl Fn(&Tensor, &Tensor, &[usize]) -> Tensor + Send + Sync + 'static,
+) -> Tensor {
+    let saved = index.shallow_clone();
+    let src_shape = src.shape().to_vec();
+    Tensor::from_op_saved(
+        out,
+        name,
+        &[base, src],
+        &[index.shallow_clone()],
+        move |g, need| {
+            vec![
+                Some(g.shallow_clone()),
+                need[1].then(|| src_grad(g, &saved, &src_shape)),
+            ]
+        },
+    )
+}
+
 /// Zeros of `mask`'s shape with `g`'s elements written, in order, where
 /// `mask` is true: the backward of `masked_select`, itself differentiable
 /// (its backward is `masked_select`).
 fn masked_expand(g: &Tensor, mask: &Tensor) -> Tensor {
     let out = backend::of(g.device()).masked_scatter(&g.detach(), mask);
-    let mask = mask.shallow_clone();
-    Tensor::from_op_saved(
-        out,
-        "MaskedScatterBackward0",
-        &[g],
-        &[mask.shallow_clone()],
-        move |gg, _| vec![Some(gg.masked_select(&mask))],
-    )
+    Tensor::from_unary_saved(out, "MaskedScatterBackward0", g, mask, |gg, mask| {
+        gg.masked_select(mask)
+    })
 }
 
 /// `t` placed at the start of zeros of the larger `shape` (each dim of `t`

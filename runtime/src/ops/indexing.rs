@@ -142,36 +142,7 @@ macro_rules! integer_indices {
                 TensorIndex::Slice(Slice::new(None, inclusive_stop(r.end as i64), 1))
             }
         }
-        impl<'a> IntoIndex<'a> for $t {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
-        impl<'a> IntoIndex<'a> for Range<$t> {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
-        impl<'a> IntoIndex<'a> for RangeFrom<$t> {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
-        impl<'a> IntoIndex<'a> for RangeTo<$t> {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
-        impl<'a> IntoIndex<'a> for RangeInclusive<$t> {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
-        impl<'a> IntoIndex<'a> for RangeToInclusive<$t> {
-            fn into_index(self) -> Vec<TensorIndex<'a>> {
-                vec![self.into()]
-            }
-        }
+        single_index!($t, Range<$t>, RangeFrom<$t>, RangeTo<$t>, RangeInclusive<$t>, RangeToInclusive<$t>);
     )*};
 }
 
@@ -183,7 +154,19 @@ pub trait IntoIndex<'a> {
     fn into_index(self) -> Vec<TensorIndex<'a>>;
 }
 
+/// `IntoIndex` for types that are one index item.
+macro_rules! single_index {
+    ($($t:ty),*) => {$(
+        impl<'a> IntoIndex<'a> for $t {
+            fn into_index(self) -> Vec<TensorIndex<'a>> {
+                vec![self.into()]
+            }
+        }
+    )*};
+}
+
 integer_indices!(i32, i64, isize, usize, u32);
+single_index!(Slice, RangeFull);
 
 impl<'a> IntoIndex<'a> for Vec<TensorIndex<'a>> {
     fn into_index(self) -> Vec<TensorIndex<'a>> {
@@ -194,18 +177,6 @@ impl<'a> IntoIndex<'a> for Vec<TensorIndex<'a>> {
 impl<'a> IntoIndex<'a> for TensorIndex<'a> {
     fn into_index(self) -> Vec<TensorIndex<'a>> {
         vec![self]
-    }
-}
-
-impl<'a> IntoIndex<'a> for Slice {
-    fn into_index(self) -> Vec<TensorIndex<'a>> {
-        vec![self.into()]
-    }
-}
-
-impl<'a> IntoIndex<'a> for RangeFull {
-    fn into_index(self) -> Vec<TensorIndex<'a>> {
-        vec![self.into()]
     }
 }
 

@@ -281,6 +281,15 @@ fn mul_f64(a: f64, b: f64) -> f64 {
     a * b
 }
 
+/// An elementwise binary op on f32 elements.
+type BinaryF32 = fn(f32, f32) -> f32;
+/// An elementwise binary op on f64 elements.
+type BinaryF64 = fn(f64, f64) -> f64;
+/// The gradient of self's old value in `mul_`/`div_`: `(g, other)`.
+type ScaleGrad = fn(&Tensor, &Tensor) -> Tensor;
+/// The other operand's gradient in `mul_`/`div_`: `(g, old self, other)`.
+type ScaleGradOther = fn(&Tensor, &Tensor, &Tensor) -> Tensor;
+
 impl Tensor {
     /// `self += other` (broadcast into self's shape), like `tensor.add_`.
     ///
@@ -316,38 +325,47 @@ impl Tensor {
 
     /// `self *= other`, like `tensor.mul_`.
     pub fn mul_(&self, other: &Tensor) {
-        let record = begin_inplace("mul_", self, &[other]);
-        // The old value, for the other operand's gradient.
-        let orig = (record && other.requires_grad()).then(|| self.detach().deep_copy());
-        let o = operand(self, other);
-        write_binary("mul_", self, other, mul_f32, mul_f64);
-        if record {
-            let saved = [o.shallow_clone()];
-            rebase_history(self, "MulBackward0", &[other], &saved, move |g, need| {
-                vec![
-                    need[0].then(|| as_dtype(g.mul(&o), g.dtype())),
-                    match (&orig, need[1]) {
-                        (Some(x), true) => Some(grad_for(&g.mul(x), &o)),
-                        _ => None,
-                    },
-                ]
-            });
-        }
+        let grads: (ScaleGrad, ScaleGradOther) = (|g, o| g.mul(o), |g, x, _| g.mul(x));
+        self.scale_("mul_", "MulBackward0", other, (mul_f32, mul_f64), grads);
     }
 
     /// `self /= other`, like `tensor.div_`.
     pub fn div_(&self, other: &Tensor) {
-        let record = begin_inplace("div_", self, &[other]);
+        let grads: (ScaleGrad, ScaleGradOther) =
+            (|g, o| g.div(o), |g, x, o| g.mul(x).div(&o.mul(o)).neg());
+        self.scale_(
+            "div_",
+            "DivBackward0",
+            other,
+            (|a, b| a / b, |a, b| a / b),
+            grads,
+        );
+    }
+
+    /// `mul_` or `div_` (`f` on f32 and f64 elements), recorded as `name`:
+    /// `grads.0(g, other)` is the gradient of self's old value and
+    /// `grads.1(g, old self, other)` the other operand's.
+    fn scale_(
+        &self,
+        op: &'static str,
+        name: &'static str,
+        other: &Tensor,
+        f: (BinaryF32, BinaryF64),
+        grads: (ScaleGrad, ScaleGradOther),
+    ) {
+        let record = begin_inplace(op, self, &[other]);
+        // The old value, for the other operand's gradient.
         let orig = (record && other.requires_grad()).then(|| self.detach().deep_copy());
         let o = operand(self, other);
-        write_binary("div_", self, other, |a, b| a / b, |a, b| a / b);
+        write_binary(op, self, other, f.0, f.1);
         if record {
             let saved = [o.shallow_clone()];
-            rebase_history(self, "DivBackward0", &[other], &saved, move |g, need| {
+            let (grad_self, grad_other) = grads;
+            rebase_history(self, name, &[other], &saved, move |g, need| {
                 vec![
-                    need[0].then(|| as_dtype(g.div(&o), g.dtype())),
+                    need[0].then(|| as_dtype(grad_self(g, &o), g.dtype())),
                     match (&orig, need[1]) {
-                        (Some(x), true) => Some(grad_for(&g.mul(x).div(&o.mul(&o)).neg(), &o)),
+                        (Some(x), true) => Some(grad_for(&grad_other(g, x, &o), &o)),
                         _ => None,
                     },
                 ]

@@ -24,27 +24,17 @@ impl Tensor {
     /// ```
     pub fn sqrt(&self) -> Tensor {
         let out = unary("sqrt", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "SqrtBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.div(&x.sqrt().mul_scalar(2.0)))],
-        )
+        Tensor::from_unary_saved(out, "SqrtBackward0", self, self, |g, x| {
+            g.div(&x.sqrt().mul_scalar(2.0))
+        })
     }
 
     /// Absolute value, like `torch.abs`; the gradient at 0 is 0.
     pub fn abs(&self) -> Tensor {
         let out = unary_int("abs", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "AbsBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(scaled_grad("AbsBackward0", UnaryOp::Abs, g, &x))],
-        )
+        Tensor::from_unary_saved(out, "AbsBackward0", self, self, |g, x| {
+            scaled_grad("AbsBackward0", UnaryOp::Abs, g, x)
+        })
     }
 
     /// Sign (-1, 0 or 1), like `torch.sign`; its gradient is zero.
@@ -75,25 +65,13 @@ impl Tensor {
             _ => UnaryOp::ClampMax(max.unwrap_or(f64::INFINITY)),
         };
         let out = unary_int(kind, self);
-        let x = self.shallow_clone();
         let (lo, hi) = (
             min.unwrap_or(f64::NEG_INFINITY),
             max.unwrap_or(f64::INFINITY),
         );
-        Tensor::from_op_saved(
-            out,
-            "ClampBackward1",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some(scaled_grad(
-                    "ClampBackward1",
-                    UnaryOp::Clamp(lo, hi),
-                    g,
-                    &x,
-                ))]
-            },
-        )
+        Tensor::from_unary_saved(out, "ClampBackward1", self, self, move |g, x| {
+            scaled_grad("ClampBackward1", UnaryOp::Clamp(lo, hi), g, x)
+        })
     }
 
     /// `clamp(min, None)`, like `torch.clamp_min`.
@@ -121,94 +99,56 @@ impl Tensor {
             }),
         };
         let out = broadcast_binary("pow", self, exponent, &fns);
-        let (a, b) = (self.shallow_clone(), exponent.shallow_clone());
-        Tensor::from_op_saved(
-            out,
-            "PowBackward1",
-            &[self, exponent],
-            &[a.shallow_clone(), b.shallow_clone()],
-            move |g, need| {
-                let ga = need[0].then(|| {
-                    let d = b.mul(&a.pow(&b.add_scalar(-1.0)));
-                    g.mul(&d).sum_to(a.shape())
-                });
-                let gb = need[1].then(|| {
-                    let d = a.pow(&b).mul(&a.log());
-                    let zero_base = a.eq_scalar(0.0).logical_and(&b.ge(&b.zeros_like()));
-                    let d = Tensor::where_cond(&zero_base, &d.zeros_like(), &d);
-                    g.mul(&d).sum_to(b.shape())
-                });
-                vec![ga, gb]
-            },
-        )
+        Tensor::from_binary_saved(out, "PowBackward1", self, exponent, |g, need, a, b| {
+            let ga = need[0].then(|| {
+                let d = b.mul(&a.pow(&b.add_scalar(-1.0)));
+                g.mul(&d).sum_to(a.shape())
+            });
+            let gb = need[1].then(|| {
+                let d = a.pow(b).mul(&a.log());
+                let zero_base = a.eq_scalar(0.0).logical_and(&b.ge(&b.zeros_like()));
+                let d = Tensor::where_cond(&zero_base, &d.zeros_like(), &d);
+                g.mul(&d).sum_to(b.shape())
+            });
+            vec![ga, gb]
+        })
     }
 
     /// Sine, like `torch.sin`.
     pub fn sin(&self) -> Tensor {
         let out = unary("sin", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "SinBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.mul(&x.cos()))],
-        )
+        Tensor::from_unary_saved(out, "SinBackward0", self, self, |g, x| g.mul(&x.cos()))
     }
 
     /// Cosine, like `torch.cos`.
     pub fn cos(&self) -> Tensor {
         let out = unary("cos", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "CosBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.mul(&x.sin()).neg())],
-        )
+        Tensor::from_unary_saved(out, "CosBackward0", self, self, |g, x| {
+            g.mul(&x.sin()).neg()
+        })
     }
 
     /// `1 / x`, like `torch.reciprocal`.
     pub fn reciprocal(&self) -> Tensor {
         let out = unary("reciprocal", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "ReciprocalBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.div(&x.mul(&x)).neg())],
-        )
+        Tensor::from_unary_saved(out, "ReciprocalBackward0", self, self, |g, x| {
+            g.div(&x.mul(x)).neg()
+        })
     }
 
     /// `x * x`, like `torch.square`.
     pub fn square(&self) -> Tensor {
         let out = unary_int("square", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "PowBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.mul(&x).mul_scalar(2.0))],
-        )
+        Tensor::from_unary_saved(out, "PowBackward0", self, self, |g, x| {
+            g.mul(x).mul_scalar(2.0)
+        })
     }
 
     /// The error function, like `torch.erf` (accurate to about one ulp).
     pub fn erf(&self) -> Tensor {
         let out = unary("erf", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "ErfBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                vec![Some(
-                    g.mul(&x.mul(&x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI)),
-                )]
-            },
-        )
+        Tensor::from_unary_saved(out, "ErfBackward0", self, self, |g, x| {
+            g.mul(&x.mul(x).neg().exp().mul_scalar(TWO_OVER_SQRT_PI))
+        })
     }
 }

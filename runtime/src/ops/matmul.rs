@@ -59,19 +59,12 @@ impl Tensor {
     /// `a[..., m, k] @ b[..., k, n]` with broadcast batch dims, with backward.
     fn matmul_nd(&self, other: &Tensor) -> Tensor {
         let out = matmul_nd_raw(self, other);
-        let (a, b) = (self.shallow_clone(), other.shallow_clone());
-        Tensor::from_op_saved(
-            out,
-            "MmBackward0",
-            &[self, other],
-            &[a.shallow_clone(), b.shallow_clone()],
-            move |g, need| {
-                vec![
-                    need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
-                    need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
-                ]
-            },
-        )
+        Tensor::from_binary_saved(out, "MmBackward0", self, other, |g, need, a, b| {
+            vec![
+                need[0].then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(a.shape())),
+                need[1].then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(b.shape())),
+            ]
+        })
     }
 
     /// Matrix product with `torch.matmul`'s rules: 1-D·1-D is a dot
@@ -169,53 +162,27 @@ pub(crate) fn matmul_cpu(
     let ((a_rs, a_cs), (b_rs, b_cs)) = (st(&la), st(&lb));
     let ga = a.read_storage();
     let gb = b.read_storage();
+    // One `[m, n]` product per batch, by `$gemm` (given the destination's
+    // arguments `$dst` after the block). Integer products wrap like
+    // PyTorch's, exactly (no float round trip).
     macro_rules! run {
-        ($x:expr, $y:expr, $zero:expr) => {{
+        ($gemm:ident($($dst:expr),*), $x:expr, $y:expr, $zero:expr) => {{
             let mut out = vec![$zero; nb * m * n];
             for i in 0..nb {
-                gemm(
-                    m,
-                    n,
-                    k,
-                    &mut out[i * m * n..(i + 1) * m * n],
-                    n as isize,
-                    1,
-                    false,
-                    &$x[oa[i]..],
-                    a_rs,
-                    a_cs,
-                    &$y[ob[i]..],
-                    b_rs,
-                    b_cs,
-                );
-            }
-            out
-        }};
-    }
-    // Integer products wrap like PyTorch's, exactly (no float round trip).
-    macro_rules! run_int {
-        ($x:expr, $y:expr, $zero:expr) => {{
-            let mut out = vec![$zero; nb * m * n];
-            for i in 0..nb {
-                int_gemm(
-                    m,
-                    n,
-                    k,
-                    &mut out[i * m * n..(i + 1) * m * n],
-                    &$x[oa[i]..],
-                    a_rs,
-                    a_cs,
-                    &$y[ob[i]..],
-                    b_rs,
-                    b_cs,
-                );
+                let block = &mut out[i * m * n..(i + 1) * m * n];
+                let (x, y) = (&$x[oa[i]..], &$y[ob[i]..]);
+                $gemm(m, n, k, block, $($dst,)* x, a_rs, a_cs, y, b_rs, b_cs);
             }
             out
         }};
     }
     let out = match (ga.cpu("matmul"), gb.cpu("matmul")) {
-        (CpuStorage::F32(x), CpuStorage::F32(y)) => CpuStorage::F32(run!(x, y, 0f32)),
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => CpuStorage::F64(run!(x, y, 0f64)),
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => {
+            CpuStorage::F32(run!(gemm(n as isize, 1, false), x, y, 0f32))
+        }
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+            CpuStorage::F64(run!(gemm(n as isize, 1, false), x, y, 0f64))
+        }
         (CpuStorage::F16(_), _) | (CpuStorage::BF16(_), _) => {
             drop((ga, gb));
             let dt = a.dtype();
@@ -225,8 +192,8 @@ pub(crate) fn matmul_cpu(
             );
             return r.to_dtype(dt);
         }
-        (CpuStorage::I64(x), CpuStorage::I64(y)) => CpuStorage::I64(run_int!(x, y, 0i64)),
-        (CpuStorage::U8(x), CpuStorage::U8(y)) => CpuStorage::U8(run_int!(x, y, 0u8)),
+        (CpuStorage::I64(x), CpuStorage::I64(y)) => CpuStorage::I64(run!(int_gemm(), x, y, 0i64)),
+        (CpuStorage::U8(x), CpuStorage::U8(y)) => CpuStorage::U8(run!(int_gemm(), x, y, 0u8)),
         (s, _) => panic!(
             "matmul: \"addmm_impl_cpu_\" not implemented for {} tensors",
             s.dtype()

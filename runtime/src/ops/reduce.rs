@@ -23,6 +23,16 @@ pub(crate) fn reduce_mask(op: &str, dims: Option<&[isize]>, rank: usize) -> Vec<
     }
 }
 
+/// How many elements of a `shape` tensor each reduction over `mask` combines.
+pub(crate) fn reduced_count(shape: &[usize], mask: &[bool]) -> usize {
+    shape
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m)
+        .map(|(d, _)| d)
+        .product()
+}
+
 /// Sums the elements of `data` (selected by `layout`) over the dimensions
 /// in `mask`, into a contiguous buffer of the keepdim shape, accumulating
 /// in f64.
@@ -168,14 +178,7 @@ impl Tensor {
             );
         }
         let mask = reduce_mask("mean", dims, self.dim());
-        let count: usize = self
-            .shape()
-            .iter()
-            .zip(&mask)
-            .filter(|(_, m)| **m)
-            .map(|(d, _)| d)
-            .product();
-        let count = count as f64;
+        let count = reduced_count(self.shape(), &mask) as f64;
         let out = self.sum_raw(&mask, keepdim).div_scalar(count);
         // `mean()` is MeanBackward0, `mean(dims)` MeanBackward1, as in PyTorch.
         let name = if dims.is_none() {

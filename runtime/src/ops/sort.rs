@@ -137,15 +137,10 @@ impl Tensor {
         let d = normalize_dim(op, dim, self.dim());
         let (values, indices) = self.arg_reduce_raw(op, d, keepdim, max);
         let in_shape = self.shape().to_vec();
-        let idx = indices.shallow_clone();
         let name = if max { "MaxBackward0" } else { "MinBackward0" };
-        let values = Tensor::from_op_saved(
-            values,
-            name,
-            &[self],
-            &[idx.shallow_clone()],
-            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, keepdim))],
-        );
+        let values = Tensor::from_unary_saved(values, name, self, &indices, move |g, idx| {
+            select_backward(g, idx, &in_shape, d, keepdim)
+        });
         (values, indices)
     }
 
@@ -229,14 +224,10 @@ impl Tensor {
         let d = normalize_dim("sort", dim, self.dim());
         let (values, indices) = crate::backend::of(self.device()).sort(self, d, descending);
         let in_shape = self.shape().to_vec();
-        let idx = indices.shallow_clone();
-        let values = Tensor::from_op_saved(
-            values,
-            "SortBackward0",
-            &[self],
-            &[idx.shallow_clone()],
-            move |g, _| vec![Some(select_backward(g, &idx, &in_shape, d, true))],
-        );
+        let values =
+            Tensor::from_unary_saved(values, "SortBackward0", self, &indices, move |g, idx| {
+                select_backward(g, idx, &in_shape, d, true)
+            });
         (values, indices)
     }
 
@@ -255,13 +246,7 @@ impl Tensor {
             );
         }
         let mask = super::reduce::reduce_mask("var", dims, self.dim());
-        let n: usize = self
-            .shape()
-            .iter()
-            .zip(&mask)
-            .filter(|(_, m)| **m)
-            .map(|(d, _)| d)
-            .product();
+        let n = super::reduce::reduced_count(self.shape(), &mask);
         let centered = self.sub(&self.mean_dims(dims, true));
         let ss = centered.mul(&centered).sum_dims(dims, keepdim);
         let denom = n as f64 - if unbiased { 1.0 } else { 0.0 };

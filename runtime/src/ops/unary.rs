@@ -35,14 +35,7 @@ impl Tensor {
     /// Natural logarithm, like `torch.log`.
     pub fn log(&self) -> Tensor {
         let out = map_float("log", self);
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "LogBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| vec![Some(g.div(&x))],
-        )
+        Tensor::from_unary_saved(out, "LogBackward0", self, self, |g, x| g.div(x))
     }
 
     /// `x^exponent` elementwise, like `tensor.pow(2.5)`.
@@ -52,21 +45,14 @@ impl Tensor {
         } else {
             map_float(crate::backend::UnaryOp::Pow(exponent), self)
         };
-        let x = self.shallow_clone();
-        Tensor::from_op_saved(
-            out,
-            "PowBackward0",
-            &[self],
-            &[x.shallow_clone()],
-            move |g, _| {
-                let d = if exponent == 2.0 {
-                    x.mul_scalar(2.0)
-                } else {
-                    x.pow_scalar(exponent - 1.0).mul_scalar(exponent)
-                };
-                vec![Some(g.mul(&d))]
-            },
-        )
+        Tensor::from_unary_saved(out, "PowBackward0", self, self, move |g, x| {
+            let d = if exponent == 2.0 {
+                x.mul_scalar(2.0)
+            } else {
+                x.pow_scalar(exponent - 1.0).mul_scalar(exponent)
+            };
+            g.mul(&d)
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::state::{Problems, all_params, match_groups, save, step_tensor};
+use super::state::{load, save, step_tensor};
 use super::{
     Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
     update_param, zeros_state,
@@ -147,79 +147,65 @@ impl AdamCore {
     }
 
     fn load_state_dict(&mut self, sd: &Dict, name: &str) -> Result<(), LoadStateError> {
-        let mut pr = Problems::new(name);
-        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
-            return pr.finish(());
-        };
-        let mut hypers = Vec::new();
-        for (i, g) in m.groups.iter().enumerate() {
-            let at = format!("param_groups[{i}]");
-            for flag in ["maximize", "capturable", "differentiable"] {
-                pr.unsupported_flag(g, flag, &at);
-            }
-            if let Some(Value::Bool(d)) = g.get("decoupled_weight_decay")
-                && *d != self.decoupled
-            {
-                pr.push(format!(
-                    "{at}[\"decoupled_weight_decay\"] is {d}: the state is {}'s, not {name}'s",
-                    if *d { "AdamW" } else { "Adam" }
-                ));
-            }
-            let betas = match pr.floats(g, "betas", &at).as_deref() {
-                Some(&[b1, b2]) => Some((b1, b2)),
-                Some(_) => {
-                    pr.push(format!("{at}[\"betas\"] must hold two floats"));
-                    None
+        let decoupled = self.decoupled;
+        load(
+            name,
+            &mut self.groups,
+            &mut self.state,
+            sd,
+            |pr, g, at| {
+                pr.unsupported_flags(g, &["maximize", "capturable", "differentiable"], at);
+                if let Some(Value::Bool(d)) = g.get("decoupled_weight_decay")
+                    && *d != decoupled
+                {
+                    pr.push(format!(
+                        "{at}[\"decoupled_weight_decay\"] is {d}: the state is {}'s, not {name}'s",
+                        if *d { "AdamW" } else { "Adam" }
+                    ));
                 }
-                None => None,
-            };
-            let h = (
-                pr.float(g, "lr", &at),
-                betas,
-                pr.float(g, "eps", &at),
-                pr.float(g, "weight_decay", &at),
-                pr.bool(g, "amsgrad", &at),
-            );
-            hypers.push(h);
-        }
-        let params = all_params(&self.groups);
-        let mut state = Vec::new();
-        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
-            let Some(s) = s else { continue };
-            let at = format!("state[{i}]");
-            let (step, m1, m2) = (
-                pr.step(s, &at),
-                pr.required_buffer(s, "exp_avg", p, &at),
-                pr.required_buffer(s, "exp_avg_sq", p, &at),
-            );
-            let vmax = pr.buffer(s, "max_exp_avg_sq", p, &at);
-            if let (Some(step), Some(exp_avg), Some(exp_avg_sq)) = (step, m1, m2) {
-                state.push((
-                    p.shallow_clone(),
-                    AdamState {
-                        step,
-                        exp_avg,
-                        exp_avg_sq,
-                        max_exp_avg_sq: vmax,
-                    },
-                ));
-            }
-        }
-        pr.finish(())?;
-        for (g, h) in self.groups.iter_mut().zip(hypers) {
-            // Every entry is `Some` once the checks passed.
-            let (Some(lr), Some(betas), Some(eps), Some(wd), Some(amsgrad)) = h else {
-                continue;
-            };
-            g.set_lr(lr);
-            g.betas = Some(betas);
-            g.momentum_cell().clear();
-            g.eps = Some(eps);
-            g.weight_decay = Some(wd);
-            g.amsgrad = Some(amsgrad);
-        }
-        self.state.replace(state);
-        Ok(())
+                let betas = match pr.floats(g, "betas", at).as_deref() {
+                    Some(&[b1, b2]) => Some((b1, b2)),
+                    Some(_) => {
+                        pr.push(format!("{at}[\"betas\"] must hold two floats"));
+                        None
+                    }
+                    None => None,
+                };
+                (
+                    pr.float(g, "lr", at),
+                    betas,
+                    pr.float(g, "eps", at),
+                    pr.float(g, "weight_decay", at),
+                    pr.bool(g, "amsgrad", at),
+                )
+            },
+            |pr, s, p, at| {
+                let (step, m1, m2) = (
+                    pr.step(s, at),
+                    pr.required_buffer(s, "exp_avg", p, at),
+                    pr.required_buffer(s, "exp_avg_sq", p, at),
+                );
+                let max_exp_avg_sq = pr.buffer(s, "max_exp_avg_sq", p, at);
+                Some(AdamState {
+                    step: step?,
+                    exp_avg: m1?,
+                    exp_avg_sq: m2?,
+                    max_exp_avg_sq,
+                })
+            },
+            |g, h| {
+                // Every entry is `Some` once the checks passed.
+                let (Some(lr), Some(betas), Some(eps), Some(wd), Some(amsgrad)) = h else {
+                    return;
+                };
+                g.set_lr(lr);
+                g.betas = Some(betas);
+                g.momentum_cell().clear();
+                g.eps = Some(eps);
+                g.weight_decay = Some(wd);
+                g.amsgrad = Some(amsgrad);
+            },
+        )
     }
 
     fn step(&mut self, name: &str) {
@@ -327,15 +313,7 @@ macro_rules! adam_type {
             fn step(&mut self) {
                 self.0.step(concat!($label, ".step"));
             }
-            fn param_groups(&self) -> &[ParamGroup] {
-                &self.0.groups
-            }
-            fn momentum_kind(&self) -> Option<MomentumKind> {
-                Some(MomentumKind::Beta1)
-            }
-            fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
-                &mut self.0.groups
-            }
+            group_accessors!(0.groups, MomentumKind::Beta1);
             fn state_dict(&self) -> Dict {
                 self.0.state_dict()
             }

@@ -27,12 +27,17 @@ use super::{LoadStateError, Optimizer, SharedLr};
 use crate::io::{Dict, Value};
 use std::f64::consts::PI;
 
-/// The [`LrScheduler::state_dict`] / [`LrScheduler::load_state_dict`]
-/// pair of a scheduler built on `Core` (field `core`), whose own entries
-/// are the listed fields under PyTorch's keys. Used inside an
-/// `impl LrScheduler` block.
-macro_rules! core_state_methods {
+/// Every [`LrScheduler`] method but `step` of a scheduler built on `Core`
+/// (field `core`), whose own state dict entries are the listed fields
+/// under PyTorch's keys. Used inside an `impl LrScheduler` block.
+macro_rules! core_methods {
     ($ty:ty, [$($key:literal => $f:ident: $ft:ty),*]) => {
+        fn get_last_lr(&self) -> Vec<f64> {
+            self.core.last_lr.clone()
+        }
+        fn last_epoch(&self) -> i64 {
+            self.core.last_epoch
+        }
         fn state_dict(&self) -> Dict {
             let mut d = Dict::new();
             $(d.insert($key, Field::to_value(&self.$f));)*
@@ -155,6 +160,32 @@ fn field<T: Field>(d: &Dict, key: &str, pr: &mut Problems) -> Option<T> {
     }
 }
 
+/// Records a problem for each per-group list (under its key) whose length
+/// is not the optimizer's number of `groups`.
+fn check_group_counts(pr: &mut Problems, groups: usize, lists: [(&str, &Option<Vec<f64>>); 2]) {
+    for (key, v) in lists {
+        if let Some(v) = v
+            && v.len() != groups
+        {
+            pr.push(format!(
+                "{key:?} has {} entries but the optimizer has {groups} group(s)",
+                v.len()
+            ));
+        }
+    }
+}
+
+/// Panics unless `values` holds one entry per group, naming the scheduler
+/// `who` and the values `what` in the message.
+fn assert_one_per_group(who: &str, what: &str, values: &[f64], groups: usize) {
+    assert_eq!(
+        values.len(),
+        groups,
+        "{who}: expected {groups} {what}, got {}",
+        values.len()
+    );
+}
+
 /// State common to every scheduler.
 struct Core {
     cells: Vec<SharedLr>,
@@ -176,18 +207,18 @@ impl Core {
         let base: Option<Vec<f64>> = field(d, "base_lrs", pr);
         let epoch: Option<i64> = field(d, "last_epoch", pr);
         let last: Option<Vec<f64>> = field(d, "_last_lr", pr);
-        let groups = self.cells.len();
-        for (key, v) in [("base_lrs", &base), ("_last_lr", &last)] {
-            if let Some(v) = v
-                && v.len() != groups
-            {
-                pr.push(format!(
-                    "{key:?} has {} entries but the optimizer has {groups} group(s)",
-                    v.len()
-                ));
-            }
-        }
+        check_group_counts(
+            pr,
+            self.cells.len(),
+            [("base_lrs", &base), ("_last_lr", &last)],
+        );
         Some((base?, epoch?, last?))
+    }
+
+    /// Moves to the next epoch and returns it.
+    fn advance(&mut self) -> i64 {
+        self.last_epoch += 1;
+        self.last_epoch
     }
 
     fn new(opt: &(impl Optimizer + ?Sized)) -> Core {
@@ -207,10 +238,9 @@ impl Core {
 macro_rules! scheduler_impl {
     ($ty:ty, [$($key:literal => $f:ident: $ft:ty),*], |$s:ident, $i:pat_param, $lr:pat_param, $base:pat_param, $e:pat_param| $rule:expr) => {
         impl LrScheduler for $ty {
-            core_state_methods!($ty, [$($key => $f: $ft),*]);
+            core_methods!($ty, [$($key => $f: $ft),*]);
             fn step(&mut self) {
-                self.core.last_epoch += 1;
-                let epoch = self.core.last_epoch;
+                let epoch = self.core.advance();
                 let lrs: Vec<f64> = (0..self.core.cells.len())
                     .map(|i| {
                         let $s = &*self;
@@ -223,12 +253,6 @@ macro_rules! scheduler_impl {
                     c.set(lr);
                 }
                 self.core.last_lr = lrs;
-            }
-            fn get_last_lr(&self) -> Vec<f64> {
-                self.core.last_lr.clone()
-            }
-            fn last_epoch(&self) -> i64 {
-                self.core.last_epoch
             }
         }
     };

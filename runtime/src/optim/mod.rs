@@ -18,6 +18,36 @@
 //! opt.step();
 //! ```
 
+/// The [`Optimizer`] methods every optimizer writes alike: its parameter
+/// groups (the `Vec<ParamGroup>` at `self.$groups`) and the kind of
+/// momentum schedulers may cycle.
+macro_rules! group_accessors {
+    ($($groups:tt).+, $momentum:expr) => {
+        fn param_groups(&self) -> &[ParamGroup] {
+            &self.$($groups).+
+        }
+
+        fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
+            &mut self.$($groups).+
+        }
+
+        fn momentum_kind(&self) -> Option<MomentumKind> {
+            Some($momentum)
+        }
+    };
+}
+
+/// Builder methods of [`ParamGroup`] that set one option.
+macro_rules! group_options {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, $name: $ty) -> Self {
+            self.$name = Some($name);
+            self
+        }
+    )*};
+}
+
 mod adam;
 mod clip;
 mod lbfgs;
@@ -236,24 +266,17 @@ impl ParamGroup {
         self.lr_given = true;
         self
     }
-    /// Sets this group's weight decay.
-    pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = Some(wd);
-        self
-    }
-    /// Sets this group's momentum.
-    pub fn momentum(mut self, m: f64) -> Self {
-        self.momentum = Some(m);
-        self
+    group_options! {
+        /// Sets this group's weight decay.
+        weight_decay: f64;
+        /// Sets this group's momentum.
+        momentum: f64;
+        /// Sets this group's eps.
+        eps: f64;
     }
     /// Sets this group's betas.
     pub fn betas(mut self, b1: f64, b2: f64) -> Self {
         self.betas = Some((b1, b2));
-        self
-    }
-    /// Sets this group's eps.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = Some(eps);
         self
     }
     /// The current learning rate, like `group["lr"]`.
@@ -459,12 +482,7 @@ fn run_half<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], k
     let sc: Vec<Tensor> = state.iter().map(|s| f32_copy(s)).collect();
     let sr: Vec<&Tensor> = sc.iter().collect();
     run_direct::<f32, K>(op, &pc, &f32_copy(grad), &sr, k);
-    crate::autograd::no_grad(|| {
-        p.copy_(&pc);
-        for (s, c) in state.iter().zip(&sc) {
-            s.copy_(c);
-        }
-    });
+    write_back(p, state, &pc, &sc);
 }
 
 fn run_direct<T: num_traits::Float + Element, K: Kernel>(
@@ -474,22 +492,7 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
     state: &[&Tensor],
     k: &K,
 ) {
-    assert_eq!(
-        grad.shape(),
-        p.shape(),
-        "{op}: gradient of shape {:?} does not match the parameter's shape {:?}",
-        grad.shape(),
-        p.shape()
-    );
-    // Own the gradient's data when it aliases what we are about to lock.
-    let aliased = grad.shares_storage_with(p) || state.iter().any(|s| grad.shares_storage_with(s));
-    let grad = if grad.dtype() != T::DTYPE {
-        grad.to_dtype(T::DTYPE)
-    } else if aliased {
-        grad.deep_copy()
-    } else {
-        grad.shallow_clone()
-    };
+    let grad = own_grad(op, p, grad, state, T::DTYPE);
     grad.with_slice::<T, _>(op, |g| {
         let mut pg = p.write_storage();
         let mut sg: Vec<_> = state.iter().map(|s| s.write_storage()).collect();
@@ -515,6 +518,37 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
     bump_versions(p, state);
 }
 
+/// `grad` checked against `p`'s shape, in `dtype`, and copied when it
+/// aliases the parameter or a state buffer (whose storage the step locks).
+fn own_grad(op: &str, p: &Tensor, grad: &Tensor, state: &[&Tensor], dtype: DType) -> Tensor {
+    assert_eq!(
+        grad.shape(),
+        p.shape(),
+        "{op}: gradient of shape {:?} does not match the parameter's shape {:?}",
+        grad.shape(),
+        p.shape()
+    );
+    let aliased = grad.shares_storage_with(p) || state.iter().any(|s| grad.shares_storage_with(s));
+    if grad.dtype() != dtype {
+        grad.to_dtype(dtype)
+    } else if aliased {
+        grad.deep_copy()
+    } else {
+        grad.shallow_clone()
+    }
+}
+
+/// Copies the updated copies `pc` and `sc` back into the parameter and its
+/// state buffers.
+fn write_back(p: &Tensor, state: &[&Tensor], pc: &Tensor, sc: &[Tensor]) {
+    crate::autograd::no_grad(|| {
+        p.copy_(pc);
+        for (s, c) in state.iter().zip(sc) {
+            s.copy_(c);
+        }
+    });
+}
+
 fn bump_versions(p: &Tensor, state: &[&Tensor]) {
     p.bump_version();
     for s in state {
@@ -530,21 +564,7 @@ fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[
     let mut all = vec![p, grad];
     all.extend(state);
     crate::ops::device::same_device(op, &all);
-    assert_eq!(
-        grad.shape(),
-        p.shape(),
-        "{op}: gradient of shape {:?} does not match the parameter's shape {:?}",
-        grad.shape(),
-        p.shape()
-    );
-    let aliased = grad.shares_storage_with(p) || state.iter().any(|s| grad.shares_storage_with(s));
-    let grad = if grad.dtype() != p.dtype() {
-        grad.to_dtype(p.dtype())
-    } else if aliased {
-        grad.deep_copy()
-    } else {
-        grad.shallow_clone()
-    };
+    let grad = own_grad(op, p, grad, state, p.dtype());
     let dt = p.dtype();
     let direct = |t: &Tensor| t.is_contiguous() && t.dtype() == dt;
     if direct(p) && state.iter().all(|s| direct(s)) {
@@ -555,12 +575,7 @@ fn update_param_device<K: Kernel>(op: &str, p: &Tensor, grad: &Tensor, state: &[
     let pc = own(p);
     let sc: Vec<Tensor> = state.iter().map(|s| own(s)).collect();
     backend::of(p.device()).optim_step(&k.fused(), &pc, &grad, &sc.iter().collect::<Vec<_>>());
-    crate::autograd::no_grad(|| {
-        p.copy_(&pc);
-        for (s, c) in state.iter().zip(&sc) {
-            s.copy_(c);
-        }
-    });
+    write_back(p, state, &pc, &sc);
 }
 
 /// A new zero state buffer shaped like `p` (same dtype and device).

@@ -1,6 +1,6 @@
 //! RMSprop.
 
-use super::state::{Problems, all_params, match_groups, save, step_tensor};
+use super::state::{load, save, step_tensor};
 use super::{
     Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
     update_param, zeros_state,
@@ -211,17 +211,7 @@ impl Optimizer for RMSprop {
         }
     }
 
-    fn param_groups(&self) -> &[ParamGroup] {
-        &self.groups
-    }
-
-    fn momentum_kind(&self) -> Option<MomentumKind> {
-        Some(MomentumKind::Momentum)
-    }
-
-    fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
-        &mut self.groups
-    }
+    group_accessors!(groups, MomentumKind::Momentum);
 
     fn state_dict(&self) -> Dict {
         save(
@@ -262,60 +252,47 @@ impl Optimizer for RMSprop {
     }
 
     fn load_state_dict(&mut self, sd: &Dict) -> Result<(), LoadStateError> {
-        let mut pr = Problems::new("RMSprop");
-        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
-            return pr.finish(());
-        };
-        let mut hypers = Vec::new();
-        for (i, g) in m.groups.iter().enumerate() {
-            let at = format!("param_groups[{i}]");
-            for flag in ["maximize", "capturable", "differentiable"] {
-                pr.unsupported_flag(g, flag, &at);
-            }
-            hypers.push((
-                pr.float(g, "lr", &at),
-                pr.float(g, "momentum", &at),
-                pr.float(g, "alpha", &at),
-                pr.float(g, "eps", &at),
-                pr.bool(g, "centered", &at),
-                pr.float(g, "weight_decay", &at),
-            ));
-        }
-        let params = all_params(&self.groups);
-        let mut state = Vec::new();
-        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
-            let Some(s) = s else { continue };
-            let at = format!("state[{i}]");
-            let (step, sq) = (pr.step(s, &at), pr.required_buffer(s, "square_avg", p, &at));
-            let buf = pr.buffer(s, "momentum_buffer", p, &at);
-            let gavg = pr.buffer(s, "grad_avg", p, &at);
-            if let (Some(step), Some(square_avg)) = (step, sq) {
-                state.push((
-                    p.shallow_clone(),
-                    RmsState {
-                        step,
-                        square_avg,
-                        momentum_buffer: buf,
-                        grad_avg: gavg,
-                    },
-                ));
-            }
-        }
-        pr.finish(())?;
-        for (g, h) in self.groups.iter_mut().zip(hypers) {
-            // Every entry is `Some` once the checks passed.
-            let (Some(lr), Some(mom), Some(alpha), Some(eps), Some(centered), Some(wd)) = h else {
-                continue;
-            };
-            g.set_lr(lr);
-            g.momentum = Some(mom);
-            g.momentum_cell().clear();
-            g.alpha = Some(alpha);
-            g.eps = Some(eps);
-            g.centered = Some(centered);
-            g.weight_decay = Some(wd);
-        }
-        self.state.replace(state);
-        Ok(())
+        load(
+            "RMSprop",
+            &mut self.groups,
+            &mut self.state,
+            sd,
+            |pr, g, at| {
+                pr.unsupported_flags(g, &["maximize", "capturable", "differentiable"], at);
+                (
+                    pr.float(g, "lr", at),
+                    pr.float(g, "momentum", at),
+                    pr.float(g, "alpha", at),
+                    pr.float(g, "eps", at),
+                    pr.bool(g, "centered", at),
+                    pr.float(g, "weight_decay", at),
+                )
+            },
+            |pr, s, p, at| {
+                let (step, sq) = (pr.step(s, at), pr.required_buffer(s, "square_avg", p, at));
+                let momentum_buffer = pr.buffer(s, "momentum_buffer", p, at);
+                let grad_avg = pr.buffer(s, "grad_avg", p, at);
+                Some(RmsState {
+                    step: step?,
+                    square_avg: sq?,
+                    momentum_buffer,
+                    grad_avg,
+                })
+            },
+            |g, h| {
+                // Every entry is `Some` once the checks passed.
+                let (Some(lr), Some(mom), Some(alpha), Some(eps), Some(centered), Some(wd)) = h
+                else {
+                    return;
+                };
+                g.set_lr(lr);
+                g.momentum = Some(mom);
+                g.momentum_cell().clear();
+                g.alpha = Some(alpha);
+                g.eps = Some(eps);
+                g.centered = Some(centered);
+                g.weight_decay = Some(wd);
+            },
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and
 //! weight decay.
 
-use super::state::{Problems, all_params, match_groups, save};
+use super::state::{load, save};
 use super::{
     Kernel, LoadStateError, MomentumKind, Optimizer, ParamGroup, StateMap, c, resolve_lrs,
     update_param, zeros_state,
@@ -164,17 +164,7 @@ impl Optimizer for SGD {
         }
     }
 
-    fn param_groups(&self) -> &[ParamGroup] {
-        &self.groups
-    }
-
-    fn momentum_kind(&self) -> Option<MomentumKind> {
-        Some(MomentumKind::Momentum)
-    }
-
-    fn param_groups_mut(&mut self) -> &mut [ParamGroup] {
-        &mut self.groups
-    }
+    group_accessors!(groups, MomentumKind::Momentum);
 
     fn state_dict(&self) -> Dict {
         save(
@@ -207,47 +197,34 @@ impl Optimizer for SGD {
     }
 
     fn load_state_dict(&mut self, sd: &Dict) -> Result<(), LoadStateError> {
-        let mut pr = Problems::new("SGD");
-        let Some(m) = match_groups(&self.groups, sd, &mut pr) else {
-            return pr.finish(());
-        };
-        let mut hypers = Vec::new();
-        for (i, g) in m.groups.iter().enumerate() {
-            let at = format!("param_groups[{i}]");
-            for flag in ["maximize", "differentiable"] {
-                pr.unsupported_flag(g, flag, &at);
-            }
-            hypers.push((
-                pr.float(g, "lr", &at),
-                pr.float(g, "momentum", &at),
-                pr.float(g, "dampening", &at),
-                pr.float(g, "weight_decay", &at),
-                pr.bool(g, "nesterov", &at),
-            ));
-        }
-        let params = all_params(&self.groups);
-        let mut state = Vec::new();
-        for (i, (p, s)) in params.iter().zip(&m.states).enumerate() {
-            if let Some(s) = s
-                && let Some(b) = pr.buffer(s, "momentum_buffer", p, &format!("state[{i}]"))
-            {
-                state.push((p.shallow_clone(), b));
-            }
-        }
-        pr.finish(())?;
-        for (g, h) in self.groups.iter_mut().zip(hypers) {
-            // Every entry is `Some` once the checks passed.
-            let (Some(lr), Some(mom), Some(damp), Some(wd), Some(nest)) = h else {
-                continue;
-            };
-            g.set_lr(lr);
-            g.momentum = Some(mom);
-            g.momentum_cell().clear();
-            g.dampening = Some(damp);
-            g.weight_decay = Some(wd);
-            g.nesterov = Some(nest);
-        }
-        self.state.replace(state);
-        Ok(())
+        load(
+            "SGD",
+            &mut self.groups,
+            &mut self.state,
+            sd,
+            |pr, g, at| {
+                pr.unsupported_flags(g, &["maximize", "differentiable"], at);
+                (
+                    pr.float(g, "lr", at),
+                    pr.float(g, "momentum", at),
+                    pr.float(g, "dampening", at),
+                    pr.float(g, "weight_decay", at),
+                    pr.bool(g, "nesterov", at),
+                )
+            },
+            |pr, s, p, at| pr.buffer(s, "momentum_buffer", p, at),
+            |g, h| {
+                // Every entry is `Some` once the checks passed.
+                let (Some(lr), Some(mom), Some(damp), Some(wd), Some(nest)) = h else {
+                    return;
+                };
+                g.set_lr(lr);
+                g.momentum = Some(mom);
+                g.momentum_cell().clear();
+                g.dampening = Some(damp);
+                g.weight_decay = Some(wd);
+                g.nesterov = Some(nest);
+            },
+        )
     }
 }

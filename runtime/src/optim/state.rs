@@ -11,7 +11,7 @@
 //! reports every mismatch at once in a [`LoadStateError`]; the optimizer is
 //! changed only when there is none.
 
-use super::ParamGroup;
+use super::{ParamGroup, StateMap};
 use crate::Tensor;
 use crate::io::{Dict, Key, Value};
 use std::fmt;
@@ -116,13 +116,15 @@ impl Problems {
         got
     }
 
-    /// A flag PyTorch has and kiln does not implement (`maximize`,
+    /// Flags PyTorch has and kiln does not implement (`maximize`,
     /// `capturable`, ...): absent, `None` or `false` is fine.
-    pub(crate) fn unsupported_flag(&mut self, d: &Dict, key: &str, at: &str) {
-        if let Some(Value::Bool(true)) = d.get(key) {
-            self.push(format!(
-                "{at}[{key:?}] is true, which kiln does not support"
-            ));
+    pub(crate) fn unsupported_flags(&mut self, d: &Dict, keys: &[&str], at: &str) {
+        for key in keys {
+            if let Some(Value::Bool(true)) = d.get(*key) {
+                self.push(format!(
+                    "{at}[{key:?}] is true, which kiln does not support"
+                ));
+            }
         }
     }
 
@@ -347,6 +349,47 @@ pub(crate) fn match_groups<'a>(
         groups: saved_groups,
         states,
     })
+}
+
+/// Loads an optimizer state dict into `groups` and `state`: checks its
+/// structure ([`match_groups`]), reads each saved group's options with
+/// `read_group(pr, saved, at)` and each parameter's saved state with
+/// `read_state(pr, saved, param, at)` (`at` names the entry in problems),
+/// and only when no problem was found applies each group's options with
+/// `apply` and replaces the state.
+pub(crate) fn load<H, S>(
+    what: &str,
+    groups: &mut [ParamGroup],
+    state: &mut StateMap<S>,
+    sd: &Dict,
+    mut read_group: impl FnMut(&mut Problems, &Dict, &str) -> H,
+    mut read_state: impl FnMut(&mut Problems, &Dict, &Tensor, &str) -> Option<S>,
+    apply: impl Fn(&mut ParamGroup, H),
+) -> Result<(), LoadStateError> {
+    let mut pr = Problems::new(what);
+    let Some(m) = match_groups(groups, sd, &mut pr) else {
+        return pr.finish(());
+    };
+    let hypers: Vec<H> = m
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| read_group(&mut pr, g, &format!("param_groups[{i}]")))
+        .collect();
+    let mut states = Vec::new();
+    for (i, (p, s)) in all_params(groups).iter().zip(&m.states).enumerate() {
+        if let Some(s) = s
+            && let Some(s) = read_state(&mut pr, s, p, &format!("state[{i}]"))
+        {
+            states.push((p.shallow_clone(), s));
+        }
+    }
+    pr.finish(())?;
+    for (g, h) in groups.iter_mut().zip(hypers) {
+        apply(g, h);
+    }
+    state.replace(states);
+    Ok(())
 }
 
 /// Every parameter across `groups`, in order.

@@ -74,21 +74,12 @@ pub fn normal_f32(g: &mut Generator, out: &mut [f32], mean: f64, std: f64) {
         return;
     }
     let (mean, std) = (mean as f32, std as f32);
-    fill_from_u32(g, out, unit_f32);
-    let full = out.len() / FILL_MIN * FILL_MIN;
-    // Blocks are independent: transforming them in parallel keeps the bits.
-    out[..full]
-        .par_chunks_mut(FILL_MIN * 256)
-        .for_each(|chunk| {
-            chunk
-                .chunks_exact_mut(FILL_MIN)
-                .for_each(|b| super::avx_mathfun::box_muller_16(b, mean, std))
-        });
-    if full != out.len() {
-        let tail = out.len() - FILL_MIN;
-        fill_from_u32(g, &mut out[tail..], unit_f32);
-        super::avx_mathfun::box_muller_16(&mut out[tail..], mean, std);
-    }
+    normal_blocks(
+        g,
+        out,
+        |g, o| fill_from_u32(g, o, unit_f32),
+        |b| super::avx_mathfun::box_muller_16(b, mean, std),
+    );
 }
 
 /// `normal_(mean, std)` on float64 (see [`normal_f32`]).
@@ -99,23 +90,34 @@ pub fn normal_f64(g: &mut Generator, out: &mut [f64], mean: f64, std: f64) {
         }
         return;
     }
-    for o in out.iter_mut() {
-        *o = unit_f64(g.random64());
-    }
+    normal_blocks(
+        g,
+        out,
+        |g, o| o.iter_mut().for_each(|x| *x = unit_f64(g.random64())),
+        |b| box_muller_16_f64(b, mean, std),
+    );
+}
+
+/// PyTorch's vectorised normal fill of `out` (16 or more elements): all
+/// uniforms first (`uniforms`), then `box_muller` on each block of 16, the
+/// last block redrawn and transformed again when the length is not a
+/// multiple of 16.
+fn normal_blocks<T: Send>(
+    g: &mut Generator,
+    out: &mut [T],
+    uniforms: impl Fn(&mut Generator, &mut [T]),
+    box_muller: impl Fn(&mut [T]) + Sync,
+) {
+    uniforms(g, out);
     let full = out.len() / FILL_MIN * FILL_MIN;
+    // Blocks are independent: transforming them in parallel keeps the bits.
     out[..full]
         .par_chunks_mut(FILL_MIN * 256)
-        .for_each(|chunk| {
-            chunk
-                .chunks_exact_mut(FILL_MIN)
-                .for_each(|b| box_muller_16_f64(b, mean, std))
-        });
+        .for_each(|chunk| chunk.chunks_exact_mut(FILL_MIN).for_each(&box_muller));
     if full != out.len() {
         let tail = out.len() - FILL_MIN;
-        for o in out[tail..].iter_mut() {
-            *o = unit_f64(g.random64());
-        }
-        box_muller_16_f64(&mut out[tail..], mean, std);
+        uniforms(g, &mut out[tail..]);
+        box_muller(&mut out[tail..]);
     }
 }
 

@@ -319,12 +319,7 @@ impl Tensor {
 
     /// `rand` with a dtype and device.
     pub fn rand_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            opts.into(),
-            None,
-            RandomDraw::uniform(0.0, 1.0),
-        )
+        Tensor::uniform_with(0.0, 1.0, shape, opts, None)
     }
 
     /// `rand` drawing from `generator`, like `torch.rand(..., generator=g)`.
@@ -333,12 +328,7 @@ impl Tensor {
         opts: impl Into<TensorOptions>,
         generator: &mut Generator,
     ) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            opts.into(),
-            Some(generator),
-            RandomDraw::uniform(0.0, 1.0),
-        )
+        Tensor::uniform_with(0.0, 1.0, shape, opts, Some(generator))
     }
 
     /// Standard normal samples (float32, CPU), like `torch.randn`; the same
@@ -349,12 +339,7 @@ impl Tensor {
 
     /// `randn` with a dtype and device.
     pub fn randn_opts(shape: impl IntoDims, opts: impl Into<TensorOptions>) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            opts.into(),
-            None,
-            RandomDraw::normal(0.0, 1.0),
-        )
+        Tensor::normal_with(0.0, 1.0, shape, opts, None)
     }
 
     /// `randn` drawing from `generator`, like `torch.randn(..., generator=g)`.
@@ -363,23 +348,13 @@ impl Tensor {
         opts: impl Into<TensorOptions>,
         generator: &mut Generator,
     ) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            opts.into(),
-            Some(generator),
-            RandomDraw::normal(0.0, 1.0),
-        )
+        Tensor::normal_with(0.0, 1.0, shape, opts, Some(generator))
     }
 
     /// Normal samples with `mean` and `std` (float32), like
     /// `torch.normal(mean, std, shape)` / `torch.empty(shape).normal_(mean, std)`.
     pub fn normal(mean: f64, std: f64, shape: impl IntoDims) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            TensorOptions::default(),
-            None,
-            RandomDraw::normal(mean, std),
-        )
+        Tensor::normal_with(mean, std, shape, TensorOptions::default(), None)
     }
 
     /// `normal` with options, drawing from `generator` (the default one when `None`).
@@ -401,12 +376,7 @@ impl Tensor {
     /// Uniform samples in `[low, high)` (float32), like
     /// `torch.empty(shape).uniform_(low, high)`.
     pub fn uniform(low: f64, high: f64, shape: impl IntoDims) -> Tensor {
-        Tensor::random(
-            shape.into_dims(),
-            TensorOptions::default(),
-            None,
-            RandomDraw::uniform(low, high),
-        )
+        Tensor::uniform_with(low, high, shape, TensorOptions::default(), None)
     }
 
     /// `uniform` with options, drawing from `generator` (the default one when `None`).

@@ -8,6 +8,7 @@ mod list;
 
 pub use create::{IntoDims, TensorOptions};
 pub use list::TensorList;
+pub(crate) use list::python_float_repr;
 
 use crate::autograd::{self, BackwardFn, Edge, GradFn, Hook, Node, PostAccumulateHook};
 use crate::device::Device;
@@ -73,6 +74,23 @@ pub(crate) struct TensorImpl {
     pub(crate) grad: Mutex<Option<Tensor>>,
     pub(crate) hooks: Mutex<Vec<Hook>>,
     pub(crate) post_accumulate_hooks: Mutex<Vec<PostAccumulateHook>>,
+}
+
+impl TensorImpl {
+    /// A tensor over `storage` with `layout` and no autograd state: no
+    /// grad, history, base or hooks.
+    fn plain(storage: Arc<StorageCell>, layout: Layout) -> TensorImpl {
+        TensorImpl {
+            storage,
+            layout,
+            requires_grad: AtomicBool::new(false),
+            grad_fn: RwLock::new(None),
+            base: None,
+            grad: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+            post_accumulate_hooks: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// A tensor's data, shared by all its views: the storage behind its lock,
@@ -158,16 +176,10 @@ impl Tensor {
         // the thread pool, so that parallel kernels need no hand-off to
         // start (see `join_pool`); afterwards one relaxed load.
         kiln_kernels::cpu::parallel::join_pool();
-        Tensor(Arc::new(TensorImpl {
-            storage: Arc::new(StorageCell::new(storage)),
+        Tensor(Arc::new(TensorImpl::plain(
+            Arc::new(StorageCell::new(storage)),
             layout,
-            requires_grad: AtomicBool::new(false),
-            grad_fn: RwLock::new(None),
-            base: None,
-            grad: Mutex::new(None),
-            hooks: Mutex::new(Vec::new()),
-            post_accumulate_hooks: Mutex::new(Vec::new()),
-        }))
+        )))
     }
 
     /// A contiguous CPU tensor over `data` with `shape`.
@@ -179,16 +191,7 @@ impl Tensor {
     /// Another tensor over the same storage with a different layout and no
     /// autograd history (callers attach one with [`Tensor::from_op`]).
     pub(crate) fn view_with_layout(&self, layout: Layout) -> Tensor {
-        Tensor(Arc::new(TensorImpl {
-            storage: self.0.storage.clone(),
-            layout,
-            requires_grad: AtomicBool::new(false),
-            grad_fn: RwLock::new(None),
-            base: None,
-            grad: Mutex::new(None),
-            hooks: Mutex::new(Vec::new()),
-            post_accumulate_hooks: Mutex::new(Vec::new()),
-        }))
+        Tensor(Arc::new(TensorImpl::plain(self.0.storage.clone(), layout)))
     }
 
     /// Attaches autograd history to `out`, the plain result of op `name`
@@ -243,15 +246,8 @@ impl Tensor {
             .collect();
         let backward: BackwardFn = Box::new(backward);
         let node = Arc::new(Node::new(name, edges, backward).with_saved(saved));
-        let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| TensorImpl {
-            storage: shared.storage.clone(),
-            layout: shared.layout.clone(),
-            requires_grad: AtomicBool::new(false),
-            grad_fn: RwLock::new(None),
-            base: None,
-            grad: Mutex::new(None),
-            hooks: Mutex::new(Vec::new()),
-            post_accumulate_hooks: Mutex::new(Vec::new()),
+        let inner = Arc::try_unwrap(out.0).unwrap_or_else(|shared| {
+            TensorImpl::plain(shared.storage.clone(), shared.layout.clone())
         });
         Tensor(Arc::new(TensorImpl {
             grad_fn: RwLock::new(Some(node)),
@@ -260,17 +256,54 @@ impl Tensor {
         }))
     }
 
+    /// [`Tensor::from_op_saved`] for `out = op(input)` whose gradient reads
+    /// one tensor, `saved` (often `input` itself): `grad(g, saved)` is the
+    /// input's gradient given the output's `g`.
+    pub(crate) fn from_unary_saved(
+        out: Tensor,
+        name: &'static str,
+        input: &Tensor,
+        saved: &Tensor,
+        grad: impl Fn(&Tensor, &Tensor) -> Tensor + Send + Sync + 'static,
+    ) -> Tensor {
+        let s = saved.shallow_clone();
+        Tensor::from_op_saved(
+            out,
+            name,
+            &[input],
+            &[saved.shallow_clone()],
+            move |g, _| vec![Some(grad(g, &s))],
+        )
+    }
+
+    /// [`Tensor::from_op_saved`] for `out = op(a, b)` whose backward reads
+    /// both inputs: `backward(g, need, a, b)` gives their gradients.
+    pub(crate) fn from_binary_saved(
+        out: Tensor,
+        name: &'static str,
+        a: &Tensor,
+        b: &Tensor,
+        backward: impl Fn(&Tensor, &[bool], &Tensor, &Tensor) -> Vec<Option<Tensor>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Tensor {
+        let (sa, sb) = (a.shallow_clone(), b.shallow_clone());
+        Tensor::from_op_saved(
+            out,
+            name,
+            &[a, b],
+            &[a.shallow_clone(), b.shallow_clone()],
+            move |g, need| backward(g, need, &sa, &sb),
+        )
+    }
+
     /// `self` marked as a view of `base` (same storage, no history change).
     fn with_base(self, base: Tensor) -> Tensor {
         let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| TensorImpl {
-            storage: shared.storage.clone(),
-            layout: shared.layout.clone(),
             requires_grad: AtomicBool::new(shared.requires_grad.load(Ordering::Relaxed)),
             grad_fn: RwLock::new(Tensor(shared.clone()).grad_fn_node()),
-            base: None,
-            grad: Mutex::new(None),
-            hooks: Mutex::new(Vec::new()),
-            post_accumulate_hooks: Mutex::new(Vec::new()),
+            ..TensorImpl::plain(shared.storage.clone(), shared.layout.clone())
         });
         Tensor(Arc::new(TensorImpl {
             base: Some(base),

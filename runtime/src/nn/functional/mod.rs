@@ -120,26 +120,20 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
             let mut grads = dispatch!(real OP, g.dtype(), T => {
                 with_strided::<T, _>(g, OP, |gs, gst| {
                     let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
-                    let dx = need[0].then(|| {
-                        let mut dx = vec![T::zero(); n * k];
-                        with_strided::<T, _>(&wc, OP, |ws, wst| {
+                    // `[rows, inner]` g (row and column strides `rs`, `cs`;
+                    // g itself or its transpose) times `[inner, k]` `b`.
+                    let g_times = |rows: usize, inner: usize, rs: isize, cs: isize, b: &Tensor| {
+                        let mut out = vec![T::zero(); rows * k];
+                        with_strided::<T, _>(b, OP, |bs, bst| {
                             gemm(
-                                n, k, m, &mut dx, k as isize, 1, false,
-                                gs, grs, gcs, ws, wst[0] as isize, wst[1] as isize,
+                                rows, k, inner, &mut out, k as isize, 1, false,
+                                gs, rs, cs, bs, bst[0] as isize, bst[1] as isize,
                             );
                         });
-                        tensor_from(dx, &[n, k])
-                    });
-                    let dw = need[1].then(|| {
-                        let mut dw = vec![T::zero(); m * k];
-                        with_strided::<T, _>(&xc, OP, |xs, xst| {
-                            gemm(
-                                m, k, n, &mut dw, k as isize, 1, false,
-                                gs, gcs, grs, xs, xst[0] as isize, xst[1] as isize,
-                            );
-                        });
-                        tensor_from(dw, &[m, k])
-                    });
+                        tensor_from(out, &[rows, k])
+                    };
+                    let dx = need[0].then(|| g_times(n, m, grs, gcs, &wc));
+                    let dw = need[1].then(|| g_times(m, n, gcs, grs, &xc));
                     let db = (has_bias && need[2]).then(|| {
                         let mut db = vec![T::zero(); m];
                         for i in 0..n {

@@ -91,28 +91,21 @@ pub fn batch_norm(
         eps,
     };
     let (y, saved) = backend::of(x.device()).batch_norm(&xd, &args);
-    let mut inputs = vec![x];
-    inputs.extend(weight);
-    inputs.extend(bias);
-    let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
-    let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let mut to_save = vec![
         xd.shallow_clone(),
         saved.mean.shallow_clone(),
         saved.invstd.shallow_clone(),
     ];
     to_save.extend(wd.as_ref().map(Tensor::shallow_clone));
-    Tensor::from_op_saved(
+    from_norm_op(
         y,
         "NativeBatchNormBackward0",
-        &inputs,
+        x,
+        weight,
+        bias,
         &to_save,
         move |g, need| {
-            let need_b = has_b && need[1 + has_w as usize];
-            let need = [need[0], has_w && need[1], need_b];
-            let be = backend::of(g.device());
-            let grads = be.batch_norm_backward(&xd, g, wd.as_ref(), &saved, need);
-            affine_grads(grads, has_w, has_b, &dtypes)
+            backend::of(g.device()).batch_norm_backward(&xd, g, wd.as_ref(), &saved, need)
         },
     )
 }
@@ -169,27 +162,45 @@ pub fn layer_norm(
     else {
         return layer_norm_composed(x, normalized_shape, weight, bias, eps);
     };
+    let wshape = normalized_shape.to_vec();
+    let mut saved = vec![xd.shallow_clone()];
+    saved.extend(wd.as_ref().map(Tensor::shallow_clone));
+    from_norm_op(
+        out,
+        "NativeLayerNormBackward0",
+        x,
+        weight,
+        bias,
+        &saved,
+        move |g, need| {
+            let be = backend::of(g.device());
+            be.layer_norm_backward(&xd, g, wd.as_ref(), &stats, &wshape, need)
+        },
+    )
+}
+
+/// Records `out`, the normalisation of `x` scaled by `weight` and shifted by
+/// `bias` (each optional): `backward(g, need)` gives the gradients of the
+/// input, weight and bias, `need` saying which of the three are wanted.
+fn from_norm_op(
+    out: Tensor,
+    name: &'static str,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    saved: &[Tensor],
+    backward: impl Fn(&Tensor, [bool; 3]) -> crate::backend::Grads3 + Send + Sync + 'static,
+) -> Tensor {
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
     let dtypes: Vec<DType> = inputs.iter().map(|t| t.dtype()).collect();
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
-    let wshape = normalized_shape.to_vec();
-    let mut saved = vec![xd.shallow_clone()];
-    saved.extend(wd.as_ref().map(Tensor::shallow_clone));
-    Tensor::from_op_saved(
-        out,
-        "NativeLayerNormBackward0",
-        &inputs,
-        &saved,
-        move |g, need| {
-            let need_b = has_b && need[1 + has_w as usize];
-            let need = [need[0], has_w && need[1], need_b];
-            let be = backend::of(g.device());
-            let grads = be.layer_norm_backward(&xd, g, wd.as_ref(), &stats, &wshape, need);
-            affine_grads(grads, has_w, has_b, &dtypes)
-        },
-    )
+    Tensor::from_op_saved(out, name, &inputs, saved, move |g, need| {
+        let need_b = has_b && need[1 + has_w as usize];
+        let need = [need[0], has_w && need[1], need_b];
+        affine_grads(backward(g, need), has_w, has_b, &dtypes)
+    })
 }
 
 /// The gradients of a normalisation's input, weight and bias as the

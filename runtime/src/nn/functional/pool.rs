@@ -5,13 +5,13 @@ use crate::Tensor;
 use crate::backend::{self, Pool2dParams};
 use kiln_kernels::cpu::pool::pool2d_output_size;
 
-/// Runs a 4-D pooling function on `x`, accepting unbatched `[C, H, W]`
-/// input. Returns `None` when `x` is 4-D, which the caller handles itself.
-fn adapt(op: &str, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Option<Tensor> {
+/// Runs the 4-D pooling `f` on `x`, passing unbatched `[C, H, W]` input as
+/// a batch of one.
+fn batched(op: &str, x: &Tensor, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
     check_float(op, "input", x);
     match x.dim() {
-        3 => Some(f(&x.unsqueeze(0)).squeeze_dim(0)),
-        4 => None,
+        3 => f(&x.unsqueeze(0)).squeeze_dim(0),
+        4 => f(x),
         _ => panic!(
             "{op}: expected a 3-D (unbatched) or 4-D (batched) input, but got input of shape {:?}",
             x.shape()
@@ -19,17 +19,16 @@ fn adapt(op: &str, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Option<Tensor> 
     }
 }
 
-/// Checks pooling parameters and returns the output size `[oh, ow]`.
-#[allow(clippy::too_many_arguments)]
-fn output_hw(
-    op: &str,
-    x: &Tensor,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    ceil_mode: bool,
-) -> [usize; 2] {
+/// Checks a pooling window against the 4-D input `x` (positive sizes,
+/// padding at most half the window, an output of at least one element).
+fn check_window(op: &str, x: &Tensor, p: &Pool2dParams) {
+    let Pool2dParams {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+    } = *p;
     if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
         panic!(
             "{op}: kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
@@ -45,15 +44,13 @@ fn output_hw(
         }
     }
     let s = x.shape();
-    pool2d_output_size([s[2], s[3]], kernel, stride, padding, dilation, ceil_mode).unwrap_or_else(
-        || {
-            panic!(
-                "{op}: given input size {:?}, kernel {kernel:?}, stride {stride:?}, padding \
-                 {padding:?} and dilation {dilation:?}, the calculated output size is too small",
-                x.shape()
-            )
-        },
-    )
+    if pool2d_output_size([s[2], s[3]], kernel, stride, padding, dilation, ceil_mode).is_none() {
+        panic!(
+            "{op}: given input size {:?}, kernel {kernel:?}, stride {stride:?}, padding \
+             {padding:?} and dilation {dilation:?}, the calculated output size is too small",
+            x.shape()
+        )
+    }
 }
 
 /// 2-D max pooling, like `F.max_pool2d(x, kernel, stride, padding)` (no
@@ -86,12 +83,6 @@ pub fn max_pool2d_with(
     ceil_mode: bool,
 ) -> Tensor {
     const OP: &str = "max_pool2d";
-    if let Some(y) = adapt(OP, x, |x| {
-        max_pool2d_with(x, kernel, stride, padding, dilation, ceil_mode)
-    }) {
-        return y;
-    }
-    output_hw(OP, x, kernel, stride, padding, dilation, ceil_mode);
     let p = Pool2dParams {
         kernel,
         stride,
@@ -99,11 +90,14 @@ pub fn max_pool2d_with(
         dilation,
         ceil_mode,
     };
-    let (out, indices) = backend::of(x.device()).max_pool2d(&x.detach(), &p);
-    let in_shape = x.shape().to_vec();
-    Tensor::from_op(out, "MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
-        let be = backend::of(g.device());
-        vec![Some(be.max_pool2d_backward(g, &indices, &in_shape, &p))]
+    batched(OP, x, |x| {
+        check_window(OP, x, &p);
+        let (out, indices) = backend::of(x.device()).max_pool2d(&x.detach(), &p);
+        let in_shape = x.shape().to_vec();
+        Tensor::from_op(out, "MaxPool2DWithIndicesBackward0", &[x], move |g, _| {
+            let be = backend::of(g.device());
+            vec![Some(be.max_pool2d_backward(g, &indices, &in_shape, &p))]
+        })
     })
 }
 
@@ -136,12 +130,6 @@ pub fn avg_pool2d_with(
     count_include_pad: bool,
 ) -> Tensor {
     const OP: &str = "avg_pool2d";
-    if let Some(y) = adapt(OP, x, |x| {
-        avg_pool2d_with(x, kernel, stride, padding, ceil_mode, count_include_pad)
-    }) {
-        return y;
-    }
-    output_hw(OP, x, kernel, stride, padding, [1, 1], ceil_mode);
     let p = Pool2dParams {
         kernel,
         stride,
@@ -149,16 +137,19 @@ pub fn avg_pool2d_with(
         dilation: [1, 1],
         ceil_mode,
     };
-    let out = backend::of(x.device()).avg_pool2d(&x.detach(), &p, count_include_pad);
-    let in_shape = x.shape().to_vec();
-    Tensor::from_op(out, "AvgPool2DBackward0", &[x], move |g, _| {
-        let be = backend::of(g.device());
-        vec![Some(be.avg_pool2d_backward(
-            g,
-            &in_shape,
-            &p,
-            count_include_pad,
-        ))]
+    batched(OP, x, |x| {
+        check_window(OP, x, &p);
+        let out = backend::of(x.device()).avg_pool2d(&x.detach(), &p, count_include_pad);
+        let in_shape = x.shape().to_vec();
+        Tensor::from_op(out, "AvgPool2DBackward0", &[x], move |g, _| {
+            let be = backend::of(g.device());
+            vec![Some(be.avg_pool2d_backward(
+                g,
+                &in_shape,
+                &p,
+                count_include_pad,
+            ))]
+        })
     })
 }
 
@@ -173,26 +164,25 @@ pub fn avg_pool2d_with(
 /// ```
 pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Tensor {
     const OP: &str = "adaptive_avg_pool2d";
-    if let Some(y) = adapt(OP, x, |x| adaptive_avg_pool2d(x, output_size)) {
-        return y;
-    }
-    let in_shape = x.shape();
-    if output_size.contains(&0) && in_shape[0] * in_shape[1] > 0 {
-        panic!(
-            "{OP}: output size {output_size:?} must be positive (input {:?})",
-            x.shape()
-        );
-    }
-    if in_shape[2] == 0 || in_shape[3] == 0 {
-        panic!(
-            "{OP}: expected input with non-zero spatial size, but got {:?}",
-            x.shape()
-        );
-    }
-    let out = backend::of(x.device()).adaptive_avg_pool2d(&x.detach(), output_size);
-    let in_shape = in_shape.to_vec();
-    Tensor::from_op(out, "AdaptiveAvgPool2DBackward0", &[x], move |g, _| {
-        let be = backend::of(g.device());
-        vec![Some(be.adaptive_avg_pool2d_backward(g, &in_shape))]
+    batched(OP, x, |x| {
+        let in_shape = x.shape();
+        if output_size.contains(&0) && in_shape[0] * in_shape[1] > 0 {
+            panic!(
+                "{OP}: output size {output_size:?} must be positive (input {:?})",
+                x.shape()
+            );
+        }
+        if in_shape[2] == 0 || in_shape[3] == 0 {
+            panic!(
+                "{OP}: expected input with non-zero spatial size, but got {:?}",
+                x.shape()
+            );
+        }
+        let out = backend::of(x.device()).adaptive_avg_pool2d(&x.detach(), output_size);
+        let in_shape = in_shape.to_vec();
+        Tensor::from_op(out, "AdaptiveAvgPool2DBackward0", &[x], move |g, _| {
+            let be = backend::of(g.device());
+            vec![Some(be.adaptive_avg_pool2d_backward(g, &in_shape))]
+        })
     })
 }

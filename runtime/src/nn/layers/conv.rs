@@ -1,8 +1,8 @@
 //! `Conv2d` and its options.
 
-use super::param;
+use super::{default_bias, default_weight};
 use crate::nn::module::pair;
-use crate::nn::{Forward, functional, init};
+use crate::nn::{Forward, functional};
 use crate::{Device, Tensor, TensorOptions};
 
 /// Hyper-parameters of a [`Conv2d`], built like PyTorch's keyword
@@ -107,26 +107,13 @@ impl Conv2d {
         );
         let [kh, kw] = options.kernel_size;
         let opts = TensorOptions::default().device(device);
-        let weight = Tensor::zeros_opts([out_channels, in_channels / g, kh, kw], opts);
-        init::kaiming_uniform_(
-            &weight,
-            5f64.sqrt(),
-            init::FanMode::FanIn,
-            init::Nonlinearity::LeakyReLU,
-        );
+        let weight = default_weight(&[out_channels, in_channels / g, kh, kw], opts);
         let fan_in = in_channels / g * kh * kw;
-        let bias = options.bias.then(|| {
-            let b = Tensor::zeros_opts([out_channels], opts);
-            let bound = if fan_in > 0 {
-                1.0 / (fan_in as f64).sqrt()
-            } else {
-                0.0
-            };
-            init::uniform_(&b, -bound, bound);
-            param(b)
-        });
+        let bias = options
+            .bias
+            .then(|| default_bias(out_channels, fan_in, opts));
         Conv2d {
-            weight: param(weight),
+            weight,
             bias,
             in_channels,
             out_channels,

@@ -1,7 +1,7 @@
 //! `Linear`: `y = x Wᵀ + b`.
 
-use super::param;
-use crate::nn::{Forward, functional, init};
+use super::{default_bias, default_weight};
+use crate::nn::{Forward, functional};
 use crate::{Device, Tensor, TensorOptions};
 
 /// Fully connected layer `y = x @ weight.T + bias`, like `nn.Linear`.
@@ -46,25 +46,10 @@ impl Linear {
         device: &Device,
     ) -> Linear {
         let opts = TensorOptions::default().device(device);
-        let weight = Tensor::zeros_opts([out_features, in_features], opts);
-        init::kaiming_uniform_(
-            &weight,
-            5f64.sqrt(),
-            init::FanMode::FanIn,
-            init::Nonlinearity::LeakyReLU,
-        );
-        let bias = bias.then(|| {
-            let b = Tensor::zeros_opts([out_features], opts);
-            let bound = if in_features > 0 {
-                1.0 / (in_features as f64).sqrt()
-            } else {
-                0.0
-            };
-            init::uniform_(&b, -bound, bound);
-            param(b)
-        });
+        let weight = default_weight(&[out_features, in_features], opts);
+        let bias = bias.then(|| default_bias(out_features, in_features, opts));
         Linear {
-            weight: param(weight),
+            weight,
             bias,
             in_features,
             out_features,

@@ -9,7 +9,7 @@
 
 use super::warm::write;
 use super::{Core, LrScheduler, Optimizer};
-use super::{Field, Problems, field};
+use super::{Field, Problems, assert_one_per_group, field};
 use crate::io::Dict;
 use crate::optim::{LoadStateError, SharedMomentum};
 use std::f64::consts::PI;
@@ -63,13 +63,7 @@ impl MomentumCycle {
     fn set_range(&mut self, op: &str, base: Option<&[f64]>, max: Option<&[f64]>) {
         for (v, new) in [(&mut self.base, base), (&mut self.max, max)] {
             if let Some(new) = new {
-                assert_eq!(
-                    new.len(),
-                    v.len(),
-                    "{op}: expected {} momentum values (one per group), got {}",
-                    v.len(),
-                    new.len()
-                );
+                assert_one_per_group(op, "momentum values (one per group)", new, v.len());
                 v.copy_from_slice(new);
             }
         }
@@ -193,13 +187,8 @@ impl OneCycleLR {
     ) -> OneCycleLR {
         assert!(total_steps > 0, "OneCycleLR: total_steps must be positive");
         let core = Core::new(opt);
-        assert_eq!(
-            max_lrs.len(),
-            core.cells.len(),
-            "OneCycleLR: expected {} max_lr values (one per group), got {}",
-            core.cells.len(),
-            max_lrs.len()
-        );
+        let what = "max_lr values (one per group)";
+        assert_one_per_group("OneCycleLR", what, max_lrs, core.cells.len());
         let mut s = OneCycleLR {
             core,
             max_lrs: max_lrs.to_vec(),
@@ -223,43 +212,49 @@ impl OneCycleLR {
     }
 
     /// The fraction of the steps spent rising (default 0.3).
-    pub fn pct_start(mut self, pct: f64) -> Self {
+    pub fn pct_start(self, pct: f64) -> Self {
         assert!(
             (0.0..=1.0).contains(&pct),
             "OneCycleLR: pct_start must be in [0, 1], got {pct}"
         );
-        self.pct_start = pct;
-        self.restart_schedule();
-        self
+        Self {
+            pct_start: pct,
+            ..self
+        }
+        .restarted()
     }
 
     /// The annealing shape (default cosine).
-    pub fn anneal_strategy(mut self, a: AnnealStrategy) -> Self {
-        self.anneal = a;
-        self.restart_schedule();
-        self
+    pub fn anneal_strategy(self, a: AnnealStrategy) -> Self {
+        Self { anneal: a, ..self }.restarted()
     }
 
     /// Start rate = `max_lr / div_factor` (default 25).
-    pub fn div_factor(mut self, d: f64) -> Self {
-        self.div_factor = d;
-        self.restart_schedule();
-        self
+    pub fn div_factor(self, d: f64) -> Self {
+        Self {
+            div_factor: d,
+            ..self
+        }
+        .restarted()
     }
 
     /// Final rate = start rate / `final_div_factor` (default 1e4).
-    pub fn final_div_factor(mut self, d: f64) -> Self {
-        self.final_div_factor = d;
-        self.restart_schedule();
-        self
+    pub fn final_div_factor(self, d: f64) -> Self {
+        Self {
+            final_div_factor: d,
+            ..self
+        }
+        .restarted()
     }
 
     /// Up, back down to the start rate, then down to the final rate
     /// (fast.ai's variant) instead of up then down.
-    pub fn three_phase(mut self, on: bool) -> Self {
-        self.three_phase = on;
-        self.restart_schedule();
-        self
+    pub fn three_phase(self, on: bool) -> Self {
+        Self {
+            three_phase: on,
+            ..self
+        }
+        .restarted()
     }
 
     /// Sets each group's `initial_lr` and goes back to step 0 (used by the
@@ -303,30 +298,27 @@ impl OneCycleLR {
         let initial = self.core.base_lrs[g];
         let max = self.max_lrs[g];
         let min = initial / self.final_div_factor;
-        // (start rate, end rate) of each phase.
-        let phases: &[(f64, f64)] = if self.three_phase {
-            &[(initial, max), (max, initial), (initial, min)]
-        } else {
-            &[(initial, max), (max, min)]
-        };
-        let (i, pct) = self.phase(t);
-        self.anneal.anneal(phases[i].0, phases[i].1, pct)
+        let three = [(initial, max), (max, initial), (initial, min)];
+        self.anneal_phases(t, &three, &[(initial, max), (max, min)])
     }
 
     /// The momentum between `base` and `max` at step `t`.
     fn momentum_at(&self, t: i64, base: f64, max: f64) -> f64 {
-        let phases: &[(f64, f64)] = if self.three_phase {
-            &[(max, base), (base, max), (max, max)]
-        } else {
-            &[(max, base), (base, max)]
-        };
+        let three = [(max, base), (base, max), (max, max)];
+        self.anneal_phases(t, &three, &[(max, base), (base, max)])
+    }
+
+    /// Anneals between the (start, end) values of the phase step `t` falls
+    /// in: `three` for the three-phase schedule, else `two`.
+    fn anneal_phases(&self, t: i64, three: &[(f64, f64); 3], two: &[(f64, f64); 2]) -> f64 {
+        let phases: &[(f64, f64)] = if self.three_phase { three } else { two };
         let (i, pct) = self.phase(t);
         self.anneal.anneal(phases[i].0, phases[i].1, pct)
     }
 }
 
 impl LrScheduler for OneCycleLR {
-    core_state_methods!(
+    core_methods!(
         OneCycleLR,
         [
             "max_lrs" => max_lrs: Vec<f64>,
@@ -337,8 +329,7 @@ impl LrScheduler for OneCycleLR {
         ]
     );
     fn step(&mut self) {
-        self.core.last_epoch += 1;
-        let t = self.core.last_epoch;
+        let t = self.core.advance();
         assert!(
             t <= self.total_steps,
             "OneCycleLR: tried to step {t} times; the schedule has total_steps = {}",
@@ -351,12 +342,6 @@ impl LrScheduler for OneCycleLR {
         if let Some(m) = &self.momentum {
             m.write(|_, base, max| self.momentum_at(t, base, max));
         }
-    }
-    fn get_last_lr(&self) -> Vec<f64> {
-        self.core.last_lr.clone()
-    }
-    fn last_epoch(&self) -> i64 {
-        self.core.last_epoch
     }
 }
 
@@ -540,23 +525,17 @@ impl CyclicLR {
 }
 
 impl LrScheduler for CyclicLR {
-    core_state_methods!(
+    core_methods!(
         CyclicLR,
         ["max_lrs" => max_lrs: Vec<f64>, "step_size_up" => step_size_up: f64]
     );
     fn step(&mut self) {
-        self.core.last_epoch += 1;
+        self.core.advance();
         let lrs = self.rates();
         write(&mut self.core, lrs);
         if let Some(m) = &self.momentum {
             let (factor, scale) = self.height();
             m.write(|_, base, max| max - (max - base) * factor * scale);
         }
-    }
-    fn get_last_lr(&self) -> Vec<f64> {
-        self.core.last_lr.clone()
-    }
-    fn last_epoch(&self) -> i64 {
-        self.core.last_epoch
     }
 }

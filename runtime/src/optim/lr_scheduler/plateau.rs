@@ -1,6 +1,6 @@
 //! `ReduceLROnPlateau`: lower the rate when a metric stops improving.
 
-use super::{Field, Optimizer, Problems, field};
+use super::{Field, Optimizer, Problems, assert_one_per_group, check_group_counts, field};
 use crate::io::{Dict, Value};
 use crate::optim::{LoadStateError, SharedLr};
 
@@ -107,17 +107,8 @@ impl ReduceLROnPlateau {
         let cooldown = count("cooldown", &mut pr);
         let min_lrs: Option<Vec<f64>> = field(state, "min_lrs", &mut pr);
         let eps: Option<f64> = field(state, "eps", &mut pr);
-        let groups = self.cells.len();
-        for (key, v) in [("_last_lr", &last), ("min_lrs", &min_lrs)] {
-            if let Some(v) = v
-                && v.len() != groups
-            {
-                pr.push(format!(
-                    "{key:?} has {} entries but the optimizer has {groups} group(s)",
-                    v.len()
-                ));
-            }
-        }
+        let lists = [("_last_lr", &last), ("min_lrs", &min_lrs)];
+        check_group_counts(&mut pr, self.cells.len(), lists);
         pr.finish(())?;
         let (
             Some(epoch),
@@ -228,13 +219,7 @@ impl ReduceLROnPlateau {
 
     /// A lower bound per group.
     pub fn min_lrs(mut self, min_lrs: &[f64]) -> Self {
-        assert_eq!(
-            min_lrs.len(),
-            self.cells.len(),
-            "ReduceLROnPlateau: expected {} min_lrs, got {}",
-            self.cells.len(),
-            min_lrs.len()
-        );
+        assert_one_per_group("ReduceLROnPlateau", "min_lrs", min_lrs, self.cells.len());
         self.min_lrs = min_lrs.to_vec();
         self
     }

@@ -70,7 +70,7 @@ impl LinearLR {
 }
 
 impl LrScheduler for LinearLR {
-    core_state_methods!(
+    core_methods!(
         LinearLR,
         [
             "start_factor" => start_factor: f64,
@@ -79,8 +79,7 @@ impl LrScheduler for LinearLR {
         ]
     );
     fn step(&mut self) {
-        self.core.last_epoch += 1;
-        let e = self.core.last_epoch;
+        let e = self.core.advance();
         let (sf, ef, n) = (self.start_factor, self.end_factor, self.total_iters);
         let lrs = self
             .core
@@ -98,12 +97,6 @@ impl LrScheduler for LinearLR {
             })
             .collect();
         write(&mut self.core, lrs);
-    }
-    fn get_last_lr(&self) -> Vec<f64> {
-        self.core.last_lr.clone()
-    }
-    fn last_epoch(&self) -> i64 {
-        self.core.last_epoch
     }
 }
 
@@ -186,7 +179,7 @@ impl CosineAnnealingWarmRestarts {
 }
 
 impl LrScheduler for CosineAnnealingWarmRestarts {
-    core_state_methods!(
+    core_methods!(
         CosineAnnealingWarmRestarts,
         [
             "T_0" => t_0: i64,
@@ -207,15 +200,9 @@ impl LrScheduler for CosineAnnealingWarmRestarts {
                 self.t_i *= self.t_mult;
             }
         }
-        self.core.last_epoch += 1;
+        self.core.advance();
         let lrs = self.rates();
         write(&mut self.core, lrs);
-    }
-    fn get_last_lr(&self) -> Vec<f64> {
-        self.core.last_lr.clone()
-    }
-    fn last_epoch(&self) -> i64 {
-        self.core.last_epoch
     }
 }
 
