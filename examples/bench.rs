@@ -35,9 +35,7 @@ use kiln_kernels::cpu::isa::cpu_features;
 use std::path::PathBuf;
 use std::time::Instant;
 
-#[path = "common/lenet.rs"]
-mod lenet;
-use lenet::LeNet;
+use kiln::models::LeNet5;
 
 network! {
     /// The baseline's VGG-11 with batch norm at half width (CFG
@@ -285,7 +283,7 @@ fn run_all(args: &Args, dev: &Device) -> Result<(), Box<dyn std::error::Error + 
 fn run_mnist(args: &Args, data: &Data, dev: &Device) {
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
     if wanted("lenet_sgd_b64") {
-        let mut m = LeNet::new(dev);
+        let mut m = LeNet5::new(dev);
         let mut opt = SGD::new(m.parameters(), 0.05).momentum(0.9);
         train("lenet_sgd_b64", &mut m, &mut opt, data, 64, args.steps, dev);
     }
@@ -295,7 +293,7 @@ fn run_mnist(args: &Args, data: &Data, dev: &Device) {
         train("mlp_sgd_b64", &mut m, &mut opt, data, 64, args.steps, dev);
     }
     if wanted("lenet_adam_b256") {
-        let mut m = LeNet::new(dev);
+        let mut m = LeNet5::new(dev);
         let mut opt = Adam::new(m.parameters(), 1e-3);
         train(
             "lenet_adam_b256",

@@ -5,9 +5,10 @@
 //! touching the file, as on every save), each 3 times. Prints one JSON line
 //! per model with the minimum and every run.
 //!
-//! The crates are generated under `target/bench-check/` from
-//! `ui-tests/pass/vgg16.rs` and `ui-tests/pass/resnet50.rs` and use this
-//! checkout of kiln by path.
+//! The crates are generated under `target/bench-check/` from the library's
+//! own declarations (`kiln::models::Vgg16` from `src/models/vgg.rs`;
+//! `Bottleneck` and `ResNet50` from `src/models/resnet.rs`), copied as a
+//! user crate writes them, and use this checkout of kiln by path.
 //!
 //! Run: `cargo run --release --example bench_check [-- vgg16|resnet50]`
 
@@ -28,6 +29,26 @@ fn cargo_check(dir: &Path, target: &Path) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// The `network!` declarations of the structs `names` in the library file
+/// `src/models/{file}`, as a user crate writes them, and a `main` naming
+/// the last one's constructor.
+fn model_source(root: &Path, file: &str, names: &[&str]) -> String {
+    let text = std::fs::read_to_string(root.join("src/models").join(file)).unwrap();
+    let mut source = String::from("use kiln::network;\n");
+    for block in text.split("\nnetwork! {").skip(1) {
+        let block = &block[..block.find("\n}\n").expect("a network! block ends") + 3];
+        if names
+            .iter()
+            .any(|name| block.contains(&format!("pub struct {name}<")))
+        {
+            source.push_str("\nnetwork! {");
+            source.push_str(block);
+        }
+    }
+    let last = names.last().unwrap();
+    source + &format!("\nfn main() {{\n    let _ = {last}::<1000>::new;\n}}\n")
+}
+
 /// Runs `cargo check` on the model's crate: once to build kiln's check
 /// artifacts, then 3 cold and 3 incremental runs.
 fn bench(root: &Path, model: &str) {
@@ -41,7 +62,10 @@ fn bench(root: &Path, model: &str) {
         root.display().to_string()
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
-    let source = std::fs::read_to_string(root.join(format!("ui-tests/pass/{model}.rs"))).unwrap();
+    let source = match model {
+        "vgg16" => model_source(root, "vgg.rs", &["Vgg16"]),
+        _ => model_source(root, "resnet.rs", &["Bottleneck", "ResNet50"]),
+    };
     let main_rs = dir.join("src").join("main.rs");
     std::fs::write(&main_rs, &source).unwrap();
 

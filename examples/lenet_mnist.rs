@@ -4,7 +4,7 @@
 //! cargo run --release --example lenet_mnist [-- OPTIONS]
 //! ```
 //!
-//! LeNet is declared with `network!` in `common/lenet.rs` (its shapes
+//! LeNet-5 is `kiln::models::LeNet5`, declared with `network!` (its shapes
 //! checked while it compiles); MNIST comes through `Mnist` + `DataLoader` (normalised with
 //! mean 0.1307 / std 0.3081, shuffled, loaded by worker threads). Training
 //! uses cross-entropy and, by default, SGD with Nesterov momentum under a
@@ -50,9 +50,7 @@ use kiln::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[path = "common/lenet.rs"]
-mod lenet;
-use lenet::LeNet;
+use kiln::models::LeNet5;
 
 /// MNIST's per-pixel mean and standard deviation over the training set.
 const MNIST_MEAN: f32 = 0.1307;
@@ -409,7 +407,7 @@ impl<D: kiln::data::Dataset> kiln::data::Dataset for Prefix<D> {
 
 /// Mean loss and accuracy of `model` on `loader`, in eval mode.
 fn evaluate<D>(
-    model: &mut LeNet,
+    model: &mut LeNet5,
     loader: &DataLoader<D, (Tensor, Tensor)>,
     device: &Device,
 ) -> Result<(f64, f64), DataError>
@@ -451,7 +449,7 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
 /// Trains `model` as `opts` says and returns what it measured; `quiet`
 /// hides the progress bars and per-epoch lines (for tests).
 fn train(
-    model: &mut LeNet,
+    model: &mut LeNet5,
     train_set: Mnist,
     test_set: Mnist,
     opts: &Options,
@@ -599,7 +597,7 @@ fn train(
 fn save_state(
     path: &Path,
     epoch: usize,
-    model: &LeNet,
+    model: &LeNet5,
     opt: &dyn Optimizer,
     schedule: &dyn LrScheduler,
     schedule_text: &str,
@@ -638,7 +636,7 @@ fn save_state(
 /// Restores what [`save_state`] wrote; returns the epoch it was saved at.
 fn resume(
     path: &Path,
-    model: &mut LeNet,
+    model: &mut LeNet5,
     opt: &mut dyn Optimizer,
     schedule: &mut dyn LrScheduler,
     schedule_text: &str,
@@ -778,13 +776,13 @@ fn run(opts: &Options) -> Result<Option<Summary>, String> {
     };
     manual_seed(opts.seed);
     let (mut alone, mut wrapped);
-    let model: &mut LeNet = if opts.distributed {
+    let model: &mut LeNet5 = if opts.distributed {
         // Rank 0's initial weights everywhere; gradients averaged in
         // buckets while backward runs.
-        wrapped = DistributedDataParallel::new(LeNet::new(&opts.device));
+        wrapped = DistributedDataParallel::new(LeNet5::new(&opts.device));
         wrapped.module_mut()
     } else {
-        alone = LeNet::new(&opts.device);
+        alone = LeNet5::new(&opts.device);
         &mut alone
     };
     if opts.distributed {
@@ -944,7 +942,7 @@ mod tests {
         opts.state =
             std::env::temp_dir().join(format!("kiln-lenet-state-{}.st", std::process::id()));
         manual_seed(0);
-        let mut model = LeNet::new(&Device::Cpu);
+        let mut model = LeNet5::new(&Device::Cpu);
         let s = train(&mut model, train_set, test_set, &opts, true).unwrap();
         let e = &s.epochs[0];
         assert_eq!(e.images, 6400);
@@ -979,7 +977,7 @@ mod tests {
 
     /// The last epoch's test loss and accuracy, bit for bit, and the
     /// trained weights.
-    fn outcome(s: &Summary, model: &LeNet) -> String {
+    fn outcome(s: &Summary, model: &LeNet5) -> String {
         let e = s.epochs.last().unwrap();
         let weights: Vec<u32> = model
             .state_dict()
@@ -1010,7 +1008,7 @@ mod tests {
         let mut opts = resume_opts(dir, 2, &state);
         opts.resume = Some(state.clone());
         manual_seed(opts.seed);
-        let mut model = LeNet::new(&Device::Cpu);
+        let mut model = LeNet5::new(&Device::Cpu);
         let s = train(&mut model, train_set, test_set, &opts, true).unwrap();
         std::fs::write(out, outcome(&s, &model)).unwrap();
     }
@@ -1033,7 +1031,7 @@ mod tests {
                 &tmp.join(format!("kiln-lenet-s-{}.st", std::process::id())),
             );
             manual_seed(opts.seed);
-            let mut model = LeNet::new(&Device::Cpu);
+            let mut model = LeNet5::new(&Device::Cpu);
             let s = train(&mut model, train_set, test_set, &opts, true).unwrap();
             std::fs::remove_file(&opts.state).unwrap();
             outcome(&s, &model)
@@ -1044,7 +1042,7 @@ mod tests {
             // `--epochs 2 --resume`.
             let opts = resume_opts(dir.clone(), 1, &state);
             manual_seed(opts.seed);
-            let mut model = LeNet::new(&Device::Cpu);
+            let mut model = LeNet5::new(&Device::Cpu);
             train(&mut model, train_set, test_set, &opts, true).unwrap();
         }
         let status = std::process::Command::new(std::env::current_exe().unwrap())
@@ -1071,7 +1069,7 @@ mod tests {
         let mut opts = resume_opts(dir.clone(), 2, &state);
         opts.resume = Some(state.clone());
         let err = train(
-            &mut LeNet::new(&Device::Cpu),
+            &mut LeNet5::new(&Device::Cpu),
             train_set,
             test_set,
             &opts,
@@ -1085,7 +1083,7 @@ mod tests {
         opts.resume = Some(state.clone());
         opts.lr_decay = 0.9;
         let err = train(
-            &mut LeNet::new(&Device::Cpu),
+            &mut LeNet5::new(&Device::Cpu),
             train_set,
             test_set,
             &opts,

@@ -37,6 +37,10 @@ use kiln::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+#[path = "common/out_arg.rs"]
+mod out_arg;
+use out_arg::parse_out_arg;
+
 /// Learning rate of every optimizer.
 const LR: f64 = 0.01;
 /// Samples per batch.
@@ -163,19 +167,10 @@ pub fn run(
 
 /// `--out PATH` (default `optimizers.png`).
 fn parse_args() -> Result<PathBuf, String> {
-    let mut out = PathBuf::from("optimizers.png");
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" => out = it.next().ok_or("--out needs a path")?.into(),
-            "-h" | "--help" => {
-                println!("usage: tutorial_optimizers [--out PATH]   (default optimizers.png)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(out)
+    parse_out_arg(
+        PathBuf::from("optimizers.png"),
+        "usage: tutorial_optimizers [--out PATH]   (default optimizers.png)",
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -55,6 +55,10 @@ use kiln::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+#[path = "common/out_arg.rs"]
+mod out_arg;
+use out_arg::parse_out_arg;
+
 network! {
     /// The tutorial's `TheModelClass` (LeNet-style, 3×32×32 inputs), plus
     /// `bn1` and a dropout.
@@ -313,19 +317,10 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Result<Outcome, Box<dyn std::err
 /// `--out PATH` (default: `kiln_tutorial_model.safetensors` in the
 /// temporary directory).
 fn parse_args() -> Result<PathBuf, String> {
-    let mut path = std::env::temp_dir().join("kiln_tutorial_model.safetensors");
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" => path = it.next().ok_or("--out needs a path")?.into(),
-            "-h" | "--help" => {
-                println!("usage: tutorial_save_load [--out PATH]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(path)
+    parse_out_arg(
+        std::env::temp_dir().join("kiln_tutorial_model.safetensors"),
+        "usage: tutorial_save_load [--out PATH]",
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,6 +12,10 @@ use kiln::rng::Generator;
 use kiln::{DType, StateDict, Tensor};
 use std::path::{Path, PathBuf};
 
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
 }
@@ -22,20 +26,6 @@ fn fixtures() -> PathBuf {
 fn fixture(name: &str) -> Option<PathBuf> {
     let p = fixtures().join(name);
     kiln::testing::fixture_or_skip(&p, "a shared fixture").then_some(p)
-}
-
-/// A fresh, empty directory under the system temp dir.
-fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "kiln_ckpt_{tag}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The JSON header of a safetensors file.
@@ -406,46 +396,40 @@ fn malformed_files_are_typed_errors() {
     let e = load("max_len.safetensors", &huge);
     assert!(matches!(e, IoError::InvalidHeader { .. }), "{e}");
 
-    let e = load(
-        "overlap.safetensors",
-        &build(
+    // Offsets and shapes that do not tile the data: layout errors.
+    for (name, data_len, header) in [
+        (
+            "overlap",
+            12,
             r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
-            &[0; 12],
         ),
-    );
-    assert!(matches!(e, IoError::InvalidLayout { .. }), "{e}");
-    let e = load(
-        "out_of_range.safetensors",
-        &build(
+        (
+            "out_of_range",
+            4,
             r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 4],
         ),
-    );
-    assert!(matches!(e, IoError::InvalidLayout { .. }), "{e}");
-    let e = load(
-        "gap.safetensors",
-        &build(
+        (
+            "gap",
+            8,
             r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-            &[0; 8],
         ),
-    );
-    assert!(matches!(e, IoError::InvalidLayout { .. }), "{e}");
-    let e = load(
-        "shape_mismatch.safetensors",
-        &build(
+        (
+            "shape_mismatch",
+            8,
             r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
-            &[0; 8],
         ),
-    );
-    assert!(matches!(e, IoError::InvalidLayout { .. }), "{e}");
-    let e = load(
-        "overflow.safetensors",
-        &build(
+        (
+            "overflow",
+            8,
             r#"{"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#,
-            &[0; 8],
         ),
-    );
-    assert!(matches!(e, IoError::InvalidLayout { .. }), "{e}");
+    ] {
+        let e = load(
+            &format!("{name}.safetensors"),
+            &build(header, &vec![0; data_len]),
+        );
+        assert!(matches!(e, IoError::InvalidLayout { .. }), "{name}: {e}");
+    }
     let e = load(
         "unknown_dtype.safetensors",
         &build(

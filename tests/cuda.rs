@@ -9,9 +9,13 @@
 
 use kiln::backend::ClassLoss;
 use kiln::backend::cuda as kc;
-use kiln::network;
+use kiln::models::LeNet5;
 use kiln::prelude::*;
 use std::sync::{Mutex, MutexGuard};
+
+#[path = "common/nets.rs"]
+mod nets;
+use nets::VggTiny;
 
 /// Serialises the tests' use of the GPU.
 static GPU: Mutex<()> = Mutex::new(());
@@ -1237,37 +1241,6 @@ fn optimizers_match_cpu() {
     }
 }
 
-network! {
-    /// LeNet-5, as in the README.
-    struct LeNet(input: [1, 28, 28]) {
-        conv1: Conv2d(1 -> 6, kernel: 5, padding: 2),
-        relu,
-        max_pool2d(2),
-        conv2: Conv2d(6 -> 16, kernel: 5),
-        relu,
-        max_pool2d(2),
-        flatten,
-        fc1: Linear(16 * 5 * 5 -> 120),
-        relu,
-        fc2: Linear(120 -> 84),
-        relu,
-        fc3: Linear(84 -> 10),
-    }
-}
-
-network! {
-    /// A small VGG-style net: batch norm, dropout, adaptive pooling.
-    struct Vgg(input: [3, 16, 16]) {
-        features: [
-            Conv2d(3 -> 8, kernel: 3, padding: 1), BatchNorm2d(8), ReLU, MaxPool2d(2),
-            Conv2d(8 -> 16, kernel: 3, padding: 1), BatchNorm2d(16), ReLU, MaxPool2d(2),
-        ],
-        avgpool: AdaptiveAvgPool2d(1),
-        flatten,
-        classifier: [Linear(16 -> 32), ReLU, Dropout(0.0), Linear(32 -> 10)],
-    }
-}
-
 /// Trains copies of one model on the CPU and on `d` for a few steps of
 /// forward, cross-entropy, backward and `make`'s optimizer; compares the
 /// logits, loss, every gradient, and every parameter and buffer after
@@ -1332,16 +1305,16 @@ fn training_matches<M: Module + Forward>(
 fn lenet_training_steps_match_cpu() {
     use kiln::optim::{Adam, RMSprop, SGD};
     let Some(d) = gpu() else { return };
-    training_matches("lenet sgd", &d, LeNet::new, &[1, 28, 28], |p| {
+    training_matches("lenet sgd", &d, LeNet5::new, &[1, 28, 28], |p| {
         Box::new(SGD::new(p, 0.05).momentum(0.9))
     });
-    training_matches("lenet adam", &d, LeNet::new, &[1, 28, 28], |p| {
+    training_matches("lenet adam", &d, LeNet5::new, &[1, 28, 28], |p| {
         Box::new(Adam::new(p, 1e-3))
     });
-    training_matches("lenet rmsprop", &d, LeNet::new, &[1, 28, 28], |p| {
+    training_matches("lenet rmsprop", &d, LeNet5::new, &[1, 28, 28], |p| {
         Box::new(RMSprop::new(p, 1e-3))
     });
-    training_matches("vgg sgd", &d, Vgg::new, &[3, 16, 16], |p| {
+    training_matches("vgg sgd", &d, VggTiny::new, &[3, 16, 16], |p| {
         Box::new(SGD::new(p, 0.05).momentum(0.9).weight_decay(5e-4))
     });
 }

@@ -10,19 +10,9 @@ use kiln::{DType, Tensor};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A fresh, empty directory under the system temp dir.
-fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "kiln_data_{tag}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
 
 /// `$KILN_DATA`, else `../shared/data/mnist` next to the repository; `None`
 /// (printing `skipped: ...`, a failure under `KILN_REQUIRE_FIXTURES=1`)

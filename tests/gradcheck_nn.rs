@@ -5,21 +5,12 @@ use kiln::loss::{self, Reduction};
 use kiln::nn::functional as F;
 use kiln::prelude::*;
 
+#[path = "common/devices.rs"]
+mod devices;
+use devices::{here, on};
+
 /// Checks every float input that requires grad against central
 /// differences with the shared `testing::gradcheck`.
-/// `inputs` on `device`: leaves again, requiring grad where they did.
-fn on(inputs: &[Tensor], device: Device) -> Vec<Tensor> {
-    inputs
-        .iter()
-        .map(|t| t.detach().to(&device).requires_grad_(t.requires_grad()))
-        .collect()
-}
-
-/// `t` (a constant a check closes over) on `like`'s device.
-fn here(t: &Tensor, like: &Tensor) -> Tensor {
-    t.to(&like.device())
-}
-
 /// Checks on the CPU, then on the test device (the device-generic path).
 fn gradcheck(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
     for device in [Device::Cpu, Device::Test(0)] {

@@ -10,6 +10,10 @@
 use kiln::prelude::*;
 use kiln::testing::{gradcheck, gradgradcheck};
 
+#[path = "common/devices.rs"]
+mod devices;
+use devices::{here, on};
+
 const EPS: f64 = 1e-6;
 const ATOL: f64 = 1e-6;
 const RTOL: f64 = 1e-4;
@@ -52,19 +56,6 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor {
         .map(|&i| i as f64 * 0.25 - n as f64 * 0.1)
         .collect();
     Tensor::from_vec(v, shape).requires_grad_(true)
-}
-
-/// `inputs` on `device`: leaves again, requiring grad where they did.
-fn on(inputs: &[Tensor], device: Device) -> Vec<Tensor> {
-    inputs
-        .iter()
-        .map(|t| t.detach().to(&device).requires_grad_(t.requires_grad()))
-        .collect()
-}
-
-/// `t` (a constant a check closes over) on `like`'s device.
-fn here(t: &Tensor, like: &Tensor) -> Tensor {
-    t.to(&like.device())
 }
 
 /// The devices every check runs on: the CPU and the test device (the
@@ -197,30 +188,18 @@ fn matmul_forms() {
     let n = input(&[4, 5], -1.0, 1.0, &[], 22);
     let b3 = input(&[2, 3, 4], -1.0, 1.0, &[], 23);
     let b4 = input(&[2, 4, 5], -1.0, 1.0, &[], 24);
-    check(
-        |t| t[0].matmul(&t[1]),
-        &[v.shallow_clone(), w.shallow_clone()],
-    );
-    check(
-        |t| t[0].matmul(&t[1]),
-        &[m.shallow_clone(), v.shallow_clone()],
-    );
-    check(
-        |t| t[0].matmul(&t[1]),
-        &[v.shallow_clone(), n.shallow_clone()],
-    );
-    check(
-        |t| t[0].matmul(&t[1]),
-        &[m.shallow_clone(), n.shallow_clone()],
-    );
+    // vector·vector, matrix·vector, vector·matrix, matrix·matrix, and a
+    // batch times a broadcast matrix.
+    for (a, b) in [(&v, &w), (&m, &v), (&v, &n), (&m, &n), (&b3, &n)] {
+        check(
+            |t| t[0].matmul(&t[1]),
+            &[a.shallow_clone(), b.shallow_clone()],
+        );
+    }
     check(|t| t[0].mm(&t[1]), &[m.shallow_clone(), n.shallow_clone()]);
     check(
         |t| t[0].bmm(&t[1]),
         &[b3.shallow_clone(), b4.shallow_clone()],
-    );
-    check(
-        |t| t[0].matmul(&t[1]),
-        &[b3.shallow_clone(), n.shallow_clone()],
     );
     check(
         |t| t[0].t().matmul(&t[1]),

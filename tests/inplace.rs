@@ -21,7 +21,18 @@ fn panic_text(f: impl FnOnce()) -> String {
         .unwrap_or_default()
 }
 
-const MODIFIED: &str = "one of the variables needed for gradient computation has been modified by an inplace operation: ";
+/// Runs `backward`, which must panic with PyTorch's error for a saved
+/// tensor (`what`: its type and shape, and the op it is an output of) that
+/// an in-place op moved to `version`; returns the whole message.
+fn assert_modified(backward: impl FnOnce(), what: &str, version: u32) -> String {
+    let msg = panic_text(backward);
+    let want = format!(
+        "one of the variables needed for gradient computation has been modified by an inplace \
+         operation: {what} is at version {version}; expected version 0 instead."
+    );
+    assert!(msg.contains(&want), "{msg}");
+    msg
+}
 
 // ----- clone --------------------------------------------------------------
 
@@ -92,11 +103,11 @@ fn modified_saved_non_leaf_is_an_error() {
     let b = &a * 2.0;
     let c = &b * &b;
     b.add_scalar_(1.0);
-    let msg = panic_text(|| c.sum().backward());
-    let want = format!(
-        "{MODIFIED}[torch.FloatTensor [2, 3]], which is output 0 of Add, is at version 1; expected version 0 instead."
+    let msg = assert_modified(
+        || c.sum().backward(),
+        "[torch.FloatTensor [2, 3]], which is output 0 of Add,",
+        1,
     );
-    assert!(msg.contains(&want), "{msg}");
     assert!(msg.contains("MulBackward0"), "names the backward: {msg}");
 }
 
@@ -108,11 +119,11 @@ fn error_reports_the_current_version_and_history() {
     let c = &b * &b;
     b.add_scalar_(1.0);
     b.mul_scalar_(3.0);
-    let msg = panic_text(|| c.sum().backward());
-    let want = format!(
-        "{MODIFIED}[torch.FloatTensor [2, 3]], which is output 0 of Mul, is at version 2; expected version 0 instead."
+    assert_modified(
+        || c.sum().backward(),
+        "[torch.FloatTensor [2, 3]], which is output 0 of Mul,",
+        2,
     );
-    assert!(msg.contains(&want), "{msg}");
 }
 
 // a = torch.ones(2, 3, requires_grad=True); w = torch.ones(2, 3); c = a * w
@@ -123,11 +134,7 @@ fn modified_saved_leaf_is_an_error() {
     let w = Tensor::ones([2, 3]);
     let c = &a * &w;
     w.add_scalar_(1.0);
-    let msg = panic_text(|| c.sum().backward());
-    let want = format!(
-        "{MODIFIED}[torch.FloatTensor [2, 3]] is at version 1; expected version 0 instead."
-    );
-    assert!(msg.contains(&want), "{msg}");
+    assert_modified(|| c.sum().backward(), "[torch.FloatTensor [2, 3]]", 1);
 }
 
 // a = torch.ones(3, requires_grad=True); y = a.exp(); y.add_(1); y.sum().backward()
@@ -137,20 +144,20 @@ fn modified_saved_output_names_its_op() {
     let a = Tensor::ones([3]).requires_grad_(true);
     let y = a.exp();
     y.add_scalar_(1.0);
-    let msg = panic_text(|| y.sum().backward());
-    let want = format!(
-        "{MODIFIED}[torch.FloatTensor [3]], which is output 0 of Exp, is at version 1; expected version 0 instead."
+    assert_modified(
+        || y.sum().backward(),
+        "[torch.FloatTensor [3]], which is output 0 of Exp,",
+        1,
     );
-    assert!(msg.contains(&want), "{msg}");
 
     let a = Tensor::ones_opts([2, 3], DType::F64).requires_grad_(true);
     let y = a.exp();
     y.mul_scalar_(2.0);
-    let msg = panic_text(|| y.sum().backward());
-    let want = format!(
-        "{MODIFIED}[torch.DoubleTensor [2, 3]], which is output 0 of Exp, is at version 1; expected version 0 instead."
+    assert_modified(
+        || y.sum().backward(),
+        "[torch.DoubleTensor [2, 3]], which is output 0 of Exp,",
+        1,
     );
-    assert!(msg.contains(&want), "{msg}");
 }
 
 // w = torch.tensor([1., 2., 3.], requires_grad=True); x = torch.tensor([4., 5., 6.], requires_grad=True)
@@ -165,10 +172,7 @@ fn optimizer_steps_bump_versions() {
     y.backward_opts(&y.ones_like(), true, false);
     opt.step();
     assert_eq!(w.version(), 1);
-    let msg = panic_text(|| y.backward());
-    let want =
-        format!("{MODIFIED}[torch.FloatTensor [3]] is at version 1; expected version 0 instead.");
-    assert!(msg.contains(&want), "{msg}");
+    assert_modified(|| y.backward(), "[torch.FloatTensor [3]]", 1);
 }
 
 #[test]

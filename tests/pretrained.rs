@@ -5,36 +5,17 @@
 use kiln::StateDict;
 use kiln::io::{ModuleCheckpoint, load_safetensors};
 use kiln::loss::{Reduction, cross_entropy};
+use kiln::models::LeNet5;
 use kiln::network;
 use kiln::prelude::*;
 use std::path::PathBuf;
 
-network! {
-    /// LeNet-5 as in the fixtures and the `models` golden set.
-    pub struct LeNet(input: [1, 28, 28]) {
-        conv1: Conv2d(1 -> 6, kernel: 5, padding: 2),
-        relu,
-        max_pool2d(2),
-        conv2: Conv2d(6 -> 16, kernel: 5),
-        relu,
-        max_pool2d(2),
-        flatten,
-        fc1: Linear(16 * 5 * 5 -> 120),
-        relu,
-        fc2: Linear(120 -> 84),
-        relu,
-        fc3: Linear(84 -> 10),
-    }
-}
-
-network! {
-    /// The fixtures' small net with batch-norm buffers.
-    pub struct SmallBn(input: [3, 16, 16]) {
-        features: [Conv2d(3 -> 8, kernel: 3, padding: 1), BatchNorm2d(8), ReLU, MaxPool2d(2)],
-        flatten,
-        classifier: [Linear(512 -> 10)],
-    }
-}
+#[path = "common/assert_close.rs"]
+mod assert_close;
+use assert_close::assert_close;
+#[path = "common/nets.rs"]
+mod nets;
+use nets::{SmallBn, VggTiny};
 
 network! {
     /// The golden set's VGG-style net (eval case).
@@ -51,19 +32,6 @@ network! {
     }
 }
 
-network! {
-    /// The golden set's VGG-style net trained one step with batch norm.
-    pub struct VggTiny(input: [3, 16, 16]) {
-        features: [
-            Conv2d(3 -> 8, kernel: 3, padding: 1), BatchNorm2d(8), ReLU, MaxPool2d(2),
-            Conv2d(8 -> 16, kernel: 3, padding: 1), BatchNorm2d(16), ReLU, MaxPool2d(2),
-        ],
-        avgpool: AdaptiveAvgPool2d(1),
-        flatten,
-        classifier: [Linear(16 -> 32), ReLU, Dropout(0.0), Linear(32 -> 10)],
-    }
-}
-
 fn shared(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -75,24 +43,13 @@ fn golden_dir() -> PathBuf {
     std::env::var_os("KILN_GOLDEN_DIR").map_or_else(|| shared("golden"), PathBuf::from)
 }
 
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let (g, w) = (got.to_vec::<f64>(), want.to_vec::<f64>());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(
-            (a - b).abs() <= atol + rtol * b.abs(),
-            "{what}[{i}]: got {a}, want {b}"
-        );
-    }
-}
-
 #[test]
 fn lenet_fixtures_in_three_dtypes_reproduce_pytorch_logits() {
     let io = load_safetensors(shared("fixtures").join("lenet5_torch_io.safetensors")).unwrap();
     let (x, want) = (io.get("x").unwrap(), io.get("logits").unwrap());
     // f16/bf16 weights carry rounding error, so looser bounds there.
     for (file, tol) in [("f32", 1e-4), ("f16", 2e-2), ("bf16", 1e-1)] {
-        let mut net = LeNet::new(&Device::Cpu);
+        let mut net = LeNet5::new(&Device::Cpu);
         let path = shared("fixtures").join(format!("lenet5_torch_{file}.safetensors"));
         let report = net.load_safetensors(&path, true).unwrap();
         assert!(report.missing.is_empty() && report.unexpected.is_empty());
@@ -226,7 +183,7 @@ fn run_golden_models<M: Module + Forward>(new: impl Fn() -> M) -> usize {
 
 #[test]
 fn network_lenet_reproduces_golden_logits_and_gradients() {
-    let ran = run_golden_models(|| LeNet::new(&Device::Cpu));
+    let ran = run_golden_models(|| LeNet5::new(&Device::Cpu));
     assert!(ran >= 1 || !golden_dir().join("models.json").exists());
 }
 

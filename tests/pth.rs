@@ -11,39 +11,19 @@ use kiln::io::{
     load_safetensors,
 };
 use kiln::loss::{Reduction, cross_entropy};
-use kiln::network;
+use kiln::models::LeNet5;
 use kiln::optim::lr_scheduler::{LrScheduler, StepLR};
 use kiln::optim::{Adam, Optimizer, SGD};
 use kiln::prelude::*;
 use kiln::rng::Generator;
 use std::path::{Path, PathBuf};
 
-network! {
-    /// LeNet-5 as in the fixtures.
-    pub struct LeNet(input: [1, 28, 28]) {
-        conv1: Conv2d(1 -> 6, kernel: 5, padding: 2),
-        relu,
-        max_pool2d(2),
-        conv2: Conv2d(6 -> 16, kernel: 5),
-        relu,
-        max_pool2d(2),
-        flatten,
-        fc1: Linear(16 * 5 * 5 -> 120),
-        relu,
-        fc2: Linear(120 -> 84),
-        relu,
-        fc3: Linear(84 -> 10),
-    }
-}
-
-network! {
-    /// The fixtures' `Small` model with batch norm.
-    pub struct SmallBn(input: [3, 16, 16]) {
-        features: [Conv2d(3 -> 8, kernel: 3, padding: 1), BatchNorm2d(8), ReLU, MaxPool2d(2)],
-        flatten,
-        classifier: [Linear(512 -> 10)],
-    }
-}
+#[path = "common/assert_close.rs"]
+mod assert_close;
+use assert_close::assert_close;
+#[path = "common/nets.rs"]
+mod nets;
+use nets::SmallBn;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
@@ -74,17 +54,6 @@ fn temp_path(tag: &str) -> PathBuf {
     ))
 }
 
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let (g, w) = (got.to_vec::<f64>(), want.to_vec::<f64>());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(
-            (a - b).abs() <= atol + rtol * b.abs(),
-            "{what}[{i}]: got {a}, want {b}"
-        );
-    }
-}
-
 fn same_bits(what: &str, a: &Tensor, b: &Tensor) {
     assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{what}");
     assert_eq!(a.to_vec::<f64>(), b.to_vec::<f64>(), "{what}");
@@ -109,7 +78,7 @@ fn check_lenet(files: &[(&str, &str, f64)]) {
             same_bits(&format!("{pth} {k}"), sd.get(k).unwrap(), t);
         }
         // `load_state_dict_from` takes the .pth path directly.
-        let mut net = LeNet::new(&Device::Cpu);
+        let mut net = LeNet5::new(&Device::Cpu);
         let report = net.load_state_dict_from(&path, true).unwrap();
         assert!(report.missing.is_empty() && report.unexpected.is_empty());
         net.eval();

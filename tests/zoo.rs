@@ -13,6 +13,10 @@ use kiln::nn::TensorKind;
 use kiln::prelude::*;
 use std::path::PathBuf;
 
+#[path = "common/assert_close.rs"]
+mod assert_close;
+use assert_close::assert_close;
+
 network! {
     /// `torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10)`.
     pub struct ResNet10(input: [3, dyn H, dyn W]) {
@@ -117,17 +121,6 @@ fn resnets_run_on_any_image_size() {
         [3, kiln::nn::static_shape::DYN, kiln::nn::static_shape::DYN]
     );
     assert_eq!(ResNet18::<7>::OUTPUT_SHAPE, [7]);
-}
-
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let (g, w) = (got.to_vec::<f64>(), want.to_vec::<f64>());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        assert!(
-            (a - b).abs() <= atol + rtol * b.abs(),
-            "{what}[{i}]: got {a}, want {b}"
-        );
-    }
 }
 
 #[test]

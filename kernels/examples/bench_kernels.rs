@@ -56,11 +56,14 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Two random `n×n` operands and a zeroed destination.
+fn square_operands(n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    (data(n * n, 1), data(n * n, 2), vec![0.0f32; n * n])
+}
+
 fn bench_matmul() {
     for &n in &[256usize, 1024, 2048] {
-        let a = data(n * n, 1);
-        let b = data(n * n, 2);
-        let mut c = vec![0.0f32; n * n];
+        let (a, b, mut c) = square_operands(n);
         let ni = n as isize;
         let s = time(1.5, || {
             gemm(n, n, n, &mut c, ni, 1, false, &a, ni, 1, &b, ni, 1);
@@ -166,9 +169,7 @@ fn bench_conv() {
 
 fn bench_gemm_par() {
     for &n in &[32usize, 48, 64, 80, 96, 112, 128, 160, 192, 256] {
-        let a = data(n * n, 1);
-        let b = data(n * n, 2);
-        let mut c = vec![0.0f32; n * n];
+        let (a, b, mut c) = square_operands(n);
         let ni = n as isize;
         let serial = time(0.3, || {
             gemm_serial(n, n, n, &mut c, ni, 1, false, &a, ni, 1, &b, ni, 1);

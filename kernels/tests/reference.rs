@@ -9,11 +9,22 @@ use kiln_kernels::cpu::conv::{
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
     avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool_output_size,
+    pool2d_output_size,
 };
 use kiln_kernels::cpu::softmax::{
     log_softmax_dim, log_softmax_dim_backward, log_softmax_rows, log_softmax_rows_backward,
     softmax_dim, softmax_dim_backward, softmax_rows, softmax_rows_backward,
 };
+
+/// One `#[test]` per `name = call`: the f32 and f64 runs of each check.
+macro_rules! tests {
+    ($($name:ident = $check:expr),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            $check;
+        }
+    )*};
+}
 
 struct Rng(u64);
 
@@ -203,14 +214,9 @@ fn check_conv<T: Float>(tol: f64) {
     }
 }
 
-#[test]
-fn conv_f32_matches_naive() {
-    check_conv::<f32>(2e-4);
-}
-
-#[test]
-fn conv_f64_matches_naive() {
-    check_conv::<f64>(1e-11);
+tests! {
+    conv_f32_matches_naive = check_conv::<f32>(2e-4),
+    conv_f64_matches_naive = check_conv::<f64>(1e-11),
 }
 
 #[test]
@@ -334,10 +340,8 @@ fn pool_cases() -> Vec<PoolCase> {
 }
 
 fn out_hw(c: &PoolCase, d: [usize; 2]) -> [usize; 2] {
-    [
-        pool_output_size(c.in_shape[2], c.k[0], c.s[0], c.p[0], d[0], c.ceil).unwrap(),
-        pool_output_size(c.in_shape[3], c.k[1], c.s[1], c.p[1], d[1], c.ceil).unwrap(),
-    ]
+    let [_, _, h, w] = c.in_shape;
+    pool2d_output_size([h, w], c.k, c.s, c.p, d, c.ceil).unwrap()
 }
 
 fn check_max_pool<T: Float>() {
@@ -412,14 +416,9 @@ fn check_max_pool<T: Float>() {
     }
 }
 
-#[test]
-fn max_pool_f32_matches_naive() {
-    check_max_pool::<f32>();
-}
-
-#[test]
-fn max_pool_f64_matches_naive() {
-    check_max_pool::<f64>();
+tests! {
+    max_pool_f32_matches_naive = check_max_pool::<f32>(),
+    max_pool_f64_matches_naive = check_max_pool::<f64>(),
 }
 
 fn check_avg_pool<T: Float>(tol: f64) {
@@ -483,14 +482,9 @@ fn check_avg_pool<T: Float>(tol: f64) {
     }
 }
 
-#[test]
-fn avg_pool_f32_matches_naive() {
-    check_avg_pool::<f32>(1e-5);
-}
-
-#[test]
-fn avg_pool_f64_matches_naive() {
-    check_avg_pool::<f64>(1e-12);
+tests! {
+    avg_pool_f32_matches_naive = check_avg_pool::<f32>(1e-5),
+    avg_pool_f64_matches_naive = check_avg_pool::<f64>(1e-12),
 }
 
 fn check_adaptive<T: Float>(tol: f64) {
@@ -539,14 +533,9 @@ fn check_adaptive<T: Float>(tol: f64) {
     }
 }
 
-#[test]
-fn adaptive_avg_pool_f32_matches_naive() {
-    check_adaptive::<f32>(1e-5);
-}
-
-#[test]
-fn adaptive_avg_pool_f64_matches_naive() {
-    check_adaptive::<f64>(1e-12);
+tests! {
+    adaptive_avg_pool_f32_matches_naive = check_adaptive::<f32>(1e-5),
+    adaptive_avg_pool_f64_matches_naive = check_adaptive::<f64>(1e-12),
 }
 
 #[test]
@@ -661,14 +650,9 @@ fn check_softmax<T: Float>(tol: f64) {
     }
 }
 
-#[test]
-fn softmax_f32_matches_naive() {
-    check_softmax::<f32>(1e-5);
-}
-
-#[test]
-fn softmax_f64_matches_naive() {
-    check_softmax::<f64>(1e-12);
+tests! {
+    softmax_f32_matches_naive = check_softmax::<f32>(1e-5),
+    softmax_f64_matches_naive = check_softmax::<f64>(1e-12),
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! torchvision's classification models, declared with `network!`: their
 //! `state_dict` keys, order and shapes are torchvision's, so torchvision
-//! weights load strictly, by key, with no adapter.
+//! weights load strictly, by key, with no adapter. Also [`LeNet5`], the
+//! MNIST model the examples train, with the key names of the usual
+//! PyTorch LeNet.
 //!
 //! The ResNets take images of any size (`input: [3, dyn H, dyn W]`): the
 //! channels of every block and stage are checked while compiling, the
@@ -17,8 +19,10 @@
 //! assert!(keys.contains(&"layer2.0.downsample.0.weight".to_owned()));
 //! ```
 
+mod lenet;
 mod resnet;
 mod vgg;
 
+pub use lenet::LeNet5;
 pub use resnet::{BasicBlock, Bottleneck, ResNet18, ResNet34, ResNet50};
 pub use vgg::{Vgg11, Vgg11Bn, Vgg16, Vgg16Bn};

@@ -3,8 +3,6 @@ use kiln::network;
 network! {
     pub struct Net(input: [3, 32, 32]) {
         conv1: Conv2d(3 -> 16, kernel: 3, padding: 1),
-        relu,
-        max_pool2d(2),
         conv2: Conv2d(32 -> 64, kernel: 3),
     }
 }

@@ -12,14 +12,9 @@ network! {
     ) {
         residual {
             conv1: Conv2d(IN -> OUT, kernel: 3, stride: STRIDE, padding: 1, bias: false),
-            bn1: BatchNorm2d(OUT),
-            relu,
-            conv2: Conv2d(OUT -> OUT, kernel: 3, padding: 1, bias: false),
-            bn2: BatchNorm2d(OUT),
         } shortcut if STRIDE != 1 {
-            downsample: [Conv2d(IN -> OUT, kernel: 1, stride: STRIDE, bias: false), BatchNorm2d(OUT)],
+            downsample: [Conv2d(IN -> OUT, kernel: 1, stride: STRIDE, bias: false)],
         },
-        relu,
     }
 }
 

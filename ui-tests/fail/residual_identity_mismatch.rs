@@ -7,10 +7,6 @@ network! {
     pub struct Stage(input: [64, 32, 32]) {
         residual {
             conv1: Conv2d(64 -> 128, kernel: 3, stride: 2, padding: 1, bias: false),
-            bn1: BatchNorm2d(128),
-            relu,
-            conv2: Conv2d(128 -> 128, kernel: 3, padding: 1, bias: false),
-            bn2: BatchNorm2d(128),
         },
         relu,
     }

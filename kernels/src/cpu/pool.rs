@@ -45,24 +45,17 @@ pub fn pool2d_output_size(
     dilation: [usize; 2],
     ceil_mode: bool,
 ) -> Option<[usize; 2]> {
-    Some([
+    let size = |d: usize| {
         pool_output_size(
-            in_hw[0],
-            kernel[0],
-            stride[0],
-            padding[0],
-            dilation[0],
+            in_hw[d],
+            kernel[d],
+            stride[d],
+            padding[d],
+            dilation[d],
             ceil_mode,
-        )?,
-        pool_output_size(
-            in_hw[1],
-            kernel[1],
-            stride[1],
-            padding[1],
-            dilation[1],
-            ceil_mode,
-        )?,
-    ])
+        )
+    };
+    Some([size(0)?, size(1)?])
 }
 
 fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
@@ -353,51 +346,126 @@ pub fn max_pool2d_backward<T: Float>(
     })
 }
 
-/// One output's window for average pooling: valid `[y0, y1) x [x0, x1)`
-/// and PyTorch's divisor.
+/// One output's window for average and adaptive pooling: valid
+/// `[y0, y1) x [x0, x1)` of a plane `w` wide, and the divisor.
 #[derive(Clone, Copy)]
 struct AvgWin {
     y0: usize,
     y1: usize,
     x0: usize,
     x1: usize,
+    w: usize,
     div: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn avg_window(
-    oy: usize,
-    ox: usize,
-    [h, w]: [usize; 2],
-    [kh, kw]: [usize; 2],
-    [sh, sw]: [usize; 2],
-    [ph, pw]: [usize; 2],
+impl AvgWin {
+    /// Whether the window holds no input element.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.y0 >= self.y1 || self.x0 >= self.x1
+    }
+
+    /// The sum of `plane`'s elements in the window.
+    #[inline(always)]
+    fn sum<T: Float>(&self, plane: &[T]) -> T {
+        let mut s = T::zero();
+        for y in self.y0..self.y1 {
+            for &v in &plane[y * self.w + self.x0..y * self.w + self.x1] {
+                s = s + v;
+            }
+        }
+        s
+    }
+
+    /// Adds `v` to every element of `plane` in the window.
+    #[inline(always)]
+    fn add<T: Float>(&self, plane: &mut [T], v: T) {
+        for y in self.y0..self.y1 {
+            for d in &mut plane[y * self.w + self.x0..y * self.w + self.x1] {
+                *d = *d + v;
+            }
+        }
+    }
+}
+
+/// An average pooling's parameters, checked, and its output size.
+struct AvgPool {
+    in_hw: [usize; 2],
+    out_hw: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
     count_include_pad: bool,
     divisor_override: Option<usize>,
-) -> AvgWin {
-    let ys = (oy * sh) as isize - ph as isize;
-    let xs = (ox * sw) as isize - pw as isize;
-    let ye = (ys + kh as isize).min((h + ph) as isize);
-    let xe = (xs + kw as isize).min((w + pw) as isize);
-    let pool = ((ye - ys) * (xe - xs)) as usize;
-    let (y0, x0) = (ys.max(0) as usize, xs.max(0) as usize);
-    let (y1, x1) = (
-        ye.min(h as isize).max(0) as usize,
-        xe.min(w as isize).max(0) as usize,
-    );
-    let (y1, x1) = (y1.max(y0), x1.max(x0));
-    let div = match divisor_override {
-        Some(d) => d,
-        None if count_include_pad => pool,
-        None => (y1 - y0) * (x1 - x0),
-    };
-    AvgWin {
-        y0,
-        y1,
-        x0,
-        x1,
-        div,
+}
+
+impl AvgPool {
+    /// # Panics
+    /// If the parameters are invalid (see [`pool_output_size`]) or
+    /// `divisor_override` is `Some(0)`, naming `op`.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        op: &str,
+        in_shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+        count_include_pad: bool,
+        divisor_override: Option<usize>,
+    ) -> AvgPool {
+        assert!(
+            divisor_override != Some(0),
+            "{op}: divisor_override must be non-zero"
+        );
+        AvgPool {
+            in_hw: [in_shape[2], in_shape[3]],
+            out_hw: out_size_or_panic(op, in_shape, kernel, stride, padding, [1, 1], ceil_mode),
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+            divisor_override,
+        }
+    }
+
+    /// Calls `f(oy * ow + ox, window)` for every output of a plane whose
+    /// window holds an input element, with PyTorch's divisor.
+    #[inline(always)]
+    fn for_each_window(&self, mut f: impl FnMut(usize, AvgWin)) {
+        let ([h, w], [oh, ow]) = (self.in_hw, self.out_hw);
+        let ([kh, kw], [sh, sw], [ph, pw]) = (self.kernel, self.stride, self.padding);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let ys = (oy * sh) as isize - ph as isize;
+                let xs = (ox * sw) as isize - pw as isize;
+                let ye = (ys + kh as isize).min((h + ph) as isize);
+                let xe = (xs + kw as isize).min((w + pw) as isize);
+                let pool = ((ye - ys) * (xe - xs)) as usize;
+                let (y0, x0) = (ys.max(0) as usize, xs.max(0) as usize);
+                let (y1, x1) = (
+                    ye.min(h as isize).max(0) as usize,
+                    xe.min(w as isize).max(0) as usize,
+                );
+                let (y1, x1) = (y1.max(y0), x1.max(x0));
+                let div = match self.divisor_override {
+                    Some(d) => d,
+                    None if self.count_include_pad => pool,
+                    None => (y1 - y0) * (x1 - x0),
+                };
+                let win = AvgWin {
+                    y0,
+                    y1,
+                    x0,
+                    x1,
+                    w,
+                    div,
+                };
+                if !win.is_empty() {
+                    f(oy * ow + ox, win);
+                }
+            }
+        }
     }
 }
 
@@ -422,43 +490,26 @@ pub fn avg_pool2d_forward<T: Float>(
 ) -> (Vec<T>, [usize; 4]) {
     const OP: &str = "avg_pool2d_forward";
     check_len(OP, "input", input, in_shape);
-    assert!(
-        divisor_override != Some(0),
-        "{OP}: divisor_override must be non-zero"
+    let pool = AvgPool::new(
+        OP,
+        in_shape,
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
     );
     let [n, c, h, w] = in_shape;
-    let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, [1, 1], ceil_mode);
+    let [oh, ow] = pool.out_hw;
     let out_shape = [n, c, oh, ow];
     let (hw, ohw) = (h * w, oh * ow);
     let cost = n * c * ohw * kernel[0] * kernel[1] * AVG_TAP;
+    // Outputs whose window is empty keep the zero `for_planes` starts from.
     let out = for_planes(n * c, ohw, cost, |p0, out: &mut [T]| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let win = avg_window(
-                        oy,
-                        ox,
-                        [h, w],
-                        kernel,
-                        stride,
-                        padding,
-                        count_include_pad,
-                        divisor_override,
-                    );
-                    if win.y0 >= win.y1 || win.x0 >= win.x1 {
-                        o[oy * ow + ox] = T::zero();
-                        continue;
-                    }
-                    let mut s = T::zero();
-                    for y in win.y0..win.y1 {
-                        for &v in &plane[y * w + win.x0..y * w + win.x1] {
-                            s = s + v;
-                        }
-                    }
-                    o[oy * ow + ox] = s / T::cast_usize(win.div);
-                }
-            }
+            pool.for_each_window(|i, win| o[i] = win.sum(plane) / T::cast_usize(win.div));
         }
     });
     (out, out_shape)
@@ -484,12 +535,18 @@ pub fn avg_pool2d_backward<T: Float>(
 ) -> Vec<T> {
     const OP: &str = "avg_pool2d_backward";
     check_len(OP, "grad_out", grad_out, out_shape);
-    assert!(
-        divisor_override != Some(0),
-        "{OP}: divisor_override must be non-zero"
+    let pool = AvgPool::new(
+        OP,
+        in_shape,
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
     );
     let [n, c, h, w] = in_shape;
-    let [oh, ow] = out_size_or_panic(OP, in_shape, kernel, stride, padding, [1, 1], ceil_mode);
+    let [oh, ow] = pool.out_hw;
     assert!(
         out_shape == [n, c, oh, ow],
         "{OP}: grad_out shape {out_shape:?} does not match the pooling's output shape {:?}",
@@ -500,41 +557,45 @@ pub fn avg_pool2d_backward<T: Float>(
     for_planes(n * c, hw, cost, |p0, gin: &mut [T]| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let win = avg_window(
-                        oy,
-                        ox,
-                        [h, w],
-                        kernel,
-                        stride,
-                        padding,
-                        count_include_pad,
-                        divisor_override,
-                    );
-                    if win.y0 >= win.y1 || win.x0 >= win.x1 {
-                        continue;
-                    }
-                    let v = go[oy * ow + ox] / T::cast_usize(win.div);
-                    for y in win.y0..win.y1 {
-                        for d in &mut g[y * w + win.x0..y * w + win.x1] {
-                            *d = *d + v;
-                        }
-                    }
-                }
-            }
+            pool.for_each_window(|i, win| win.add(g, go[i] / T::cast_usize(win.div)));
         }
     })
 }
 
-/// PyTorch's adaptive window `[floor(i*in/out), ceil((i+1)*in/out))`.
-#[inline]
-fn adaptive_range(i: usize, input: usize, out: usize) -> (usize, usize) {
-    (i * input / out, ((i + 1) * input).div_ceil(out))
+/// Calls `f(oy * ow + ox, window)` for every output of an `out_hw` plane
+/// adaptively pooled from an `in_hw` one: output `(i, j)` averages rows
+/// `floor(i*h/oh) .. ceil((i+1)*h/oh)` and likewise for columns, PyTorch's
+/// windows. A window is empty (divisor 0) only when the input is.
+#[inline(always)]
+fn for_each_adaptive_window(
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    mut f: impl FnMut(usize, AvgWin),
+) {
+    let range =
+        |i: usize, input: usize, out: usize| (i * input / out, ((i + 1) * input).div_ceil(out));
+    for oy in 0..oh {
+        let (y0, y1) = range(oy, h, oh);
+        for ox in 0..ow {
+            let (x0, x1) = range(ox, w, ow);
+            let div = (y1 - y0) * (x1 - x0);
+            f(
+                oy * ow + ox,
+                AvgWin {
+                    y0,
+                    y1,
+                    x0,
+                    x1,
+                    w,
+                    div,
+                },
+            );
+        }
+    }
 }
 
-/// Adaptive 2-D average pooling to `out_hw`: output `(i, j)` averages rows
-/// `floor(i*h/oh) .. ceil((i+1)*h/oh)` and likewise for columns. Returns
+/// Adaptive 2-D average pooling to `out_hw` (windows as in
+/// [`for_each_adaptive_window`]). Returns
 /// `[n, c, oh, ow]` contiguous.
 ///
 /// # Panics
@@ -558,24 +619,13 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
     for_planes(n * c, ohw, cost, |p0, out: &mut [T]| {
         for (pi, o) in out.chunks_exact_mut(ohw).enumerate() {
             let plane = &input[(p0 + pi) * hw..(p0 + pi + 1) * hw];
-            for oy in 0..oh {
-                let (y0, y1) = adaptive_range(oy, h, oh);
-                for ox in 0..ow {
-                    let (x0, x1) = adaptive_range(ox, w, ow);
-                    let mut s = T::zero();
-                    for y in y0..y1 {
-                        for &v in &plane[y * w + x0..y * w + x1] {
-                            s = s + v;
-                        }
-                    }
-                    let cnt = (y1 - y0) * (x1 - x0);
-                    o[oy * ow + ox] = if cnt == 0 {
-                        T::nan()
-                    } else {
-                        s / T::cast_usize(cnt)
-                    };
-                }
-            }
+            for_each_adaptive_window([h, w], out_hw, |i, win| {
+                o[i] = if win.div == 0 {
+                    T::nan()
+                } else {
+                    win.sum(plane) / T::cast_usize(win.div)
+                };
+            });
         }
     })
 }
@@ -599,22 +649,11 @@ pub fn adaptive_avg_pool2d_backward<T: Float>(
     for_planes(n * c, hw, cost, |p0, gin: &mut [T]| {
         for (pi, g) in gin.chunks_exact_mut(hw).enumerate() {
             let go = &grad_out[(p0 + pi) * ohw..(p0 + pi + 1) * ohw];
-            for oy in 0..oh {
-                let (y0, y1) = adaptive_range(oy, h, oh);
-                for ox in 0..ow {
-                    let (x0, x1) = adaptive_range(ox, w, ow);
-                    let cnt = (y1 - y0) * (x1 - x0);
-                    if cnt == 0 {
-                        continue;
-                    }
-                    let v = go[oy * ow + ox] / T::cast_usize(cnt);
-                    for y in y0..y1 {
-                        for d in &mut g[y * w + x0..y * w + x1] {
-                            *d = *d + v;
-                        }
-                    }
+            for_each_adaptive_window([h, w], out_hw, |i, win| {
+                if win.div != 0 {
+                    win.add(g, go[i] / T::cast_usize(win.div));
                 }
-            }
+            });
         }
     })
 }

@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 thread_local! {
     static F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
@@ -55,27 +56,23 @@ impl<T: Copy + Default + 'static> Drop for Scratch<T> {
         }
         let any = &mut buf as &mut dyn Any;
         if let Some(v) = any.downcast_mut::<Vec<f32>>() {
-            let v = std::mem::take(v);
-            F32.with(|c| {
-                let old = c.take();
-                c.set(if old.capacity() > v.capacity() {
-                    old
-                } else {
-                    v
-                });
-            });
+            keep_larger(&F32, std::mem::take(v));
         } else if let Some(v) = any.downcast_mut::<Vec<f64>>() {
-            let v = std::mem::take(v);
-            F64.with(|c| {
-                let old = c.take();
-                c.set(if old.capacity() > v.capacity() {
-                    old
-                } else {
-                    v
-                });
-            });
+            keep_larger(&F64, std::mem::take(v));
         }
     }
+}
+
+/// Puts `v` in this thread's `slot` unless the slot holds a larger buffer.
+fn keep_larger<T>(slot: &'static LocalKey<Cell<Vec<T>>>, v: Vec<T>) {
+    slot.with(|c| {
+        let old = c.take();
+        c.set(if old.capacity() > v.capacity() {
+            old
+        } else {
+            v
+        });
+    });
 }
 
 #[cfg(test)]
