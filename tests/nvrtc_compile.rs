@@ -1,5 +1,9 @@
 //! Compiles every CUDA kernel family with NVRTC, so a kernel that does not
-//! compile fails here, on machines without a GPU.
+//! compile fails here, on machines without a GPU, and checks the compiled
+//! kernels against the launch layer's declarations
+//! ([`kiln::backend::cuda::kernel_signatures`]): every declared kernel
+//! exists with exactly the declared parameter types, and every compiled
+//! kernel is declared.
 //!
 //! NVRTC is looked for in `$KILN_NVRTC_LIB` (file or directory),
 //! `LD_LIBRARY_PATH`, and Python's `nvidia/cuda_nvrtc/lib` (the
@@ -7,7 +11,10 @@
 //! passes, unless `KILN_REQUIRE_NVRTC=1`.
 #![cfg(feature = "cuda")]
 
+use kiln::backend::cuda::kernel_signatures;
+use kiln::backend::cuda::sources::nvrtc::PtxEntry;
 use kiln::backend::cuda::sources::{FAMILIES, nvrtc};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// The wheel's library directory, asked of Python.
@@ -43,84 +50,8 @@ fn load_nvrtc() -> Result<String, String> {
     ))
 }
 
-/// Kernels the runtime launches by name, spot-checked across families.
-fn expected_kernels() -> Vec<String> {
-    let all = [
-        "f32", "f64", "f16", "bf16", "i64", "i32", "i16", "u8", "bool",
-    ];
-    let floats = ["f32", "f64", "f16", "bf16"];
-    let mut v = Vec::new();
-    for a in all {
-        v.push(format!("copy_{a}"));
-        v.push(format!("assign_{a}"));
-        v.push(format!("fill_{a}"));
-        v.push(format!("where_{a}"));
-        v.push(format!("cmp_eq_{a}"));
-        v.push(format!("sum_block_{a}"));
-        v.push(format!("sum_thread_{a}"));
-        v.push(format!("index_select_{a}"));
-        for b in all {
-            v.push(format!("cast_{a}_{b}"));
-        }
-    }
-    for f in floats {
-        for k in [
-            "binary_add",
-            "binary_maximum",
-            "inplace_add",
-            "unary_exp",
-            "unary_add_scalar",
-            "unary_pow",
-            "unary_relu",
-            "max_block",
-            "min_thread",
-            "softmax_fwd",
-            "softmax_bwd",
-            "cross_entropy_fwd",
-            "cross_entropy_bwd",
-            "nll_fwd",
-            "nll_bwd",
-            "im2col",
-            "col2im",
-            "add_bias",
-            "max_pool2d_fwd",
-            "max_pool2d_bwd",
-            "avg_pool2d_fwd",
-            "avg_pool2d_bwd",
-            "adaptive_avg_pool2d_fwd",
-            "adaptive_avg_pool2d_bwd",
-            "bn_stats",
-            "bn_apply",
-            "bn_running_stats",
-            "bn_bwd_reduce",
-            "bn_bwd_apply",
-            "bn_acc_to",
-            "index_add",
-            "gather",
-            "scatter_add",
-            "sgd",
-            "adam",
-            "rmsprop",
-        ] {
-            v.push(format!("{k}_{f}"));
-        }
-    }
-    v.extend(
-        [
-            "binary_add_i64",
-            "binary_mul_i32",
-            "binary_add_i16",
-            "unary_neg_i64",
-            "unary_neg_i32",
-            "inplace_add_i16",
-            "inplace_add_bool",
-            "one_hot_i64",
-            "cast_f32_f16_direct",
-        ]
-        .map(String::from),
-    );
-    v
-}
+/// Every kernel of every family, with the family it came from.
+type Compiled = Vec<(&'static str, PtxEntry)>;
 
 #[test]
 fn every_kernel_family_compiles() {
@@ -136,12 +67,12 @@ fn every_kernel_family_compiles() {
     };
     println!("{how}");
     let archs = ["compute_80", "compute_90"];
-    let results: Vec<(&str, Result<Vec<String>, String>)> = std::thread::scope(|s| {
+    let results: Vec<(&str, Result<Compiled, String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = archs
             .iter()
             .map(|&arch| {
                 s.spawn(move || {
-                    let mut names = Vec::new();
+                    let mut all = Vec::new();
                     for f in FAMILIES {
                         let ptx = nvrtc::compile_ptx(f, arch)?;
                         let entries = nvrtc::ptx_entries(&ptx.to_src());
@@ -149,9 +80,9 @@ fn every_kernel_family_compiles() {
                             return Err(format!("{}.cu compiled to no kernels", f.name));
                         }
                         println!("  {arch}: {}.cu -> {} kernels", f.name, entries.len());
-                        names.extend(entries);
+                        all.extend(entries.into_iter().map(|e| (f.name, e)));
                     }
-                    Ok(names)
+                    Ok(all)
                 })
             })
             .collect();
@@ -161,18 +92,50 @@ fn every_kernel_family_compiles() {
             .zip(handles.into_iter().map(|h| h.join().unwrap()))
             .collect()
     });
-    let expected = expected_kernels();
+    let declared = kernel_signatures();
     for (arch, r) in results {
-        let names = r.unwrap_or_else(|e| panic!("{e}"));
-        let missing: Vec<&String> = expected.iter().filter(|k| !names.contains(k)).collect();
+        let compiled = r.unwrap_or_else(|e| panic!("{e}"));
+        let by_name: HashMap<&str, (&str, &PtxEntry)> = compiled
+            .iter()
+            .map(|(fam, e)| (e.name.as_str(), (*fam, e)))
+            .collect();
+        let mut problems = Vec::new();
+        for sig in &declared {
+            let want: Vec<String> = sig.params.iter().map(|p| p.to_string()).collect();
+            match by_name.get(sig.name.as_str()) {
+                None => problems.push(format!(
+                    "{} (declared by {} for {}.cu) is not in the PTX",
+                    sig.name, sig.args, sig.family
+                )),
+                Some((fam, _)) if *fam != sig.family => problems.push(format!(
+                    "{} is declared for {}.cu but compiled from {fam}.cu",
+                    sig.name, sig.family
+                )),
+                Some((_, e)) if e.params != want => problems.push(format!(
+                    "{}: {} passes {want:?} but the kernel takes {:?}",
+                    sig.name, sig.args, e.params
+                )),
+                Some(_) => {}
+            }
+        }
+        for (fam, e) in &compiled {
+            if !declared.iter().any(|d| d.name == e.name) {
+                problems.push(format!(
+                    "{} in {fam}.cu has no launcher declaration",
+                    e.name
+                ));
+            }
+        }
         assert!(
-            missing.is_empty(),
-            "{arch}: kernels missing from the PTX: {missing:?}"
+            problems.is_empty(),
+            "{arch}: the kernel sources and the launch layer disagree:\n{}",
+            problems.join("\n")
         );
         println!(
-            "compiled {} kernel sources ({} kernels) for {arch}",
+            "compiled {} kernel sources ({} kernels) for {arch}; all {} declared kernels match",
             FAMILIES.len(),
-            names.len()
+            compiled.len(),
+            declared.len()
         );
     }
 }

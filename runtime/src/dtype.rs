@@ -29,6 +29,19 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype: the floating point ones, the integers, then bool.
+    pub const ALL: [DType; 9] = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::I16,
+        DType::U8,
+        DType::Bool,
+    ];
+
     /// Size of one element in bytes.
     pub fn size_in_bytes(self) -> usize {
         match self {

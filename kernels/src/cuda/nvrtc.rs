@@ -115,15 +115,98 @@ pub fn compile_ptx(
     })
 }
 
-/// Names of the kernels (`.entry` points) in a PTX text.
-pub fn ptx_entries(ptx: &str) -> Vec<String> {
-    ptx.lines()
-        .filter_map(|l| {
-            let l = l.trim_start();
-            let rest = l
-                .strip_prefix(".visible .entry ")
-                .or_else(|| l.strip_prefix(".entry "))?;
-            Some(rest.split(['(', ' ']).next().unwrap_or("").to_string())
-        })
-        .collect()
+/// A kernel (`.entry` point) of a PTX text and its parameters' types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PtxEntry {
+    /// The kernel's name.
+    pub name: String,
+    /// Each parameter's type: `.u32`, `.u64`, `.f32`, `.f64`, ..., or
+    /// `.b8[N]` for an `N`-byte struct passed by value.
+    pub params: Vec<String>,
+}
+
+/// The kernels of a PTX text with their parameter lists.
+pub fn ptx_entries(ptx: &str) -> Vec<PtxEntry> {
+    let mut out: Vec<PtxEntry> = Vec::new();
+    let mut open = false;
+    for line in ptx.lines() {
+        let l = line.trim();
+        if let Some(rest) = l
+            .strip_prefix(".visible .entry ")
+            .or_else(|| l.strip_prefix(".entry "))
+        {
+            let name = rest.split(['(', ' ']).next().unwrap_or("").to_string();
+            out.push(PtxEntry {
+                name,
+                params: Vec::new(),
+            });
+            open = !rest.contains(')');
+        } else if open {
+            if let Some(p) = l.strip_prefix(".param ")
+                && let Some(e) = out.last_mut()
+            {
+                e.params.push(param_type(p));
+            }
+            if l.starts_with(')') {
+                open = false;
+            }
+        }
+    }
+    out
+}
+
+/// The type of one `.param` declaration (without `.param`), e.g.
+/// `.u64 k_param_0` -> `.u64`, `.align 8 .b8 k_param_2[144]` -> `.b8[144]`.
+fn param_type(decl: &str) -> String {
+    let mut ty = String::new();
+    let mut toks = decl.split_whitespace().peekable();
+    while let Some(t) = toks.next() {
+        match t {
+            ".align" => {
+                toks.next();
+            }
+            ".ptr" | ".global" | ".const" | ".shared" | ".local" => {}
+            t if t.starts_with('.') && ty.is_empty() => ty = t.to_string(),
+            name => {
+                if let Some(n) = name
+                    .split_once('[')
+                    .map(|(_, n)| n.trim_end_matches([']', ',']))
+                {
+                    ty = format!("{ty}[{n}]");
+                }
+                break;
+            }
+        }
+    }
+    ty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_with_parameters() {
+        let ptx = "
+.version 8.0
+.visible .entry unary_neg_f32(
+	.param .u64 unary_neg_f32_param_0,
+	.param .u64 .ptr .global .align 4 unary_neg_f32_param_1,
+	.param .align 8 .b8 unary_neg_f32_param_2[144],
+	.param .f64 unary_neg_f32_param_3
+)
+{
+	ret;
+}
+.visible .entry empty()
+{
+}
+";
+        let e = ptx_entries(ptx);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].name, "unary_neg_f32");
+        assert_eq!(e[0].params, [".u64", ".u64", ".b8[144]", ".f64"]);
+        assert_eq!(e[1].name, "empty");
+        assert!(e[1].params.is_empty());
+    }
 }

@@ -112,18 +112,6 @@ pub(crate) struct StorageCell {
     pub(crate) version: AtomicU64,
 }
 
-const DTYPES: [DType; 9] = [
-    DType::F32,
-    DType::F64,
-    DType::F16,
-    DType::BF16,
-    DType::I64,
-    DType::I32,
-    DType::I16,
-    DType::U8,
-    DType::Bool,
-];
-
 impl StorageCell {
     fn new(storage: Storage) -> StorageCell {
         StorageCell {
@@ -134,14 +122,14 @@ impl StorageCell {
     }
 
     /// Packs `storage`'s dtype and device into one word: the dtype's index
-    /// in [`DTYPES`] (bits 0..8), the device kind (bits 8..16: 0 CPU,
+    /// in [`DType::ALL`] (bits 0..8), the device kind (bits 8..16: 0 CPU,
     /// 1 CUDA, 2 the test device) and the device ordinal (bits 16..). A new device kind adds
     /// one arm here and one in [`StorageCell::device`].
     fn meta(storage: &Storage) -> u64 {
-        let dtype = DTYPES
+        let dtype = DType::ALL
             .iter()
             .position(|d| *d == storage.dtype())
-            .expect("every dtype is in DTYPES") as u64;
+            .expect("every dtype is in DType::ALL") as u64;
         let (kind, ordinal): (u64, usize) = match storage {
             Storage::Cpu(_) => (0, 0),
             #[cfg(feature = "cuda")]
@@ -152,7 +140,7 @@ impl StorageCell {
     }
 
     fn dtype(&self) -> DType {
-        DTYPES[(self.meta.load(Ordering::Acquire) & 0xff) as usize]
+        DType::ALL[(self.meta.load(Ordering::Acquire) & 0xff) as usize]
     }
 
     fn device(&self) -> Device {

@@ -18,7 +18,7 @@ mod alloc;
 mod backend;
 mod device;
 mod index;
-mod kernels;
+mod launch;
 mod ops;
 mod storage;
 mod validate;
@@ -27,8 +27,8 @@ pub use crate::backend::{Conv2dParams, Pool2dParams};
 pub use alloc::MemoryStats;
 pub(crate) use backend::CudaBackend;
 pub use device::{CudaDevice, device_count};
-pub use kernels::MAX_DIMS;
 pub use kiln_kernels::cuda as sources;
+pub use launch::{KernelSignature, MAX_DIMS, PtxParam, kernel_signatures};
 pub use ops::*;
 pub use storage::CudaStorage;
 pub(crate) use validate::ErrFlag;
@@ -38,8 +38,12 @@ use crate::dtype::dispatch;
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, Storage};
 use crate::{DType, Device, Tensor};
-use kernels::{Args, Strided, launch, launch_n};
-use kiln_kernels::cuda::{BINARY, COPY, REDUCE, UNARY};
+use launch::Grid;
+use launch::binary::{BinaryArgs, InplaceArgs};
+use launch::copy::{AssignArgs, CopyArgs, FillArgs, WhereArgs};
+use launch::reduce::{ArgReduceArgs, SumArgs};
+use launch::unary::{PredicateArgs, UnaryArgs};
+use launch::{Name, Strided};
 use std::sync::Arc;
 
 /// Why a CUDA operation could not run.
@@ -193,13 +197,14 @@ pub(crate) fn copy_view(op: &str, t: &Tensor, l: &Layout) -> Tensor {
     let out = alloc(op, &dev, t.dtype(), n);
     {
         let g = t.read_storage();
-        let (p, v) = view(op, &g, l);
-        let mut a = Args::new();
-        a.i(n).push(p).push(v).push(out.ptr());
-        check(
-            op,
-            launch_n(&dev, &COPY, &format!("copy_{}", sfx(t.dtype())), n, &mut a),
-        );
+        let (x, lx) = view(op, &g, l);
+        let args = CopyArgs {
+            n: n as i64,
+            x,
+            lx,
+            out: out.ptr(),
+        };
+        args.launch(op, &dev, ("copy", t.dtype()), Grid::Each(n));
     }
     wrap(out, l.shape())
 }
@@ -239,15 +244,20 @@ pub fn cast(t: &Tensor, dtype: DType) -> Tensor {
     let out = alloc("to_dtype", &dev, dtype, n);
     {
         let g = t.read_storage();
-        let (p, v) = view("to_dtype", &g, t.layout());
-        let name = match (t.dtype(), dtype) {
-            (DType::F32, DType::F16) => "cast_f32_f16_direct".to_string(),
-            (DType::F32, DType::BF16) => "cast_f32_bf16_direct".to_string(),
-            (s, d) => format!("cast_{}_{}", sfx(s), sfx(d)),
+        let (x, lx) = view("to_dtype", &g, t.layout());
+        let args = CopyArgs {
+            n: n as i64,
+            x,
+            lx,
+            out: out.ptr(),
         };
-        let mut a = Args::new();
-        a.i(n).push(p).push(v).push(out.ptr());
-        check("to_dtype", launch_n(&dev, &COPY, &name, n, &mut a));
+        let stem = format!("cast_{}", sfx(t.dtype()));
+        let name = match (t.dtype(), dtype) {
+            (DType::F32, DType::F16) => Name::Exact("cast_f32_f16_direct"),
+            (DType::F32, DType::BF16) => Name::Exact("cast_f32_bf16_direct"),
+            (_, d) => Name::Typed(&stem, d),
+        };
+        args.launch("to_dtype", &dev, name, Grid::Each(n));
     }
     wrap(out, t.shape())
 }
@@ -353,22 +363,22 @@ pub(crate) fn binary(op: &str, a: Operand, b: Operand, out_shape: &[usize]) -> T
     if !ok {
         panic!("{op}: not supported for {dt} tensors");
     }
-    launch_binary(op, &format!("binary_{op}_{}", sfx(dt)), a, b, dt, out_shape)
+    launch_binary(op, &format!("binary_{op}"), a, b, dt, out_shape)
 }
 
 /// Comparison (`eq ne lt le gt ge`) or logical op (`logical_and`,
 /// `logical_or`, `logical_xor`) of broadcast same-dtype operands; bool output.
 pub(crate) fn compare(op: &str, a: Operand, b: Operand, out_shape: &[usize]) -> Tensor {
     let kernel = match op {
-        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => format!("cmp_{op}_{}", sfx(a.0.dtype())),
-        "logical_and" | "logical_or" | "logical_xor" => format!("{op}_{}", sfx(a.0.dtype())),
+        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => format!("cmp_{op}"),
+        "logical_and" | "logical_or" | "logical_xor" => op.to_string(),
         _ => panic!("{op}: not a comparison"),
     };
     launch_binary(op, &kernel, a, b, DType::Bool, out_shape)
 }
 
-/// Runs the binary-family `kernel` (`n, a, a's view, b, b's view, out`)
-/// of two broadcast operands into a new `dtype` tensor of `out_shape`.
+/// Runs the binary-family kernel stem `kernel` for the operands' dtype
+/// on two broadcast operands into a new `dtype` tensor of `out_shape`.
 fn launch_binary(
     op: &str,
     kernel: &str,
@@ -383,15 +393,16 @@ fn launch_binary(
     let out = alloc(op, &dev, dtype, n);
     {
         let (ga, gb) = (a.read_storage(), b.read_storage());
-        let ((pa, va), (pb, vb)) = (view(op, &ga, la), view(op, &gb, lb));
-        let mut args = Args::new();
-        args.i(n)
-            .push(pa)
-            .push(va)
-            .push(pb)
-            .push(vb)
-            .push(out.ptr());
-        check(op, launch_n(&dev, &BINARY, kernel, n, &mut args));
+        let ((pa, la), (pb, lb)) = (view(op, &ga, la), view(op, &gb, lb));
+        let args = BinaryArgs {
+            n: n as i64,
+            a: pa,
+            la,
+            b: pb,
+            lb,
+            out: out.ptr(),
+        };
+        args.launch(op, &dev, (kernel, a.dtype()), Grid::Each(n));
     }
     wrap(out, out_shape)
 }
@@ -417,27 +428,19 @@ pub(crate) fn where_(
     let out = alloc(op, &dev, a.dtype(), n);
     {
         let (gc, ga, gb) = (cond.read_storage(), a.read_storage(), b.read_storage());
-        let ((pc, vc), (pa, va), (pb, vb)) =
+        let ((pc, lc), (pa, la), (pb, lb)) =
             (view(op, &gc, lc), view(op, &ga, la), view(op, &gb, lb));
-        let mut args = Args::new();
-        args.i(n)
-            .push(pc)
-            .push(vc)
-            .push(pa)
-            .push(va)
-            .push(pb)
-            .push(vb)
-            .push(out.ptr());
-        check(
-            op,
-            launch_n(
-                &dev,
-                &COPY,
-                &format!("where_{}", sfx(a.dtype())),
-                n,
-                &mut args,
-            ),
-        );
+        let args = WhereArgs {
+            n: n as i64,
+            cond: pc,
+            lc,
+            a: pa,
+            la,
+            b: pb,
+            lb,
+            out: out.ptr(),
+        };
+        args.launch(op, &dev, ("where", a.dtype()), Grid::Each(n));
     }
     wrap(out, out_shape)
 }
@@ -467,20 +470,17 @@ pub fn unary(op: UnaryOp, t: &Tensor) -> Tensor {
     let out = alloc(name, &dev, dt, n);
     {
         let g = t.read_storage();
-        let (p, v) = view(name, &g, t.layout());
-        let (pp, qq) = op.params();
-        let mut args = Args::new();
-        args.i(n).push(p).push(v).push(out.ptr()).push(pp).push(qq);
-        check(
-            name,
-            launch_n(
-                &dev,
-                &UNARY,
-                &format!("unary_{name}_{}", sfx(dt)),
-                n,
-                &mut args,
-            ),
-        );
+        let (x, lx) = view(name, &g, t.layout());
+        let (p, q) = op.params();
+        let args = UnaryArgs {
+            n: n as i64,
+            x,
+            lx,
+            out: out.ptr(),
+            p,
+            q,
+        };
+        args.launch(name, &dev, (&*format!("unary_{name}"), dt), Grid::Each(n));
     }
     wrap(out, t.shape())
 }
@@ -488,19 +488,21 @@ pub fn unary(op: UnaryOp, t: &Tensor) -> Tensor {
 /// Logical not (bool output), or `isnan` / `isfinite` of a float tensor.
 pub fn predicate(op: &str, t: &Tensor) -> Tensor {
     let dev = device_of(op, t);
-    let kernel = match op {
-        "logical_not" => format!("logical_not_{}", sfx(t.dtype())),
-        "isnan" | "isfinite" if t.dtype().is_float() => format!("{op}_{}", sfx(t.dtype())),
-        _ => panic!("{op}: not supported for {} tensors", t.dtype()),
-    };
+    if !(op == "logical_not" || matches!(op, "isnan" | "isfinite") && t.dtype().is_float()) {
+        panic!("{op}: not supported for {} tensors", t.dtype());
+    }
     let n = t.numel();
     let out = alloc(op, &dev, DType::Bool, n);
     {
         let g = t.read_storage();
-        let (p, v) = view(op, &g, t.layout());
-        let mut args = Args::new();
-        args.i(n).push(p).push(v).push(out.ptr());
-        check(op, launch_n(&dev, &UNARY, &kernel, n, &mut args));
+        let (x, lx) = view(op, &g, t.layout());
+        let args = PredicateArgs {
+            n: n as i64,
+            x,
+            lx,
+            out: out.ptr(),
+        };
+        args.launch(op, &dev, (op, t.dtype()), Grid::Each(n));
     }
     wrap(out, t.shape())
 }
@@ -522,39 +524,18 @@ fn reduce_view(t: &Tensor, mask: &[bool]) -> (Layout, usize, usize) {
     (l.permute(&perm), n_out, n_red)
 }
 
-fn launch_reduce(
-    op: &str,
-    dev: &CudaDevice,
-    kernel: &str,
-    dt: DType,
-    n_out: usize,
-    n_red: usize,
-    args: &mut Args,
-) {
-    if n_out == 0 {
-        return;
-    }
-    let r = if n_red > 32 {
-        let grid = n_out.min(1 << 16) as u32;
-        let block = kernels::block_for_row(n_red);
-        launch(
-            dev,
-            &REDUCE,
-            &format!("{kernel}_block_{}", sfx(dt)),
-            grid,
-            block,
-            args,
-        )
+/// The grid and kernel stem of a reduction `{kernel}_block` (a block per
+/// output, for long reductions) or `{kernel}_thread`.
+fn reduce_grid(kernel: &str, n_out: usize, n_red: usize) -> (String, Grid) {
+    if n_red > 32 {
+        let grid = Grid::Rows {
+            rows: n_out,
+            len: n_red,
+        };
+        (format!("{kernel}_block"), grid)
     } else {
-        launch_n(
-            dev,
-            &REDUCE,
-            &format!("{kernel}_thread_{}", sfx(dt)),
-            n_out,
-            args,
-        )
-    };
-    check(op, r);
+        (format!("{kernel}_thread"), Grid::Each(n_out))
+    }
 }
 
 /// Sum over the dimensions where `mask` is true into a contiguous tensor
@@ -577,15 +558,17 @@ pub fn sum_scaled(t: &Tensor, mask: &[bool], out_shape: &[usize], scale: f64) ->
     let out = alloc("sum", &dev, out_dt, n_out);
     {
         let g = t.read_storage();
-        let (p, v) = view("sum", &g, &l);
-        let mut args = Args::new();
-        args.i(n_out)
-            .i(n_red)
-            .push(p)
-            .push(v)
-            .push(out.ptr())
-            .push(scale);
-        launch_reduce("sum", &dev, "sum", t.dtype(), n_out, n_red, &mut args);
+        let (x, lx) = view("sum", &g, &l);
+        let args = SumArgs {
+            n_out: n_out as i64,
+            n_red: n_red as i64,
+            x,
+            lx,
+            out: out.ptr(),
+            scale,
+        };
+        let (stem, grid) = reduce_grid("sum", n_out, n_red);
+        args.launch("sum", &dev, (&*stem, t.dtype()), grid);
     }
     wrap(out, out_shape)
 }
@@ -617,15 +600,17 @@ pub fn max_min_dim(op: &str, t: &Tensor, dim: usize, keepdim: bool) -> (Tensor, 
     let idx = alloc(op, &dev, DType::I64, n_out);
     {
         let g = t.read_storage();
-        let (p, v) = view(op, &g, &l);
-        let mut args = Args::new();
-        args.i(n_out)
-            .i(n_red)
-            .push(p)
-            .push(v)
-            .push(vals.ptr())
-            .push(idx.ptr());
-        launch_reduce(op, &dev, op, t.dtype(), n_out, n_red, &mut args);
+        let (x, lx) = view(op, &g, &l);
+        let args = ArgReduceArgs {
+            n_out: n_out as i64,
+            n_red: n_red as i64,
+            x,
+            lx,
+            out: vals.ptr(),
+            idx: idx.ptr(),
+        };
+        let (stem, grid) = reduce_grid(op, n_out, n_red);
+        args.launch(op, &dev, (&*stem, t.dtype()), grid);
     }
     let mut shape = t.shape().to_vec();
     if t.dim() > 0 {
@@ -651,28 +636,35 @@ pub fn binary_inplace(op: &str, t: &Tensor, other: &Tensor, lo: &Layout) {
         return binary_inplace(op, t, &tmp, &l);
     }
     let dt = t.dtype();
-    let kernel = match op {
-        "copy_" => format!("assign_{}", sfx(dt)),
-        "add_" | "sub_" | "mul_" | "div_" => format!("inplace_{}_{}", &op[..op.len() - 1], sfx(dt)),
-        _ => panic!("{op}: not an in-place op"),
-    };
     let n = t.numel();
     let gs = other.read_storage();
     let gd = t.write_storage();
-    let (pd, vd) = view(op, &gd, t.layout());
-    let (ps, vs) = view(op, &gs, lo);
-    let mut args = Args::new();
-    args.i(n).push(pd).push(vd).push(ps).push(vs);
-    check(
-        op,
-        launch_n(
-            &dev,
-            if op == "copy_" { &COPY } else { &BINARY },
-            &kernel,
-            n,
-            &mut args,
-        ),
-    );
+    let (dst, ld) = view(op, &gd, t.layout());
+    let (src, ls) = view(op, &gs, lo);
+    match op {
+        "copy_" => {
+            let args = AssignArgs {
+                n: n as i64,
+                dst,
+                ld,
+                src,
+                ls,
+            };
+            args.launch(op, &dev, ("assign", dt), Grid::Each(n))
+        }
+        "add_" | "sub_" | "mul_" | "div_" => {
+            let args = InplaceArgs {
+                n: n as i64,
+                dst,
+                ld,
+                src,
+                ls,
+            };
+            let stem = format!("inplace_{}", &op[..op.len() - 1]);
+            args.launch(op, &dev, (&*stem, dt), Grid::Each(n))
+        }
+        _ => panic!("{op}: not an in-place op"),
+    }
 }
 
 /// Sets every element of the view `l` of `s` to `value`.
@@ -680,21 +672,13 @@ pub fn fill(s: &mut CudaStorage, l: &Layout, value: f64) {
     let dev = s.device().clone();
     check("fill_", dev.bind());
     let n = l.numel();
-    let mut args = Args::new();
-    args.i(n)
-        .push(s.ptr())
-        .push(Strided::new("fill_", l))
-        .push(value);
-    check(
-        "fill_",
-        launch_n(
-            &dev,
-            &COPY,
-            &format!("fill_{}", sfx(s.dtype())),
-            n,
-            &mut args,
-        ),
-    );
+    let args = FillArgs {
+        n: n as i64,
+        dst: s.ptr(),
+        ld: Strided::new("fill_", l),
+        value,
+    };
+    args.launch("fill_", &dev, ("fill", s.dtype()), Grid::Each(n));
 }
 
 /// Copies `src` (same dtype and device, shape of the view) into the view
@@ -713,20 +697,16 @@ pub fn assign(dst: &Tensor, dst_layout: &Layout, src: &Tensor) {
     let n = src.numel();
     let gs = src.read_storage();
     let gd = dst.write_storage();
-    let (pd, vd) = view(op, &gd, dst_layout);
-    let (ps, vs) = view(op, &gs, src.layout());
-    let mut args = Args::new();
-    args.i(n).push(pd).push(vd).push(ps).push(vs);
-    check(
-        op,
-        launch_n(
-            &dev,
-            &COPY,
-            &format!("assign_{}", sfx(dst.dtype())),
-            n,
-            &mut args,
-        ),
-    );
+    let (pd, ld) = view(op, &gd, dst_layout);
+    let (ps, ls) = view(op, &gs, src.layout());
+    let args = AssignArgs {
+        n: n as i64,
+        dst: pd,
+        ld,
+        src: ps,
+        ls,
+    };
+    args.launch(op, &dev, ("assign", dst.dtype()), Grid::Each(n));
 }
 
 /// Concatenates same-dtype tensors on one device along `dim`.
@@ -766,8 +746,8 @@ pub(crate) struct Mat {
 }
 
 /// `C[i] = beta * C[i] + A[i] @ B[i]` for i in 0..batch, all row-major
-/// (`m x k` times `k x n`), through cuBLAS (strided batched; f16/bf16 via
-/// GemmEx with f32 accumulation on tensor cores).
+/// (`m x k` times `k x n`), through cuBLAS's strided batched GemmEx
+/// (f16/bf16 with f32 accumulation on tensor cores).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     op: &str,
@@ -803,93 +783,56 @@ pub(crate) fn gemm(
     let (lda, ldb, ldc) = (i(b.ld.max(1)), i(a.ld.max(1)), i(c.ld.max(1)));
     let (sa, sb, sc) = (b.stride as i64, a.stride as i64, c.stride as i64);
     let bc = i(batch);
+    use cs::cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F};
+    use cs::cudaDataType::{CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F, CUDA_R_64F};
+    // Storage type and compute type; f16/bf16 accumulate in f32 (tensor
+    // cores). GemmEx with (32F, COMPUTE_32F) is sgemm, (64F, COMPUTE_64F)
+    // dgemm.
+    let (ty, compute) = match dtype {
+        DType::F32 => (CUDA_R_32F, CUBLAS_COMPUTE_32F),
+        DType::F64 => (CUDA_R_64F, CUBLAS_COMPUTE_64F),
+        DType::F16 => (CUDA_R_16F, CUBLAS_COMPUTE_32F),
+        DType::BF16 => (CUDA_R_16BF, CUBLAS_COMPUTE_32F),
+        d => panic!(
+            "{op}: not supported for {d} tensors on CUDA (\"addmm_cuda\" has no integer kernel)"
+        ),
+    };
+    // alpha and beta in the compute type.
+    let (al64, be64, al32, be32) = (1f64, beta, 1f32, beta as f32);
+    let (al, be): (*const std::ffi::c_void, *const std::ffi::c_void) = if dtype == DType::F64 {
+        (&al64 as *const f64 as _, &be64 as *const f64 as _)
+    } else {
+        (&al32 as *const f32 as _, &be32 as *const f32 as _)
+    };
     // SAFETY: pointers are live device blocks sized for the described
-    // matrices; the handle is bound to the device's stream.
+    // matrices of `ty`; alpha/beta point to host scalars of the compute
+    // type; the handle is bound to the device's stream.
     let r = unsafe {
-        match dtype {
-            DType::F32 => {
-                let (al, be) = (1f32, beta as f32);
-                cr::sgemm_strided_batched(
-                    h,
-                    ta,
-                    tb,
-                    mm,
-                    nn,
-                    kk,
-                    &al,
-                    b.ptr as *const f32,
-                    lda,
-                    sa,
-                    a.ptr as *const f32,
-                    ldb,
-                    sb,
-                    &be,
-                    c.ptr as *mut f32,
-                    ldc,
-                    sc,
-                    bc,
-                )
-            }
-            DType::F64 => {
-                let (al, be) = (1f64, beta);
-                cr::dgemm_strided_batched(
-                    h,
-                    ta,
-                    tb,
-                    mm,
-                    nn,
-                    kk,
-                    &al,
-                    b.ptr as *const f64,
-                    lda,
-                    sa,
-                    a.ptr as *const f64,
-                    ldb,
-                    sb,
-                    &be,
-                    c.ptr as *mut f64,
-                    ldc,
-                    sc,
-                    bc,
-                )
-            }
-            DType::F16 | DType::BF16 => {
-                let ty = if dtype == DType::F16 {
-                    cs::cudaDataType::CUDA_R_16F
-                } else {
-                    cs::cudaDataType::CUDA_R_16BF
-                };
-                let (al, be) = (1f32, beta as f32);
-                cr::gemm_strided_batched_ex(
-                    h,
-                    ta,
-                    tb,
-                    mm,
-                    nn,
-                    kk,
-                    &al as *const f32 as *const _,
-                    b.ptr as *const _,
-                    ty,
-                    lda,
-                    sa,
-                    a.ptr as *const _,
-                    ty,
-                    ldb,
-                    sb,
-                    &be as *const f32 as *const _,
-                    c.ptr as *mut _,
-                    ty,
-                    ldc,
-                    sc,
-                    bc,
-                    cs::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                    cs::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                )
-            }
-            d => panic!(
-                "{op}: not supported for {d} tensors on CUDA (\"addmm_cuda\" has no integer kernel)"
-            ),
-        }
+        cr::gemm_strided_batched_ex(
+            h,
+            ta,
+            tb,
+            mm,
+            nn,
+            kk,
+            al,
+            b.ptr as *const _,
+            ty,
+            lda,
+            sa,
+            a.ptr as *const _,
+            ty,
+            ldb,
+            sb,
+            be,
+            c.ptr as *mut _,
+            ty,
+            ldc,
+            sc,
+            bc,
+            compute,
+            cs::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
     };
     check(
         op,

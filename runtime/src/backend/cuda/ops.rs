@@ -5,7 +5,17 @@
 //! copied first. Optimizer updates write their parameter and state
 //! tensors in place.
 
-use super::kernels::{Args, Conv2dGeom, PoolGeom, kernels};
+use super::launch::batchnorm::{
+    BnAccToArgs, BnApplyArgs, BnBwdApplyArgs, BnBwdReduceArgs, BnRunningStatsArgs, BnStatsArgs,
+};
+use super::launch::conv::ColArgs;
+use super::launch::copy::AddBiasArgs;
+use super::launch::index::{AddAtArgs, OneHotArgs, TakeArgs};
+use super::launch::loss::{CrossEntropyBwdArgs, CrossEntropyFwdArgs, NllBwdArgs, NllFwdArgs};
+use super::launch::optim::{AdamArgs, RmspropArgs, SgdArgs};
+use super::launch::pool::{AdaptivePoolArgs, AvgPoolArgs, MaxPoolBwdArgs, MaxPoolFwdArgs};
+use super::launch::softmax::{SoftmaxBwdArgs, SoftmaxFwdArgs};
+use super::launch::{Conv2dGeom, Grid, PoolGeom};
 use super::{Conv2dParams, Pool2dParams};
 use super::{
     CudaDevice, ErrFlag, Mat, alloc, contiguous, cuda, device_of, gemm, same_device, sum, wrap,
@@ -13,7 +23,6 @@ use super::{
 };
 use crate::backend::{BatchNormArgs, BatchNormSaved, ClassLoss, Grads3};
 use crate::{DType, Tensor};
-use kiln_kernels::cuda::{BATCHNORM, CONV, COPY, INDEX, LOSS, OPTIM, POOL, SOFTMAX};
 use std::sync::Arc;
 
 /// Device address of a contiguous tensor's first element.
@@ -52,14 +61,21 @@ pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Tensor {
     let x = contiguous(x);
     let (outer, len, inner) = split3(x.shape(), dim);
     let y = alloc(op, &dev, x.dtype(), x.numel());
-    let mut a = Args::new();
-    a.i(outer)
-        .i(len)
-        .i(inner)
-        .push(ptr(op, &x))
-        .push(y.ptr())
-        .push(log as i32);
-    kernels(op, &dev, &SOFTMAX, x.dtype()).rows("softmax_fwd", outer * inner, len, &mut a);
+    let args = SoftmaxFwdArgs {
+        outer: outer as i64,
+        len: len as i64,
+        inner: inner as i64,
+        x: ptr(op, &x),
+        y: y.ptr(),
+        log: log as i32,
+    };
+    let rows = outer * inner;
+    args.launch(
+        op,
+        &dev,
+        ("softmax_fwd", x.dtype()),
+        Grid::Rows { rows, len },
+    );
     wrap(y, x.shape())
 }
 
@@ -76,15 +92,22 @@ pub fn softmax_backward(y: &Tensor, gy: &Tensor, dim: usize, log: bool) -> Tenso
     let (y, gy) = (contiguous(y), contiguous(gy));
     let (outer, len, inner) = split3(y.shape(), dim);
     let gx = alloc(op, &dev, y.dtype(), y.numel());
-    let mut a = Args::new();
-    a.i(outer)
-        .i(len)
-        .i(inner)
-        .push(ptr(op, &y))
-        .push(ptr(op, &gy))
-        .push(gx.ptr())
-        .push(log as i32);
-    kernels(op, &dev, &SOFTMAX, y.dtype()).rows("softmax_bwd", outer * inner, len, &mut a);
+    let args = SoftmaxBwdArgs {
+        outer: outer as i64,
+        len: len as i64,
+        inner: inner as i64,
+        y: ptr(op, &y),
+        gy: ptr(op, &gy),
+        gx: gx.ptr(),
+        log: log as i32,
+    };
+    let rows = outer * inner;
+    args.launch(
+        op,
+        &dev,
+        ("softmax_bwd", y.dtype()),
+        Grid::Rows { rows, len },
+    );
     wrap(gx, y.shape())
 }
 
@@ -152,21 +175,11 @@ impl ClassRows {
         }
     }
 
-    /// The loss kernels' leading arguments: `n, c, [x,] t, w, ignore
-    /// [, label_smoothing]` (NLL's backward does not read `x`).
-    fn args(&self, op: &str, l: &ClassLoss, with_x: bool) -> Args {
-        let mut a = Args::new();
-        a.i(self.n).i(self.c);
-        if with_x {
-            a.push(ptr(op, &self.x));
-        }
-        a.push(ptr(op, &self.t))
-            .push(opt_ptr(op, self.w.as_ref()))
-            .push(l.ignore);
-        if let Some(eps) = l.smoothing {
-            a.push(eps);
-        }
-        a
+    /// The pointers of the scores, targets and (null when absent) class
+    /// weights.
+    fn ptrs(&self, op: &str) -> (u64, u64, u64) {
+        let w = opt_ptr(op, self.w.as_ref());
+        (ptr(op, &self.x), ptr(op, &self.t), w)
     }
 }
 
@@ -181,12 +194,40 @@ pub fn class_loss(x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {
     let loss = alloc(op, &r.dev, dt, n);
     let wsum = alloc(op, &r.dev, dt, n);
     let err = ErrFlag::new(op, &r.dev);
-    let mut a = r.args(op, l, true);
-    a.push(loss.ptr()).push(wsum.ptr()).push(err.ptr());
-    let k = kernels(op, &r.dev, &LOSS, dt);
+    let (x, target, weight) = r.ptrs(op);
+    let (n64, c64, ignore) = (n as i64, c as i64, l.ignore);
+    let (loss_p, wsum_p, err_p) = (loss.ptr(), wsum.ptr(), err.ptr());
     match l.smoothing {
-        Some(_) => k.rows("cross_entropy_fwd", n, c, &mut a),
-        None => k.each("nll_fwd", n, &mut a),
+        Some(eps) => {
+            let args = CrossEntropyFwdArgs {
+                n: n64,
+                c: c64,
+                x,
+                target,
+                weight,
+                ignore,
+                eps,
+                loss: loss_p,
+                wsum: wsum_p,
+                err: err_p,
+            };
+            let grid = Grid::Rows { rows: n, len: c };
+            args.launch(op, &r.dev, ("cross_entropy_fwd", dt), grid)
+        }
+        None => {
+            let args = NllFwdArgs {
+                n: n64,
+                c: c64,
+                logp: x,
+                target,
+                weight,
+                ignore,
+                loss: loss_p,
+                wsum: wsum_p,
+                err: err_p,
+            };
+            args.launch(op, &r.dev, ("nll_fwd", dt), Grid::Each(n))
+        }
     }
     err.check_later(op, format!("target out of bounds for {c} classes"));
     (wrap(loss, &[n]), wrap(wsum, &[n]))
@@ -200,12 +241,36 @@ pub fn class_loss_backward(x: &Tensor, l: &ClassLoss, gloss: &Tensor) -> Tensor 
     let (n, c, dt) = (r.n, r.c, r.x.dtype());
     let g = contiguous(gloss);
     let gx = alloc(op, &r.dev, dt, n * c);
-    let mut a = r.args(op, l, l.smoothing.is_some());
-    a.push(ptr(op, &g)).push(gx.ptr());
-    let k = kernels(op, &r.dev, &LOSS, dt);
+    let (x, target, weight) = r.ptrs(op);
+    let (n64, c64, ignore, gloss) = (n as i64, c as i64, l.ignore, ptr(op, &g));
     match l.smoothing {
-        Some(_) => k.rows("cross_entropy_bwd", n, c, &mut a),
-        None => k.each("nll_bwd", n * c, &mut a),
+        Some(eps) => {
+            let args = CrossEntropyBwdArgs {
+                n: n64,
+                c: c64,
+                x,
+                target,
+                weight,
+                ignore,
+                eps,
+                gloss,
+                gx: gx.ptr(),
+            };
+            let grid = Grid::Rows { rows: n, len: c };
+            args.launch(op, &r.dev, ("cross_entropy_bwd", dt), grid)
+        }
+        None => {
+            let args = NllBwdArgs {
+                n: n64,
+                c: c64,
+                target,
+                weight,
+                ignore,
+                gloss,
+                glogp: gx.ptr(),
+            };
+            args.launch(op, &r.dev, ("nll_bwd", dt), Grid::Each(n * c))
+        }
     }
     wrap(gx, &[n, c])
 }
@@ -299,12 +364,13 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dPara
     let mut b0 = 0;
     while b0 < n {
         let cnt = nb.min(n - b0);
-        let mut a = Args::new();
-        a.i(cnt)
-            .push(xp + b0 as u64 * img * es)
-            .push(col.ptr())
-            .push(g);
-        kernels(op, &dev, &CONV, dt).each("im2col", cnt * ckk * ohw, &mut a);
+        let args = ColArgs {
+            nb: cnt as i64,
+            src: xp + b0 as u64 * img * es,
+            dst: col.ptr(),
+            g,
+        };
+        args.launch(op, &dev, ("im2col", dt), Grid::Each(cnt * ckk * ohw));
         for gi in 0..groups {
             let am = Mat {
                 ptr: wp + (gi * oc_g * ckk_g) as u64 * es,
@@ -337,13 +403,14 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &Conv2dPara
             b.shape()
         );
         let b = contiguous(b);
-        let mut a = Args::new();
-        a.i(n * oc * ohw)
-            .push(out.ptr())
-            .push(ptr(op, &b))
-            .i(oc)
-            .i(ohw);
-        kernels(op, &dev, &COPY, dt).each("add_bias", n * oc * ohw, &mut a);
+        let args = AddBiasArgs {
+            total: (n * oc * ohw) as i64,
+            out: out.ptr(),
+            bias: ptr(op, &b),
+            c: oc as i64,
+            s: ohw as i64,
+        };
+        args.launch(op, &dev, ("add_bias", dt), Grid::Each(n * oc * ohw));
     }
     wrap(out, &[n, oc, g.oh as usize, g.ow as usize])
 }
@@ -382,12 +449,13 @@ pub fn conv2d_backward(
     while (gx.is_some() || gw.is_some()) && b0 < n {
         let cnt = nb.min(n - b0);
         if let Some(gw) = &gw {
-            let mut a = Args::new();
-            a.i(cnt)
-                .push(xp + (b0 * img) as u64 * es)
-                .push(col.ptr())
-                .push(g);
-            kernels(op, &dev, &CONV, dt).each("im2col", cnt * ckk * ohw, &mut a);
+            let args = ColArgs {
+                nb: cnt as i64,
+                src: xp + (b0 * img) as u64 * es,
+                dst: col.ptr(),
+                g,
+            };
+            args.launch(op, &dev, ("im2col", dt), Grid::Each(cnt * ckk * ohw));
             // gW[g] += gy[b, g] @ col[b, g]^T for each image of the chunk.
             for bi in 0..cnt {
                 for gi in 0..groups {
@@ -436,12 +504,13 @@ pub fn conv2d_backward(
                 };
                 gemm(op, &dev, dt, (ckk_g, ohw, oc_g), am, bm, cm, cnt, 0.0);
             }
-            let mut a = Args::new();
-            a.i(cnt)
-                .push(col.ptr())
-                .push(gx.ptr() + (b0 * img) as u64 * es)
-                .push(g);
-            kernels(op, &dev, &CONV, dt).each("col2im", cnt * img, &mut a);
+            let args = ColArgs {
+                nb: cnt as i64,
+                src: col.ptr(),
+                dst: gx.ptr() + (b0 * img) as u64 * es,
+                g,
+            };
+            args.launch(op, &dev, ("col2im", dt), Grid::Each(cnt * img));
         }
         b0 += cnt;
     }
@@ -524,13 +593,14 @@ pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> (Tensor, Tensor) {
         alloc(op, &dev, x.dtype(), n),
         alloc(op, &dev, DType::I64, n),
     );
-    let mut a = Args::new();
-    a.i(planes)
-        .push(ptr(op, &x))
-        .push(y.ptr())
-        .push(idx.ptr())
-        .push(g);
-    kernels(op, &dev, &POOL, x.dtype()).each("max_pool2d_fwd", n, &mut a);
+    let args = MaxPoolFwdArgs {
+        planes: planes as i64,
+        x: ptr(op, &x),
+        y: y.ptr(),
+        idx: idx.ptr(),
+        g,
+    };
+    args.launch(op, &dev, ("max_pool2d_fwd", x.dtype()), Grid::Each(n));
     (wrap(y, &shape), wrap(idx, &shape))
 }
 
@@ -549,13 +619,14 @@ pub fn max_pool2d_backward(
     let planes = input_shape[0] * input_shape[1];
     let n: usize = input_shape.iter().product();
     let gx = alloc(op, &dev, gy.dtype(), n);
-    let mut a = Args::new();
-    a.i(planes)
-        .push(ptr(op, &gy))
-        .push(ptr(op, &idx))
-        .push(gx.ptr())
-        .push(g);
-    kernels(op, &dev, &POOL, gy.dtype()).each("max_pool2d_bwd", n, &mut a);
+    let args = MaxPoolBwdArgs {
+        planes: planes as i64,
+        gy: ptr(op, &gy),
+        idx: ptr(op, &idx),
+        gx: gx.ptr(),
+        g,
+    };
+    args.launch(op, &dev, ("max_pool2d_bwd", gy.dtype()), Grid::Each(n));
     wrap(gx, input_shape)
 }
 
@@ -588,9 +659,10 @@ pub fn avg_pool2d_backward(
     pool_map(op, "avg_pool2d_bwd", grad_out, g, input_shape, avg)
 }
 
-/// Runs the pooling kernel `name` (`planes, src, dst, geom` and, for
-/// average pooling, `count_include_pad, divisor_override`) from `src` into
-/// a new tensor of `out_shape`, a thread per destination element.
+/// Runs the pooling kernel `name` (average pooling when `avg` gives its
+/// `count_include_pad, divisor_override`, else adaptive average pooling)
+/// from `src` into a new tensor of `out_shape`, a thread per destination
+/// element.
 fn pool_map(
     op: &str,
     name: &str,
@@ -603,15 +675,34 @@ fn pool_map(
     let src = contiguous(src);
     let n: usize = out_shape.iter().product();
     let dst = alloc(op, &dev, src.dtype(), n);
-    let mut a = Args::new();
-    a.i(out_shape[0] * out_shape[1])
-        .push(ptr(op, &src))
-        .push(dst.ptr())
-        .push(g);
-    if let Some((count_include_pad, divisor_override)) = avg {
-        a.push(count_include_pad as i32).i(divisor_override);
+    let (planes, s, d) = (
+        (out_shape[0] * out_shape[1]) as i64,
+        ptr(op, &src),
+        dst.ptr(),
+    );
+    let kernel = (name, src.dtype());
+    match avg {
+        Some((count_include_pad, divisor_override)) => {
+            let args = AvgPoolArgs {
+                planes,
+                src: s,
+                dst: d,
+                g,
+                count_include_pad: count_include_pad as i32,
+                divisor_override: divisor_override as i64,
+            };
+            args.launch(op, &dev, kernel, Grid::Each(n))
+        }
+        None => {
+            let args = AdaptivePoolArgs {
+                planes,
+                src: s,
+                dst: d,
+                g,
+            };
+            args.launch(op, &dev, kernel, Grid::Each(n))
+        }
     }
-    kernels(op, &dev, &POOL, src.dtype()).each(name, n, &mut a);
     wrap(dst, out_shape)
 }
 
@@ -701,45 +792,52 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> (Tensor, BatchNormSaved) 
             "{op}: expected more than 1 value per channel when training, got input of shape {:?}",
             x.shape()
         );
-        let mut a = Args::new();
-        a.i(n)
-            .i(c)
-            .i(s)
-            .push(ptr(op, &x))
-            .push(mean.ptr())
-            .push(invstd.ptr());
-        a.push(opt_ptr(op, running_mean))
-            .push(opt_ptr(op, running_var))
-            .push(args.momentum)
-            .push(eps);
-        kernels(op, &dev, &BATCHNORM, dt).rows("bn_stats", c, n * s, &mut a);
+        let stats = BnStatsArgs {
+            n: n as i64,
+            c: c as i64,
+            s: s as i64,
+            x: ptr(op, &x),
+            mean: mean.ptr(),
+            invstd: invstd.ptr(),
+            running_mean: opt_ptr(op, running_mean),
+            running_var: opt_ptr(op, running_var),
+            momentum: args.momentum,
+            eps,
+        };
+        let grid = Grid::Rows {
+            rows: c,
+            len: n * s,
+        };
+        stats.launch(op, &dev, ("bn_stats", dt), grid);
     } else {
         let (rm, rv) = (
             running_mean.expect("batch_norm: eval mode needs running_mean"),
             running_var.expect("batch_norm: eval mode needs running_var"),
         );
-        let mut a = Args::new();
-        a.i(c)
-            .push(ptr(op, rm))
-            .push(ptr(op, rv))
-            .push(eps)
-            .push(mean.ptr())
-            .push(invstd.ptr());
-        kernels(op, &dev, &BATCHNORM, dt).each("bn_running_stats", c, &mut a);
+        let stats = BnRunningStatsArgs {
+            c: c as i64,
+            running_mean: ptr(op, rm),
+            running_var: ptr(op, rv),
+            eps,
+            mean: mean.ptr(),
+            invstd: invstd.ptr(),
+        };
+        stats.launch(op, &dev, ("bn_running_stats", dt), Grid::Each(c));
     }
     let (w, b) = (args.weight.map(contiguous), args.bias.map(contiguous));
     let y = alloc(op, &dev, dt, x.numel());
-    let mut a = Args::new();
-    a.i(x.numel())
-        .i(c)
-        .i(s)
-        .push(ptr(op, &x))
-        .push(mean.ptr())
-        .push(invstd.ptr());
-    a.push(opt_ptr(op, w.as_ref()))
-        .push(opt_ptr(op, b.as_ref()))
-        .push(y.ptr());
-    kernels(op, &dev, &BATCHNORM, dt).each("bn_apply", x.numel(), &mut a);
+    let apply = BnApplyArgs {
+        total: x.numel() as i64,
+        c: c as i64,
+        s: s as i64,
+        x: ptr(op, &x),
+        mean: mean.ptr(),
+        invstd: invstd.ptr(),
+        weight: opt_ptr(op, w.as_ref()),
+        bias: opt_ptr(op, b.as_ref()),
+        y: y.ptr(),
+    };
+    apply.launch(op, &dev, ("bn_apply", dt), Grid::Each(x.numel()));
     let (mean, invstd) = (wrap(mean, &[c]), wrap(invstd, &[c]));
     let saved = BatchNormSaved {
         mean,
@@ -768,38 +866,50 @@ pub fn batch_norm_backward(
     let (mp, ip) = (ptr(op, save_mean), ptr(op, save_invstd));
     let sum_dy = alloc(op, &dev, stat_dtype(dt), c);
     let sum_dy_xhat = alloc(op, &dev, stat_dtype(dt), c);
-    let mut a = Args::new();
-    a.i(n)
-        .i(c)
-        .i(s)
-        .push(ptr(op, &x))
-        .push(ptr(op, &gy))
-        .push(mp)
-        .push(ip);
-    a.push(sum_dy.ptr()).push(sum_dy_xhat.ptr());
-    kernels(op, &dev, &BATCHNORM, dt).rows("bn_bwd_reduce", c, n * s, &mut a);
+    let (xp, gyp) = (ptr(op, &x), ptr(op, &gy));
+    let reduce = BnBwdReduceArgs {
+        n: n as i64,
+        c: c as i64,
+        s: s as i64,
+        x: xp,
+        gy: gyp,
+        mean: mp,
+        invstd: ip,
+        sum_dy: sum_dy.ptr(),
+        sum_dy_xhat: sum_dy_xhat.ptr(),
+    };
+    let grid = Grid::Rows {
+        rows: c,
+        len: n * s,
+    };
+    reduce.launch(op, &dev, ("bn_bwd_reduce", dt), grid);
     let gx = need[0].then(|| {
         let gx = alloc(op, &dev, dt, x.numel());
-        let mut a = Args::new();
-        a.i(x.numel())
-            .i(c)
-            .i(s)
-            .push(ptr(op, &x))
-            .push(ptr(op, &gy))
-            .push(mp)
-            .push(ip);
-        a.push(opt_ptr(op, w.as_ref()))
-            .push(sum_dy.ptr())
-            .push(sum_dy_xhat.ptr());
-        a.push(saved.training as i32).push(gx.ptr());
-        kernels(op, &dev, &BATCHNORM, dt).each("bn_bwd_apply", x.numel(), &mut a);
+        let apply = BnBwdApplyArgs {
+            total: x.numel() as i64,
+            c: c as i64,
+            s: s as i64,
+            x: xp,
+            gy: gyp,
+            mean: mp,
+            invstd: ip,
+            weight: opt_ptr(op, w.as_ref()),
+            sum_dy: sum_dy.ptr(),
+            sum_dy_xhat: sum_dy_xhat.ptr(),
+            training: saved.training as i32,
+            gx: gx.ptr(),
+        };
+        apply.launch(op, &dev, ("bn_bwd_apply", dt), Grid::Each(x.numel()));
         wrap(gx, x.shape())
     });
     let to_t = |src: &super::CudaStorage| {
         let out = alloc(op, &dev, dt, c);
-        let mut a = Args::new();
-        a.i(c).push(src.ptr()).push(out.ptr());
-        kernels(op, &dev, &BATCHNORM, dt).each("bn_acc_to", c, &mut a);
+        let args = BnAccToArgs {
+            n: c as i64,
+            acc: src.ptr(),
+            out: out.ptr(),
+        };
+        args.launch(op, &dev, ("bn_acc_to", dt), Grid::Each(c));
         wrap(out, &[c])
     };
     let gw = need[1].then(|| to_t(&sum_dy_xhat));
@@ -850,16 +960,17 @@ fn take_at(op: &str, x: &Tensor, dim: usize, idx: &Tensor) -> Tensor {
     };
     let out = alloc(op, &dev, x.dtype(), outer * k * inner);
     let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(outer)
-        .i(d)
-        .i(inner)
-        .push(ptr(op, &x))
-        .push(ptr(op, &ix))
-        .i(k)
-        .push(out.ptr())
-        .push(err.ptr());
-    kernels(op, &dev, &INDEX, x.dtype()).each(op, outer * k * inner, &mut a);
+    let args = TakeArgs {
+        outer: outer as i64,
+        dim: d as i64,
+        inner: inner as i64,
+        x: ptr(op, &x),
+        idx: ptr(op, &ix),
+        k: k as i64,
+        out: out.ptr(),
+        err: err.ptr(),
+    };
+    args.launch(op, &dev, (op, x.dtype()), Grid::Each(outer * k * inner));
     index_error(op, err, dim, d);
     wrap(out, &shape)
 }
@@ -888,16 +999,17 @@ fn add_at(op: &str, shape: &[usize], dim: usize, idx: &Tensor, src: &Tensor) -> 
     let out = alloc(op, &dev, src.dtype(), outer * d * inner);
     zero(op, &dev, &out);
     let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(outer)
-        .i(d)
-        .i(inner)
-        .push(out.ptr())
-        .push(ptr(op, &ix))
-        .i(k)
-        .push(ptr(op, &src))
-        .push(err.ptr());
-    kernels(op, &dev, &INDEX, src.dtype()).each(op, threads, &mut a);
+    let args = AddAtArgs {
+        outer: outer as i64,
+        dim: d as i64,
+        inner: inner as i64,
+        dst: out.ptr(),
+        idx: ptr(op, &ix),
+        k: k as i64,
+        src: ptr(op, &src),
+        err: err.ptr(),
+    };
+    args.launch(op, &dev, (op, src.dtype()), Grid::Each(threads));
     index_error(op, err, dim, d);
     wrap(out, shape)
 }
@@ -930,13 +1042,14 @@ pub fn one_hot(idx: &Tensor, classes: usize) -> Tensor {
     let n = ix.numel();
     let out = alloc(op, &dev, DType::I64, n * classes);
     let err = ErrFlag::new(op, &dev);
-    let mut a = Args::new();
-    a.i(n)
-        .i(classes)
-        .push(ptr(op, &ix))
-        .push(out.ptr())
-        .push(err.ptr());
-    kernels(op, &dev, &INDEX, DType::I64).each("one_hot", n * classes, &mut a);
+    let args = OneHotArgs {
+        n: n as i64,
+        classes: classes as i64,
+        idx: ptr(op, &ix),
+        out: out.ptr(),
+        err: err.ptr(),
+    };
+    args.launch(op, &dev, ("one_hot", DType::I64), Grid::Each(n * classes));
     err.check_later(op, format!("class values must be in [0, {classes})"));
     let mut shape = ix.shape().to_vec();
     shape.push(classes);
@@ -990,16 +1103,20 @@ pub fn sgd_step(
     let dev = device_of(op, param);
     let g = contiguous(grad);
     update_check(op, &dev, param, &[Some(&g), buf]);
-    let mut a = Args::new();
-    a.i(param.numel())
-        .push(ptr(op, param))
-        .push(ptr(op, &g))
-        .push(opt_ptr(op, buf));
-    a.push(lr).push(momentum).push(dampening).push(weight_decay);
-    a.push(nesterov as i32)
-        .push(maximize as i32)
-        .push(first_step as i32);
-    kernels(op, &dev, &OPTIM, param.dtype()).each("sgd", param.numel(), &mut a);
+    let args = SgdArgs {
+        n: param.numel() as i64,
+        p: ptr(op, param),
+        g: ptr(op, &g),
+        buf: opt_ptr(op, buf),
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov: nesterov as i32,
+        maximize: maximize as i32,
+        first_step: first_step as i32,
+    };
+    args.launch(op, &dev, ("sgd", param.dtype()), Grid::Each(param.numel()));
 }
 
 /// Adam / AdamW (`decoupled`) step in place, like `torch.optim.Adam`:
@@ -1031,23 +1148,24 @@ pub fn adam_step(
     );
     let bc1 = 1.0 - betas.0.powi(step as i32);
     let bc2 = 1.0 - betas.1.powi(step as i32);
-    let mut a = Args::new();
-    a.i(param.numel())
-        .push(ptr(op, param))
-        .push(ptr(op, &g))
-        .push(ptr(op, exp_avg));
-    a.push(ptr(op, exp_avg_sq))
-        .push(opt_ptr(op, max_exp_avg_sq));
-    a.push(lr)
-        .push(betas.0)
-        .push(betas.1)
-        .push(eps)
-        .push(weight_decay);
-    a.push(decoupled as i32)
-        .push(maximize as i32)
-        .push(bc1)
-        .push(bc2);
-    kernels(op, &dev, &OPTIM, param.dtype()).each("adam", param.numel(), &mut a);
+    let args = AdamArgs {
+        n: param.numel() as i64,
+        p: ptr(op, param),
+        g: ptr(op, &g),
+        m: ptr(op, exp_avg),
+        v: ptr(op, exp_avg_sq),
+        vmax: opt_ptr(op, max_exp_avg_sq),
+        lr,
+        beta1: betas.0,
+        beta2: betas.1,
+        eps,
+        weight_decay,
+        decoupled: decoupled as i32,
+        maximize: maximize as i32,
+        bc1,
+        bc2,
+    };
+    args.launch(op, &dev, ("adam", param.dtype()), Grid::Each(param.numel()));
 }
 
 /// RMSprop step in place, like `torch.optim.RMSprop`: `momentum_buf` when
@@ -1075,20 +1193,26 @@ pub fn rmsprop_step(
         param,
         &[Some(&g), Some(square_avg), momentum_buf, grad_avg],
     );
-    let mut a = Args::new();
-    a.i(param.numel())
-        .push(ptr(op, param))
-        .push(ptr(op, &g))
-        .push(ptr(op, square_avg));
-    a.push(opt_ptr(op, momentum_buf))
-        .push(opt_ptr(op, grad_avg));
-    a.push(lr)
-        .push(alpha)
-        .push(eps)
-        .push(weight_decay)
-        .push(momentum)
-        .push(maximize as i32);
-    kernels(op, &dev, &OPTIM, param.dtype()).each("rmsprop", param.numel(), &mut a);
+    let args = RmspropArgs {
+        n: param.numel() as i64,
+        p: ptr(op, param),
+        g: ptr(op, &g),
+        sq: ptr(op, square_avg),
+        buf: opt_ptr(op, momentum_buf),
+        gavg: opt_ptr(op, grad_avg),
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        maximize: maximize as i32,
+    };
+    args.launch(
+        op,
+        &dev,
+        ("rmsprop", param.dtype()),
+        Grid::Each(param.numel()),
+    );
 }
 
 #[cfg(test)]
