@@ -19,6 +19,25 @@ __device__ __forceinline__ void cover(i64 y, i64 s, i64 p, i64 ext, i64 out, i64
     *hi = b < out - 1 ? b : out - 1;
 }
 
+// The clipped window [y0, y1) x [x0, x1) of average-pool output (oy, ox)
+// and its divisor under PyTorch's rules (count_include_pad, ceil_mode,
+// divisor_override > 0).
+__device__ __forceinline__ i64 avg_window(i64 oy, i64 ox, const PoolGeom& g, int count_include_pad,
+                                          i64 divisor_override, i64* y0, i64* y1, i64* x0,
+                                          i64* x1) {
+    i64 a = oy * g.sh - g.ph, b = ox * g.sw - g.pw;
+    i64 c = a + g.kh, d = b + g.kw;
+    if (c > g.h + g.ph) c = g.h + g.ph;
+    if (d > g.w + g.pw) d = g.w + g.pw;
+    i64 pool = (c - a) * (d - b);
+    *y0 = a < 0 ? 0 : a;
+    *x0 = b < 0 ? 0 : b;
+    *y1 = c > g.h ? g.h : c;
+    *x1 = d > g.w ? g.w : d;
+    if (divisor_override > 0) return divisor_override;
+    return count_include_pad ? pool : (*y1 - *y0) * (*x1 - *x0);
+}
+
 #define KILN_POOL(T)                                                                    \
     /* Max pool: idx is the flat h*w position of the max within the plane. */        \
     extern "C" __global__ void max_pool2d_fwd_##T(i64 planes, const T* __restrict__ x, \
@@ -74,21 +93,13 @@ __device__ __forceinline__ void cover(i64 y, i64 s, i64 p, i64 ext, i64 out, i64
         typedef Num<T>::acc A;                                                          \
         KILN_GRID_LOOP(i, planes * g.oh * g.ow) {                                       \
             i64 ox = i % g.ow, oy = (i / g.ow) % g.oh, pl = i / (g.ow * g.oh);          \
-            i64 y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;                           \
-            i64 y1 = y0 + g.kh, x1 = x0 + g.kw;                                         \
-            if (y1 > g.h + g.ph) y1 = g.h + g.ph;                                       \
-            if (x1 > g.w + g.pw) x1 = g.w + g.pw;                                       \
-            i64 pool = (y1 - y0) * (x1 - x0);                                           \
-            if (y0 < 0) y0 = 0;                                                         \
-            if (x0 < 0) x0 = 0;                                                         \
-            if (y1 > g.h) y1 = g.h;                                                     \
-            if (x1 > g.w) x1 = g.w;                                                     \
+            i64 y0, y1, x0, x1;                                                         \
+            i64 div = avg_window(oy, ox, g, count_include_pad, divisor_override, &y0, &y1, \
+                                 &x0, &x1);                                             \
             const T* xp = x + pl * g.h * g.w;                                           \
             A acc = 0;                                                                  \
             for (i64 yy = y0; yy < y1; ++yy)                                            \
                 for (i64 xx = x0; xx < x1; ++xx) acc += Num<T>::to(xp[yy * g.w + xx]);  \
-            i64 div = divisor_override > 0 ? divisor_override                           \
-                      : (count_include_pad ? pool : (y1 - y0) * (x1 - x0));             \
             y[i] = Num<T>::from(acc / (A)div);                                          \
         }                                                                               \
     }                                                                                   \
@@ -106,18 +117,10 @@ __device__ __forceinline__ void cover(i64 y, i64 s, i64 p, i64 ext, i64 out, i64
             A acc = 0;                                                                  \
             for (i64 oy = oy0; oy <= oy1; ++oy)                                         \
                 for (i64 ox = ox0; ox <= ox1; ++ox) {                                   \
-                    i64 y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;                   \
-                    i64 y1 = y0 + g.kh, x1 = x0 + g.kw;                                 \
-                    if (y1 > g.h + g.ph) y1 = g.h + g.ph;                               \
-                    if (x1 > g.w + g.pw) x1 = g.w + g.pw;                               \
-                    i64 pool = (y1 - y0) * (x1 - x0);                                   \
-                    if (y0 < 0) y0 = 0;                                                 \
-                    if (x0 < 0) x0 = 0;                                                 \
-                    if (y1 > g.h) y1 = g.h;                                             \
-                    if (x1 > g.w) x1 = g.w;                                             \
+                    i64 y0, y1, x0, x1;                                                 \
+                    i64 div = avg_window(oy, ox, g, count_include_pad, divisor_override, \
+                                         &y0, &y1, &x0, &x1);                           \
                     if (yy < y0 || yy >= y1 || xx < x0 || xx >= x1) continue;           \
-                    i64 div = divisor_override > 0 ? divisor_override                   \
-                              : (count_include_pad ? pool : (y1 - y0) * (x1 - x0));     \
                     acc += Num<T>::to(gy[(pl * g.oh + oy) * g.ow + ox]) / (A)div;       \
                 }                                                                       \
             gx[i] = Num<T>::from(acc);                                                  \

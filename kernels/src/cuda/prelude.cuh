@@ -56,20 +56,17 @@ template <> struct Num<f64> {
     static __device__ __forceinline__ double to_f64(f64 v) { return v; }
     static __device__ __forceinline__ f64 from_f64(double v) { return v; }
 };
-template <> struct Num<f16> {
-    typedef float acc;
-    static __device__ __forceinline__ float to(f16 v) { return f16_to_f32(v.x); }
-    static __device__ __forceinline__ f16 from(float v) { f16 r; r.x = f32_to_f16(v); return r; }
-    static __device__ __forceinline__ double to_f64(f16 v) { return (double)f16_to_f32(v.x); }
-    static __device__ __forceinline__ f16 from_f64(double v) { return from((float)v); }
-};
-template <> struct Num<bf16> {
-    typedef float acc;
-    static __device__ __forceinline__ float to(bf16 v) { return bf16_to_f32(v.x); }
-    static __device__ __forceinline__ bf16 from(float v) { bf16 r; r.x = f32_to_bf16(v); return r; }
-    static __device__ __forceinline__ double to_f64(bf16 v) { return (double)bf16_to_f32(v.x); }
-    static __device__ __forceinline__ bf16 from_f64(double v) { return from((float)v); }
-};
+// The 16-bit floats compute in f32, converting with TO / FROM.
+#define KILN_NUM_HALF(T, TO, FROM)                                                      \
+    template <> struct Num<T> {                                                         \
+        typedef float acc;                                                              \
+        static __device__ __forceinline__ float to(T v) { return TO(v.x); }              \
+        static __device__ __forceinline__ T from(float v) { T r; r.x = FROM(v); return r; } \
+        static __device__ __forceinline__ double to_f64(T v) { return (double)TO(v.x); } \
+        static __device__ __forceinline__ T from_f64(double v) { return from((float)v); } \
+    };
+KILN_NUM_HALF(f16, f16_to_f32, f32_to_f16)
+KILN_NUM_HALF(bf16, bf16_to_f32, f32_to_bf16)
 template <> struct Num<i64> {
     typedef i64 acc;
     static __device__ __forceinline__ i64 to(i64 v) { return v; }
@@ -163,33 +160,31 @@ template <typename A> __device__ __forceinline__ A warp_max(A v) {
     }
     return v;
 }
-template <typename A> __device__ A block_sum(A v) {
+struct WarpSum {
+    template <typename A> static __device__ __forceinline__ A reduce(A v) { return warp_sum(v); }
+};
+struct WarpMax {
+    template <typename A> static __device__ __forceinline__ A reduce(A v) { return warp_max(v); }
+};
+// Reduces every thread's v with the warp reduction W: within each warp,
+// then across the warps' results; `identity` stands in for missing warps.
+template <typename W, typename A> __device__ A block_reduce(A v, A identity) {
     __shared__ A partial[32];
     __syncthreads();
-    v = warp_sum(v);
+    v = W::reduce(v);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0) partial[warp] = v;
     __syncthreads();
     int nwarps = (blockDim.x + 31) >> 5;
-    v = (threadIdx.x < nwarps) ? partial[threadIdx.x] : (A)0;
-    if (warp == 0) v = warp_sum(v);
+    v = (threadIdx.x < nwarps) ? partial[threadIdx.x] : identity;
+    if (warp == 0) v = W::reduce(v);
     if (threadIdx.x == 0) partial[0] = v;
     __syncthreads();
     return partial[0];
 }
+template <typename A> __device__ A block_sum(A v) { return block_reduce<WarpSum>(v, (A)0); }
 template <typename A> __device__ A block_max(A v, A lowest) {
-    __shared__ A partial[32];
-    __syncthreads();
-    v = warp_max(v);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    int nwarps = (blockDim.x + 31) >> 5;
-    v = (threadIdx.x < nwarps) ? partial[threadIdx.x] : lowest;
-    if (warp == 0) v = warp_max(v);
-    if (threadIdx.x == 0) partial[0] = v;
-    __syncthreads();
-    return partial[0];
+    return block_reduce<WarpMax>(v, lowest);
 }
 
 // The block-wide max of x[0], x[stride], ..., x[(len - 1) * stride] (NaN

@@ -4,19 +4,15 @@
 // reductions; blockDim.x a power of two <= 1024), `_thread` kernels one
 // thread per output (short ones).
 
+// Sums of floats accumulate in double and keep the dtype; sums of integers
+// and bools accumulate in and return i64, like the CPU path.
 template <typename T> struct SumOut { typedef T type; };
-template <> struct SumOut<i64> { typedef i64 type; };
-template <> struct SumOut<i32> { typedef i64 type; };
-template <> struct SumOut<i16> { typedef i64 type; };
-template <> struct SumOut<u8> { typedef i64 type; };
-template <> struct SumOut<bool> { typedef i64 type; };
-// Sums accumulate in double (integers in i64), like the CPU path.
 template <typename T> struct SumAcc { typedef double type; };
-template <> struct SumAcc<i64> { typedef i64 type; };
-template <> struct SumAcc<i32> { typedef i64 type; };
-template <> struct SumAcc<i16> { typedef i64 type; };
-template <> struct SumAcc<u8> { typedef i64 type; };
-template <> struct SumAcc<bool> { typedef i64 type; };
+#define KILN_SUM_TO_I64(T)                                                              \
+    template <> struct SumOut<T> { typedef i64 type; };                                 \
+    template <> struct SumAcc<T> { typedef i64 type; };
+KILN_INT_TYPES(KILN_SUM_TO_I64)
+KILN_SUM_TO_I64(bool)
 template <typename T> __device__ __forceinline__ typename SumOut<T>::type sum_out(double v) {
     return Num<typename SumOut<T>::type>::from_f64(v);
 }
