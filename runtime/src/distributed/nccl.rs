@@ -96,13 +96,20 @@ pub(crate) fn create(
     Ok(Mutex::new(NcclComm { comm, device, rank }))
 }
 
+/// NCCL's element type for `d`; `None` for int16, which NCCL lacks (such
+/// tensors take the host path). Bool travels as uint8, its storage on the
+/// GPU (only broadcast reaches here: bool tensors are not reducible).
 fn nccl_dtype(d: DType) -> Option<sys::ncclDataType_t> {
+    use sys::ncclDataType_t as N;
     Some(match d {
-        DType::F32 => sys::ncclDataType_t::ncclFloat32,
-        DType::F64 => sys::ncclDataType_t::ncclFloat64,
-        DType::I64 => sys::ncclDataType_t::ncclInt64,
-        DType::U8 => sys::ncclDataType_t::ncclUint8,
-        _ => return None,
+        DType::F32 => N::ncclFloat32,
+        DType::F64 => N::ncclFloat64,
+        DType::F16 => N::ncclFloat16,
+        DType::BF16 => N::ncclBfloat16,
+        DType::I64 => N::ncclInt64,
+        DType::I32 => N::ncclInt32,
+        DType::U8 | DType::Bool => N::ncclUint8,
+        DType::I16 => return None,
     })
 }
 
@@ -155,5 +162,27 @@ impl NcclComm {
         }
         let _ = self.rank;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nccl_types_match_element_sizes() {
+        use sys::ncclDataType_t as N;
+        let size = |t: N| match t {
+            N::ncclFloat64 | N::ncclInt64 | N::ncclUint64 => 8,
+            N::ncclFloat32 | N::ncclInt32 | N::ncclUint32 => 4,
+            N::ncclFloat16 | N::ncclBfloat16 => 2,
+            _ => 1,
+        };
+        for d in DType::ALL {
+            match nccl_dtype(d) {
+                Some(t) => assert_eq!(size(t), d.size_in_bytes(), "{d}"),
+                None => assert_eq!(d, DType::I16),
+            }
+        }
     }
 }
