@@ -46,22 +46,48 @@ fn shape_1d(t: &Tensor) -> Vec<usize> {
     }
 }
 
+/// The slices along dimension `d` of `x` (a 0-d tensor seen as `[1]`)
+/// that `index` picks: `x` as `[outer, n, inner]`, the checked indices,
+/// and the shape of the picked slices (`x`'s with `idx.len()` at `d`).
+struct Slices {
+    outer: usize,
+    n: usize,
+    inner: usize,
+    idx: Vec<usize>,
+    picked_shape: Vec<usize>,
+}
+
+impl Slices {
+    fn new(op: &str, x: &Tensor, d: usize, index: &Tensor) -> Slices {
+        let mut picked_shape = shape_1d(x);
+        let (outer, n, inner) = split_at_dim(&picked_shape, d);
+        let idx: Vec<usize> =
+            index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
+        picked_shape[d] = idx.len();
+        Slices {
+            outer,
+            n,
+            inner,
+            idx,
+            picked_shape,
+        }
+    }
+}
+
 pub(super) fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
     let (op, this) = ("index_select", x);
-    let shape = shape_1d(this);
-    let (outer, n, inner) = split_at_dim(&shape, d);
-    let idx: Vec<usize> =
-        index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
-    let mut out_shape = shape.clone();
-    out_shape[d] = idx.len();
-    if this.dim() == 0 {
-        out_shape = index.shape().to_vec();
-    }
+    let sl = Slices::new(op, this, d, index);
+    let (outer, n, inner) = (sl.outer, sl.n, sl.inner);
+    let out_shape = if this.dim() == 0 {
+        index.shape().to_vec()
+    } else {
+        sl.picked_shape.clone()
+    };
     dispatch!(all this.dtype(), T => {
         let v = this.with_slice::<T, _>(op, |x| {
-            let mut out = Vec::with_capacity(outer * idx.len() * inner);
+            let mut out = Vec::with_capacity(outer * sl.idx.len() * inner);
             for o in 0..outer {
-                for &j in &idx {
+                for &j in &sl.idx {
                     let s = (o * n + j) * inner;
                     out.extend_from_slice(&x[s..s + inner]);
                 }
@@ -74,13 +100,14 @@ pub(super) fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
 
 pub(super) fn index_add(x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {
     let (op, this) = ("index_add", x);
-    let shape = shape_1d(this);
-    let (outer, n, inner) = split_at_dim(&shape, d);
-    let idx: Vec<usize> =
-        index.with_slice::<i64, _>(op, |v| v.iter().map(|&j| checked(op, j, d, n)).collect());
-    let mut src_shape = shape.clone();
-    src_shape[d] = idx.len();
-    if shape_1d(source) != src_shape || index.dim() > 1 {
+    let Slices {
+        outer,
+        n,
+        inner,
+        idx,
+        picked_shape,
+    } = Slices::new(op, this, d, index);
+    if shape_1d(source) != picked_shape || index.dim() > 1 {
         panic!(
             "{op}: source of shape {:?} does not match the input of shape {:?} with {} indices along dim {d}",
             source.shape(),
