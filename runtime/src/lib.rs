@@ -4,6 +4,9 @@
 
 #![warn(missing_docs)]
 
+#[macro_use]
+mod macros;
+
 pub mod autograd;
 pub mod backend;
 pub mod data;

@@ -72,22 +72,13 @@ impl DistributedSampler {
         }
     }
 
-    /// Shuffles every epoch (default true).
-    pub fn shuffle(mut self, shuffle: bool) -> Self {
-        self.shuffle = shuffle;
-        self
-    }
-
-    /// The seed shared by all ranks (default 0).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// Drops the tail that does not split evenly instead of padding.
-    pub fn drop_last(mut self, drop_last: bool) -> Self {
-        self.drop_last = drop_last;
-        self
+    setters! {
+        /// Shuffles every epoch (default true).
+        shuffle: bool;
+        /// The seed shared by all ranks (default 0).
+        seed: u64;
+        /// Drops the tail that does not split evenly instead of padding.
+        drop_last: bool;
     }
 
     /// Sets the epoch whose order [`indices`](Self::indices) gives; shared

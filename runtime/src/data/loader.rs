@@ -216,18 +216,12 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
         }
     }
 
-    /// Samples per batch (the last one may be smaller unless `drop_last`).
-    /// Panics on 0.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        assert!(batch_size > 0, "DataLoader: batch_size must be positive");
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// Reshuffles the sample order every epoch.
-    pub fn shuffle(mut self, shuffle: bool) -> Self {
-        self.shuffle = shuffle;
-        self
+    setters! {
+        /// Samples per batch (the last one may be smaller unless `drop_last`).
+        /// Panics on 0.
+        batch_size: usize => assert!(batch_size > 0, "DataLoader: batch_size must be positive");
+        /// Reshuffles the sample order every epoch.
+        shuffle: bool;
     }
 
     /// Seeds shuffling and the per-sample generators of random transforms,
@@ -247,16 +241,12 @@ impl<D: Dataset + 'static, B: Send + 'static> DataLoader<D, B> {
         self
     }
 
-    /// Drops the last batch when it would be smaller than `batch_size`.
-    pub fn drop_last(mut self, drop_last: bool) -> Self {
-        self.drop_last = drop_last;
-        self
-    }
-
-    /// Loads batches in `n` worker threads (0: in the caller's thread).
-    pub fn num_workers(mut self, n: usize) -> Self {
-        self.num_workers = n;
-        self
+    setters! {
+        /// Drops the last batch when it would be smaller than `batch_size`.
+        drop_last: bool;
+        /// Loads batches in `num_workers` worker threads (0: in the caller's
+        /// thread).
+        num_workers: usize;
     }
 
     /// How many loaded batches each worker may hold ahead of the consumer

@@ -94,11 +94,9 @@ impl LBFGS {
         }
     }
 
-    /// Sets the step size.
-    pub fn lr(mut self, lr: f64) -> Self {
-        assert!(lr >= 0.0, "LBFGS: invalid learning rate {lr}");
-        self.lr = lr;
-        self
+    setters! {
+        /// Sets the step size.
+        lr: f64 => assert!(lr >= 0.0, "LBFGS: invalid learning rate {lr}");
     }
 
     /// Sets `max_iter` (and `max_eval` to PyTorch's default for it,
@@ -109,28 +107,15 @@ impl LBFGS {
         self
     }
 
-    /// Sets `max_eval`.
-    pub fn max_eval(mut self, n: usize) -> Self {
-        self.max_eval = n;
-        self
-    }
-
-    /// Sets `tolerance_grad`.
-    pub fn tolerance_grad(mut self, t: f64) -> Self {
-        self.tolerance_grad = t;
-        self
-    }
-
-    /// Sets `tolerance_change`.
-    pub fn tolerance_change(mut self, t: f64) -> Self {
-        self.tolerance_change = t;
-        self
-    }
-
-    /// Sets `history_size`.
-    pub fn history_size(mut self, n: usize) -> Self {
-        self.history_size = n;
-        self
+    setters! {
+        /// Sets `max_eval`.
+        max_eval: usize;
+        /// Sets `tolerance_grad`.
+        tolerance_grad: f64;
+        /// Sets `tolerance_change`.
+        tolerance_change: f64;
+        /// Sets `history_size`.
+        history_size: usize;
     }
 
     /// Uses the strong-Wolfe line search.

@@ -37,6 +37,32 @@ macro_rules! group_accessors {
     };
 }
 
+/// `new` and `with_groups` of an optimizer over parameter groups:
+/// `with_groups` checks the default learning rate (`$label` names the
+/// optimizer in the panic) and gives it to the groups that set none
+/// ([`Groups::new`](options::Groups::new), with the default options
+/// `$defaults`), then builds the optimizer from those with `$build`.
+macro_rules! group_constructors {
+    (
+        $name:ident, $label:expr, $defaults:expr, |$core:ident| $build:expr;
+        $(#[$new_doc:meta])*
+        new;
+        $(#[$groups_doc:meta])*
+        with_groups;
+    ) => {
+        $(#[$new_doc])*
+        pub fn new(params: Vec<Tensor>, lr: f64) -> $name {
+            $name::with_groups(vec![ParamGroup::new(params)], lr)
+        }
+
+        $(#[$groups_doc])*
+        pub fn with_groups(groups: Vec<ParamGroup>, lr: f64) -> $name {
+            let $core = Groups::new($label, groups, lr, $defaults);
+            $build
+        }
+    };
+}
+
 /// Builder methods of [`ParamGroup`] that set one option.
 macro_rules! group_options {
     ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
@@ -52,6 +78,7 @@ mod adam;
 mod clip;
 mod lbfgs;
 pub mod lr_scheduler;
+mod options;
 mod rmsprop;
 mod sgd;
 mod state;
@@ -63,7 +90,7 @@ pub use rmsprop::RMSprop;
 pub use sgd::SGD;
 pub use state::LoadStateError;
 
-use crate::backend;
+use crate::backend::{self, OptimStep};
 use crate::dtype::Element;
 use crate::io::Dict;
 use crate::{DType, Device, Tensor};
@@ -431,6 +458,66 @@ pub(crate) trait Kernel {
     /// The same update as data, for a device backend's fused kernel
     /// (state in the order `run` takes it).
     fn fused(&self) -> crate::backend::OptimStep;
+}
+
+/// One optimizer step of one parameter: the learning rate, the group's
+/// options and what else the rule needs.
+pub(crate) struct Step {
+    pub lr: f64,
+    pub o: options::Options,
+    pub rule: Rule,
+}
+
+/// The update rule of a [`Step`].
+#[derive(Clone, Copy)]
+pub(crate) enum Rule {
+    /// SGD; `first`: the momentum buffer starts as the gradient.
+    Sgd { first: bool },
+    /// Adam, or AdamW when `decoupled`; `step` counts from 1.
+    Adam { decoupled: bool, step: u64 },
+    /// RMSprop.
+    RmsProp,
+}
+
+impl Kernel for Step {
+    fn run<T: num_traits::Float + Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]) {
+        let (lr, o) = (self.lr, &self.o);
+        match self.rule {
+            Rule::Sgd { first } => sgd::run(lr, o, first, p, g, state),
+            Rule::Adam { decoupled, step } => adam::run(lr, o, decoupled, step, p, g, state),
+            Rule::RmsProp => rmsprop::run(lr, o, p, g, state),
+        }
+    }
+
+    fn fused(&self) -> OptimStep {
+        let (lr, o) = (self.lr, &self.o);
+        match self.rule {
+            Rule::Sgd { first } => OptimStep::Sgd {
+                lr,
+                momentum: o.momentum,
+                dampening: o.dampening,
+                weight_decay: o.weight_decay,
+                nesterov: o.nesterov,
+                first,
+            },
+            Rule::Adam { decoupled, step } => OptimStep::Adam {
+                lr,
+                betas: o.betas,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+                decoupled,
+                step,
+            },
+            Rule::RmsProp => OptimStep::RmsProp {
+                lr,
+                alpha: o.alpha,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+                momentum: o.momentum,
+                centered: o.centered,
+            },
+        }
+    }
 }
 
 /// Runs `k` over `p`'s data in place. CPU contiguous float32/float64

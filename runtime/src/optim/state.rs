@@ -11,6 +11,7 @@
 //! reports every mismatch at once in a [`LoadStateError`]; the optimizer is
 //! changed only when there is none.
 
+use super::options::SavedOptions;
 use super::{ParamGroup, StateMap};
 use crate::Tensor;
 use crate::io::{Dict, Key, Value};
@@ -355,22 +356,21 @@ pub(crate) fn match_groups<'a>(
 /// structure ([`match_groups`]), reads each saved group's options with
 /// `read_group(pr, saved, at)` and each parameter's saved state with
 /// `read_state(pr, saved, param, at)` (`at` names the entry in problems),
-/// and only when no problem was found applies each group's options with
-/// `apply` and replaces the state.
-pub(crate) fn load<H, S>(
+/// and only when no problem was found applies each group's options and
+/// replaces the state.
+pub(crate) fn load<S>(
     what: &str,
     groups: &mut [ParamGroup],
     state: &mut StateMap<S>,
     sd: &Dict,
-    mut read_group: impl FnMut(&mut Problems, &Dict, &str) -> H,
+    mut read_group: impl FnMut(&mut Problems, &Dict, &str) -> Option<SavedOptions>,
     mut read_state: impl FnMut(&mut Problems, &Dict, &Tensor, &str) -> Option<S>,
-    apply: impl Fn(&mut ParamGroup, H),
 ) -> Result<(), LoadStateError> {
     let mut pr = Problems::new(what);
     let Some(m) = match_groups(groups, sd, &mut pr) else {
         return pr.finish(());
     };
-    let hypers: Vec<H> = m
+    let hypers: Vec<Option<SavedOptions>> = m
         .groups
         .iter()
         .enumerate()
@@ -385,8 +385,11 @@ pub(crate) fn load<H, S>(
         }
     }
     pr.finish(())?;
-    for (g, h) in groups.iter_mut().zip(hypers) {
-        apply(g, h);
+    // Every group's options are `Some` once the checks passed.
+    for (g, h) in groups.iter_mut().zip(&hypers) {
+        if let Some(h) = h {
+            h.apply(g);
+        }
     }
     state.replace(states);
     Ok(())

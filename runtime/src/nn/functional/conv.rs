@@ -1,7 +1,7 @@
 //! 2-D convolution with autograd: the checks, the backend's fused kernel
 //! and its backward.
 
-use super::util::{check_float, check_same};
+use super::util::{check_float, check_same, from_weighted_op};
 use crate::Tensor;
 use crate::backend::{self, Conv2dParams};
 use kiln_kernels::cpu::conv::conv2d_output_size;
@@ -117,22 +117,16 @@ pub fn conv2d(
         });
     let (xd, wd) = (x.detach(), weight.detach());
     let out = backend::of(x.device()).conv2d(&xd, &wd, bias.map(Tensor::detach).as_ref(), &p);
-    let mut inputs = vec![x, weight];
-    inputs.extend(bias);
-    let has_bias = bias.is_some();
-    Tensor::from_op_saved(
+    let saved = [xd.shallow_clone(), wd.shallow_clone()];
+    let backward = move |g: &Tensor, need: [bool; 3]| {
+        let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
+        [gx, gw, gb]
+    };
+    from_weighted_op(
         out,
         "ConvolutionBackward0",
-        &inputs,
-        &[xd.shallow_clone(), wd.shallow_clone()],
-        move |g, need| {
-            let need = [need[0], need[1], has_bias && need[2]];
-            let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
-            let mut grads = vec![gx, gw];
-            if has_bias {
-                grads.push(gb);
-            }
-            grads
-        },
+        (x, weight, bias),
+        saved,
+        backward,
     )
 }

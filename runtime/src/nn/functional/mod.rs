@@ -20,7 +20,7 @@ use crate::ops::device::same_device;
 use crate::{DType, Tensor};
 use kiln_kernels::cpu::matmul::gemm;
 use num_traits::Zero;
-use util::{check_float, cpu_real, tensor_from, with_strided};
+use util::{check_float, cpu_real, from_weighted_op, tensor_from, with_strided};
 
 /// Applies an affine map `x @ weight^T + bias`, like `F.linear`: `x` is
 /// `[..., in]`, `weight` `[out, in]`, `bias` `[out]`; the result is
@@ -108,48 +108,39 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         tensor_from(out, &[n, m])
     });
     let (xc, wc) = (x.shallow_clone(), weight.shallow_clone());
-    let mut inputs = vec![x, weight];
-    inputs.extend(bias);
-    let has_bias = bias.is_some();
-    Tensor::from_op_saved(
-        out,
-        "AddmmBackward0",
-        &inputs,
-        &[xc.shallow_clone(), wc.shallow_clone()],
-        move |g, need| {
-            let mut grads = dispatch!(real OP, g.dtype(), T => {
-                with_strided::<T, _>(g, OP, |gs, gst| {
-                    let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
-                    // `[rows, inner]` g (row and column strides `rs`, `cs`;
-                    // g itself or its transpose) times `[inner, k]` `b`.
-                    let g_times = |rows: usize, inner: usize, rs: isize, cs: isize, b: &Tensor| {
-                        let mut out = vec![T::zero(); rows * k];
-                        with_strided::<T, _>(b, OP, |bs, bst| {
-                            gemm(
-                                rows, k, inner, &mut out, k as isize, 1, false,
-                                gs, rs, cs, bs, bst[0] as isize, bst[1] as isize,
-                            );
-                        });
-                        tensor_from(out, &[rows, k])
-                    };
-                    let dx = need[0].then(|| g_times(n, m, grs, gcs, &wc));
-                    let dw = need[1].then(|| g_times(m, n, gcs, grs, &xc));
-                    let db = (has_bias && need[2]).then(|| {
-                        let mut db = vec![T::zero(); m];
-                        for i in 0..n {
-                            for (j, acc) in db.iter_mut().enumerate() {
-                                *acc += gs[i * grs as usize + j * gcs as usize];
-                            }
-                        }
-                        tensor_from(db, &[m])
+    let saved = [xc.shallow_clone(), wc.shallow_clone()];
+    let backward = move |g: &Tensor, need: [bool; 3]| {
+        dispatch!(real OP, g.dtype(), T => {
+            with_strided::<T, _>(g, OP, |gs, gst| {
+                let (grs, gcs) = (gst[0] as isize, gst[1] as isize);
+                // `[rows, inner]` g (row and column strides `rs`, `cs`;
+                // g itself or its transpose) times `[inner, k]` `b`.
+                let g_times = |rows: usize, inner: usize, rs: isize, cs: isize, b: &Tensor| {
+                    let mut out = vec![T::zero(); rows * k];
+                    with_strided::<T, _>(b, OP, |bs, bst| {
+                        gemm(
+                            rows, k, inner, &mut out, k as isize, 1, false,
+                            gs, rs, cs, bs, bst[0] as isize, bst[1] as isize,
+                        );
                     });
-                    vec![dx, dw, db]
-                })
-            });
-            grads.truncate(if has_bias { 3 } else { 2 });
-            grads
-        },
-    )
+                    tensor_from(out, &[rows, k])
+                };
+                let dx = need[0].then(|| g_times(n, m, grs, gcs, &wc));
+                let dw = need[1].then(|| g_times(m, n, gcs, grs, &xc));
+                let db = need[2].then(|| {
+                    let mut db = vec![T::zero(); m];
+                    for i in 0..n {
+                        for (j, acc) in db.iter_mut().enumerate() {
+                            *acc += gs[i * grs as usize + j * gcs as usize];
+                        }
+                    }
+                    tensor_from(db, &[m])
+                });
+                [dx, dw, db]
+            })
+        })
+    };
+    from_weighted_op(out, "AddmmBackward0", (x, weight, bias), saved, backward)
 }
 
 /// Looks up rows of `weight` (`[num_embeddings, dim]`) for every index in

@@ -14,6 +14,30 @@ pub(crate) fn tensor_from<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
     Tensor::from_cpu(T::into_storage(data), shape)
 }
 
+/// Records `out`, computed from `x`, `weight` and an optional `bias`
+/// (conv2d, linear), with `saved` (the tensors `backward` reads) checked
+/// for in-place changes. `backward(g, need)` learns which of the three need
+/// a gradient (never the bias without one) and returns `[dx, dw, db]`.
+pub(crate) fn from_weighted_op(
+    out: Tensor,
+    name: &'static str,
+    (x, weight, bias): (&Tensor, &Tensor, Option<&Tensor>),
+    saved: [Tensor; 2],
+    backward: impl Fn(&Tensor, [bool; 3]) -> [Option<Tensor>; 3] + Send + Sync + 'static,
+) -> Tensor {
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    let has_bias = bias.is_some();
+    Tensor::from_op_saved(out, name, &inputs, &saved, move |g, need| {
+        let [dx, dw, db] = backward(g, [need[0], need[1], has_bias && need[2]]);
+        let mut grads = vec![dx, dw];
+        if has_bias {
+            grads.push(db);
+        }
+        grads
+    })
+}
+
 /// True for float16/bfloat16, which the fused paths compute in float32.
 pub(crate) fn is_half(d: DType) -> bool {
     matches!(d, DType::F16 | DType::BF16)

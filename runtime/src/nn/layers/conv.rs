@@ -35,30 +35,17 @@ impl Conv2dOptions {
             bias: true,
         }
     }
-    /// Sets the stride.
-    pub fn stride(mut self, stride: [usize; 2]) -> Self {
-        self.stride = stride;
-        self
-    }
-    /// Sets the padding.
-    pub fn padding(mut self, padding: [usize; 2]) -> Self {
-        self.padding = padding;
-        self
-    }
-    /// Sets the dilation.
-    pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
-        self.dilation = dilation;
-        self
-    }
-    /// Sets the number of groups.
-    pub fn groups(mut self, groups: usize) -> Self {
-        self.groups = groups;
-        self
-    }
-    /// With or without bias.
-    pub fn bias(mut self, bias: bool) -> Self {
-        self.bias = bias;
-        self
+    setters! {
+        /// Sets the stride.
+        stride: [usize; 2];
+        /// Sets the padding.
+        padding: [usize; 2];
+        /// Sets the dilation.
+        dilation: [usize; 2];
+        /// Sets the number of groups.
+        groups: usize;
+        /// With or without bias.
+        bias: bool;
     }
 }
 

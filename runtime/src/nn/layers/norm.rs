@@ -35,25 +35,20 @@ impl BatchNormOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets `eps`.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
+    setters! {
+        /// Sets `eps`.
+        eps: f64;
     }
     /// Sets `momentum` (`None`: cumulative average).
     pub fn momentum(mut self, momentum: impl Into<Option<f64>>) -> Self {
         self.momentum = momentum.into();
         self
     }
-    /// Sets `affine`.
-    pub fn affine(mut self, affine: bool) -> Self {
-        self.affine = affine;
-        self
-    }
-    /// Sets `track_running_stats`.
-    pub fn track_running_stats(mut self, track: bool) -> Self {
-        self.track_running_stats = track;
-        self
+    setters! {
+        /// Sets `affine`.
+        affine: bool;
+        /// Sets `track_running_stats`.
+        track_running_stats: bool;
     }
 }
 

@@ -182,20 +182,14 @@ impl ReduceLROnPlateau {
         self
     }
 
-    /// The rate multiplier on a plateau (must be below 1).
-    pub fn factor(mut self, factor: f64) -> Self {
-        assert!(
+    setters! {
+        /// The rate multiplier on a plateau (must be below 1).
+        factor: f64 => assert!(
             factor < 1.0,
             "ReduceLROnPlateau: factor should be < 1.0, got {factor}"
         );
-        self.factor = factor;
-        self
-    }
-
-    /// Epochs without improvement tolerated before lowering the rate.
-    pub fn patience(mut self, patience: usize) -> Self {
-        self.patience = patience;
-        self
+        /// Epochs without improvement tolerated before lowering the rate.
+        patience: usize;
     }
 
     /// The size of a significant improvement, measured as `mode` says.
@@ -205,10 +199,9 @@ impl ReduceLROnPlateau {
         self
     }
 
-    /// Epochs to wait after a reduction before counting bad epochs again.
-    pub fn cooldown(mut self, cooldown: usize) -> Self {
-        self.cooldown = cooldown;
-        self
+    setters! {
+        /// Epochs to wait after a reduction before counting bad epochs again.
+        cooldown: usize;
     }
 
     /// A lower bound on every group's rate.
@@ -224,10 +217,9 @@ impl ReduceLROnPlateau {
         self
     }
 
-    /// Reductions smaller than `eps` are skipped.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
+    setters! {
+        /// Reductions smaller than `eps` are skipped.
+        eps: f64;
     }
 
     fn mode_worse(&self) -> f64 {
