@@ -12,6 +12,36 @@
 //! calls them records the graph. Misuse that depends on the device (a
 //! dtype without a kernel) panics naming the op, like the CPU ops.
 
+/// Implements [`Backend`] methods that pass their arguments unchanged to
+/// the function of the same name in one of the device's modules, written
+/// `module: fn name(arg: Type, ...) -> Output;`.
+macro_rules! forward {
+    ($($m:ident: fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self, $($arg: $ty),*) -> $ret {
+                $m::$name($($arg),*)
+            }
+        )*
+    };
+}
+
+/// The index primitives of a device whose module `$m` implements them
+/// with the trait's signatures (the CPU's and CUDA's `index` modules).
+macro_rules! index_primitives {
+    ($m:ident) => {
+        forward! {
+            $m: fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor;
+            $m: fn index_add(x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor;
+            $m: fn gather(x: &Tensor, d: usize, index: &Tensor) -> Tensor;
+            $m: fn scatter_add(x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor;
+            $m: fn masked_fill(x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor;
+            $m: fn masked_select(x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor;
+            $m: fn masked_scatter(g: &Tensor, mask: &Tensor) -> Tensor;
+            $m: fn one_hot(x: &Tensor, n: usize) -> Tensor;
+        }
+    };
+}
+
 pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -95,17 +95,6 @@ impl Backend for CpuBackend {
         nn::conv2d(x, w, bias, p)
     }
 
-    fn conv2d_backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        g: &Tensor,
-        p: &Conv2dParams,
-        need: [bool; 3],
-    ) -> Grads3 {
-        nn::conv2d_backward(x, w, g, p, need)
-    }
-
     fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) {
         nn::max_pool2d(x, p)
     }
@@ -124,16 +113,6 @@ impl Backend for CpuBackend {
         nn::avg_pool2d(x, p, count_include_pad)
     }
 
-    fn avg_pool2d_backward(
-        &self,
-        g: &Tensor,
-        in_shape: &[usize],
-        p: &Pool2dParams,
-        count_include_pad: bool,
-    ) -> Tensor {
-        nn::avg_pool2d_backward(g, in_shape, p, count_include_pad)
-    }
-
     fn adaptive_avg_pool2d(&self, x: &Tensor, out_hw: [usize; 2]) -> Tensor {
         nn::adaptive_avg_pool2d(x, out_hw)
     }
@@ -144,17 +123,6 @@ impl Backend for CpuBackend {
 
     fn batch_norm(&self, x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved) {
         norm::batch_norm(x, a)
-    }
-
-    fn batch_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        saved: &BatchNormSaved,
-        need: [bool; 3],
-    ) -> Grads3 {
-        norm::batch_norm_backward(x, g, weight, saved, need)
     }
 
     fn layer_norm(
@@ -168,52 +136,26 @@ impl Backend for CpuBackend {
         Some(norm::layer_norm(x, d, weight, bias, eps))
     }
 
-    fn layer_norm_backward(
-        &self,
-        x: &Tensor,
-        g: &Tensor,
-        weight: Option<&Tensor>,
-        stats: &Tensor,
-        wshape: &[usize],
-        need: [bool; 3],
-    ) -> Grads3 {
-        norm::layer_norm_backward(x, g, weight, stats, wshape, need)
-    }
-
-    fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        index::index_select(x, d, index)
-    }
-
-    fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {
-        index::index_add(x, d, index, source)
-    }
-
-    fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        index::gather(x, d, index)
-    }
-
-    fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor {
-        index::scatter_add(x, d, index, src)
-    }
-
     fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
         index::where_(cond, a, b, shape)
     }
 
-    fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
-        index::masked_fill(x, mask, lm, value)
-    }
+    index_primitives!(index);
 
-    fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor {
-        index::masked_select(x, mask, shape)
-    }
-
-    fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor {
-        index::masked_scatter(g, mask)
-    }
-
-    fn one_hot(&self, x: &Tensor, n: usize) -> Tensor {
-        index::one_hot(x, n)
+    forward! {
+        nn: fn conv2d_backward(
+            x: &Tensor, w: &Tensor, g: &Tensor, p: &Conv2dParams, need: [bool; 3],
+        ) -> Grads3;
+        nn: fn avg_pool2d_backward(
+            g: &Tensor, in_shape: &[usize], p: &Pool2dParams, count_include_pad: bool,
+        ) -> Tensor;
+        norm: fn batch_norm_backward(
+            x: &Tensor, g: &Tensor, weight: Option<&Tensor>, saved: &BatchNormSaved, need: [bool; 3],
+        ) -> Grads3;
+        norm: fn layer_norm_backward(
+            x: &Tensor, g: &Tensor, weight: Option<&Tensor>, stats: &Tensor, wshape: &[usize],
+            need: [bool; 3],
+        ) -> Grads3;
     }
 
     fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor {

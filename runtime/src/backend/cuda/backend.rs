@@ -278,41 +278,11 @@ impl Backend for CudaBackend {
         )
     }
 
-    fn index_select(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        index::index_select(x, d, index)
-    }
-
-    fn index_add(&self, x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {
-        index::index_add(x, d, index, source)
-    }
-
-    fn gather(&self, x: &Tensor, d: usize, index: &Tensor) -> Tensor {
-        index::gather(x, d, index)
-    }
-
-    fn scatter_add(&self, x: &Tensor, d: usize, index: &Tensor, src: &Tensor) -> Tensor {
-        index::scatter_add(x, d, index, src)
-    }
-
     fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor {
         super::where_(cond, a, b, shape)
     }
 
-    fn masked_fill(&self, x: &Tensor, mask: &Tensor, lm: &Layout, value: f64) -> Tensor {
-        index::masked_fill(x, mask, lm, value)
-    }
-
-    fn masked_select(&self, x: &Tensor, mask: &Tensor, shape: &[usize]) -> Tensor {
-        index::masked_select(x, mask, shape)
-    }
-
-    fn masked_scatter(&self, g: &Tensor, mask: &Tensor) -> Tensor {
-        index::masked_scatter(g, mask)
-    }
-
-    fn one_hot(&self, x: &Tensor, n: usize) -> Tensor {
-        index::one_hot(x, n)
-    }
+    index_primitives!(index);
 
     fn embedding(&self, weight: &Tensor, idx: &Tensor) -> Tensor {
         ops::index_select(weight, 0, idx)
