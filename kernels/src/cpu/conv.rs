@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::check_len;
 use super::matmul::{gemm, gemm_serial};
 use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
@@ -194,18 +195,7 @@ impl Geom {
     /// The Winograd geometry when this convolution takes that route (see
     /// [`winograd`](super::winograd) and [`conv_algorithm`]).
     fn winograd(&self) -> Option<WinoGeom> {
-        let eligible = winograd::eligible(
-            self.c,
-            self.o,
-            [self.kh, self.kw],
-            [self.sh, self.sw],
-            [self.dh, self.dw],
-            [self.ph, self.pw],
-            self.groups,
-            self.oh,
-            self.ow,
-        );
-        (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(WinoGeom {
+        let geo = WinoGeom {
             n: self.n,
             c: self.c,
             h: self.h,
@@ -215,7 +205,10 @@ impl Geom {
             ow: self.ow,
             ph: self.ph,
             pw: self.pw,
-        })
+        };
+        let kernel = [self.kh, self.kw];
+        let eligible = geo.eligible(kernel, [self.sh, self.sw], [self.dh, self.dw], self.groups);
+        (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(geo)
     }
     /// Whether to spread images over the pool (products then serial).
     fn batch_parallel(&self) -> bool {
@@ -510,15 +503,6 @@ fn mm<T: Float>(
     } else {
         gemm_serial(m, n, k, dst, d.0, d.1, acc, lhs, l.0, l.1, rhs, r.0, r.1);
     }
-}
-
-fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
-    let want: usize = shape.iter().product();
-    assert!(
-        s.len() == want,
-        "{op}: {what} has {} elements but shape {shape:?} needs {want}",
-        s.len()
-    );
 }
 
 /// Output pixels from which one image alone makes an efficient product;

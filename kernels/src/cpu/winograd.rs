@@ -59,33 +59,31 @@ impl WinoGeom {
     }
 }
 
-/// Whether a convolution of these sizes is worth computing by Winograd
-/// (rather than im2col and one product): a 3×3 kernel with unit stride and
-/// dilation, one group, padding at most 2, and enough channels that the
-/// 16 products are real matrix products (few channels make them thin and
-/// the transforms dominate).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn eligible(
-    c: usize,
-    o: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    padding: [usize; 2],
-    groups: usize,
-    oh: usize,
-    ow: usize,
-) -> bool {
-    k == [3, 3]
-        && stride == [1, 1]
-        && dilation == [1, 1]
-        && groups == 1
-        && padding[0] <= 2
-        && padding[1] <= 2
-        && c >= MIN_CHANNELS
-        && o >= MIN_CHANNELS
-        && oh >= 2
-        && ow >= 2
+impl WinoGeom {
+    /// Whether a convolution of this geometry, with these kernel, stride
+    /// and dilation sizes and groups, is worth computing by Winograd (rather
+    /// than im2col and one product): a 3×3 kernel with unit stride and
+    /// dilation, one group, padding at most 2, and enough channels that the
+    /// 16 products are real matrix products (few channels make them thin and
+    /// the transforms dominate).
+    pub(crate) fn eligible(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> bool {
+        kernel == [3, 3]
+            && stride == [1, 1]
+            && dilation == [1, 1]
+            && groups == 1
+            && self.ph <= 2
+            && self.pw <= 2
+            && self.c >= MIN_CHANNELS
+            && self.o >= MIN_CHANNELS
+            && self.oh >= 2
+            && self.ow >= 2
+    }
 }
 
 /// Fewest input and output channels for which Winograd beats im2col.
