@@ -6,6 +6,7 @@ use kiln_kernels::cpu::conv::{
     Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv2d_forward, conv2d_output_size,
 };
+use kiln_kernels::cpu::matmul::{TRANSPOSE_MIN, batched_gemm, gemm, gemm_bf16, gemm_f16};
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
     avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool_output_size,
@@ -48,6 +49,18 @@ fn to64<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.as_f64()).collect()
 }
 
+/// A rayon pool of one thread and one of three, to check that results do
+/// not depend on the thread count.
+fn one_and_three_threads() -> (rayon::ThreadPool, rayon::ThreadPool) {
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    (pool(1), pool(3))
+}
+
 #[track_caller]
 fn assert_close<T: Float>(what: &str, got: &[T], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
@@ -55,6 +68,321 @@ fn assert_close<T: Float>(what: &str, got: &[T], want: &[f64], tol: f64) {
         let g = g.as_f64();
         let ok = g == w || (g - w).abs() <= tol * (1.0 + w.abs()) || (g.is_nan() && w.is_nan());
         assert!(ok, "{what}: index {i}: got {g}, want {w}");
+    }
+}
+
+// -------------------------------------------------------------- matmul ---
+
+/// `dst (m×n) (+)= lhs (m×k) @ rhs (k×n)` in f64, each matrix given with
+/// its (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+fn naive_gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f64],
+    d: (isize, isize),
+    acc: bool,
+    lhs: &[f64],
+    l: (isize, isize),
+    rhs: &[f64],
+    r: (isize, isize),
+) {
+    let at =
+        |(rs, cs): (isize, isize), i: usize, j: usize| (i as isize * rs + j as isize * cs) as usize;
+    for i in 0..m {
+        for j in 0..n {
+            let s: f64 = (0..k).map(|p| lhs[at(l, i, p)] * rhs[at(r, p, j)]).sum();
+            let di = at(d, i, j);
+            dst[di] = if acc { dst[di] + s } else { s };
+        }
+    }
+}
+
+/// Strides for a `rows×cols` matrix, row- or column-major.
+fn strides(rows: usize, cols: usize, col_major: bool) -> (isize, isize) {
+    if col_major {
+        (1, rows as isize)
+    } else {
+        (cols as isize, 1)
+    }
+}
+
+/// Products large enough for the transposed-weight route (the weight-sized
+/// operand column-major on the right of a row-major destination, and the
+/// mirrored column-major-destination case), every layout of the small
+/// operand, with and without accumulation, with a padded destination row
+/// stride: all equal the naive product.
+#[test]
+fn gemm_transposed_weight_route_matches_naive() {
+    let mut rng = Rng::new(0x5eed_cafe);
+    let (m, n, k) = (7, 520, 150);
+    assert!(n * k >= TRANSPOSE_MIN && n * k >= 4 * m * (k + n));
+    for lhs_col in [false, true] {
+        for acc in [false, true] {
+            let lhs: Vec<f32> = rng.vec(m * k);
+            let rhs: Vec<f32> = rng.vec(k * n);
+            let (l, r) = (strides(m, k, lhs_col), strides(k, n, true));
+            let (lhs64, rhs64) = (to64(&lhs), to64(&rhs));
+            // Row-major destination with padded rows.
+            let d = (n as isize + 3, 1);
+            let init: Vec<f32> = rng.vec(m * (n + 3));
+            let mut got = init.clone();
+            let mut want = to64(&init);
+            gemm(
+                m, n, k, &mut got, d.0, d.1, acc, &lhs, l.0, l.1, &rhs, r.0, r.1,
+            );
+            naive_gemm(m, n, k, &mut want, d, acc, &lhs64, l, &rhs64, r);
+            assert_close("row-major destination", &got, &want, 1e-4);
+            // The mirror image: dstᵀ column-major = rhsᵀ (row-major weight
+            // on the left) · lhsᵀ.
+            let mut got_t = init.clone();
+            let mut want_t = to64(&init);
+            let (dt, lt, rt) = ((1, n as isize + 3), (l.1, l.0), (r.1, r.0));
+            gemm(
+                n, m, k, &mut got_t, dt.0, dt.1, acc, &rhs, rt.0, rt.1, &lhs, lt.0, lt.1,
+            );
+            naive_gemm(n, m, k, &mut want_t, dt, acc, &rhs64, rt, &lhs64, lt);
+            assert_close("column-major destination", &got_t, &want_t, 1e-4);
+        }
+    }
+}
+
+fn check_gemm<T: Float>(tol: f64) {
+    let mut rng = Rng::new(7);
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 1, 9),
+        (1, 13, 4),
+        (33, 31, 29),
+        (64, 70, 3),
+        (100, 120, 110),
+        (5, 4, 0),
+        (0, 4, 5),
+    ];
+    for &(m, n, k) in &shapes {
+        for mask in 0..8u32 {
+            let acc = mask & 1 != 0;
+            let lt = strides(m, k, mask & 2 != 0);
+            let rt = strides(k, n, mask & 4 != 0);
+            let dt = strides(m, n, mask & 6 == 6);
+            let a: Vec<T> = rng.vec(m * k);
+            let b: Vec<T> = rng.vec(k * n);
+            let mut c: Vec<T> = rng.vec(m * n);
+            let mut c64 = to64(&c);
+            naive_gemm(m, n, k, &mut c64, dt, acc, &to64(&a), lt, &to64(&b), rt);
+            gemm(
+                m, n, k, &mut c, dt.0, dt.1, acc, &a, lt.0, lt.1, &b, rt.0, rt.1,
+            );
+            assert_close(&format!("gemm {m}x{n}x{k} mask {mask}"), &c, &c64, tol);
+        }
+    }
+}
+
+tests! {
+    gemm_f32_matches_naive = check_gemm::<f32>(1e-4),
+    gemm_f64_matches_naive = check_gemm::<f64>(1e-12),
+}
+
+#[test]
+fn gemm_strided_views_and_broadcast() {
+    // lhs is every other row of a bigger matrix; rhs a broadcast row (row
+    // stride 0); dst has padding between rows.
+    let mut rng = Rng::new(8);
+    let (m, n, k) = (6, 5, 4);
+    let a: Vec<f64> = rng.vec(2 * m * k);
+    let b: Vec<f64> = rng.vec(n);
+    let mut c = vec![0.0f64; m * (n + 3)];
+    let mut want = c.clone();
+    let (d, l) = (((n + 3) as isize, 1), (2 * k as isize, 1));
+    naive_gemm(m, n, k, &mut want, d, false, &a, l, &b, (0, 1));
+    gemm(m, n, k, &mut c, d.0, d.1, false, &a, l.0, l.1, &b, 0, 1);
+    assert_close("strided gemm", &c, &want, 1e-12);
+}
+
+#[test]
+#[should_panic(expected = "outside its slice")]
+fn gemm_rejects_short_slices() {
+    let mut c = vec![0.0f32; 4];
+    gemm(
+        2, 2, 2, &mut c, 2, 1, false, &[0.0; 3], 2, 1, &[0.0; 4], 2, 1,
+    );
+}
+
+#[test]
+#[should_panic(expected = "twice")]
+fn gemm_rejects_overlapping_dst() {
+    let mut c = vec![0.0f32; 4];
+    gemm(
+        2, 2, 2, &mut c, 1, 1, false, &[0.0; 4], 2, 1, &[0.0; 4], 2, 1,
+    );
+}
+
+#[test]
+fn batched_gemm_matches_naive() {
+    let mut rng = Rng::new(99);
+    // (batch, m, n, k, broadcast lhs, broadcast rhs)
+    let cases = [
+        (1, 3, 4, 5, false, false),
+        (7, 9, 8, 10, false, true),
+        (64, 16, 12, 20, true, false),
+        (3, 120, 130, 100, false, false),
+        (0, 3, 3, 3, false, false),
+    ];
+    for &(batch, m, n, k, bl, br) in &cases {
+        for acc in [false, true] {
+            let a: Vec<f64> = rng.vec(if bl { m * k } else { batch * m * k });
+            let b: Vec<f64> = rng.vec(if br { k * n } else { batch * k * n });
+            let mut c: Vec<f64> = rng.vec(batch * m * n);
+            let mut want = c.clone();
+            let abs = if bl { 0 } else { m * k };
+            let bbs = if br { 0 } else { k * n };
+            // lhs stored transposed (k×m col-major view), rhs row-major.
+            let (l, r) = ((1, m as isize), (n as isize, 1));
+            for (i, w) in want.chunks_exact_mut(m * n).enumerate() {
+                let (a, b) = (&a[i * abs..], &b[i * bbs..]);
+                naive_gemm(m, n, k, w, (n as isize, 1), acc, a, l, b, r);
+            }
+            let (abs, bbs) = (abs as isize, bbs as isize);
+            batched_gemm(
+                batch,
+                m,
+                n,
+                k,
+                &mut c,
+                (m * n) as isize,
+                n as isize,
+                1,
+                &a,
+                abs,
+                l.0,
+                l.1,
+                &b,
+                bbs,
+                r.0,
+                r.1,
+                acc,
+            );
+            assert_close(&format!("batched {batch}x{m}x{n}x{k}"), &c, &want, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn gemm_does_not_depend_on_thread_count() {
+    let mut rng = Rng::new(11);
+    let (m, n, k) = (200, 190, 300);
+    let a: Vec<f32> = rng.vec(m * k);
+    let b: Vec<f32> = rng.vec(k * n);
+    let run = || {
+        let mut c = vec![0.0f32; m * n];
+        gemm(
+            m, n, k, &mut c, n as isize, 1, false, &a, 1, m as isize, &b, n as isize, 1,
+        );
+        c
+    };
+    let (one, three) = one_and_three_threads();
+    assert!(one.install(run) == three.install(run));
+}
+
+/// Batched products that fold into one tall or wide product.
+#[test]
+fn batched_gemm_folds_shared_operand() {
+    let mut rng = Rng::new(42);
+    let (batch, m, n, k) = (5, 7, 6, 9);
+    // [batch, m, k] @ shared [k, n] -> [batch, m, n]
+    let a: Vec<f64> = rng.vec(batch * m * k);
+    let b: Vec<f64> = rng.vec(k * n);
+    let mut c = vec![0.0; batch * m * n];
+    let mut want = c.clone();
+    let (rows_k, rows_n) = ((k as isize, 1), (n as isize, 1));
+    naive_gemm(
+        batch * m,
+        n,
+        k,
+        &mut want,
+        rows_n,
+        false,
+        &a,
+        rows_k,
+        &b,
+        rows_n,
+    );
+    batched_gemm(
+        batch,
+        m,
+        n,
+        k,
+        &mut c,
+        (m * n) as isize,
+        n as isize,
+        1,
+        &a,
+        (m * k) as isize,
+        k as isize,
+        1,
+        &b,
+        0,
+        n as isize,
+        1,
+        false,
+    );
+    assert_close("tall fold", &c, &want, 1e-12);
+    // shared [m, k] @ rhs laid out [k, batch, n] -> dst [m, batch, n]
+    let a: Vec<f64> = rng.vec(m * k);
+    let b: Vec<f64> = rng.vec(k * batch * n);
+    let mut c: Vec<f64> = rng.vec(m * batch * n);
+    let mut want = c.clone();
+    let bn = (batch * n) as isize;
+    naive_gemm(
+        m,
+        batch * n,
+        k,
+        &mut want,
+        (bn, 1),
+        true,
+        &a,
+        rows_k,
+        &b,
+        (bn, 1),
+    );
+    batched_gemm(
+        batch, m, n, k, &mut c, n as isize, bn, 1, &a, 0, k as isize, 1, &b, n as isize, bn, 1,
+        true,
+    );
+    assert_close("wide fold", &c, &want, 1e-12);
+}
+
+#[test]
+fn gemm_half_precision() {
+    let mut rng = Rng::new(3);
+    for &(m, n, k) in &[(3, 4, 5), (40, 33, 70)] {
+        let a64: Vec<f64> = rng.vec(m * k);
+        let b64: Vec<f64> = rng.vec(k * n);
+        let mut want = vec![0.0f64; m * n];
+        // rhs transposed via strides
+        let (l, r) = ((k as isize, 1), (1, k as isize));
+        naive_gemm(m, n, k, &mut want, (n as isize, 1), false, &a64, l, &b64, r);
+        let tol = 0.02 * (k as f64).sqrt();
+        let a: Vec<half::f16> = a64.iter().map(|&x| half::f16::from_f64(x)).collect();
+        let b: Vec<half::f16> = b64.iter().map(|&x| half::f16::from_f64(x)).collect();
+        let mut c = vec![half::f16::ZERO; m * n];
+        gemm_f16(
+            m, n, k, &mut c, n as isize, 1, false, &a, l.0, l.1, &b, r.0, r.1,
+        );
+        for (g, w) in c.iter().zip(&want) {
+            assert!((g.to_f64() - w).abs() < tol, "{g} vs {w}");
+        }
+        let a: Vec<half::bf16> = a64.iter().map(|&x| half::bf16::from_f64(x)).collect();
+        let b: Vec<half::bf16> = b64.iter().map(|&x| half::bf16::from_f64(x)).collect();
+        let mut c = vec![half::bf16::ONE; m * n];
+        gemm_bf16(
+            m, n, k, &mut c, n as isize, 1, true, &a, l.0, l.1, &b, r.0, r.1,
+        );
+        for (g, w) in c.iter().zip(&want) {
+            assert!((g.to_f64() - (w + 1.0)).abs() < 4.0 * tol, "{g} vs {w}+1");
+        }
     }
 }
 
@@ -261,14 +589,7 @@ fn conv_does_not_depend_on_thread_count() {
         padding: [1, 1],
         ..Conv2dParams::default()
     };
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let three = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let (one, three) = one_and_three_threads();
     // The chunked paths, then VGG's 256 -> 256 on 4x4 maps (whole-batch
     // weight gradient, gemm on the pool).
     for (in_shape, w_shape, out_shape) in [

@@ -21,7 +21,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::matmul::{gemm, gemm_serial};
+use super::check_len;
+use super::matmul::{Mat, gemm_mat};
 use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
 use super::winograd::{self, WinoGeom};
@@ -194,18 +195,7 @@ impl Geom {
     /// The Winograd geometry when this convolution takes that route (see
     /// [`winograd`](super::winograd) and [`conv_algorithm`]).
     fn winograd(&self) -> Option<WinoGeom> {
-        let eligible = winograd::eligible(
-            self.c,
-            self.o,
-            [self.kh, self.kw],
-            [self.sh, self.sw],
-            [self.dh, self.dw],
-            [self.ph, self.pw],
-            self.groups,
-            self.oh,
-            self.ow,
-        );
-        (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(WinoGeom {
+        let geo = WinoGeom {
             n: self.n,
             c: self.c,
             h: self.h,
@@ -215,7 +205,10 @@ impl Geom {
             ow: self.ow,
             ph: self.ph,
             pw: self.pw,
-        })
+        };
+        let kernel = [self.kh, self.kw];
+        let eligible = geo.eligible(kernel, [self.sh, self.sw], [self.dh, self.dw], self.groups);
+        (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(geo)
     }
     /// Whether to spread images over the pool (products then serial).
     fn batch_parallel(&self) -> bool {
@@ -489,38 +482,6 @@ fn col2im_impl<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
     }
 }
 
-/// `dst = acc? dst : 0 + lhs @ rhs`, multi-threaded only if `par`.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn mm<T: Float>(
-    par: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    d: (isize, isize),
-    acc: bool,
-    lhs: &[T],
-    l: (isize, isize),
-    rhs: &[T],
-    r: (isize, isize),
-) {
-    if par {
-        gemm(m, n, k, dst, d.0, d.1, acc, lhs, l.0, l.1, rhs, r.0, r.1);
-    } else {
-        gemm_serial(m, n, k, dst, d.0, d.1, acc, lhs, l.0, l.1, rhs, r.0, r.1);
-    }
-}
-
-fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
-    let want: usize = shape.iter().product();
-    assert!(
-        s.len() == want,
-        "{op}: {what} has {} elements but shape {shape:?} needs {want}",
-        s.len()
-    );
-}
-
 /// Output pixels from which one image alone makes an efficient product;
 /// below it several images share one product (their columns side by side).
 const MIN_PRODUCT_COLS: usize = 384;
@@ -626,6 +587,7 @@ fn forward_chunk<T: Float>(
         .split_at_mut(if need == 0 { 0 } else { ck * ld });
     for grp in 0..g.groups {
         let w_g = &weight[grp * g.og * ck..(grp + 1) * g.og * ck];
+        let w_g = Mat::row_major(w_g, g.og, ck, ck);
         let in_g = |b: usize| &input[(ch.b0 + b) * ii + grp * g.cg * hw..][..g.cg * hw];
         let cols: &[T] = if direct && g.pointwise() {
             in_g(0)
@@ -642,34 +604,22 @@ fn forward_chunk<T: Float>(
                     plane.fill(bias[grp * g.og + o]);
                 }
             }
-            let (l, r) = ((ck as isize, 1), (pix as isize, 1));
-            mm(
+            let out_g = Mat::row_major(out_g, g.og, pix, pix);
+            gemm_mat(
                 par,
-                g.og,
-                pix,
-                ck,
                 out_g,
-                (pix as isize, 1),
                 bias.is_some(),
                 w_g,
-                l,
-                cols,
-                r,
+                Mat::row_major(cols, ck, pix, pix),
             );
         } else {
-            let (l, r) = ((ck as isize, 1), (ld as isize, 1));
-            mm(
+            let cols = Mat::row_major(cols, ck, ld, ld);
+            gemm_mat(
                 par,
-                g.og,
-                ld,
-                ck,
-                tmp,
-                (ld as isize, 1),
+                Mat::row_major(&mut *tmp, g.og, ld, ld),
                 false,
                 w_g,
-                l,
                 cols,
-                r,
             );
             for b in 0..ch.nb {
                 for o in 0..g.og {
@@ -753,10 +703,9 @@ fn backward_input_chunk<T: Float>(
     let (dcols, tmp) = scratch
         .get(need)
         .split_at_mut(if need == 0 { 0 } else { ck * ld });
-    // W_g^T is [ck, og] with row stride 1 and column stride ck.
-    let wt = (1, ck as isize);
     for grp in 0..g.groups {
         let w_g = &weight[grp * g.og * ck..(grp + 1) * g.og * ck];
+        let wt = Mat::row_major(w_g, g.og, ck, ck).t();
         let gout_g: &[T] = if direct {
             &gout[ch.b0 * oi + grp * g.og * pix..][..g.og * pix]
         } else {
@@ -771,35 +720,17 @@ fn backward_input_chunk<T: Float>(
         };
         if direct && g.pointwise() {
             let gin_g = &mut gin[grp * g.cg * hw..(grp + 1) * g.cg * hw];
-            let r = (pix as isize, 1);
-            mm(
-                par,
-                ck,
-                pix,
-                g.og,
-                gin_g,
-                (pix as isize, 1),
-                false,
-                w_g,
-                wt,
-                gout_g,
-                r,
-            );
+            let gout_g = Mat::row_major(gout_g, g.og, pix, pix);
+            gemm_mat(par, Mat::row_major(gin_g, ck, pix, pix), false, wt, gout_g);
             continue;
         }
-        let r = (ld as isize, 1);
-        mm(
+        let gout_g = Mat::row_major(gout_g, g.og, ld, ld);
+        gemm_mat(
             par,
-            ck,
-            ld,
-            g.og,
-            dcols,
-            (ld as isize, 1),
+            Mat::row_major(&mut *dcols, ck, ld, ld),
             false,
-            w_g,
             wt,
             gout_g,
-            r,
         );
         for b in 0..ch.nb {
             let gin_g = &mut gin[b * ii + grp * g.cg * hw..][..g.cg * hw];
@@ -880,7 +811,7 @@ fn backward_weight_chunk<T: Float>(
             cols
         };
         let gout_b = |b: usize| &gout[(ch.b0 + b) * oi + grp * g.og * pix..][..g.og * pix];
-        let (gout_g, l): (&[T], _) = if transposed {
+        let gout_g = if transposed {
             // tmp[(b * pix + p) * og + o] = gout[b, o, p]
             for b in 0..ch.nb {
                 let src = gout_b(b);
@@ -893,9 +824,9 @@ fn backward_weight_chunk<T: Float>(
                     }
                 }
             }
-            (tmp, (1, g.og as isize))
+            Mat::row_major(&*tmp, ld, g.og, g.og).t()
         } else if direct {
-            (gout_b(0), (pix as isize, 1))
+            Mat::row_major(gout_b(0), g.og, pix, pix)
         } else {
             for b in 0..ch.nb {
                 let src = gout_b(b);
@@ -903,26 +834,19 @@ fn backward_weight_chunk<T: Float>(
                     tmp[o * ld + b * pix..][..pix].copy_from_slice(&src[o * pix..][..pix]);
                 }
             }
-            (tmp, (ld as isize, 1))
+            Mat::row_major(&*tmp, g.og, ld, ld)
         };
         // `gwt` holds each group's gradient transposed, [ck, og]: with the
         // output-channel index contiguous the product packs less (10-20%
         // faster than writing [og, ck]).
         let gw_g = &mut gwt[grp * g.og * ck..(grp + 1) * g.og * ck];
-        // cols^T is [ld, ck] with row stride 1 and column stride ld.
-        let r = (1, ld as isize);
-        mm(
+        let gw_g = Mat::row_major(gw_g, ck, g.og, g.og).t();
+        gemm_mat(
             par,
-            g.og,
-            ck,
-            ld,
             gw_g,
-            (1, g.og as isize),
             true,
             gout_g,
-            l,
-            cols,
-            r,
+            Mat::row_major(cols, ck, ld, ld).t(),
         );
     }
 }
@@ -1093,19 +1017,14 @@ fn backward_weight_whole<T: Float>(g: &Geom, gout: &[T], input: &[T], gw: &mut [
                 .for_each(|(o, row)| gather(o, row));
         }
         let gw_g = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
-        // cols^T is [ld, ck] with row stride 1 and column stride ld.
-        mm(
+        let gout_g = Mat::row_major(&*tmp, g.og, ld, ld);
+        let cols_t = Mat::row_major(&*cols, ck, ld, ld).t();
+        gemm_mat(
             par,
-            g.og,
-            ck,
-            ld,
-            gw_g,
-            (ck as isize, 1),
+            Mat::row_major(gw_g, g.og, ck, ck),
             false,
-            tmp,
-            (ld as isize, 1),
-            cols,
-            (1, ld as isize),
+            gout_g,
+            cols_t,
         );
     }
 }

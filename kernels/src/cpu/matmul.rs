@@ -116,28 +116,89 @@ impl<T> Elem for T where
 {
 }
 
+/// A `rows × cols` matrix with arbitrary element strides: element `(i, j)`
+/// at `data[i * rs + j * cs]`. `data` is a slice, or a raw pointer inside
+/// [`gemm_raw`]. A product's sizes are those of its operands: `dst (m×n) =
+/// lhs (m×k) @ rhs (k×n)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mat<S> {
+    data: S,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+}
+
+impl<S> Mat<S> {
+    /// `rows × cols` elements `rs` apart between rows, `cs` between columns.
+    pub(crate) fn new(data: S, rows: usize, cols: usize, rs: isize, cs: isize) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    /// A row-major matrix whose rows start `ld` elements apart.
+    pub(crate) fn row_major(data: S, rows: usize, cols: usize, ld: usize) -> Self {
+        Mat::new(data, rows, cols, ld as isize, 1)
+    }
+
+    /// The transpose: the same elements with rows and columns swapped.
+    pub(crate) fn t(self) -> Self {
+        Mat::new(self.data, self.cols, self.rows, self.cs, self.rs)
+    }
+
+    /// The same matrix addressed through `data` instead.
+    fn with<D>(&self, data: D) -> Mat<D> {
+        Mat::new(data, self.rows, self.cols, self.rs, self.cs)
+    }
+
+    /// Where element `(i, j)` lies, counted from `data`.
+    fn at(&self, i: usize, j: usize) -> isize {
+        i as isize * self.rs + j as isize * self.cs
+    }
+
+    /// `(size, stride)` of the rows and the columns, for the bounds checks.
+    fn dims(&self) -> [(usize, isize); 2] {
+        [(self.rows, self.rs), (self.cols, self.cs)]
+    }
+}
+
+/// Panics unless `dst = lhs @ rhs` has consistent sizes, every operand
+/// addresses only elements of its slice and `dst` none twice. Returns
+/// false, having checked only `dst`, when there is nothing to compute
+/// (`m == 0` or `n == 0`).
+fn check_product<T>(op: &str, dst: &Mat<&mut [T]>, lhs: &Mat<&[T]>, rhs: &Mat<&[T]>) -> bool {
+    debug_assert!(
+        lhs.rows == dst.rows && rhs.cols == dst.cols && lhs.cols == rhs.rows,
+        "{op}: inconsistent product sizes"
+    );
+    check_bounds(op, "dst", dst.data.len(), &dst.dims());
+    check_no_overlap(op, &dst.dims());
+    if dst.rows == 0 || dst.cols == 0 {
+        return false;
+    }
+    check_bounds(op, "lhs", lhs.data.len(), &lhs.dims());
+    check_bounds(op, "rhs", rhs.data.len(), &rhs.dims());
+    true
+}
+
 /// Raw product on pointers; callers have checked bounds and overlap.
 ///
 /// # Safety
 /// Every element addressed through the pointers and strides must be valid,
 /// `dst`'s addressed elements must be writable and not aliased by `lhs`/`rhs`.
-#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_raw<T: Elem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut T,
-    dst_rs: isize,
-    dst_cs: isize,
+    dst: Mat<*mut T>,
     accumulate: bool,
-    lhs: *const T,
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: *const T,
-    rhs_rs: isize,
-    rhs_cs: isize,
+    lhs: Mat<*const T>,
+    rhs: Mat<*const T>,
     par: Parallelism,
 ) {
+    let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     if m == 0 || n == 0 {
         return;
     }
@@ -150,16 +211,16 @@ unsafe fn gemm_raw<T: Elem>(
                 m,
                 n,
                 k,
-                dst,
-                dst_cs,
-                dst_rs,
+                dst.data,
+                dst.cs,
+                dst.rs,
                 accumulate,
-                lhs,
-                lhs_cs,
-                lhs_rs,
-                rhs,
-                rhs_cs,
-                rhs_rs,
+                lhs.data,
+                lhs.cs,
+                lhs.rs,
+                rhs.data,
+                rhs.cs,
+                rhs.rs,
                 T::one(),
                 T::one(),
                 false,
@@ -177,140 +238,106 @@ unsafe fn gemm_raw<T: Elem>(
             for p in 0..k {
                 // SAFETY: in bounds per the caller's contract.
                 unsafe {
-                    acc = acc
-                        + *lhs.offset(i as isize * lhs_rs + p as isize * lhs_cs)
-                            * *rhs.offset(p as isize * rhs_rs + j as isize * rhs_cs);
+                    acc = acc + *lhs.data.offset(lhs.at(i, p)) * *rhs.data.offset(rhs.at(p, j));
                 }
             }
             // SAFETY: as above.
             unsafe {
-                let d = dst.offset(i as isize * dst_rs + j as isize * dst_cs);
+                let d = dst.data.offset(dst.at(i, j));
                 *d = if accumulate { *d + acc } else { acc };
             }
         }
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + lhs @ rhs` for an `m×k` `lhs` and a `k×n`
-/// `rhs`, all three with arbitrary element strides (`*_rs` between rows,
-/// `*_cs` between columns).
-///
-/// Runs single-threaded below [`GEMM_PAR_THRESHOLD`] (`m*n*k`) and on the
-/// whole rayon pool above. `k == 0` gives zeros (or leaves `dst` unchanged
-/// when accumulating); `m == 0` or `n == 0` does nothing.
-///
-/// # Panics
-/// If a matrix addresses elements outside its slice, or `dst` addresses an
-/// element twice.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: isize,
-    dst_cs: isize,
-    accumulate: bool,
-    lhs: &[T],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[T],
-    rhs_rs: isize,
-    rhs_cs: isize,
-) {
-    gemm_checked(
-        "gemm",
-        m,
-        n,
-        k,
-        dst,
-        dst_rs,
-        dst_cs,
-        accumulate,
-        lhs,
-        lhs_rs,
-        lhs_cs,
-        rhs,
-        rhs_rs,
-        rhs_cs,
-        parallelism(m, n, k),
-    );
+/// Defines a public product taking the three matrices as (slice, row
+/// stride, column stride), with `accumulate` after the destination (the
+/// argument list of every entry point below), and running `$body` on them
+/// as [`Mat`]s.
+macro_rules! strided_product {
+    ($(#[$attr:meta])* fn $name:ident $(<$t:ident: $bound:ident>)? ($elem:ty) = $body:expr;) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name $(<$t: $bound>)? (
+            m: usize,
+            n: usize,
+            k: usize,
+            dst: &mut [$elem],
+            dst_rs: isize,
+            dst_cs: isize,
+            accumulate: bool,
+            lhs: &[$elem],
+            lhs_rs: isize,
+            lhs_cs: isize,
+            rhs: &[$elem],
+            rhs_rs: isize,
+            rhs_cs: isize,
+        ) {
+            $body(
+                Mat::new(dst, m, n, dst_rs, dst_cs),
+                accumulate,
+                Mat::new(lhs, m, k, lhs_rs, lhs_cs),
+                Mat::new(rhs, k, n, rhs_rs, rhs_cs),
+            )
+        }
+    };
 }
 
-/// Like [`gemm()`] but never spawns threads: for callers that already
-/// parallelise at a coarser level (e.g. over a batch).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_serial<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: isize,
-    dst_cs: isize,
-    accumulate: bool,
-    lhs: &[T],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[T],
-    rhs_rs: isize,
-    rhs_cs: isize,
-) {
-    gemm_checked(
-        "gemm_serial",
-        m,
-        n,
-        k,
-        dst,
-        dst_rs,
-        dst_cs,
-        accumulate,
-        lhs,
-        lhs_rs,
-        lhs_cs,
-        rhs,
-        rhs_rs,
-        rhs_cs,
-        Parallelism::None,
-    );
+strided_product! {
+    /// `dst = (accumulate ? dst : 0) + lhs @ rhs` for an `m×k` `lhs` and a
+    /// `k×n` `rhs`, all three with arbitrary element strides (`*_rs` between
+    /// rows, `*_cs` between columns).
+    ///
+    /// Runs single-threaded below [`GEMM_PAR_THRESHOLD`] (`m*n*k`) and on the
+    /// whole rayon pool above. `k == 0` gives zeros (or leaves `dst`
+    /// unchanged when accumulating); `m == 0` or `n == 0` does nothing.
+    ///
+    /// # Panics
+    /// If a matrix addresses elements outside its slice, or `dst` addresses an
+    /// element twice.
+    fn gemm<T: Float>(T) = |dst, acc, lhs, rhs| gemm_mat(true, dst, acc, lhs, rhs);
 }
 
-#[allow(clippy::too_many_arguments)]
+strided_product! {
+    /// Like [`gemm()`] but never spawns threads: for callers that already
+    /// parallelise at a coarser level (e.g. over a batch).
+    fn gemm_serial<T: Float>(T) = |dst, acc, lhs, rhs| gemm_mat(false, dst, acc, lhs, rhs);
+}
+
+/// [`gemm()`] (`pool`) or [`gemm_serial`] on [`Mat`] operands, for this
+/// crate's kernels.
+pub(crate) fn gemm_mat<T: Float>(
+    pool: bool,
+    dst: Mat<&mut [T]>,
+    accumulate: bool,
+    lhs: Mat<&[T]>,
+    rhs: Mat<&[T]>,
+) {
+    let op = if pool { "gemm" } else { "gemm_serial" };
+    gemm_checked(op, dst, accumulate, lhs, rhs, pool);
+}
+
+/// The checked product behind every entry point; on the rayon pool (above
+/// [`GEMM_PAR_THRESHOLD`]) only if `pool`.
 fn gemm_checked<T: Elem>(
     op: &str,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: isize,
-    dst_cs: isize,
+    mut dst: Mat<&mut [T]>,
     accumulate: bool,
-    lhs: &[T],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[T],
-    rhs_rs: isize,
-    rhs_cs: isize,
-    par: Parallelism,
+    lhs: Mat<&[T]>,
+    rhs: Mat<&[T]>,
+    pool: bool,
 ) {
     super::alloc::keep_freed_buffers();
-    check_bounds(op, "dst", dst.len(), &[(m, dst_rs), (n, dst_cs)]);
-    check_no_overlap(op, &[(m, dst_rs), (n, dst_cs)]);
-    if m == 0 || n == 0 {
+    if !check_product(op, &dst, &lhs, &rhs) {
         return;
     }
-    check_bounds(op, "lhs", lhs.len(), &[(m, lhs_rs), (k, lhs_cs)]);
-    check_bounds(op, "rhs", rhs.len(), &[(k, rhs_rs), (n, rhs_cs)]);
     if gemm_supported::<T>() {
         // A row-major destination is the transposed product of a
         // column-major one; see `via_transposes` for why that matters.
-        let done = if dst_cs == 1 && dst_rs != 1 {
-            via_transposes(
-                op, m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs, par,
-            )
-        } else if dst_rs == 1 && dst_cs != 1 {
-            via_transposes(
-                op, n, m, k, dst, dst_cs, accumulate, rhs, rhs_cs, rhs_rs, lhs, lhs_cs, lhs_rs, par,
-            )
+        let done = if dst.cs == 1 && dst.rs != 1 {
+            via_transposes(op, dst.reborrow(), accumulate, lhs, rhs, pool)
+        } else if dst.rs == 1 && dst.cs != 1 {
+            via_transposes(op, dst.reborrow().t(), accumulate, rhs.t(), lhs.t(), pool)
         } else {
             false
         };
@@ -318,25 +345,30 @@ fn gemm_checked<T: Elem>(
             return;
         }
     }
+    let par = if pool {
+        parallelism(dst.rows, dst.cols, lhs.cols)
+    } else {
+        Parallelism::None
+    };
+    let d = dst.data.as_mut_ptr();
     // SAFETY: bounds and destination overlap checked above; `dst` is a
     // unique borrow so it cannot alias `lhs` or `rhs`.
     unsafe {
         gemm_raw(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_rs,
-            dst_cs,
+            dst.with(d),
             accumulate,
-            lhs.as_ptr(),
-            lhs_rs,
-            lhs_cs,
-            rhs.as_ptr(),
-            rhs_rs,
-            rhs_cs,
+            lhs.with(lhs.data.as_ptr()),
+            rhs.with(rhs.data.as_ptr()),
             par,
         )
+    }
+}
+
+impl<T> Mat<&mut [T]> {
+    /// The same matrix, borrowing the elements for a shorter time.
+    fn reborrow(&mut self) -> Mat<&mut [T]> {
+        let data = &mut *self.data;
+        Mat::new(data, self.rows, self.cols, self.rs, self.cs)
     }
 }
 
@@ -354,50 +386,40 @@ fn gemm_checked<T: Elem>(
 /// `lhsᵀ` copied row-major, then transpose the result into `dst`: two
 /// small tiled copies instead of a slow pack of the big operand.
 ///
-/// Arguments describe a product whose destination is row-major (`dst`
-/// with row stride `dst_rs`, column stride 1). Returns false, having done
+/// `dst` is row-major (column stride 1). Returns false, having done
 /// nothing, when the layout is not the slow one or the copies would not pay.
-#[allow(clippy::too_many_arguments)]
 fn via_transposes<T: Elem>(
     op: &str,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: isize,
+    dst: Mat<&mut [T]>,
     accumulate: bool,
-    lhs: &[T],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[T],
-    rhs_rs: isize,
-    rhs_cs: isize,
-    par: Parallelism,
+    lhs: Mat<&[T]>,
+    rhs: Mat<&[T]>,
+    pool: bool,
 ) -> bool {
-    let rhs_col_major = rhs_rs == 1 && rhs_cs > 1;
+    let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
+    let rhs_col_major = rhs.rs == 1 && rhs.cs > 1;
     let weight = n.saturating_mul(k);
     let copies = m.saturating_mul(k + n);
-    if !rhs_col_major || weight < TRANSPOSE_MIN || weight < 4 * copies || lhs_rs < 0 || lhs_cs < 0 {
+    if !rhs_col_major || weight < TRANSPOSE_MIN || weight < 4 * copies || lhs.rs < 0 || lhs.cs < 0 {
         return false;
     }
     // lhsᵀ as a row-major [k, m] matrix (already so when lhs is column-major).
     let copied;
-    let (lt, lt_rs) = if lhs_rs == 1 {
-        (lhs, lhs_cs)
+    let lt = if lhs.rs == 1 {
+        lhs.t()
     } else {
-        copied = transpose_to_row_major(m, k, lhs, lhs_rs as usize, lhs_cs as usize);
-        (&copied[..], m as isize)
+        copied = transpose_to_row_major(m, k, lhs.data, lhs.rs as usize, lhs.cs as usize);
+        Mat::row_major(&copied[..], k, m, m)
     };
     let mut tmp = vec![T::zero(); n * m];
-    gemm_checked(
-        op, n, m, k, &mut tmp, m as isize, 1, false, rhs, rhs_cs, rhs_rs, lt, lt_rs, 1, par,
-    );
+    let tmp_mat = Mat::row_major(&mut tmp[..], n, m, m);
+    gemm_checked(op, tmp_mat, false, rhs.t(), lt, pool);
     // dst[i, j] (+)= tmp[j, i], in tiles so both sides stay in cache.
-    let dst_rs = dst_rs as usize;
+    let dst_rs = dst.rs as usize;
     for i0 in (0..m).step_by(TILE) {
         for j0 in (0..n).step_by(TILE) {
             for i in i0..(i0 + TILE).min(m) {
-                let row = &mut dst[i * dst_rs..];
+                let row = &mut dst.data[i * dst_rs..];
                 for j in j0..(j0 + TILE).min(n) {
                     let v = tmp[j * m + i];
                     row[j] = if accumulate { row[j] + v } else { v };
@@ -408,8 +430,10 @@ fn via_transposes<T: Elem>(
     true
 }
 
-/// Weight size (`n * k` elements) from which [`via_transposes`] is used.
-const TRANSPOSE_MIN: usize = 64 * 1024;
+/// Weight size (`n * k` elements) from which [`gemm()`] multiplies a
+/// row-major destination by a column-major right operand through
+/// transposes (see `via_transposes` in the source).
+pub const TRANSPOSE_MIN: usize = 64 * 1024;
 
 /// Tile edge of the transposing copies (16 × 16 `f32` = 1 KiB).
 const TILE: usize = 16;
@@ -502,18 +526,20 @@ pub fn batched_gemm<T: Float>(
     // destination stacked along rows (or columns) at exactly one matrix's
     // extent: the batch is one tall (or wide) product.
     if batch > 1 && rhs_bs == 0 && lhs_bs == m as isize * lhs_rs && dst_bs == m as isize * dst_rs {
-        let (bm, par) = (batch * m, parallelism(batch * m, n, k));
-        return gemm_checked(
-            OP, bm, n, k, dst, dst_rs, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs,
-            rhs_cs, par,
+        let (dst, lhs) = (
+            Mat::new(dst, batch * m, n, dst_rs, dst_cs),
+            Mat::new(lhs, batch * m, k, lhs_rs, lhs_cs),
         );
+        let rhs = Mat::new(rhs, k, n, rhs_rs, rhs_cs);
+        return gemm_checked(OP, dst, accumulate, lhs, rhs, true);
     }
     if batch > 1 && lhs_bs == 0 && rhs_bs == n as isize * rhs_cs && dst_bs == n as isize * dst_cs {
-        let (bn, par) = (batch * n, parallelism(m, batch * n, k));
-        return gemm_checked(
-            OP, m, bn, k, dst, dst_rs, dst_cs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs,
-            rhs_cs, par,
+        let (dst, rhs) = (
+            Mat::new(dst, m, batch * n, dst_rs, dst_cs),
+            Mat::new(rhs, k, batch * n, rhs_rs, rhs_cs),
         );
+        let lhs = Mat::new(lhs, m, k, lhs_rs, lhs_cs);
+        return gemm_checked(OP, dst, accumulate, lhs, rhs, true);
     }
 
     let per = m.saturating_mul(n).saturating_mul(k);
@@ -524,26 +550,15 @@ pub fn batched_gemm<T: Float>(
     );
     let one = |b: usize, par: Parallelism| {
         let (d, l, r) = (d, l, r);
+        let b = b as isize;
         // SAFETY: bounds checked for the whole batch above; batch entries of
         // `dst` are pairwise disjoint (check_no_overlap over all three
         // dims), so concurrent calls write disjoint elements.
         unsafe {
-            gemm_raw(
-                m,
-                n,
-                k,
-                d.0.offset(b as isize * dst_bs),
-                dst_rs,
-                dst_cs,
-                accumulate,
-                l.0.offset(b as isize * lhs_bs),
-                lhs_rs,
-                lhs_cs,
-                r.0.offset(b as isize * rhs_bs),
-                rhs_rs,
-                rhs_cs,
-                par,
-            )
+            let dst = Mat::new(d.0.offset(b * dst_bs), m, n, dst_rs, dst_cs);
+            let lhs = Mat::new(l.0.offset(b * lhs_bs).cast_const(), m, k, lhs_rs, lhs_cs);
+            let rhs = Mat::new(r.0.offset(b * rhs_bs).cast_const(), k, n, rhs_rs, rhs_cs);
+            gemm_raw(dst, accumulate, lhs, rhs, par)
         }
     };
     if per >= GEMM_PAR_THRESHOLD || super::parallel::num_threads() == 1 {
@@ -561,85 +576,41 @@ pub fn batched_gemm<T: Float>(
     }
 }
 
-/// Half-precision [`gemm()`]: same arguments and semantics, using the `gemm`
-/// crate's native `f16` kernels (which accumulate in `f32` internally on
-/// CPUs without native f16 arithmetic).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_f16(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f16],
-    dst_rs: isize,
-    dst_cs: isize,
-    accumulate: bool,
-    lhs: &[f16],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[f16],
-    rhs_rs: isize,
-    rhs_cs: isize,
-) {
-    gemm_checked(
-        "gemm_f16",
-        m,
-        n,
-        k,
-        dst,
-        dst_rs,
-        dst_cs,
-        accumulate,
-        lhs,
-        lhs_rs,
-        lhs_cs,
-        rhs,
-        rhs_rs,
-        rhs_cs,
-        parallelism(m, n, k),
-    );
+strided_product! {
+    /// Half-precision [`gemm()`]: same arguments and semantics, using the
+    /// `gemm` crate's native `f16` kernels (which accumulate in `f32`
+    /// internally on CPUs without native f16 arithmetic).
+    fn gemm_f16(f16) = |dst, acc, lhs, rhs| gemm_checked("gemm_f16", dst, acc, lhs, rhs, true);
 }
 
-/// bfloat16 [`gemm()`]: same arguments and semantics. The `gemm` crate has no
-/// bf16 kernels, so the operands are converted to contiguous `f32`
-/// matrices, multiplied with the `f32` kernel (f32 accumulation), and the
-/// result is rounded back to bf16 once. Costs `O(mk + kn + mn)` extra memory.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_bf16(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [bf16],
-    dst_rs: isize,
-    dst_cs: isize,
-    accumulate: bool,
-    lhs: &[bf16],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[bf16],
-    rhs_rs: isize,
-    rhs_cs: isize,
-) {
-    const OP: &str = "gemm_bf16";
-    check_bounds(OP, "dst", dst.len(), &[(m, dst_rs), (n, dst_cs)]);
-    check_no_overlap(OP, &[(m, dst_rs), (n, dst_cs)]);
-    if m == 0 || n == 0 {
+strided_product! {
+    /// bfloat16 [`gemm()`]: same arguments and semantics. The `gemm` crate
+    /// has no bf16 kernels, so the operands are converted to contiguous
+    /// `f32` matrices, multiplied with the `f32` kernel (f32 accumulation),
+    /// and the result is rounded back to bf16 once. Costs `O(mk + kn + mn)`
+    /// extra memory.
+    fn gemm_bf16(bf16) = bf16_via_f32;
+}
+
+/// The body of [`gemm_bf16`].
+fn bf16_via_f32(dst: Mat<&mut [bf16]>, accumulate: bool, lhs: Mat<&[bf16]>, rhs: Mat<&[bf16]>) {
+    if !check_product("gemm_bf16", &dst, &lhs, &rhs) {
         return;
     }
-    check_bounds(OP, "lhs", lhs.len(), &[(m, lhs_rs), (k, lhs_cs)]);
-    check_bounds(OP, "rhs", rhs.len(), &[(k, rhs_rs), (n, rhs_cs)]);
-    let gather = |src: &[bf16], rows: usize, cols: usize, rs: isize, cs: isize| {
-        let mut out = Vec::with_capacity(rows * cols);
-        for i in 0..rows {
-            for j in 0..cols {
-                out.push(src[(i as isize * rs + j as isize * cs) as usize].to_f32());
+    let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
+    let gather = |src: Mat<&[bf16]>| {
+        let mut out = Vec::with_capacity(src.rows * src.cols);
+        for i in 0..src.rows {
+            for j in 0..src.cols {
+                out.push(src.data[src.at(i, j) as usize].to_f32());
             }
         }
         out
     };
-    let a = gather(lhs, m, k, lhs_rs, lhs_cs);
-    let b = gather(rhs, k, n, rhs_rs, rhs_cs);
+    let a = gather(lhs);
+    let b = gather(rhs);
     let mut c = if accumulate {
-        gather(dst, m, n, dst_rs, dst_cs)
+        gather(dst.with(&*dst.data))
     } else {
         vec![0.0f32; m * n]
     };
@@ -648,425 +619,7 @@ pub fn gemm_bf16(
     );
     for i in 0..m {
         for j in 0..n {
-            dst[(i as isize * dst_rs + j as isize * dst_cs) as usize] =
-                bf16::from_f32(c[i * n + j]);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        }
-        fn vec<T: Float>(&mut self, n: usize) -> Vec<T> {
-            (0..n).map(|_| T::cast_f64(self.next())).collect()
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn naive(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: &mut [f64],
-        d: (isize, isize),
-        acc: bool,
-        lhs: &[f64],
-        l: (isize, isize),
-        rhs: &[f64],
-        r: (isize, isize),
-    ) {
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = 0.0;
-                for p in 0..k {
-                    s += lhs[(i as isize * l.0 + p as isize * l.1) as usize]
-                        * rhs[(p as isize * r.0 + j as isize * r.1) as usize];
-                }
-                let di = (i as isize * d.0 + j as isize * d.1) as usize;
-                dst[di] = if acc { dst[di] + s } else { s };
-            }
-        }
-    }
-
-    fn close<T: Float>(got: &[T], want: &[f64], tol: f64) {
-        assert_eq!(got.len(), want.len());
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            let g = g.as_f64();
-            assert!(
-                (g - w).abs() <= tol * (1.0 + w.abs()),
-                "index {i}: got {g}, want {w}"
-            );
-        }
-    }
-
-    /// Products large enough for `via_transposes` (the weight-sized
-    /// operand column-major on the right of a row-major destination, and
-    /// the mirrored column-major-destination case), every layout of the
-    /// small operand, with and without accumulation, with a padded
-    /// destination row stride: all equal the naive product.
-    #[test]
-    fn transposed_weight_route_matches_naive() {
-        let mut rng = Rng(0x5eed_cafe);
-        let (m, n, k) = (7, 520, 150);
-        assert!(n * k >= TRANSPOSE_MIN && n * k >= 4 * m * (k + n));
-        for lhs_col in [false, true] {
-            for acc in [false, true] {
-                let lhs: Vec<f32> = rng.vec(m * k);
-                let rhs: Vec<f32> = rng.vec(k * n);
-                let l = strides(m, k, lhs_col);
-                let r = strides(k, n, true);
-                let lhs64: Vec<f64> = lhs.iter().map(|&v| v as f64).collect();
-                let rhs64: Vec<f64> = rhs.iter().map(|&v| v as f64).collect();
-                // Row-major destination with padded rows.
-                let d = (n as isize + 3, 1);
-                let init: Vec<f32> = rng.vec(m * (n + 3));
-                let mut got = init.clone();
-                let mut want: Vec<f64> = init.iter().map(|&v| v as f64).collect();
-                gemm(
-                    m, n, k, &mut got, d.0, d.1, acc, &lhs, l.0, l.1, &rhs, r.0, r.1,
-                );
-                naive(m, n, k, &mut want, d, acc, &lhs64, l, &rhs64, r);
-                close(&got, &want, 1e-4);
-                // The mirror image: dstᵀ column-major = rhsᵀ (row-major
-                // weight on the left) · lhsᵀ.
-                let mut got_t = init.clone();
-                let mut want_t: Vec<f64> = init.iter().map(|&v| v as f64).collect();
-                let dt = (1, n as isize + 3);
-                gemm(
-                    n, m, k, &mut got_t, dt.0, dt.1, acc, &rhs, r.1, r.0, &lhs, l.1, l.0,
-                );
-                naive(
-                    n,
-                    m,
-                    k,
-                    &mut want_t,
-                    dt,
-                    acc,
-                    &rhs64,
-                    (r.1, r.0),
-                    &lhs64,
-                    (l.1, l.0),
-                );
-                close(&got_t, &want_t, 1e-4);
-            }
-        }
-    }
-
-    /// Strides for a `rows×cols` matrix, row- or column-major.
-    fn strides(rows: usize, cols: usize, col_major: bool) -> (isize, isize) {
-        if col_major {
-            (1, rows as isize)
-        } else {
-            (cols as isize, 1)
-        }
-    }
-
-    fn check_gemm<T: Float>(tol: f64) {
-        let mut rng = Rng(0x9e3779b97f4a7c15);
-        let shapes = [
-            (1, 1, 1),
-            (3, 5, 7),
-            (17, 1, 9),
-            (1, 13, 4),
-            (33, 31, 29),
-            (64, 70, 3),
-            (100, 120, 110),
-            (5, 4, 0),
-            (0, 4, 5),
-        ];
-        for &(m, n, k) in &shapes {
-            for mask in 0..8u32 {
-                let acc = mask & 1 != 0;
-                let lt = strides(m, k, mask & 2 != 0);
-                let rt = strides(k, n, mask & 4 != 0);
-                let dt = strides(m, n, mask & 6 == 6);
-                let a: Vec<T> = rng.vec(m * k);
-                let b: Vec<T> = rng.vec(k * n);
-                let mut c: Vec<T> = rng.vec(m * n);
-                let a64: Vec<f64> = a.iter().map(|x| x.as_f64()).collect();
-                let b64: Vec<f64> = b.iter().map(|x| x.as_f64()).collect();
-                let mut c64: Vec<f64> = c.iter().map(|x| x.as_f64()).collect();
-                naive(m, n, k, &mut c64, dt, acc, &a64, lt, &b64, rt);
-                gemm(
-                    m, n, k, &mut c, dt.0, dt.1, acc, &a, lt.0, lt.1, &b, rt.0, rt.1,
-                );
-                close(&c, &c64, tol);
-            }
-        }
-    }
-
-    #[test]
-    fn gemm_f32_matches_naive() {
-        check_gemm::<f32>(1e-4);
-    }
-
-    #[test]
-    fn gemm_f64_matches_naive() {
-        check_gemm::<f64>(1e-12);
-    }
-
-    #[test]
-    fn gemm_strided_views_and_broadcast() {
-        // lhs is every other row of a bigger matrix; rhs a broadcast row
-        // (row stride 0); dst has padding between rows.
-        let mut rng = Rng(7);
-        let (m, n, k) = (6, 5, 4);
-        let a: Vec<f64> = rng.vec(2 * m * k);
-        let b: Vec<f64> = rng.vec(n);
-        let mut c = vec![0.0f64; m * (n + 3)];
-        let mut want = c.clone();
-        naive(
-            m,
-            n,
-            k,
-            &mut want,
-            ((n + 3) as isize, 1),
-            false,
-            &a,
-            (2 * k as isize, 1),
-            &b,
-            (0, 1),
-        );
-        gemm(
-            m,
-            n,
-            k,
-            &mut c,
-            (n + 3) as isize,
-            1,
-            false,
-            &a,
-            2 * k as isize,
-            1,
-            &b,
-            0,
-            1,
-        );
-        close(&c, &want, 1e-12);
-    }
-
-    #[test]
-    #[should_panic(expected = "outside its slice")]
-    fn gemm_rejects_short_slices() {
-        let mut c = vec![0.0f32; 4];
-        gemm(
-            2, 2, 2, &mut c, 2, 1, false, &[0.0; 3], 2, 1, &[0.0; 4], 2, 1,
-        );
-    }
-
-    #[test]
-    #[should_panic(expected = "twice")]
-    fn gemm_rejects_overlapping_dst() {
-        let mut c = vec![0.0f32; 4];
-        gemm(
-            2, 2, 2, &mut c, 1, 1, false, &[0.0; 4], 2, 1, &[0.0; 4], 2, 1,
-        );
-    }
-
-    #[test]
-    fn batched_matches_naive() {
-        let mut rng = Rng(99);
-        // (batch, m, n, k, broadcast lhs, broadcast rhs)
-        let cases = [
-            (1, 3, 4, 5, false, false),
-            (7, 9, 8, 10, false, true),
-            (64, 16, 12, 20, true, false),
-            (3, 120, 130, 100, false, false),
-            (0, 3, 3, 3, false, false),
-        ];
-        for &(batch, m, n, k, bl, br) in &cases {
-            for acc in [false, true] {
-                let a: Vec<f64> = rng.vec(if bl { m * k } else { batch * m * k });
-                let b: Vec<f64> = rng.vec(if br { k * n } else { batch * k * n });
-                let mut c: Vec<f64> = rng.vec(batch * m * n);
-                let mut want = c.clone();
-                let (abs, bbs) = (
-                    if bl { 0 } else { (m * k) as isize },
-                    if br { 0 } else { (k * n) as isize },
-                );
-                for i in 0..batch {
-                    let d0 = i * m * n;
-                    let mut tmp = want[d0..d0 + m * n].to_vec();
-                    let a0 = i * abs as usize;
-                    let b0 = i * bbs as usize;
-                    // lhs stored transposed (k×m col-major view), rhs row-major
-                    naive(
-                        m,
-                        n,
-                        k,
-                        &mut tmp,
-                        (n as isize, 1),
-                        acc,
-                        &a[a0..],
-                        (1, m as isize),
-                        &b[b0..],
-                        (n as isize, 1),
-                    );
-                    want[d0..d0 + m * n].copy_from_slice(&tmp);
-                }
-                batched_gemm(
-                    batch,
-                    m,
-                    n,
-                    k,
-                    &mut c,
-                    (m * n) as isize,
-                    n as isize,
-                    1,
-                    &a,
-                    abs,
-                    1,
-                    m as isize,
-                    &b,
-                    bbs,
-                    n as isize,
-                    1,
-                    acc,
-                );
-                close(&c, &want, 1e-12);
-            }
-        }
-    }
-
-    #[test]
-    fn gemm_does_not_depend_on_thread_count() {
-        let mut rng = Rng(11);
-        let (m, n, k) = (200, 190, 300);
-        let a: Vec<f32> = rng.vec(m * k);
-        let b: Vec<f32> = rng.vec(k * n);
-        let run = || {
-            let mut c = vec![0.0f32; m * n];
-            gemm(
-                m, n, k, &mut c, n as isize, 1, false, &a, 1, m as isize, &b, n as isize, 1,
-            );
-            c
-        };
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let three = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        assert!(one.install(run) == three.install(run));
-    }
-
-    /// Batched products that fold into one tall or wide product.
-    #[test]
-    fn batched_folds_shared_operand() {
-        let mut rng = Rng(42);
-        let (batch, m, n, k) = (5, 7, 6, 9);
-        // [batch, m, k] @ shared [k, n] -> [batch, m, n]
-        let a: Vec<f64> = rng.vec(batch * m * k);
-        let b: Vec<f64> = rng.vec(k * n);
-        let mut c = vec![0.0; batch * m * n];
-        let mut want = c.clone();
-        naive(
-            batch * m,
-            n,
-            k,
-            &mut want,
-            (n as isize, 1),
-            false,
-            &a,
-            (k as isize, 1),
-            &b,
-            (n as isize, 1),
-        );
-        batched_gemm(
-            batch,
-            m,
-            n,
-            k,
-            &mut c,
-            (m * n) as isize,
-            n as isize,
-            1,
-            &a,
-            (m * k) as isize,
-            k as isize,
-            1,
-            &b,
-            0,
-            n as isize,
-            1,
-            false,
-        );
-        close(&c, &want, 1e-12);
-        // shared [m, k] @ rhs laid out [k, batch, n] -> dst [m, batch, n]
-        let a: Vec<f64> = rng.vec(m * k);
-        let b: Vec<f64> = rng.vec(k * batch * n);
-        let mut c: Vec<f64> = rng.vec(m * batch * n);
-        let mut want = c.clone();
-        let bn = (batch * n) as isize;
-        naive(
-            m,
-            batch * n,
-            k,
-            &mut want,
-            (bn, 1),
-            true,
-            &a,
-            (k as isize, 1),
-            &b,
-            (bn, 1),
-        );
-        batched_gemm(
-            batch, m, n, k, &mut c, n as isize, bn, 1, &a, 0, k as isize, 1, &b, n as isize, bn, 1,
-            true,
-        );
-        close(&c, &want, 1e-12);
-    }
-
-    #[test]
-    fn half_precision() {
-        let mut rng = Rng(3);
-        for &(m, n, k) in &[(3, 4, 5), (40, 33, 70)] {
-            let a64: Vec<f64> = rng.vec(m * k);
-            let b64: Vec<f64> = rng.vec(k * n);
-            let mut want = vec![0.0f64; m * n];
-            // rhs transposed via strides
-            naive(
-                m,
-                n,
-                k,
-                &mut want,
-                (n as isize, 1),
-                false,
-                &a64,
-                (k as isize, 1),
-                &b64,
-                (1, k as isize),
-            );
-            let tol = 0.02 * (k as f64).sqrt();
-            let a: Vec<f16> = a64.iter().map(|&x| f16::from_f64(x)).collect();
-            let b: Vec<f16> = b64.iter().map(|&x| f16::from_f64(x)).collect();
-            let mut c = vec![f16::ZERO; m * n];
-            gemm_f16(
-                m, n, k, &mut c, n as isize, 1, false, &a, k as isize, 1, &b, 1, k as isize,
-            );
-            for (g, w) in c.iter().zip(&want) {
-                assert!((g.to_f64() - w).abs() < tol, "{g} vs {w}");
-            }
-            let a: Vec<bf16> = a64.iter().map(|&x| bf16::from_f64(x)).collect();
-            let b: Vec<bf16> = b64.iter().map(|&x| bf16::from_f64(x)).collect();
-            let mut c = vec![bf16::ONE; m * n];
-            gemm_bf16(
-                m, n, k, &mut c, n as isize, 1, true, &a, k as isize, 1, &b, 1, k as isize,
-            );
-            for (g, w) in c.iter().zip(&want) {
-                assert!((g.to_f64() - (w + 1.0)).abs() < 4.0 * tol, "{g} vs {w}+1");
-            }
+            dst.data[dst.at(i, j) as usize] = bf16::from_f32(c[i * n + j]);
         }
     }
 }

@@ -11,3 +11,15 @@ pub mod softmax;
 
 mod scratch;
 mod winograd;
+
+/// Panics unless `s` holds exactly the elements of an NCHW `shape`, naming
+/// the kernel `op` and the argument `what` (every conv and pool entry point
+/// checks its slices this way).
+fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
+    let want: usize = shape.iter().product();
+    assert!(
+        s.len() == want,
+        "{op}: {what} has {} elements but shape {shape:?} needs {want}",
+        s.len()
+    );
+}

@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use super::check_len;
 use super::parallel::{par_blocks_alloc, should_parallelize, zeroed};
 use crate::Float;
 
@@ -56,15 +57,6 @@ pub fn pool2d_output_size(
         )
     };
     Some([size(0)?, size(1)?])
-}
-
-fn check_len<T>(op: &str, what: &str, s: &[T], shape: [usize; 4]) {
-    let want: usize = shape.iter().product();
-    assert!(
-        s.len() == want,
-        "{op}: {what} has {} elements but shape {shape:?} needs {want}",
-        s.len()
-    );
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -93,14 +93,7 @@ fn softmax_block<T: Float>(x: &[T], out: &mut [T], inner: usize, log: bool) {
     }
 }
 
-fn forward<T: Float>(
-    op: &str,
-    x: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
-    log: bool,
-) -> Vec<T> {
+fn forward<T: Float>(op: &str, x: &[T], [outer, dim, inner]: [usize; 3], log: bool) -> Vec<T> {
     check(op, x.len(), outer, dim, inner);
     blocks_parallel(x, None, dim * inner, COST, |x, _, o| {
         softmax_block(x, o, inner, log)
@@ -161,9 +154,7 @@ fn backward<T: Float>(
     op: &str,
     y: &[T],
     gy: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
+    [outer, dim, inner]: [usize; 3],
     log: bool,
 ) -> Vec<T> {
     check(op, y.len(), outer, dim, inner);
@@ -173,83 +164,84 @@ fn backward<T: Float>(
     })
 }
 
-/// Softmax of each row of a contiguous `[rows, cols]` matrix.
-///
-/// # Panics
-/// If `x.len() != rows * cols`.
-pub fn softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
-    forward("softmax_rows", x, rows, cols, 1, false)
+/// Defines a softmax entry point and its log-softmax twin, which differ
+/// only in the `log` flag that `$imp` gets after the forwarded arguments
+/// (and the kernel name it reports in panics).
+macro_rules! with_log_twin {
+    (
+        $(#[$doc:meta])* fn $name:ident;
+        $(#[$log_doc:meta])* fn $log_name:ident;
+        ($($arg:ident: $ty:ty),*) => $imp:ident($($pass:expr),*)
+    ) => {
+        $(#[$doc])*
+        pub fn $name<T: Float>($($arg: $ty),*) -> Vec<T> {
+            $imp(stringify!($name), $($pass),*, false)
+        }
+        $(#[$log_doc])*
+        pub fn $log_name<T: Float>($($arg: $ty),*) -> Vec<T> {
+            $imp(stringify!($log_name), $($pass),*, true)
+        }
+    };
 }
 
-/// Log-softmax of each row of a contiguous `[rows, cols]` matrix:
-/// `x - max - ln(sum(exp(x - max)))`.
-///
-/// # Panics
-/// If `x.len() != rows * cols`.
-pub fn log_softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
-    forward("log_softmax_rows", x, rows, cols, 1, true)
+with_log_twin! {
+    /// Softmax of each row of a contiguous `[rows, cols]` matrix.
+    ///
+    /// # Panics
+    /// If `x.len() != rows * cols`.
+    fn softmax_rows;
+    /// Log-softmax of each row of a contiguous `[rows, cols]` matrix:
+    /// `x - max - ln(sum(exp(x - max)))`.
+    ///
+    /// # Panics
+    /// If `x.len() != rows * cols`.
+    fn log_softmax_rows;
+    (x: &[T], rows: usize, cols: usize) => forward(x, [rows, cols, 1])
 }
 
-/// Gradient of [`softmax_rows`] from its output `y` and the output gradient
-/// `gy`: `gx = y * (gy - sum(gy * y))` per row.
-///
-/// # Panics
-/// If a length is not `rows * cols`.
-pub fn softmax_rows_backward<T: Float>(y: &[T], gy: &[T], rows: usize, cols: usize) -> Vec<T> {
-    backward("softmax_rows_backward", y, gy, rows, cols, 1, false)
+with_log_twin! {
+    /// Gradient of [`softmax_rows`] from its output `y` and the output
+    /// gradient `gy`: `gx = y * (gy - sum(gy * y))` per row.
+    ///
+    /// # Panics
+    /// If a length is not `rows * cols`.
+    fn softmax_rows_backward;
+    /// Gradient of [`log_softmax_rows`] from its output `y` and the output
+    /// gradient `gy`: `gx = gy - exp(y) * sum(gy)` per row.
+    ///
+    /// # Panics
+    /// If a length is not `rows * cols`.
+    fn log_softmax_rows_backward;
+    (y: &[T], gy: &[T], rows: usize, cols: usize) => backward(y, gy, [rows, cols, 1])
 }
 
-/// Gradient of [`log_softmax_rows`] from its output `y` and the output
-/// gradient `gy`: `gx = gy - exp(y) * sum(gy)` per row.
-///
-/// # Panics
-/// If a length is not `rows * cols`.
-pub fn log_softmax_rows_backward<T: Float>(y: &[T], gy: &[T], rows: usize, cols: usize) -> Vec<T> {
-    backward("log_softmax_rows_backward", y, gy, rows, cols, 1, true)
+with_log_twin! {
+    /// Softmax over the middle dimension of a contiguous `[outer, dim, inner]`
+    /// array.
+    ///
+    /// # Panics
+    /// If `x.len() != outer * dim * inner`.
+    fn softmax_dim;
+    /// Log-softmax over the middle dimension of a contiguous
+    /// `[outer, dim, inner]` array.
+    ///
+    /// # Panics
+    /// If `x.len() != outer * dim * inner`.
+    fn log_softmax_dim;
+    (x: &[T], outer: usize, dim: usize, inner: usize) => forward(x, [outer, dim, inner])
 }
 
-/// Softmax over the middle dimension of a contiguous `[outer, dim, inner]`
-/// array.
-///
-/// # Panics
-/// If `x.len() != outer * dim * inner`.
-pub fn softmax_dim<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
-    forward("softmax_dim", x, outer, dim, inner, false)
-}
-
-/// Log-softmax over the middle dimension of a contiguous
-/// `[outer, dim, inner]` array.
-///
-/// # Panics
-/// If `x.len() != outer * dim * inner`.
-pub fn log_softmax_dim<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
-    forward("log_softmax_dim", x, outer, dim, inner, true)
-}
-
-/// Gradient of [`softmax_dim`] (see [`softmax_rows_backward`]).
-///
-/// # Panics
-/// If a length is not `outer * dim * inner`.
-pub fn softmax_dim_backward<T: Float>(
-    y: &[T],
-    gy: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
-) -> Vec<T> {
-    backward("softmax_dim_backward", y, gy, outer, dim, inner, false)
-}
-
-/// Gradient of [`log_softmax_dim`] (see [`log_softmax_rows_backward`]).
-///
-/// # Panics
-/// If a length is not `outer * dim * inner`.
-pub fn log_softmax_dim_backward<T: Float>(
-    y: &[T],
-    gy: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
-) -> Vec<T> {
-    backward("log_softmax_dim_backward", y, gy, outer, dim, inner, true)
+with_log_twin! {
+    /// Gradient of [`softmax_dim`] (see [`softmax_rows_backward`]).
+    ///
+    /// # Panics
+    /// If a length is not `outer * dim * inner`.
+    fn softmax_dim_backward;
+    /// Gradient of [`log_softmax_dim`] (see [`log_softmax_rows_backward`]).
+    ///
+    /// # Panics
+    /// If a length is not `outer * dim * inner`.
+    fn log_softmax_dim_backward;
+    (y: &[T], gy: &[T], outer: usize, dim: usize, inner: usize) =>
+        backward(y, gy, [outer, dim, inner])
 }

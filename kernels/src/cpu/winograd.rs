@@ -22,7 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::gemm_serial;
+use super::matmul::{Mat, gemm_mat};
 use super::scratch::Scratch;
 use crate::Float;
 
@@ -59,33 +59,31 @@ impl WinoGeom {
     }
 }
 
-/// Whether a convolution of these sizes is worth computing by Winograd
-/// (rather than im2col and one product): a 3×3 kernel with unit stride and
-/// dilation, one group, padding at most 2, and enough channels that the
-/// 16 products are real matrix products (few channels make them thin and
-/// the transforms dominate).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn eligible(
-    c: usize,
-    o: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    padding: [usize; 2],
-    groups: usize,
-    oh: usize,
-    ow: usize,
-) -> bool {
-    k == [3, 3]
-        && stride == [1, 1]
-        && dilation == [1, 1]
-        && groups == 1
-        && padding[0] <= 2
-        && padding[1] <= 2
-        && c >= MIN_CHANNELS
-        && o >= MIN_CHANNELS
-        && oh >= 2
-        && ow >= 2
+impl WinoGeom {
+    /// Whether a convolution of this geometry, with these kernel, stride
+    /// and dilation sizes and groups, is worth computing by Winograd (rather
+    /// than im2col and one product): a 3×3 kernel with unit stride and
+    /// dilation, one group, padding at most 2, and enough channels that the
+    /// 16 products are real matrix products (few channels make them thin and
+    /// the transforms dominate).
+    pub(crate) fn eligible(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> bool {
+        kernel == [3, 3]
+            && stride == [1, 1]
+            && dilation == [1, 1]
+            && groups == 1
+            && self.ph <= 2
+            && self.pw <= 2
+            && self.c >= MIN_CHANNELS
+            && self.o >= MIN_CHANNELS
+            && self.oh >= 2
+            && self.ow >= 2
+    }
 }
 
 /// Fewest input and output channels for which Winograd beats im2col.
@@ -661,21 +659,9 @@ pub(crate) fn forward<T: Float>(
     let (u, v) = (&*u, &*v);
     per_xi(m, o * nt, |xi, m_xi| {
         // M[ξ] (o×t) = U[ξ] (o×c) @ V[ξ] (c×t); V[ξ] rows are XI·t apart.
-        gemm_serial(
-            o,
-            nt,
-            c,
-            m_xi,
-            nt as isize,
-            1,
-            false,
-            &u[xi * o * c..][..o * c],
-            c as isize,
-            1,
-            &v[xi * nt..],
-            (XI * nt) as isize,
-            1,
-        );
+        let u_xi = Mat::row_major(&u[xi * o * c..][..o * c], o, c, c);
+        let v_xi = Mat::row_major(&v[xi * nt..], c, nt, XI * nt);
+        gemm_mat(false, Mat::row_major(m_xi, o, nt, nt), false, u_xi, v_xi);
     });
     untransform_output(geo, m, bias, y);
 }
@@ -692,20 +678,14 @@ pub(crate) fn backward_input<T: Float>(geo: &WinoGeom, gy: &[T], weight: &[T], d
     let (u, dm) = (&*u, &*dm);
     per_xi(dv, c * nt, |xi, dv_xi| {
         // dV[ξ] (c×t) = U[ξ]ᵀ (c×o) @ dM[ξ] (o×t); dM[ξ] rows are XI·t apart.
-        gemm_serial(
-            c,
-            nt,
-            o,
-            dv_xi,
-            nt as isize,
-            1,
+        let u_xi = Mat::row_major(&u[xi * o * c..][..o * c], o, c, c);
+        let dm_xi = Mat::row_major(&dm[xi * nt..], o, nt, XI * nt);
+        gemm_mat(
             false,
-            &u[xi * o * c..][..o * c],
-            1,
-            c as isize,
-            &dm[xi * nt..],
-            (XI * nt) as isize,
-            1,
+            Mat::row_major(dv_xi, c, nt, nt),
+            false,
+            u_xi.t(),
+            dm_xi,
         );
     });
     untransform_input(geo, dv, dx);
@@ -723,20 +703,14 @@ pub(crate) fn backward_weight<T: Float>(geo: &WinoGeom, gy: &[T], x: &[T], dw: &
     let (v, dm) = (&*v, &*dm);
     per_xi(du, o * c, |xi, du_xi| {
         // dU[ξ] (o×c) = dM[ξ] (o×t) @ V[ξ]ᵀ (t×c); both hold rows XI·t apart.
-        gemm_serial(
-            o,
-            c,
-            nt,
-            du_xi,
-            c as isize,
-            1,
+        let dm_xi = Mat::row_major(&dm[xi * nt..], o, nt, XI * nt);
+        let v_xi = Mat::row_major(&v[xi * nt..], c, nt, XI * nt);
+        gemm_mat(
             false,
-            &dm[xi * nt..],
-            (XI * nt) as isize,
-            1,
-            &v[xi * nt..],
-            1,
-            (XI * nt) as isize,
+            Mat::row_major(du_xi, o, c, c),
+            false,
+            dm_xi,
+            v_xi.t(),
         );
     });
     untransform_kernels(geo, du, dw);
