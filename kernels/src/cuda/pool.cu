@@ -38,6 +38,22 @@ __device__ __forceinline__ i64 avg_window(i64 oy, i64 ox, const PoolGeom& g, int
     return count_include_pad ? pool : (*y1 - *y0) * (*x1 - *x0);
 }
 
+// The sum of plane x's window [y0, y1) x [x0, x1) (row length w).
+template <typename A, typename T>
+__device__ __forceinline__ A window_sum(const T* x, i64 w, i64 y0, i64 y1, i64 x0, i64 x1) {
+    A acc = 0;
+    for (i64 yy = y0; yy < y1; ++yy)
+        for (i64 xx = x0; xx < x1; ++xx) acc += Num<T>::to(x[yy * w + xx]);
+    return acc;
+}
+
+// The parameters of the average and adaptive-average pool kernels, from
+// SRC into DST.
+#define KILN_POOL_PARAMS(T, SRC, DST)                                                   \
+    i64 planes, const T* __restrict__ SRC, T* __restrict__ DST, PoolGeom g
+#define KILN_AVG_POOL_PARAMS(T, SRC, DST)                                               \
+    KILN_POOL_PARAMS(T, SRC, DST), int count_include_pad, i64 divisor_override
+
 #define KILN_POOL(T)                                                                    \
     /* Max pool: idx is the flat h*w position of the max within the plane. */        \
     extern "C" __global__ void max_pool2d_fwd_##T(i64 planes, const T* __restrict__ x, \
@@ -86,27 +102,18 @@ __device__ __forceinline__ i64 avg_window(i64 oy, i64 ox, const PoolGeom& g, int
         }                                                                               \
     }                                                                                   \
     /* Average pool with PyTorch's divisor rules (count_include_pad, ceil_mode). */   \
-    extern "C" __global__ void avg_pool2d_fwd_##T(i64 planes, const T* __restrict__ x, \
-                                                  T* __restrict__ y, PoolGeom g,        \
-                                                  int count_include_pad,                \
-                                                  i64 divisor_override) {               \
+    extern "C" __global__ void avg_pool2d_fwd_##T(KILN_AVG_POOL_PARAMS(T, x, y)) {      \
         typedef Num<T>::acc A;                                                          \
         KILN_GRID_LOOP(i, planes * g.oh * g.ow) {                                       \
             i64 ox = i % g.ow, oy = (i / g.ow) % g.oh, pl = i / (g.ow * g.oh);          \
             i64 y0, y1, x0, x1;                                                         \
             i64 div = avg_window(oy, ox, g, count_include_pad, divisor_override, &y0, &y1, \
                                  &x0, &x1);                                             \
-            const T* xp = x + pl * g.h * g.w;                                           \
-            A acc = 0;                                                                  \
-            for (i64 yy = y0; yy < y1; ++yy)                                            \
-                for (i64 xx = x0; xx < x1; ++xx) acc += Num<T>::to(xp[yy * g.w + xx]);  \
+            A acc = window_sum<A>(x + pl * g.h * g.w, g.w, y0, y1, x0, x1);             \
             y[i] = Num<T>::from(acc / (A)div);                                          \
         }                                                                               \
     }                                                                                   \
-    extern "C" __global__ void avg_pool2d_bwd_##T(i64 planes, const T* __restrict__ gy, \
-                                                  T* __restrict__ gx, PoolGeom g,       \
-                                                  int count_include_pad,                \
-                                                  i64 divisor_override) {               \
+    extern "C" __global__ void avg_pool2d_bwd_##T(KILN_AVG_POOL_PARAMS(T, gy, gx)) {    \
         typedef Num<T>::acc A;                                                          \
         KILN_GRID_LOOP(i, planes * g.h * g.w) {                                         \
             i64 pos = i % (g.h * g.w), pl = i / (g.h * g.w);                            \
@@ -127,22 +134,17 @@ __device__ __forceinline__ i64 avg_window(i64 oy, i64 ox, const PoolGeom& g, int
         }                                                                               \
     }                                                                                   \
     /* Adaptive average pool: window [floor(o*in/out), ceil((o+1)*in/out)). */         \
-    extern "C" __global__ void adaptive_avg_pool2d_fwd_##T(i64 planes, const T* __restrict__ x, \
-                                                           T* __restrict__ y, PoolGeom g) { \
+    extern "C" __global__ void adaptive_avg_pool2d_fwd_##T(KILN_POOL_PARAMS(T, x, y)) { \
         typedef Num<T>::acc A;                                                          \
         KILN_GRID_LOOP(i, planes * g.oh * g.ow) {                                       \
             i64 ox = i % g.ow, oy = (i / g.ow) % g.oh, pl = i / (g.ow * g.oh);          \
             i64 y0 = oy * g.h / g.oh, y1 = ((oy + 1) * g.h + g.oh - 1) / g.oh;          \
             i64 x0 = ox * g.w / g.ow, x1 = ((ox + 1) * g.w + g.ow - 1) / g.ow;          \
-            const T* xp = x + pl * g.h * g.w;                                           \
-            A acc = 0;                                                                  \
-            for (i64 yy = y0; yy < y1; ++yy)                                            \
-                for (i64 xx = x0; xx < x1; ++xx) acc += Num<T>::to(xp[yy * g.w + xx]);  \
+            A acc = window_sum<A>(x + pl * g.h * g.w, g.w, y0, y1, x0, x1);             \
             y[i] = Num<T>::from(acc / (A)((y1 - y0) * (x1 - x0)));                      \
         }                                                                               \
     }                                                                                   \
-    extern "C" __global__ void adaptive_avg_pool2d_bwd_##T(i64 planes, const T* __restrict__ gy, \
-                                                           T* __restrict__ gx, PoolGeom g) { \
+    extern "C" __global__ void adaptive_avg_pool2d_bwd_##T(KILN_POOL_PARAMS(T, gy, gx)) { \
         typedef Num<T>::acc A;                                                          \
         KILN_GRID_LOOP(i, planes * g.h * g.w) {                                         \
             i64 pos = i % (g.h * g.w), pl = i / (g.h * g.w);                            \

@@ -383,31 +383,6 @@ backend_trait! {
             need: [bool; 3],
         ) -> Grads3;
 
-        /// Fused layer norm over the trailing `d` elements of each row: the
-        /// output and the saved per-row statistics, or `None` when this
-        /// backend has no fused kernel (the op then composes it from tensor
-        /// ops, which autograd differentiates).
-        fn layer_norm(
-            &self,
-            x: &Tensor,
-            d: usize,
-            weight: Option<&Tensor>,
-            bias: Option<&Tensor>,
-            eps: f64,
-        ) -> Option<(Tensor, Tensor)>;
-
-        /// Gradients of a fused [`Backend::layer_norm`] for `x`, the weight and
-        /// the bias (both of `wshape`).
-        fn layer_norm_backward(
-            &self,
-            x: &Tensor,
-            g: &Tensor,
-            weight: Option<&Tensor>,
-            stats: &Tensor,
-            wshape: &[usize],
-            need: [bool; 3],
-        ) -> Grads3;
-
         // ----- indexing ------------------------------------------------------------
 
         /// `x.index_select(d, index)` (`index` 0-d or 1-D int64).
@@ -491,15 +466,58 @@ backend_trait! {
         /// what the backward needs.
         fn batch_norm(&self, x: &Tensor, a: &BatchNormArgs) -> (Tensor, BatchNormSaved);
 
+        /// Fused layer norm over the trailing `d` elements of each row: the
+        /// output and the saved per-row statistics, or `None` (the default)
+        /// when this backend has no fused kernel: the op then composes it
+        /// from tensor ops, which autograd differentiates.
+        fn layer_norm(
+            &self,
+            _x: &Tensor,
+            _d: usize,
+            _weight: Option<&Tensor>,
+            _bias: Option<&Tensor>,
+            _eps: f64,
+        ) -> Option<(Tensor, Tensor)> {
+            None
+        }
+
+        /// Gradients of a fused [`Backend::layer_norm`] for `x`, the weight and
+        /// the bias (both of `wshape`). Only called after `layer_norm`
+        /// returned `Some`.
+        fn layer_norm_backward(
+            &self,
+            x: &Tensor,
+            _g: &Tensor,
+            _weight: Option<&Tensor>,
+            _stats: &Tensor,
+            _wshape: &[usize],
+            _need: [bool; 3],
+        ) -> Grads3 {
+            panic!(
+                "layer_norm: {} has no fused layer-norm kernel to differentiate",
+                x.device()
+            )
+        }
+
         /// True when [`Backend::optim_step`] runs the optimizers' updates on
-        /// this device; otherwise the optimizers run their host loops (on
-        /// host copies written back, for a device).
-        fn fused_optimizers(&self) -> bool;
+        /// this device; otherwise (the default) the optimizers run their
+        /// host loops (on host copies written back, for a device).
+        fn fused_optimizers(&self) -> bool {
+            false
+        }
 
         /// Applies `step` to the contiguous parameter `p` and its state in
         /// place (all of one dtype), with the gradient `g`. Only called when
-        /// [`Backend::fused_optimizers`].
-        fn optim_step(&self, step: &OptimStep, p: &Tensor, g: &Tensor, state: &[&Tensor]);
+        /// [`Backend::fused_optimizers`]; a backend without fused optimizer
+        /// kernels panics.
+        fn optim_step(&self, step: &OptimStep, p: &Tensor, _g: &Tensor, _state: &[&Tensor]) {
+            panic!(
+                "{step:?}: {} has no fused optimizer kernel; the optimizer's host loop updates \
+                 parameter {:?}",
+                p.device(),
+                p.shape()
+            )
+        }
     }
 }
 

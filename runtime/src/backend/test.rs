@@ -15,7 +15,7 @@
 use super::cpu::CpuBackend;
 use super::{
     Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
-    OptimStep, Pool2dParams, PoolIndices, UnaryOp,
+    Pool2dParams, PoolIndices, UnaryOp,
 };
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
@@ -360,17 +360,5 @@ impl Backend for TestBackend {
             training: saved.training,
         };
         (back(y, o), saved)
-    }
-
-    fn fused_optimizers(&self) -> bool {
-        false
-    }
-
-    fn optim_step(&self, step: &OptimStep, p: &Tensor, _g: &Tensor, _state: &[&Tensor]) {
-        // `optim::update_param` runs the host loop on CPU copies instead.
-        panic!(
-            "{step:?}: the test device has no fused optimizer kernel (parameter {:?})",
-            p.shape()
-        )
     }
 }

@@ -7,6 +7,7 @@ use crate::backend::Operand;
 use crate::dtype::Element;
 use crate::dtype::dispatch;
 use crate::layout::{Layout, contiguous_strides};
+use crate::nn::functional::util::with_raw;
 use crate::ops::kernel::split_at_dim;
 use crate::{Tensor, autograd};
 
@@ -22,19 +23,6 @@ fn checked(op: &str, j: i64, d: usize, size: usize) -> usize {
 /// Copies `t`'s elements of type `T` in row-major order into a new vector.
 fn owned_vec<T: Element>(op: &str, t: &Tensor) -> Vec<T> {
     t.with_slice::<T, _>(op, |v| v.to_vec())
-}
-
-/// Runs `f` on the raw storage slice of `t` (use with `t`'s layout).
-fn with_raw<T: Element, R>(op: &str, t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    let g = t.read_storage();
-    let data = T::slice(g.cpu(op)).unwrap_or_else(|| {
-        panic!(
-            "{op}: expected a tensor of dtype {} but got {}",
-            T::DTYPE,
-            t.dtype()
-        )
-    });
-    f(data)
 }
 
 /// `t`'s shape, with a 0-d tensor seen as `[1]`.

@@ -12,7 +12,7 @@ mod unary;
 
 use super::{
     Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
-    OptimStep, Pool2dParams, PoolIndices, UnaryOp,
+    Pool2dParams, PoolIndices, UnaryOp,
 };
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
@@ -164,18 +164,6 @@ impl Backend for CpuBackend {
 
     fn embedding_backward(&self, g: &Tensor, idx: &Tensor, v: usize) -> Tensor {
         nn::embedding_backward(g, idx, v)
-    }
-
-    fn fused_optimizers(&self) -> bool {
-        false
-    }
-
-    fn optim_step(&self, step: &OptimStep, p: &Tensor, _g: &Tensor, _state: &[&Tensor]) {
-        // `optim::update_param` runs the rule's host loop on CPU tensors.
-        panic!(
-            "{step:?}: the CPU updates parameters with the optimizer's host loop (parameter {:?})",
-            p.shape()
-        )
     }
 
     fn class_loss(&self, x: &Tensor, l: &ClassLoss) -> (Tensor, Tensor) {

@@ -138,15 +138,10 @@ impl Backend for CudaBackend {
         ops::conv2d(x, w, bias, p)
     }
 
-    fn conv2d_backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        g: &Tensor,
-        p: &Conv2dParams,
-        need: [bool; 3],
-    ) -> Grads3 {
-        ops::conv2d_backward(x, w, g, p, need)
+    forward! {
+        ops: fn conv2d_backward(
+            x: &Tensor, w: &Tensor, g: &Tensor, p: &Conv2dParams, need: [bool; 3],
+        ) -> Grads3;
     }
 
     fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) {
@@ -249,33 +244,6 @@ impl Backend for CudaBackend {
     ) -> Grads3 {
         let w = weight.map(|w| autograd::no_grad(|| w.to_dtype(x.dtype())));
         ops::batch_norm_backward(x, g, w.as_ref(), saved, need)
-    }
-
-    fn layer_norm(
-        &self,
-        _x: &Tensor,
-        _d: usize,
-        _weight: Option<&Tensor>,
-        _bias: Option<&Tensor>,
-        _eps: f64,
-    ) -> Option<(Tensor, Tensor)> {
-        // No fused kernel: the op composes layer norm from device ops.
-        None
-    }
-
-    fn layer_norm_backward(
-        &self,
-        x: &Tensor,
-        _g: &Tensor,
-        _weight: Option<&Tensor>,
-        _stats: &Tensor,
-        _wshape: &[usize],
-        _need: [bool; 3],
-    ) -> Grads3 {
-        panic!(
-            "layer_norm: {} has no fused layer-norm kernel to differentiate",
-            x.device()
-        )
     }
 
     fn where_(&self, cond: Operand, a: Operand, b: Operand, shape: &[usize]) -> Tensor {

@@ -85,6 +85,14 @@ pub(crate) fn with_strided<T: Element, R>(
     op: &str,
     f: impl FnOnce(&[T], &[usize]) -> R,
 ) -> R {
+    with_raw(op, t, |data: &[T]| {
+        f(&data[t.layout().offset()..], t.layout().strides())
+    })
+}
+
+/// Runs `f` on the whole raw storage slice of `t` (to be read through a
+/// layout); panics naming `op` when `t` is not of dtype `T`.
+pub(crate) fn with_raw<T: Element, R>(op: &str, t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
     let guard = t.read_storage();
     let data = T::slice(guard.cpu(op)).unwrap_or_else(|| {
         panic!(
@@ -93,5 +101,5 @@ pub(crate) fn with_strided<T: Element, R>(
             t.dtype()
         )
     });
-    f(&data[t.layout().offset()..], t.layout().strides())
+    f(data)
 }
