@@ -587,7 +587,7 @@ fn for_each_adaptive_window(
 }
 
 /// Adaptive 2-D average pooling to `out_hw` (windows as in
-/// [`for_each_adaptive_window`]). Returns
+/// `for_each_adaptive_window`). Returns
 /// `[n, c, oh, ow]` contiguous.
 ///
 /// # Panics

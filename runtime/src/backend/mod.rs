@@ -1,10 +1,10 @@
 //! Device backends behind one interface.
 //!
 //! Every op is written once, in `crate::ops`, `crate::nn::functional` or
-//! `crate::loss`: its checks, a call to a [`Backend`] primitive and one
+//! `crate::loss`: its checks, a call to a `Backend` primitive and one
 //! backward closure (which again calls primitives or tensor ops). Each
-//! device implements [`Backend`]: the CPU in `cpu`, CUDA in `cuda`
-//! (feature `cuda`). Ops reach a device only through [`of`], never by
+//! device implements the crate-internal `Backend` trait: the CPU in `cpu`, CUDA in `cuda`
+//! (feature `cuda`). Ops reach a device only through `backend::of`, never by
 //! name.
 //!
 //! The primitives take tensors whose autograd history they ignore and
@@ -185,7 +185,7 @@ pub struct BatchNormArgs<'a> {
     pub eps: f64,
 }
 
-/// What [`Backend::batch_norm`] saves for its backward: the per-channel
+/// What the backend's `batch_norm` saves for its backward: the per-channel
 /// mean and `1/sqrt(var + eps)` it normalised with.
 #[derive(Debug)]
 pub struct BatchNormSaved {

@@ -1,4 +1,4 @@
-//! The test device, [`Device::Test`](crate::Device::Test): a second
+//! The test device, [`Device::Test`]: a second
 //! backend that is not the CPU's but runs anywhere.
 //!
 //! Its tensors live in host memory of their own storage type
