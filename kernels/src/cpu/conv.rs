@@ -739,6 +739,48 @@ fn backward_input_chunk<T: Float>(
     }
 }
 
+/// Both gradients of the convolution, of its input and of its weight (as
+/// [`conv2d_backward_input`] and [`conv2d_backward_weight`] return them),
+/// in one call: 3×3 layers on the Winograd path transform `grad_out` once
+/// for the two.
+///
+/// # Panics
+/// On inconsistent shapes or slice lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_input_and_weight<T: Float>(
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+) -> (Vec<T>, Vec<T>) {
+    const OP: &str = "conv2d_backward";
+    let g = Geom::new(OP, in_shape, w_shape, p);
+    let whole = out_shape == g.out_shape()
+        && grad_out.len() == out_shape.iter().product::<usize>()
+        && input.len() == in_shape.iter().product::<usize>()
+        && weight.len() == w_shape.iter().product::<usize>()
+        && g.n > 0
+        && g.in_image() > 0
+        && g.out_image() > 0;
+    match g.winograd() {
+        Some(wg) if whole => {
+            super::alloc::keep_freed_buffers();
+            let mut gin = vec![T::zero(); g.n * g.in_image()];
+            let mut gw = vec![T::zero(); w_shape.iter().product()];
+            winograd::backward(&wg, grad_out, input, weight, &mut gin, &mut gw);
+            (gin, gw)
+        }
+        // The separate passes check the arguments and handle empty shapes.
+        _ => (
+            conv2d_backward_input(grad_out, out_shape, weight, w_shape, in_shape, p),
+            conv2d_backward_weight(grad_out, out_shape, input, in_shape, w_shape, p),
+        ),
+    }
+}
+
 /// Gradient of the convolution with respect to its input: `grad_out` is
 /// `[n, o, oh, ow]` (`out_shape`), `weight` `[o, c/groups, kh, kw]`;
 /// returns the gradient for an input of shape `in_shape` (contiguous).

@@ -666,18 +666,11 @@ pub(crate) fn forward<T: Float>(
     untransform_output(geo, m, bias, y);
 }
 
-/// Input gradient into `dx` (`[n, c, h, w]`, fully overwritten).
-pub(crate) fn backward_input<T: Float>(geo: &WinoGeom, gy: &[T], weight: &[T], dx: &mut [T]) {
+/// dV[ξ] (c×t) = U[ξ]ᵀ (c×o) @ dM[ξ] (o×t) for every ξ; dM[ξ] rows are
+/// XI·t apart.
+fn input_grad_products<T: Float>(geo: &WinoGeom, u: &[T], dm: &[T], dv: &mut [T]) {
     let (o, c, nt) = (geo.o, geo.c, geo.tiles());
-    let mut scratch = Scratch::<T>::take();
-    let buf = scratch.get(XI * (o * c + o * nt + c * nt));
-    let (u, rest) = buf.split_at_mut(XI * o * c);
-    let (dm, dv) = rest.split_at_mut(XI * o * nt);
-    transform_kernels(geo, weight, u);
-    transform_grad_output(geo, gy, dm);
-    let (u, dm) = (&*u, &*dm);
     per_xi(dv, c * nt, |xi, dv_xi| {
-        // dV[ξ] (c×t) = U[ξ]ᵀ (c×o) @ dM[ξ] (o×t); dM[ξ] rows are XI·t apart.
         let u_xi = Mat::row_major(&u[xi * o * c..][..o * c], o, c, c);
         let dm_xi = Mat::row_major(&dm[xi * nt..], o, nt, XI * nt);
         gemm_mat(
@@ -688,6 +681,35 @@ pub(crate) fn backward_input<T: Float>(geo: &WinoGeom, gy: &[T], weight: &[T], d
             dm_xi,
         );
     });
+}
+
+/// dU[ξ] (o×c) = dM[ξ] (o×t) @ V[ξ]ᵀ (t×c) for every ξ; both hold rows
+/// XI·t apart.
+fn weight_grad_products<T: Float>(geo: &WinoGeom, dm: &[T], v: &[T], du: &mut [T]) {
+    let (o, c, nt) = (geo.o, geo.c, geo.tiles());
+    per_xi(du, o * c, |xi, du_xi| {
+        let dm_xi = Mat::row_major(&dm[xi * nt..], o, nt, XI * nt);
+        let v_xi = Mat::row_major(&v[xi * nt..], c, nt, XI * nt);
+        gemm_mat(
+            false,
+            Mat::row_major(du_xi, o, c, c),
+            false,
+            dm_xi,
+            v_xi.t(),
+        );
+    });
+}
+
+/// Input gradient into `dx` (`[n, c, h, w]`, fully overwritten).
+pub(crate) fn backward_input<T: Float>(geo: &WinoGeom, gy: &[T], weight: &[T], dx: &mut [T]) {
+    let (o, c, nt) = (geo.o, geo.c, geo.tiles());
+    let mut scratch = Scratch::<T>::take();
+    let buf = scratch.get(XI * (o * c + o * nt + c * nt));
+    let (u, rest) = buf.split_at_mut(XI * o * c);
+    let (dm, dv) = rest.split_at_mut(XI * o * nt);
+    transform_kernels(geo, weight, u);
+    transform_grad_output(geo, gy, dm);
+    input_grad_products(geo, u, dm, dv);
     untransform_input(geo, dv, dx);
 }
 
@@ -700,20 +722,35 @@ pub(crate) fn backward_weight<T: Float>(geo: &WinoGeom, gy: &[T], x: &[T], dw: &
     let (dm, du) = rest.split_at_mut(XI * o * nt);
     transform_input(geo, x, v);
     transform_grad_output(geo, gy, dm);
-    let (v, dm) = (&*v, &*dm);
-    per_xi(du, o * c, |xi, du_xi| {
-        // dU[ξ] (o×c) = dM[ξ] (o×t) @ V[ξ]ᵀ (t×c); both hold rows XI·t apart.
-        let dm_xi = Mat::row_major(&dm[xi * nt..], o, nt, XI * nt);
-        let v_xi = Mat::row_major(&v[xi * nt..], c, nt, XI * nt);
-        gemm_mat(
-            false,
-            Mat::row_major(du_xi, o, c, c),
-            false,
-            dm_xi,
-            v_xi.t(),
-        );
-    });
+    weight_grad_products(geo, dm, v, du);
     untransform_kernels(geo, du, dw);
+}
+
+/// Both gradients (`dx` `[n, c, h, w]` and `dw` `[o, c, 3, 3]`, fully
+/// overwritten), transforming `gy` once for the two: the same work as
+/// [`backward_input`] then [`backward_weight`] less one output-gradient
+/// transform, in the same scratch space as either.
+pub(crate) fn backward<T: Float>(
+    geo: &WinoGeom,
+    gy: &[T],
+    x: &[T],
+    weight: &[T],
+    dx: &mut [T],
+    dw: &mut [T],
+) {
+    let (o, c, nt) = (geo.o, geo.c, geo.tiles());
+    let mut scratch = Scratch::<T>::take();
+    let buf = scratch.get(XI * (o * c + o * nt + c * nt));
+    // `k` holds U, then dU; `t` holds dV, then V.
+    let (k, rest) = buf.split_at_mut(XI * o * c);
+    let (dm, t) = rest.split_at_mut(XI * o * nt);
+    transform_grad_output(geo, gy, dm);
+    transform_kernels(geo, weight, k);
+    input_grad_products(geo, k, dm, t);
+    untransform_input(geo, t, dx);
+    transform_input(geo, x, t);
+    weight_grad_products(geo, dm, t, k);
+    untransform_kernels(geo, k, dw);
 }
 
 #[cfg(test)]
@@ -829,6 +866,11 @@ mod tests {
                     "dw[{i}] {got} vs {want} for {g:?}"
                 );
             }
+            // The combined backward does the same arithmetic: identical bits.
+            let (mut dx2, mut dw2) = (vec![2.0; x.len()], vec![2.0; wt.len()]);
+            backward(&g, &gy, &x, &wt, &mut dx2, &mut dw2);
+            assert_eq!(dx2, dx, "combined dx for {g:?}");
+            assert_eq!(dw2, dw, "combined dw for {g:?}");
         }
     }
 }

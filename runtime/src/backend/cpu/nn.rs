@@ -6,8 +6,8 @@ use crate::dtype::dispatch;
 use crate::nn::functional::util::{is_half, tensor_from};
 use crate::{DType, Tensor, autograd};
 use kiln_kernels::cpu::conv::{
-    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
-    conv2d_output_size,
+    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_and_weight,
+    conv2d_backward_weight, conv2d_forward, conv2d_output_size,
 };
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward as adaptive_bwd, adaptive_avg_pool2d_forward as adaptive_fwd,
@@ -73,6 +73,14 @@ pub(super) fn conv2d_backward(
     }
     let (in_shape, w_shape, out_shape) = (shape4(x.shape()), shape4(w.shape()), shape4(g.shape()));
     dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
+        let db = need[2]
+            .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[out_shape[1]]));
+        if need[0] && need[1] {
+            let (dx, dw) = x.with_slice::<T, _>(OP, |xs| w.with_slice::<T, _>(OP, |ws| {
+                conv2d_backward_input_and_weight(gs, out_shape, xs, in_shape, ws, w_shape, p)
+            }));
+            return (Some(tensor_from(dx, &in_shape)), Some(tensor_from(dw, &w_shape)), db);
+        }
         let dx = need[0].then(|| {
             w.with_slice::<T, _>(OP, |ws| {
                 let v = conv2d_backward_input(gs, out_shape, ws, w_shape, in_shape, p);
@@ -85,8 +93,6 @@ pub(super) fn conv2d_backward(
                 tensor_from(v, &w_shape)
             })
         });
-        let db = need[2]
-            .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[out_shape[1]]));
         (dx, dw, db)
     }))
 }
