@@ -928,8 +928,18 @@ mod tests {
         assert!(!dir.exists(), "reporting must not create the folder");
     }
 
+    /// Held by every test here that seeds and draws from the process-wide
+    /// generator (`manual_seed`, weight init, shuffling): the test harness
+    /// runs tests on parallel threads, and two trainings interleaving their
+    /// draws would each see a different stream.
+    fn global_rng() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn a_short_run_learns_and_reports_json() {
+        let _rng = global_rng();
         let dir = shared_mnist();
         if !kiln::testing::fixture_or_skip(&dir.join("train-images-idx3-ubyte.gz"), "MNIST") {
             return;
@@ -1015,6 +1025,7 @@ mod tests {
 
     #[test]
     fn resuming_ends_where_an_uninterrupted_run_ends() {
+        let _rng = global_rng();
         let dir = shared_mnist();
         if !dir.join("train-images-idx3-ubyte.gz").exists() {
             println!("skipped: MNIST not found in {}", dir.display());
