@@ -1027,8 +1027,7 @@ mod tests {
     fn resuming_ends_where_an_uninterrupted_run_ends() {
         let _rng = global_rng();
         let dir = shared_mnist();
-        if !dir.join("train-images-idx3-ubyte.gz").exists() {
-            println!("skipped: MNIST not found in {}", dir.display());
+        if !kiln::testing::fixture_or_skip(&dir.join("train-images-idx3-ubyte.gz"), "MNIST") {
             return;
         }
         let tmp = std::env::temp_dir();

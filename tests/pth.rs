@@ -34,14 +34,7 @@ fn fixtures() -> PathBuf {
 /// `KILN_REQUIRE_FIXTURES=1`.
 fn fixture(name: &str) -> Option<PathBuf> {
     let p = fixtures().join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("KILN_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
-        panic!("{} missing and KILN_REQUIRE_FIXTURES is set", p.display());
-    }
-    println!("skipped: fixture {} missing", p.display());
-    None
+    kiln::testing::fixture_or_skip(&p, "the .pth fixture").then_some(p)
 }
 
 fn temp_path(tag: &str) -> PathBuf {

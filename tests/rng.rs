@@ -23,15 +23,10 @@ fn take_default_generator() -> MutexGuard<'static, ()> {
 fn oracle_dir() -> Option<PathBuf> {
     let dir =
         PathBuf::from(std::env::var("KILN_RNG_DIR").unwrap_or_else(|_| "../shared/rng".into()));
-    if dir.join("rng.json").is_file() && dir.join("rng.safetensors").is_file() {
-        return Some(dir);
-    }
-    let why = format!("no rng.json + rng.safetensors in {}", dir.display());
-    if std::env::var_os("KILN_REQUIRE_FIXTURES").is_some() {
-        panic!("{why} (KILN_REQUIRE_FIXTURES is set)");
-    }
-    println!("skipped: {why}");
-    None
+    let found = ["rng.json", "rng.safetensors"]
+        .iter()
+        .all(|f| kiln::testing::fixture_or_skip(&dir.join(f), "PyTorch's RNG oracle"));
+    found.then_some(dir)
 }
 
 /// Compares two tensors element by element, by bits; `Err` names the

@@ -38,16 +38,7 @@ fn zoo(file: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/zoo")
         .join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("KILN_REQUIRE_FIXTURES").is_none(),
-        "missing fixture {}",
-        path.display()
-    );
-    println!("skipped: missing fixture {}", path.display());
-    None
+    kiln::testing::fixture_or_skip(&path, "the zoo fixture").then_some(path)
 }
 
 /// `[key, shape, dtype]` of every state-dict entry, as the JSON lists them.
