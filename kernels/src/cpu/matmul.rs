@@ -10,6 +10,8 @@
 //! run time when the CPU has them (AVX2/FMA or scalar otherwise).
 
 use gemm::Parallelism;
+
+use super::transpose::transpose;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -408,25 +410,25 @@ fn via_transposes<T: Elem>(
     let lt = if lhs.rs == 1 {
         lhs.t()
     } else {
-        copied = transpose_to_row_major(m, k, lhs.data, lhs.rs as usize, lhs.cs as usize);
+        let mut out = vec![T::zero(); m * k];
+        transpose(
+            m,
+            k,
+            lhs.data,
+            lhs.rs as usize,
+            lhs.cs as usize,
+            &mut out,
+            m,
+            false,
+        );
+        copied = out;
         Mat::row_major(&copied[..], k, m, m)
     };
     let mut tmp = vec![T::zero(); n * m];
     let tmp_mat = Mat::row_major(&mut tmp[..], n, m, m);
     gemm_checked(op, tmp_mat, false, rhs.t(), lt, pool);
-    // dst[i, j] (+)= tmp[j, i], in tiles so both sides stay in cache.
-    let dst_rs = dst.rs as usize;
-    for i0 in (0..m).step_by(TILE) {
-        for j0 in (0..n).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(m) {
-                let row = &mut dst.data[i * dst_rs..];
-                for j in j0..(j0 + TILE).min(n) {
-                    let v = tmp[j * m + i];
-                    row[j] = if accumulate { row[j] + v } else { v };
-                }
-            }
-        }
-    }
+    // dst[i, j] (+)= tmp[j, i].
+    transpose(n, m, &tmp, m, 1, dst.data, dst.rs as usize, accumulate);
     true
 }
 
@@ -434,32 +436,6 @@ fn via_transposes<T: Elem>(
 /// row-major destination by a column-major right operand through
 /// transposes (see `via_transposes` in the source).
 pub const TRANSPOSE_MIN: usize = 64 * 1024;
-
-/// Tile edge of the transposing copies (16 × 16 `f32` = 1 KiB).
-const TILE: usize = 16;
-
-/// The `rows × cols` matrix at `src` (non-negative strides `rs`, `cs`),
-/// transposed into a new row-major `[cols, rows]` buffer.
-fn transpose_to_row_major<T: Elem>(
-    rows: usize,
-    cols: usize,
-    src: &[T],
-    rs: usize,
-    cs: usize,
-) -> Vec<T> {
-    let mut out = vec![T::zero(); rows * cols];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for c in c0..(c0 + TILE).min(cols) {
-                let line = &mut out[c * rows..(c + 1) * rows];
-                for r in r0..(r0 + TILE).min(rows) {
-                    line[r] = src[r * rs + c * cs];
-                }
-            }
-        }
-    }
-    out
-}
 
 /// A raw pointer that may cross threads; soundness is argued at each use.
 #[derive(Clone, Copy)]

@@ -10,6 +10,7 @@ pub mod pool;
 pub mod softmax;
 
 mod scratch;
+mod transpose;
 mod winograd;
 
 /// Panics unless `s` holds exactly the elements of an NCHW `shape`, naming
