@@ -83,6 +83,7 @@ fn check_no_overlap(op: &str, dims: &[(usize, isize)]) {
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let work = m.saturating_mul(n).saturating_mul(k);
     if work >= GEMM_PAR_THRESHOLD && super::parallel::num_threads() > 1 {
+        super::parallel::keep_workers_warm();
         Parallelism::Rayon(0)
     } else {
         Parallelism::None

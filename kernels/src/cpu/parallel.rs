@@ -74,10 +74,100 @@ fn join_pool_slow(done: &std::sync::atomic::AtomicBool) {
 }
 
 /// Whether `elements` items, each costing about `cost` cheap elementwise ops,
-/// are worth splitting across threads.
+/// are worth splitting across threads. A yes also keeps the pool's workers
+/// awake for the next parallel op ([`keep_workers_warm`]).
 #[inline]
 pub fn should_parallelize(elements: usize, cost: usize) -> bool {
-    elements.saturating_mul(cost.max(1)) >= PAR_THRESHOLD && num_threads() > 1
+    let yes = elements.saturating_mul(cost.max(1)) >= PAR_THRESHOLD && num_threads() > 1;
+    if yes {
+        keep_workers_warm();
+    }
+    yes
+}
+
+/// How long a worker keeps looking for work after the last parallel op
+/// before it goes to sleep (OpenMP's "block time").
+const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(1000);
+
+/// Keeps rayon's workers spinning, ready to steal, until [`SPIN_FOR`]
+/// passes without a parallel op, the way an OpenMP runtime (PyTorch's)
+/// keeps its team awake between parallel regions.
+///
+/// A rayon worker that finds no work sleeps after a few dozen yields, and
+/// waking it for the next op costs a futex call and, on a VM, waking a
+/// halted vCPU: 5-50 µs, paid by every parallel op of a training step whose
+/// serial stretches are longer than that. Each kernel that goes parallel
+/// calls this first; while the workers spin, they pick up the op's second
+/// half within a microsecond or two. Set `KILN_NO_SPIN=1` to let workers
+/// sleep as soon as rayon decides to.
+#[inline]
+pub fn keep_workers_warm() {
+    use std::sync::atomic::Ordering;
+    DEMAND.fetch_add(1, Ordering::Relaxed);
+    if SPINNERS.load(Ordering::Acquire) == 0 {
+        start_spinners();
+    }
+}
+
+/// Parallel ops asked for so far; spinners watch it change.
+static DEMAND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Workers now spinning in [`spin`].
+static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cold]
+fn start_spinners() {
+    use std::sync::atomic::Ordering;
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *DISABLED.get_or_init(|| std::env::var_os("KILN_NO_SPIN").is_some()) {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let caller = rayon::current_thread_index();
+    let spinners = threads - usize::from(caller.is_some());
+    if spinners == 0
+        || SPINNERS
+            .compare_exchange(0, spinners, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    rayon::spawn_broadcast(move |ctx| {
+        if Some(ctx.index()) != caller {
+            spin();
+            SPINNERS.fetch_sub(1, Ordering::AcqRel);
+        }
+    });
+}
+
+/// A worker's wait for work: runs whatever it can steal, and returns once
+/// nothing was found and no op was asked for during [`SPIN_FOR`].
+fn spin() {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    let mut seen = DEMAND.load(Ordering::Relaxed);
+    let mut busy_at = Instant::now();
+    let mut idle_rounds = 0u32;
+    loop {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            busy_at = Instant::now();
+            idle_rounds = 0;
+            continue;
+        }
+        let now = DEMAND.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            busy_at = Instant::now();
+        } else if busy_at.elapsed() > SPIN_FOR {
+            return;
+        }
+        idle_rounds += 1;
+        if idle_rounds % 64 == 0 {
+            // Let other runnable threads (data loaders) have the core.
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Chunk length for splitting `len` items of cost `cost` across the pool:
@@ -252,6 +342,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spinning_workers_run_work_and_then_go_to_sleep() {
+        use std::sync::atomic::Ordering;
+        keep_workers_warm();
+        // Work handed to the pool while it spins still runs, every piece once.
+        let sum: u64 = (0..10_000u64).into_par_iter().sum();
+        assert_eq!(sum, 10_000 * 9_999 / 2);
+        // With no more demand the spinners leave within SPIN_FOR (other
+        // tests of this binary may ask for a while; they finish in well
+        // under the deadline).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while SPINNERS.load(Ordering::Acquire) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "spinning workers never went to sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
 
     #[test]
     fn chunks_cover_everything_once() {
