@@ -340,3 +340,48 @@ fn half_precision_parameters_match_pytorch() {
     assert_eq!(sgd.momentum_buffer(&p).unwrap().dtype(), DType::F16);
     assert_eq!(adam.exp_avg(&p).unwrap().dtype(), DType::F16);
 }
+
+/// A parameter long enough for the update to be split across the CPU pool
+/// ends exactly where the same numbers do as short parameters updated one
+/// by one on the calling thread.
+#[test]
+fn a_large_parameter_updates_exactly_as_its_pieces_do() {
+    const PIECES: usize = 40;
+    const LEN: usize = 10_000;
+    type Make = fn(Vec<Tensor>) -> Box<dyn Optimizer>;
+    let cases: [(&str, Make); 4] = [
+        ("sgd", |p| {
+            Box::new(SGD::new(p, 0.05).momentum(0.9).weight_decay(1e-3))
+        }),
+        ("adam", |p| Box::new(Adam::new(p, 1e-2).amsgrad(true))),
+        ("adamw", |p| Box::new(AdamW::new(p, 1e-2))),
+        ("rmsprop", |p| {
+            Box::new(RMSprop::new(p, 1e-2).momentum(0.5).centered(true))
+        }),
+    ];
+    for (name, make) in cases {
+        kiln::manual_seed(3);
+        let start = Tensor::randn([PIECES * LEN]);
+        let grads: Vec<Tensor> = (0..3).map(|_| Tensor::randn([PIECES * LEN])).collect();
+        let whole = start.clone().requires_grad_(true);
+        let pieces: Vec<Tensor> = (0..PIECES)
+            .map(|i| start.narrow(0, i * LEN, LEN).clone().requires_grad_(true))
+            .collect();
+        let mut big = make(vec![whole.shallow_clone()]);
+        let mut small = make(pieces.iter().map(Tensor::shallow_clone).collect());
+        for g in &grads {
+            whole.set_grad(Some(g.clone()));
+            for (i, p) in pieces.iter().enumerate() {
+                p.set_grad(Some(g.narrow(0, i * LEN, LEN).clone()));
+            }
+            big.step();
+            small.step();
+        }
+        let joined = Tensor::cat(&pieces.iter().collect::<Vec<_>>(), 0);
+        assert_eq!(
+            whole.detach().to_vec::<f32>(),
+            joined.detach().to_vec::<f32>(),
+            "{name}"
+        );
+    }
+}

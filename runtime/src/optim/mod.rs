@@ -452,7 +452,7 @@ impl<S> StateMap<S> {
 
 /// One element-wise update rule applied to a parameter, its gradient and
 /// its state buffers, all as contiguous slices of the same length.
-pub(crate) trait Kernel {
+pub(crate) trait Kernel: Sync {
     fn run<T: num_traits::Float + Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]);
 
     /// The same update as data, for a device backend's fused kernel
@@ -598,11 +598,47 @@ fn run_direct<T: num_traits::Float + Element, K: Kernel>(
                 })[range(s)]
             })
             .collect();
-        k.run(pd, g, &mut sd);
+        run_split(k, pd, g, &mut sd);
     });
     // An in-place write, like PyTorch's `param.add_(...)`: a graph that
     // saved the parameter before the step fails its version check.
     bump_versions(p, state);
+}
+
+/// `k` over the slices, split across the CPU pool when they are long: an
+/// update is a handful of flops per element on three or four streams, so a
+/// large parameter's step is memory-bound and runs nearly twice as fast on
+/// two cores (an MLP's 400k-element weight: about a fifth of its step).
+fn run_split<T: num_traits::Float + Element, K: Kernel>(
+    k: &K,
+    p: &mut [T],
+    g: &[T],
+    state: &mut [&mut [T]],
+) {
+    use kiln_kernels::cpu::parallel::{num_threads, should_parallelize};
+    use rayon::prelude::*;
+    // One update costs about as much as four elementwise adds (it streams
+    // the parameter, its gradient and up to three state buffers).
+    if !should_parallelize(p.len(), 4) {
+        return k.run(p, g, state);
+    }
+    // A few chunks per thread, each a whole number of cache lines.
+    let chunk = p.len().div_ceil(2 * num_threads()).div_ceil(64) * 64;
+    let mut states: Vec<_> = state.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
+    let parts: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
+        .chunks_mut(chunk)
+        .zip(g.chunks(chunk))
+        .map(|(p, g)| {
+            let s = states
+                .iter_mut()
+                .map(|it| it.next().expect("same length"))
+                .collect();
+            (p, g, s)
+        })
+        .collect();
+    parts
+        .into_par_iter()
+        .for_each(|(p, g, mut s)| k.run(p, g, &mut s));
 }
 
 /// `grad` checked against `p`'s shape, in `dtype`, and copied when it
