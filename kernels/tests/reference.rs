@@ -6,7 +6,7 @@ use kiln_kernels::cpu::conv::{
     Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     conv2d_forward, conv2d_output_size,
 };
-use kiln_kernels::cpu::matmul::{TRANSPOSE_MIN, batched_gemm, gemm, gemm_bf16, gemm_f16};
+use kiln_kernels::cpu::matmul::{TRANSPOSE_MIN, batched_gemm, gemm, gemm_bf16, gemm_f16, gemm_new};
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
     avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool_output_size,
@@ -144,6 +144,29 @@ fn gemm_transposed_weight_route_matches_naive() {
             );
             naive_gemm(n, m, k, &mut want_t, dt, acc, &rhs64, rt, &lhs64, lt);
             assert_close("column-major destination", &got_t, &want_t, 1e-4);
+        }
+    }
+}
+
+/// `gemm_new` (no zero fill) gives exactly what `gemm` into zeros gives,
+/// for every operand layout, the transposed-weight route and `k == 0`.
+#[test]
+fn gemm_new_equals_gemm_into_zeros() {
+    let mut rng = Rng::new(11);
+    for (m, n, k) in [(7, 520, 150), (5, 3, 0), (33, 17, 9), (1, 1, 1)] {
+        for (lhs_col, rhs_col) in [(false, false), (false, true), (true, false), (true, true)] {
+            let lhs: Vec<f32> = rng.vec(m * k);
+            let rhs: Vec<f32> = rng.vec(k * n);
+            let (l, r) = (strides(m, k, lhs_col), strides(k, n, rhs_col));
+            let mut want = vec![0f32; m * n];
+            gemm(
+                m, n, k, &mut want, n as isize, 1, false, &lhs, l.0, l.1, &rhs, r.0, r.1,
+            );
+            let got = gemm_new(m, n, k, &lhs, l.0, l.1, &rhs, r.0, r.1);
+            assert_eq!(
+                got, want,
+                "{m}x{n}x{k}, lhs col-major {lhs_col}, rhs {rhs_col}"
+            );
         }
     }
 }

@@ -11,7 +11,9 @@
 
 use gemm::Parallelism;
 
-use super::transpose::transpose;
+use std::mem::MaybeUninit;
+
+use super::transpose::{transpose, transpose_to};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -19,10 +21,12 @@ use crate::Float;
 
 /// `m * n * k` from which one product is worth splitting across threads
 /// inside `gemm`. Measured with `examples/bench_kernels.rs all` (`gemm_par`
-/// lines, square f32) on the 2-vCPU dev VM: two threads run 112³ at 0.6x
-/// the serial speed, break even just below 128³ (1.1x) and win 1.5x at
-/// 192³.
-pub const GEMM_PAR_THRESHOLD: usize = 128 * 128 * 128;
+/// lines, square f32) on a 2-core Intel Xeon (AVX-512) with the workers
+/// kept spinning ([`keep_workers_warm`](super::parallel::keep_workers_warm)):
+/// two threads run 48³ at 0.87x the serial speed, 64³ at 1.1x, 80³ at
+/// 1.38x and 128³ at 1.65x. (With sleeping workers the break-even was near
+/// 128³.)
+pub const GEMM_PAR_THRESHOLD: usize = 64 * 64 * 128;
 
 /// Extent of a strided matrix: `(min_offset, max_offset)` of its elements,
 /// or `None` if it has no elements.
@@ -155,6 +159,11 @@ impl<S> Mat<S> {
     }
 
     /// The same matrix addressed through `data` instead.
+    /// The same matrix over `f(data)`.
+    fn map<D>(self, f: impl FnOnce(S) -> D) -> Mat<D> {
+        Mat::new(f(self.data), self.rows, self.cols, self.rs, self.cs)
+    }
+
     fn with<D>(&self, data: D) -> Mat<D> {
         Mat::new(data, self.rows, self.cols, self.rs, self.cs)
     }
@@ -174,12 +183,12 @@ impl<S> Mat<S> {
 /// addresses only elements of its slice and `dst` none twice. Returns
 /// false, having checked only `dst`, when there is nothing to compute
 /// (`m == 0` or `n == 0`).
-fn check_product<T>(op: &str, dst: &Mat<&mut [T]>, lhs: &Mat<&[T]>, rhs: &Mat<&[T]>) -> bool {
+fn check_product<T, D: DstLen>(op: &str, dst: &Mat<D>, lhs: &Mat<&[T]>, rhs: &Mat<&[T]>) -> bool {
     debug_assert!(
         lhs.rows == dst.rows && rhs.cols == dst.cols && lhs.cols == rhs.rows,
         "{op}: inconsistent product sizes"
     );
-    check_bounds(op, "dst", dst.data.len(), &dst.dims());
+    check_bounds(op, "dst", dst.data.dst_len(), &dst.dims());
     check_no_overlap(op, &dst.dims());
     if dst.rows == 0 || dst.cols == 0 {
         return false;
@@ -317,20 +326,115 @@ pub(crate) fn gemm_mat<T: Float>(
     rhs: Mat<&[T]>,
 ) {
     let op = if pool { "gemm" } else { "gemm_serial" };
-    gemm_checked(op, dst, accumulate, lhs, rhs, pool);
+    gemm_checked(op, dst.map(Out::init), accumulate, lhs, rhs, pool);
+}
+
+/// `lhs @ rhs` (an `m×k` and a `k×n` matrix with arbitrary strides, as in
+/// [`gemm()`]) as a new row-major `m×n` vector. The product writes each
+/// element once: unlike `gemm` into `vec![0; m * n]` there is no zero fill
+/// first (a backward pass's weight gradient is megabytes).
+///
+/// # Panics
+/// If a matrix addresses elements outside its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_new<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[T],
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: &[T],
+    rhs_rs: isize,
+    rhs_cs: isize,
+) -> Vec<T> {
+    let len = m.checked_mul(n).expect("gemm_new: m * n overflows");
+    let mut v = Vec::with_capacity(len);
+    let dst = Mat::row_major(Out::uninit(&mut v.spare_capacity_mut()[..len]), m, n, n);
+    let (lhs, rhs) = (
+        Mat::new(lhs, m, k, lhs_rs, lhs_cs),
+        Mat::new(rhs, k, n, rhs_rs, rhs_cs),
+    );
+    gemm_checked("gemm_new", dst, false, lhs, rhs, true);
+    // SAFETY: a product that does not accumulate writes every element of its
+    // destination (zeros when k == 0), and `dst` covered exactly `len`.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// A product's destination elements: a slice, or spare capacity that only
+/// a product that does not accumulate may fill (it never reads them).
+pub(crate) struct Out<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    init: bool,
+    _borrow: std::marker::PhantomData<&'a mut [MaybeUninit<T>]>,
+}
+
+impl<'a, T> Out<'a, T> {
+    /// Initialised elements, which a product may also accumulate into.
+    fn init(s: &'a mut [T]) -> Self {
+        Out {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            init: true,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// Uninitialised elements, for a product that overwrites them.
+    fn uninit(s: &'a mut [MaybeUninit<T>]) -> Self {
+        Out {
+            ptr: s.as_mut_ptr().cast(),
+            len: s.len(),
+            init: false,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The same elements, borrowed for a shorter time.
+    fn reborrow(&mut self) -> Out<'_, T> {
+        Out {
+            ptr: self.ptr,
+            len: self.len,
+            init: self.init,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+}
+
+/// The element count of a destination, for [`check_product`].
+trait DstLen {
+    fn dst_len(&self) -> usize;
+}
+
+impl<T> DstLen for &mut [T] {
+    fn dst_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T> DstLen for Out<'_, T> {
+    fn dst_len(&self) -> usize {
+        self.len
+    }
 }
 
 /// The checked product behind every entry point; on the rayon pool (above
 /// [`GEMM_PAR_THRESHOLD`]) only if `pool`.
 fn gemm_checked<T: Elem>(
     op: &str,
-    mut dst: Mat<&mut [T]>,
+    mut dst: Mat<Out<'_, T>>,
     accumulate: bool,
     lhs: Mat<&[T]>,
     rhs: Mat<&[T]>,
     pool: bool,
 ) {
     super::alloc::keep_freed_buffers();
+    assert!(
+        dst.data.init || !accumulate,
+        "{op}: cannot accumulate into uninitialised memory"
+    );
     if !check_product(op, &dst, &lhs, &rhs) {
         return;
     }
@@ -353,9 +457,10 @@ fn gemm_checked<T: Elem>(
     } else {
         Parallelism::None
     };
-    let d = dst.data.as_mut_ptr();
+    let d = dst.data.ptr;
     // SAFETY: bounds and destination overlap checked above; `dst` is a
-    // unique borrow so it cannot alias `lhs` or `rhs`.
+    // unique borrow so it cannot alias `lhs` or `rhs`, and it is read only
+    // when accumulating, which needs initialised elements (asserted).
     unsafe {
         gemm_raw(
             dst.with(d),
@@ -367,10 +472,10 @@ fn gemm_checked<T: Elem>(
     }
 }
 
-impl<T> Mat<&mut [T]> {
+impl<T> Mat<Out<'_, T>> {
     /// The same matrix, borrowing the elements for a shorter time.
-    fn reborrow(&mut self) -> Mat<&mut [T]> {
-        let data = &mut *self.data;
+    fn reborrow(&mut self) -> Mat<Out<'_, T>> {
+        let data = self.data.reborrow();
         Mat::new(data, self.rows, self.cols, self.rs, self.cs)
     }
 }
@@ -393,7 +498,7 @@ impl<T> Mat<&mut [T]> {
 /// nothing, when the layout is not the slow one or the copies would not pay.
 fn via_transposes<T: Elem>(
     op: &str,
-    dst: Mat<&mut [T]>,
+    dst: Mat<Out<'_, T>>,
     accumulate: bool,
     lhs: Mat<&[T]>,
     rhs: Mat<&[T]>,
@@ -425,11 +530,28 @@ fn via_transposes<T: Elem>(
         copied = out;
         Mat::row_major(&copied[..], k, m, m)
     };
-    let mut tmp = vec![T::zero(); n * m];
-    let tmp_mat = Mat::row_major(&mut tmp[..], n, m, m);
+    let mut tmp = Vec::with_capacity(n * m);
+    let tmp_mat = Mat::row_major(Out::uninit(&mut tmp.spare_capacity_mut()[..n * m]), n, m, m);
     gemm_checked(op, tmp_mat, false, rhs.t(), lt, pool);
+    // SAFETY: the product wrote all n * m elements (it does not accumulate).
+    unsafe { tmp.set_len(n * m) };
     // dst[i, j] (+)= tmp[j, i].
-    transpose(n, m, &tmp, m, 1, dst.data, dst.rs as usize, accumulate);
+    // SAFETY: `dst` was bounds-checked by the caller for an m×n row-major
+    // matrix with row stride `dst.rs`; it is read only when accumulating,
+    // and then initialised.
+    unsafe {
+        transpose_to(
+            n,
+            m,
+            &tmp,
+            m,
+            1,
+            dst.data.ptr,
+            dst.data.len,
+            dst.rs as usize,
+            accumulate,
+        )
+    };
     true
 }
 
@@ -508,7 +630,7 @@ pub fn batched_gemm<T: Float>(
             Mat::new(lhs, batch * m, k, lhs_rs, lhs_cs),
         );
         let rhs = Mat::new(rhs, k, n, rhs_rs, rhs_cs);
-        return gemm_checked(OP, dst, accumulate, lhs, rhs, true);
+        return gemm_checked(OP, dst.map(Out::init), accumulate, lhs, rhs, true);
     }
     if batch > 1 && lhs_bs == 0 && rhs_bs == n as isize * rhs_cs && dst_bs == n as isize * dst_cs {
         let (dst, rhs) = (
@@ -516,7 +638,7 @@ pub fn batched_gemm<T: Float>(
             Mat::new(rhs, k, batch * n, rhs_rs, rhs_cs),
         );
         let lhs = Mat::new(lhs, m, k, lhs_rs, lhs_cs);
-        return gemm_checked(OP, dst, accumulate, lhs, rhs, true);
+        return gemm_checked(OP, dst.map(Out::init), accumulate, lhs, rhs, true);
     }
 
     let per = m.saturating_mul(n).saturating_mul(k);
@@ -557,7 +679,9 @@ strided_product! {
     /// Half-precision [`gemm()`]: same arguments and semantics, using the
     /// `gemm` crate's native `f16` kernels (which accumulate in `f32`
     /// internally on CPUs without native f16 arithmetic).
-    fn gemm_f16(f16) = |dst, acc, lhs, rhs| gemm_checked("gemm_f16", dst, acc, lhs, rhs, true);
+    fn gemm_f16(f16) = |dst: Mat<&mut [f16]>, acc, lhs, rhs| {
+        gemm_checked("gemm_f16", dst.map(Out::init), acc, lhs, rhs, true)
+    };
 }
 
 strided_product! {

@@ -16,15 +16,14 @@ use rayon::prelude::*;
 /// pooling window tap, an `exp`, a convolution multiply-add each count as
 /// a measured number of such adds).
 ///
-/// Measured on the 2-vCPU dev VM (AMD EPYC, AVX-512) with
-/// `cargo run --release -p kiln-kernels --example bench_kernels all`
-/// (`par_threshold` lines: `f32` add of two slices into a third, serial
-/// vs. two rayon halves): 128 Ki elements ran 0.7x as fast on two threads,
-/// 192 Ki broke even (0.95x), 256 Ki gained 1.3x and 1 Mi 1.8x. A rayon
-/// hop costs 5-20 us on this VM (waking a halted vCPU), far more than on
-/// bare metal, hence the high figure. Measured with other jobs running on
-/// the machine; a quiet machine would justify a somewhat lower value.
-pub const PAR_THRESHOLD: usize = 192 * 1024;
+/// Measured with `cargo run --release -p kiln-kernels --example
+/// bench_kernels all` (`par_threshold` lines: `f32` add of two slices into
+/// a third, serial vs. two rayon halves) on a 2-core Intel Xeon with the
+/// workers kept spinning ([`keep_workers_warm`]): 16 Ki elements broke
+/// even, 32 Ki gained 1.33x, 64 Ki 1.6x and 128 Ki 2x. While workers slept
+/// between ops (waking a halted vCPU costs 5-50 µs) the break-even was
+/// 192 Ki, the value this constant had before the workers spun.
+pub const PAR_THRESHOLD: usize = 32 * 1024;
 
 /// Number of threads in rayon's current pool (after [`join_pool`]).
 #[inline]

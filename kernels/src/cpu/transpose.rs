@@ -17,6 +17,7 @@ const TILE: usize = 8;
 ///
 /// # Panics
 /// If either slice is too short for the elements addressed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn transpose<T>(
     rows: usize,
     cols: usize,
@@ -29,41 +30,83 @@ pub(crate) fn transpose<T>(
 ) where
     T: Copy + std::ops::Add<Output = T>,
 {
+    // SAFETY: a slice is valid and initialised for all its elements.
+    unsafe {
+        transpose_to(
+            rows,
+            cols,
+            src,
+            rs,
+            cs,
+            dst.as_mut_ptr(),
+            dst.len(),
+            ld,
+            accumulate,
+        )
+    }
+}
+
+/// [`transpose`] into `dst_len` elements at `dst`.
+///
+/// # Safety
+/// `dst` must be valid for writes of `dst_len` elements, not overlap `src`,
+/// and hold initialised values where `accumulate` reads them.
+///
+/// # Panics
+/// If `src` or `dst_len` is too short for the elements addressed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn transpose_to<T>(
+    rows: usize,
+    cols: usize,
+    src: &[T],
+    rs: usize,
+    cs: usize,
+    dst: *mut T,
+    dst_len: usize,
+    ld: usize,
+    accumulate: bool,
+) where
+    T: Copy + std::ops::Add<Output = T>,
+{
     if rows == 0 || cols == 0 {
         return;
     }
     let src_end = (rows - 1) * rs + (cols - 1) * cs;
     let dst_end = (cols - 1) * ld + (rows - 1);
     assert!(
-        src_end < src.len() && dst_end < dst.len() && ld >= rows,
+        src_end < src.len() && dst_end < dst_len && ld >= rows,
         "transpose: a {rows}x{cols} matrix with strides ({rs}, {cs}) in {} elements \
-         into row stride {ld} in {} elements is out of bounds",
+         into row stride {ld} in {dst_len} elements is out of bounds",
         src.len(),
-        dst.len()
     );
-    if accumulate {
-        tiles::<T, true>(rows, cols, src, rs, cs, dst, ld);
-    } else {
-        tiles::<T, false>(rows, cols, src, rs, cs, dst, ld);
+    // SAFETY: bounds checked above; the rest is the caller's contract.
+    unsafe {
+        if accumulate {
+            tiles::<T, true>(rows, cols, src, rs, cs, dst, ld);
+        } else {
+            tiles::<T, false>(rows, cols, src, rs, cs, dst, ld);
+        }
     }
 }
 
-fn tiles<T, const ACC: bool>(
+/// # Safety
+/// As [`transpose_to`], with the bounds already checked.
+unsafe fn tiles<T, const ACC: bool>(
     rows: usize,
     cols: usize,
     src: &[T],
     rs: usize,
     cs: usize,
-    dst: &mut [T],
+    d: *mut T,
     ld: usize,
 ) where
     T: Copy + std::ops::Add<Output = T>,
 {
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    let s = src.as_ptr();
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             // SAFETY: every (r, c) visited is inside `rows × cols`, whose
-            // extreme offsets `transpose` checked against both slices.
+            // extreme offsets `transpose_to` checked against both buffers.
             unsafe {
                 if r0 + TILE <= rows && c0 + TILE <= cols {
                     tile::<T, ACC, TILE, TILE>(s, rs, cs, d, ld, r0, c0);
@@ -105,7 +148,7 @@ unsafe fn tile<T, const ACC: bool, const R: usize, const C: usize>(
             unsafe {
                 let v = *s.add((r0 + r) * rs + (c0 + c) * cs);
                 let out = d.add((c0 + c) * ld + r0 + r);
-                *out = if ACC { *out + v } else { v };
+                out.write(if ACC { out.read() + v } else { v });
             }
         }
     }
@@ -132,7 +175,7 @@ unsafe fn edge<T, const ACC: bool>(
             unsafe {
                 let v = *s.add(r * rs + c * cs);
                 let out = d.add(c * ld + r);
-                *out = if ACC { *out + v } else { v };
+                out.write(if ACC { out.read() + v } else { v });
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::backend;
 use crate::dtype::dispatch;
 use crate::ops::device::same_device;
 use crate::{DType, Tensor};
-use kiln_kernels::cpu::matmul::gemm;
+use kiln_kernels::cpu::matmul::{gemm, gemm_new};
 use num_traits::Zero;
 use util::{check_float, cpu_real, from_weighted_op, tensor_from, with_strided};
 
@@ -86,23 +86,16 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let (n, k) = (x.shape()[0], x.shape()[1]);
     let m = weight.shape()[0];
     let out = dispatch!(real OP, x.dtype(), T => {
-        let mut out: Vec<T> = match bias {
-            Some(b) => b.with_slice::<T, _>(OP, |b| {
-                let mut v = Vec::with_capacity(n * m);
-                for _ in 0..n {
-                    v.extend_from_slice(b);
-                }
-                v
-            }),
-            None => vec![T::zero(); n * m],
-        };
-        with_strided::<T, _>(x, OP, |xs, xst| {
+        let out: Vec<T> = with_strided::<T, _>(x, OP, |xs, xst| {
             with_strided::<T, _>(weight, OP, |ws, wst| {
-                gemm(
-                    n, m, k, &mut out, m as isize, 1, bias.is_some(),
-                    xs, xst[0] as isize, xst[1] as isize,
-                    ws, wst[1] as isize, wst[0] as isize,
-                );
+                let (xrs, xcs) = (xst[0] as isize, xst[1] as isize);
+                let (wrs, wcs) = (wst[1] as isize, wst[0] as isize);
+                let Some(b) = bias else {
+                    return gemm_new(n, m, k, xs, xrs, xcs, ws, wrs, wcs);
+                };
+                let mut out = b.with_slice::<T, _>(OP, |b| b.repeat(n));
+                gemm(n, m, k, &mut out, m as isize, 1, true, xs, xrs, xcs, ws, wrs, wcs);
+                out
             })
         });
         tensor_from(out, &[n, m])
@@ -116,12 +109,8 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
                 // `[rows, inner]` g (row and column strides `rs`, `cs`;
                 // g itself or its transpose) times `[inner, k]` `b`.
                 let g_times = |rows: usize, inner: usize, rs: isize, cs: isize, b: &Tensor| {
-                    let mut out = vec![T::zero(); rows * k];
-                    with_strided::<T, _>(b, OP, |bs, bst| {
-                        gemm(
-                            rows, k, inner, &mut out, k as isize, 1, false,
-                            gs, rs, cs, bs, bst[0] as isize, bst[1] as isize,
-                        );
+                    let out = with_strided::<T, _>(b, OP, |bs, bst| {
+                        gemm_new(rows, k, inner, gs, rs, cs, bs, bst[0] as isize, bst[1] as isize)
                     });
                     tensor_from(out, &[rows, k])
                 };
@@ -130,8 +119,15 @@ fn linear_2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
                 let db = need[2].then(|| {
                     let mut db = vec![T::zero(); m];
                     for i in 0..n {
-                        for (j, acc) in db.iter_mut().enumerate() {
-                            *acc += gs[i * grs as usize + j * gcs as usize];
+                        let row = i * grs as usize;
+                        if gcs == 1 {
+                            for (acc, &g) in db.iter_mut().zip(&gs[row..row + m]) {
+                                *acc += g;
+                            }
+                        } else {
+                            for (j, acc) in db.iter_mut().enumerate() {
+                                *acc += gs[row + j * gcs as usize];
+                            }
                         }
                     }
                     tensor_from(db, &[m])
