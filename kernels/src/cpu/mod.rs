@@ -8,6 +8,7 @@ pub mod matmul;
 pub mod parallel;
 pub mod pool;
 pub mod softmax;
+pub mod stats;
 
 mod scratch;
 mod transpose;
