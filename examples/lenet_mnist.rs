@@ -563,8 +563,12 @@ fn train(
             images,
         };
         if !quiet && dist::is_main_process() {
+            // Resident memory after each epoch: flat from epoch 1 on.
+            let resident = kiln_kernels::cpu::alloc::resident_bytes().map_or(String::new(), |b| {
+                format!(", resident {:.1} MB", b as f64 / 1e6)
+            });
             println!(
-                "epoch {epoch}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.1} s ({:.0} images/s)",
+                "epoch {epoch}/{}: train loss {:.4}, test loss {:.4}, test accuracy {:.2}%, {:.1} s ({:.0} images/s){resident}",
                 opts.epochs,
                 stats.train_loss,
                 stats.test_loss,

@@ -59,6 +59,8 @@ pub fn join_pool() {
 #[cold]
 fn join_pool_slow(done: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
+    // Before the pool's threads first allocate (see `alloc`: one arena).
+    super::alloc::keep_freed_buffers();
     // Only the main thread joins: test harness threads and data-loader
     // workers come and go, and a pool member should live as long as the pool.
     if std::thread::current().name() != Some("main") {

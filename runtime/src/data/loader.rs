@@ -475,6 +475,9 @@ struct Workers<B> {
 
 impl<B: Send + 'static> Workers<B> {
     fn start<D: Dataset + 'static>(job: &Arc<Job<D, B>>, n: usize, prefetch: usize) -> Self {
+        // Before any worker allocates: the batches it builds are freed on
+        // the training thread, and must come from the one shared arena.
+        kiln_kernels::cpu::alloc::keep_freed_buffers();
         let stop = Arc::new(AtomicBool::new(false));
         let mut receivers = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
