@@ -3,8 +3,9 @@
 
 use kiln_kernels::Float;
 use kiln_kernels::cpu::conv::{
-    Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_forward, conv2d_output_size,
+    Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_and_weight,
+    conv2d_backward_reusing, conv2d_backward_weight, conv2d_forward, conv2d_forward_keeping,
+    conv2d_output_size,
 };
 use kiln_kernels::cpu::matmul::{TRANSPOSE_MIN, batched_gemm, gemm, gemm_bf16, gemm_f16, gemm_new};
 use kiln_kernels::cpu::pool::{
@@ -631,6 +632,53 @@ fn conv_does_not_depend_on_thread_count() {
         };
         assert!(one.install(run) == three.install(run), "{in_shape:?}");
     }
+}
+
+/// A Winograd layer's backward reusing the forward's transforms gives the
+/// bits of the one that transforms again; another layer's kept state is
+/// refused, and a layer off the Winograd route keeps nothing.
+#[test]
+fn conv_backward_reusing_the_forward_matches() {
+    let mut rng = Rng::new(12);
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Conv2dParams::default()
+    };
+    let (in_shape, w_shape, out_shape) = ([4, 16, 6, 6], [20, 16, 3, 3], [4, 20, 6, 6]);
+    let x: Vec<f32> = rng.vec(in_shape.iter().product());
+    let w: Vec<f32> = rng.vec(w_shape.iter().product());
+    let b: Vec<f32> = rng.vec(20);
+    let g: Vec<f32> = rng.vec(out_shape.iter().product());
+    let (y, kept) = conv2d_forward_keeping(&x, in_shape, &w, w_shape, Some(&b), &p);
+    assert_eq!(y, conv2d_forward(&x, in_shape, &w, w_shape, Some(&b), &p));
+    let kept = kept.expect("a 3x3 layer with 16 channels takes the Winograd route");
+    let want = conv2d_backward_input_and_weight(&g, out_shape, &x, in_shape, &w, w_shape, &p);
+    let got = conv2d_backward_reusing(&kept, &g, out_shape, &x, in_shape, &w, w_shape, &p);
+    assert!(got == want);
+    let other = std::panic::catch_unwind(|| {
+        let w2 = vec![0f32; 20 * 16 * 9];
+        conv2d_backward_reusing(&kept, &g, out_shape, &x, in_shape, &w2, [20, 16, 3, 3], &{
+            let mut q = p;
+            q.padding = [2, 2];
+            q
+        })
+    });
+    assert!(
+        other.is_err(),
+        "kept transforms of another geometry were accepted"
+    );
+    let (_, none) = conv2d_forward_keeping(
+        &x,
+        in_shape,
+        &w,
+        w_shape,
+        None,
+        &Conv2dParams {
+            stride: [2, 2],
+            ..p
+        },
+    );
+    assert!(none.is_none());
 }
 
 #[test]

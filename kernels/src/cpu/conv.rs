@@ -680,6 +680,105 @@ pub fn conv2d_forward<T: Float>(
     })
 }
 
+/// What [`conv2d_forward_keeping`] keeps of a forward pass for
+/// [`conv2d_backward_reusing`]: a Winograd layer's transformed weights and
+/// input (about 4× the input's size), so that the backward pass does not
+/// transform them again.
+pub struct ConvKept<T: Float> {
+    shapes: ([usize; 4], [usize; 4], Conv2dParams),
+    transformed: winograd::Transformed<T>,
+}
+
+/// [`conv2d_forward`], also returning what the backward pass can reuse
+/// (`None` for a layer that does not take the Winograd route).
+///
+/// # Panics
+/// As [`conv2d_forward`].
+pub fn conv2d_forward_keeping<T: Float>(
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    bias: Option<&[T]>,
+    p: &Conv2dParams,
+) -> (Vec<T>, Option<ConvKept<T>>) {
+    const OP: &str = "conv2d_forward";
+    let g = Geom::new(OP, in_shape, w_shape, p);
+    let whole = input.len() == in_shape.iter().product::<usize>()
+        && weight.len() == w_shape.iter().product::<usize>()
+        && bias.is_none_or(|b| b.len() == g.o)
+        && g.n > 0
+        && g.out_image() > 0;
+    match g.winograd() {
+        Some(wg) if whole => {
+            super::alloc::keep_freed_buffers();
+            let mut out = vec![T::zero(); g.n * g.out_image()];
+            let kept = winograd::forward_keeping(&wg, input, weight, bias, &mut out, true);
+            let kept = kept.map(|transformed| ConvKept {
+                shapes: (in_shape, w_shape, *p),
+                transformed,
+            });
+            (out, kept)
+        }
+        // `conv2d_forward` checks the arguments and handles empty shapes.
+        _ => (
+            conv2d_forward(input, in_shape, weight, w_shape, bias, p),
+            None,
+        ),
+    }
+}
+
+/// [`conv2d_backward_input_and_weight`] reusing a forward pass's
+/// [`ConvKept`] (the forward's `input` and `weight` are then not read).
+///
+/// # Panics
+/// As [`conv2d_backward_input_and_weight`], and if `kept` is from a
+/// convolution of other shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_reusing<T: Float>(
+    kept: &ConvKept<T>,
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+) -> (Vec<T>, Vec<T>) {
+    const OP: &str = "conv2d_backward";
+    assert!(
+        kept.shapes == (in_shape, w_shape, *p),
+        "{OP}: kept transforms of input {:?}, weight {:?}, {:?} used for input {in_shape:?}, \
+         weight {w_shape:?}, {p:?}",
+        kept.shapes.0,
+        kept.shapes.1,
+        kept.shapes.2
+    );
+    let g = Geom::new(OP, in_shape, w_shape, p);
+    assert!(
+        out_shape == g.out_shape(),
+        "{OP}: grad_out shape {out_shape:?} does not match the convolution's output shape {:?}",
+        g.out_shape()
+    );
+    check_len(OP, "grad_out", grad_out, out_shape);
+    let wg = g
+        .winograd()
+        .expect("kept transforms come from a Winograd layer");
+    super::alloc::keep_freed_buffers();
+    let mut gin = vec![T::zero(); g.n * g.in_image()];
+    let mut gw = vec![T::zero(); w_shape.iter().product()];
+    winograd::backward_reusing(
+        &wg,
+        grad_out,
+        input,
+        weight,
+        &mut gin,
+        &mut gw,
+        Some(&kept.transformed),
+    );
+    (gin, gw)
+}
+
 /// Input gradient of one chunk of images into `gin` (`[nb, c, h, w]`, zero
 /// on entry).
 fn backward_input_chunk<T: Float>(

@@ -641,6 +641,52 @@ fn per_xi<T: Float>(dst: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Syn
 // ---------------------------------------------------------------------------
 // The three passes.
 
+/// The transformed weights `U` and input `V` of one forward pass, for the
+/// backward pass to reuse instead of transforming both again. Dropped, its
+/// buffers go to [`RECYCLED`] for the next forward pass to overwrite.
+pub(crate) struct Transformed<T: Float> {
+    pub u: Vec<T>,
+    pub v: Vec<T>,
+}
+
+impl<T: Float> Drop for Transformed<T> {
+    fn drop(&mut self) {
+        let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+        for buf in [std::mem::take(&mut self.u), std::mem::take(&mut self.v)] {
+            if pool.len() == MAX_RECYCLED {
+                pool.remove(0);
+            }
+            pool.push(Box::new(buf));
+        }
+    }
+}
+
+/// Buffers of dropped [`Transformed`]s. A training step keeps two per
+/// Winograd layer from its forward to its backward pass, tens of MB in
+/// all: taking them from here saves allocating and zero-filling them anew
+/// (the zero fill alone cost about half of what keeping them saves).
+static RECYCLED: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Most buffers [`RECYCLED`] holds (the oldest go first).
+const MAX_RECYCLED: usize = 64;
+
+/// A `len`-element buffer whose contents are arbitrary values of `T`: a
+/// recycled one of that length, else zeros.
+fn recycled<T: Float>(len: usize) -> Vec<T> {
+    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
+    let hit = pool
+        .iter()
+        .rposition(|b| b.downcast_ref::<Vec<T>>().is_some_and(|v| v.len() == len));
+    match hit {
+        Some(i) => *pool.swap_remove(i).downcast::<Vec<T>>().expect("checked"),
+        None => {
+            drop(pool);
+            vec![T::zero(); len]
+        }
+    }
+}
+
 /// Forward convolution into `y` (`[n, o, oh, ow]`, fully overwritten).
 pub(crate) fn forward<T: Float>(
     geo: &WinoGeom,
@@ -649,11 +695,31 @@ pub(crate) fn forward<T: Float>(
     bias: Option<&[T]>,
     y: &mut [T],
 ) {
+    forward_keeping(geo, x, weight, bias, y, false);
+}
+
+/// [`forward`], also returning `U` and `V` when `keep`.
+pub(crate) fn forward_keeping<T: Float>(
+    geo: &WinoGeom,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    keep: bool,
+) -> Option<Transformed<T>> {
     let (o, c, nt) = (geo.o, geo.c, geo.tiles());
     let mut scratch = Scratch::<T>::take();
-    let buf = scratch.get(XI * (o * c + c * nt + o * nt));
-    let (u, rest) = buf.split_at_mut(XI * o * c);
-    let (v, m) = rest.split_at_mut(XI * c * nt);
+    let (mut owned_u, mut owned_v) = (Vec::new(), Vec::new());
+    let buf = scratch.get(XI * o * nt + if keep { 0 } else { XI * (o * c + c * nt) });
+    let (m, rest) = buf.split_at_mut(XI * o * nt);
+    let (u, v) = if keep {
+        // Both are overwritten whole by the transforms.
+        owned_u = recycled(XI * o * c);
+        owned_v = recycled(XI * c * nt);
+        (&mut owned_u[..], &mut owned_v[..])
+    } else {
+        rest.split_at_mut(XI * o * c)
+    };
     transform_kernels(geo, weight, u);
     transform_input(geo, x, v);
     let (u, v) = (&*u, &*v);
@@ -664,6 +730,10 @@ pub(crate) fn forward<T: Float>(
         gemm_mat(false, Mat::row_major(m_xi, o, nt, nt), false, u_xi, v_xi);
     });
     untransform_output(geo, m, bias, y);
+    keep.then(|| Transformed {
+        u: owned_u,
+        v: owned_v,
+    })
 }
 
 /// dV[ξ] (c×t) = U[ξ]ᵀ (c×o) @ dM[ξ] (o×t) for every ξ; dM[ξ] rows are
@@ -738,7 +808,37 @@ pub(crate) fn backward<T: Float>(
     dx: &mut [T],
     dw: &mut [T],
 ) {
+    backward_reusing(geo, gy, x, weight, dx, dw, None);
+}
+
+/// [`backward`], taking `U` and `V` from the forward pass when given
+/// (`x` and `weight` are then not read).
+pub(crate) fn backward_reusing<T: Float>(
+    geo: &WinoGeom,
+    gy: &[T],
+    x: &[T],
+    weight: &[T],
+    dx: &mut [T],
+    dw: &mut [T],
+    kept: Option<&Transformed<T>>,
+) {
     let (o, c, nt) = (geo.o, geo.c, geo.tiles());
+    if let Some(kept) = kept {
+        assert!(
+            kept.u.len() == XI * o * c && kept.v.len() == XI * c * nt,
+            "conv2d_backward: the forward pass's transforms are for another shape"
+        );
+        let mut scratch = Scratch::<T>::take();
+        let buf = scratch.get(XI * (o * c + o * nt + c * nt));
+        let (du, rest) = buf.split_at_mut(XI * o * c);
+        let (dm, dv) = rest.split_at_mut(XI * o * nt);
+        transform_grad_output(geo, gy, dm);
+        input_grad_products(geo, &kept.u, dm, dv);
+        untransform_input(geo, dv, dx);
+        weight_grad_products(geo, dm, &kept.v, du);
+        untransform_kernels(geo, du, dw);
+        return;
+    }
     let mut scratch = Scratch::<T>::take();
     let buf = scratch.get(XI * (o * c + o * nt + c * nt));
     // `k` holds U, then dU; `t` holds dV, then V.
@@ -871,6 +971,19 @@ mod tests {
             backward(&g, &gy, &x, &wt, &mut dx2, &mut dw2);
             assert_eq!(dx2, dx, "combined dx for {g:?}");
             assert_eq!(dw2, dw, "combined dw for {g:?}");
+            // Reusing the forward's transforms (twice, so the second
+            // forward draws recycled buffers): identical bits again.
+            for round in 0..2 {
+                let mut y3 = vec![0.0; y.len()];
+                let kept = forward_keeping(&g, &x, &wt, None, &mut y3, true).unwrap();
+                assert_eq!(y3, y, "forward keeping, round {round}, {g:?}");
+                let (mut dx3, mut dw3) = (vec![3.0; x.len()], vec![3.0; wt.len()]);
+                // Garbage for x and w: with kept transforms they are not read.
+                let (xg, wg) = (vec![f64::NAN; x.len()], vec![f64::NAN; wt.len()]);
+                backward_reusing(&g, &gy, &xg, &wg, &mut dx3, &mut dw3, Some(&kept));
+                assert_eq!(dx3, dx, "reusing dx, round {round}, {g:?}");
+                assert_eq!(dw3, dw, "reusing dw, round {round}, {g:?}");
+            }
         }
     }
 }

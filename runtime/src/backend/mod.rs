@@ -107,6 +107,11 @@ impl Clone for PoolIndices {
 /// where the caller did not ask for it.
 pub(crate) type Grads3 = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
 
+/// What a backend's [`Backend::conv2d_keeping`] keeps of a forward pass for
+/// its backward pass (the CPU: a Winograd layer's transformed weights and
+/// input); opaque to the op, which only hands it back.
+pub(crate) type ConvKept = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// An optimizer's element-wise update rule with its hyper-parameters, for
 /// a backend's fused update kernel.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -442,6 +447,33 @@ backend_trait! {
         fn point_loss_backward(&self, kind: PointLoss, x: &Tensor, t: &Tensor) -> (Tensor, Tensor);
     }
     own {
+        /// [`Backend::conv2d`] for a pass that will be differentiated: also
+        /// returns what [`Backend::conv2d_backward_reusing`] can reuse. The
+        /// default keeps nothing.
+        fn conv2d_keeping(
+            &self,
+            x: &Tensor,
+            w: &Tensor,
+            bias: Option<&Tensor>,
+            p: &Conv2dParams,
+        ) -> (Tensor, Option<ConvKept>) {
+            (self.conv2d(x, w, bias, p), None)
+        }
+
+        /// [`Backend::conv2d_backward`] given what `conv2d_keeping` kept for
+        /// this pass. The default ignores it.
+        fn conv2d_backward_reusing(
+            &self,
+            x: &Tensor,
+            w: &Tensor,
+            g: &Tensor,
+            p: &Conv2dParams,
+            need: [bool; 3],
+            _kept: &ConvKept,
+        ) -> Grads3 {
+            self.conv2d_backward(x, w, g, p, need)
+        }
+
         /// A new contiguous tensor of `shape` on `device` holding `value`.
         fn full(&self, shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor;
 

@@ -11,8 +11,8 @@ mod softmax;
 mod unary;
 
 use super::{
-    Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, Grads3, Operand,
-    Pool2dParams, PoolIndices, UnaryOp,
+    Backend, BatchNormArgs, BatchNormSaved, ClassLoss, CompareFn, Conv2dParams, ConvKept, Grads3,
+    Operand, Pool2dParams, PoolIndices, UnaryOp,
 };
 use crate::loss::PointLoss;
 use crate::ops::binary::BinaryFns;
@@ -93,6 +93,28 @@ impl Backend for CpuBackend {
 
     fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
         nn::conv2d(x, w, bias, p)
+    }
+
+    fn conv2d_keeping(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        p: &Conv2dParams,
+    ) -> (Tensor, Option<ConvKept>) {
+        nn::conv2d_keeping(x, w, bias, p)
+    }
+
+    fn conv2d_backward_reusing(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        g: &Tensor,
+        p: &Conv2dParams,
+        need: [bool; 3],
+        kept: &ConvKept,
+    ) -> Grads3 {
+        nn::conv2d_backward_reusing(x, w, g, p, need, kept)
     }
 
     fn max_pool2d(&self, x: &Tensor, p: &Pool2dParams) -> (Tensor, PoolIndices) {

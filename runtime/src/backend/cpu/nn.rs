@@ -1,13 +1,14 @@
 //! The fused NN kernels on the CPU: convolution and pooling over
 //! `kiln_kernels::cpu`, f32/f64 natively and half types through f32.
 
-use crate::backend::{Conv2dParams, Grads3, Pool2dParams, PoolIndices};
+use crate::backend::{Conv2dParams, ConvKept, Grads3, Pool2dParams, PoolIndices};
 use crate::dtype::dispatch;
 use crate::nn::functional::util::{is_half, tensor_from};
 use crate::{DType, Tensor, autograd};
 use kiln_kernels::cpu::conv::{
-    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_and_weight,
-    conv2d_backward_weight, conv2d_forward, conv2d_output_size,
+    ConvKept as ConvKeptBy, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_input_and_weight, conv2d_backward_reusing as backward_reusing,
+    conv2d_backward_weight, conv2d_forward, conv2d_forward_keeping, conv2d_output_size,
 };
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward as adaptive_bwd, adaptive_avg_pool2d_forward as adaptive_fwd,
@@ -55,6 +56,64 @@ pub(super) fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dPa
             tensor_from(y, &out_shape)
         })
     }))
+}
+
+/// [`conv2d`] that keeps a Winograd layer's transforms (f32/f64 only).
+pub(super) fn conv2d_keeping(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+) -> (Tensor, Option<ConvKept>) {
+    const OP: &str = "conv2d";
+    if is_half(x.dtype()) {
+        return (conv2d(x, w, bias, p), None);
+    }
+    let (in_shape, w_shape) = (shape4(x.shape()), shape4(w.shape()));
+    let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], p)
+        .expect("conv2d: output size checked by the op");
+    let out_shape = [in_shape[0], w_shape[0], oh, ow];
+    dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
+        w.with_slice::<T, _>(OP, |ws| {
+            let (y, kept) = match bias {
+                Some(b) => b.with_slice::<T, _>(OP, |bs| {
+                    conv2d_forward_keeping(xs, in_shape, ws, w_shape, Some(bs), p)
+                }),
+                None => conv2d_forward_keeping(xs, in_shape, ws, w_shape, None, p),
+            };
+            (tensor_from(y, &out_shape), kept.map(|k| Arc::new(k) as ConvKept))
+        })
+    }))
+}
+
+/// [`conv2d_backward`], reusing the forward pass's transforms when both
+/// gradients are needed and `kept` holds them for this dtype.
+pub(super) fn conv2d_backward_reusing(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    p: &Conv2dParams,
+    need: [bool; 3],
+    kept: &ConvKept,
+) -> Grads3 {
+    const OP: &str = "conv2d";
+    if is_half(x.dtype()) || !(need[0] && need[1]) {
+        return conv2d_backward(x, w, g, p, need);
+    }
+    let (in_shape, w_shape, out_shape) = (shape4(x.shape()), shape4(w.shape()), shape4(g.shape()));
+    dispatch!(real OP, g.dtype(), T => {
+        let Some(kept) = kept.downcast_ref::<ConvKeptBy<T>>() else {
+            return conv2d_backward(x, w, g, p, need);
+        };
+        g.with_slice::<T, _>(OP, |gs| {
+            let db = need[2]
+                .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[out_shape[1]]));
+            let (dx, dw) = x.with_slice::<T, _>(OP, |xs| w.with_slice::<T, _>(OP, |ws| {
+                backward_reusing(kept, gs, out_shape, xs, in_shape, ws, w_shape, p)
+            }));
+            (Some(tensor_from(dx, &in_shape)), Some(tensor_from(dw, &w_shape)), db)
+        })
+    })
 }
 
 pub(super) fn conv2d_backward(

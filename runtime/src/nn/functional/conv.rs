@@ -116,10 +116,24 @@ pub fn conv2d(
             )
         });
     let (xd, wd) = (x.detach(), weight.detach());
-    let out = backend::of(x.device()).conv2d(&xd, &wd, bias.map(Tensor::detach).as_ref(), &p);
+    let bd = bias.map(Tensor::detach);
+    let dev = backend::of(x.device());
+    // A pass that will be differentiated keeps what its backward can reuse
+    // (on the CPU, a Winograd layer's transformed weights and input).
+    let differentiated = crate::autograd::is_grad_enabled()
+        && (x.requires_grad() || weight.requires_grad() || bias.is_some_and(Tensor::requires_grad));
+    let (out, kept) = if differentiated {
+        dev.conv2d_keeping(&xd, &wd, bd.as_ref(), &p)
+    } else {
+        (dev.conv2d(&xd, &wd, bd.as_ref(), &p), None)
+    };
     let saved = [xd.shallow_clone(), wd.shallow_clone()];
     let backward = move |g: &Tensor, need: [bool; 3]| {
-        let (gx, gw, gb) = backend::of(g.device()).conv2d_backward(&xd, &wd, g, &p, need);
+        let dev = backend::of(g.device());
+        let (gx, gw, gb) = match &kept {
+            Some(kept) => dev.conv2d_backward_reusing(&xd, &wd, g, &p, need, kept),
+            None => dev.conv2d_backward(&xd, &wd, g, &p, need),
+        };
         [gx, gw, gb]
     };
     from_weighted_op(
