@@ -719,6 +719,10 @@ fn pool_cases() -> Vec<PoolCase> {
         c([1, 2, 7, 9], [2, 2], [2, 2], [0, 0], [1, 1], false),
         c([1, 2, 7, 9], [2, 2], [2, 2], [0, 0], [1, 1], true),
         c([64, 6, 28, 28], [2, 2], [2, 2], [0, 0], [1, 1], false),
+        // 2x2 rows of 16 windows and more (the SIMD path's full and partial
+        // steps), an odd row length.
+        c([2, 3, 6, 40], [2, 2], [2, 2], [0, 0], [1, 1], false),
+        c([1, 2, 4, 65], [2, 2], [2, 2], [0, 0], [1, 1], false),
         // general windows.
         c([2, 2, 9, 11], [3, 3], [2, 2], [1, 1], [1, 1], false),
         c([2, 2, 9, 11], [3, 3], [2, 2], [1, 1], [1, 1], true),
