@@ -8,6 +8,7 @@ use crate::backend::{self, UnaryOp};
 use crate::dtype::DType;
 use crate::storage::CpuStorage;
 use crate::{Tensor, autograd};
+use kiln_kernels::cpu::parallel::should_parallelize;
 use rayon::prelude::*;
 
 /// Element count from which elementwise loops run on the rayon pool: the
@@ -20,9 +21,12 @@ pub(crate) fn par_map<T: Copy + Send + Sync, U: Send>(
     src: &[T],
     f: impl Fn(T) -> U + Send + Sync,
 ) -> Vec<U> {
-    if src.len() >= PAR_MIN {
+    if should_parallelize(src.len(), 1) {
         let mut out = Vec::with_capacity(src.len());
-        src.par_iter().map(|&x| f(x)).collect_into_vec(&mut out);
+        src.par_iter()
+            .with_min_len(PAR_MIN / 2)
+            .map(|&x| f(x))
+            .collect_into_vec(&mut out);
         out
     } else {
         src.iter().map(|&x| f(x)).collect()
@@ -37,10 +41,11 @@ pub(crate) fn par_zip<T: Copy + Send + Sync, U: Copy + Send + Sync, V: Send>(
     f: impl Fn(T, U) -> V + Send + Sync,
 ) -> Vec<V> {
     debug_assert_eq!(a.len(), b.len());
-    if a.len() >= PAR_MIN {
+    if should_parallelize(a.len(), 1) {
         let mut out = Vec::with_capacity(a.len());
         a.par_iter()
             .zip(b.par_iter())
+            .with_min_len(PAR_MIN / 2)
             .map(|(&x, &y)| f(x, y))
             .collect_into_vec(&mut out);
         out

@@ -190,7 +190,8 @@ fn grad_fn_names() {
 
 #[test]
 fn large_elementwise_ops_use_the_parallel_path_correctly() {
-    let n = crate::ops::kernel::PAR_MIN + 3;
+    // Past the parallel threshold, and long enough for the softmax rows.
+    let n = crate::ops::kernel::PAR_MIN.max(100_000) + 3;
     let v: Vec<f32> = (0..n)
         .map(|i| (i as f32 - (n / 2) as f32) * 0.001)
         .collect();
