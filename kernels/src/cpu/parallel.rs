@@ -90,7 +90,7 @@ pub fn should_parallelize(elements: usize, cost: usize) -> bool {
 /// before it goes to sleep (OpenMP's "block time").
 const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(1000);
 
-/// Keeps rayon's workers spinning, ready to steal, until [`SPIN_FOR`]
+/// Keeps rayon's workers spinning, ready to steal, until 1 ms
 /// passes without a parallel op, the way an OpenMP runtime (PyTorch's)
 /// keeps its team awake between parallel regions.
 ///
@@ -162,7 +162,7 @@ fn spin() {
             return;
         }
         idle_rounds += 1;
-        if idle_rounds % 64 == 0 {
+        if idle_rounds.is_multiple_of(64) {
             // Let other runnable threads (data loaders) have the core.
             std::thread::yield_now();
         } else {

@@ -625,7 +625,9 @@ fn run_split<T: num_traits::Float + Element, K: Kernel>(
     // A few chunks per thread, each a whole number of cache lines.
     let chunk = p.len().div_ceil(2 * num_threads()).div_ceil(64) * 64;
     let mut states: Vec<_> = state.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
-    let parts: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
+    // One chunk of the parameter, of its gradient and of each state buffer.
+    type Part<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
+    let parts: Vec<Part<'_, T>> = p
         .chunks_mut(chunk)
         .zip(g.chunks(chunk))
         .map(|(p, g)| {
