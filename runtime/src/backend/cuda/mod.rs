@@ -5,7 +5,7 @@
 //! in `crate::ops` record the graph and call these for CUDA tensors). Their
 //! outputs are new contiguous tensors on the inputs' device. Misuse panics
 //! naming the op, like the CPU ops; a device that cannot be used panics
-//! with "CUDA device cuda:N is not available: <reason>". Fallible device
+//! with `"CUDA device cuda:N is not available: <reason>"`. Fallible device
 //! queries ([`device_count`], [`memory_stats`], [`synchronize`]) return
 //! [`CudaError`].
 //!
@@ -97,7 +97,7 @@ pub fn try_device(ordinal: usize) -> Result<Arc<CudaDevice>, CudaError> {
 }
 
 /// The device `cuda:ordinal`; panics with "CUDA device cuda:N is not
-/// available: <reason>" when it cannot be used.
+/// available: &lt;reason&gt;" when it cannot be used.
 pub fn device(ordinal: usize) -> Arc<CudaDevice> {
     CudaDevice::get(ordinal).unwrap_or_else(|e| panic!("{}", e.on_device(ordinal)))
 }
