@@ -36,26 +36,7 @@ fn shape4(s: &[usize]) -> [usize; 4] {
 }
 
 pub(super) fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Tensor {
-    const OP: &str = "conv2d";
-    if is_half(x.dtype()) {
-        let b = bias.map(f32_of);
-        return back_to(conv2d(&f32_of(x), &f32_of(w), b.as_ref(), p), x.dtype());
-    }
-    let (in_shape, w_shape) = (shape4(x.shape()), shape4(w.shape()));
-    let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], p)
-        .expect("conv2d: output size checked by the op");
-    let out_shape = [in_shape[0], w_shape[0], oh, ow];
-    dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
-        w.with_slice::<T, _>(OP, |ws| {
-            let y = match bias {
-                Some(b) => b.with_slice::<T, _>(OP, |bs| {
-                    conv2d_forward(xs, in_shape, ws, w_shape, Some(bs), p)
-                }),
-                None => conv2d_forward(xs, in_shape, ws, w_shape, None, p),
-            };
-            tensor_from(y, &out_shape)
-        })
-    }))
+    conv2d_forward_pass(x, w, bias, p, false).0
 }
 
 /// [`conv2d`] that keeps a Winograd layer's transforms (f32/f64 only).
@@ -65,9 +46,22 @@ pub(super) fn conv2d_keeping(
     bias: Option<&Tensor>,
     p: &Conv2dParams,
 ) -> (Tensor, Option<ConvKept>) {
+    conv2d_forward_pass(x, w, bias, p, true)
+}
+
+/// The forward convolution, keeping what the backward can reuse if `keep`.
+fn conv2d_forward_pass(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    keep: bool,
+) -> (Tensor, Option<ConvKept>) {
     const OP: &str = "conv2d";
     if is_half(x.dtype()) {
-        return (conv2d(x, w, bias, p), None);
+        let b = bias.map(f32_of);
+        let y = conv2d(&f32_of(x), &f32_of(w), b.as_ref(), p);
+        return (back_to(y, x.dtype()), None);
     }
     let (in_shape, w_shape) = (shape4(x.shape()), shape4(w.shape()));
     let [oh, ow] = conv2d_output_size([in_shape[2], in_shape[3]], [w_shape[2], w_shape[3]], p)
@@ -75,11 +69,16 @@ pub(super) fn conv2d_keeping(
     let out_shape = [in_shape[0], w_shape[0], oh, ow];
     dispatch!(real OP, x.dtype(), T => x.with_slice::<T, _>(OP, |xs| {
         w.with_slice::<T, _>(OP, |ws| {
+            let run = |bs: Option<&[T]>| {
+                if keep {
+                    conv2d_forward_keeping(xs, in_shape, ws, w_shape, bs, p)
+                } else {
+                    (conv2d_forward(xs, in_shape, ws, w_shape, bs, p), None)
+                }
+            };
             let (y, kept) = match bias {
-                Some(b) => b.with_slice::<T, _>(OP, |bs| {
-                    conv2d_forward_keeping(xs, in_shape, ws, w_shape, Some(bs), p)
-                }),
-                None => conv2d_forward_keeping(xs, in_shape, ws, w_shape, None, p),
+                Some(b) => b.with_slice::<T, _>(OP, |bs| run(Some(bs))),
+                None => run(None),
             };
             (tensor_from(y, &out_shape), kept.map(|k| Arc::new(k) as ConvKept))
         })
