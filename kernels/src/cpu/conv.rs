@@ -210,6 +210,17 @@ impl Geom {
         let eligible = geo.eligible(kernel, [self.sh, self.sw], [self.dh, self.dw], self.groups);
         (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(geo)
     }
+    /// Panics naming `op` unless `grad_out` is this convolution's output
+    /// gradient: shape `out_shape`, equal to the output's, and as many
+    /// elements.
+    fn check_grad_out<T>(&self, op: &str, grad_out: &[T], out_shape: [usize; 4]) {
+        assert!(
+            out_shape == self.out_shape(),
+            "{op}: grad_out shape {out_shape:?} does not match the convolution's output shape {:?}",
+            self.out_shape()
+        );
+        check_len(op, "grad_out", grad_out, out_shape);
+    }
     /// Whether to spread images over the pool (products then serial).
     fn batch_parallel(&self) -> bool {
         let t = num_threads();
@@ -729,7 +740,7 @@ pub fn conv2d_forward_keeping<T: Float>(
 }
 
 /// [`conv2d_backward_input_and_weight`] reusing a forward pass's
-/// [`ConvKept`] (the forward's `input` and `weight` are then not read).
+/// [`ConvKept`], which stands in for the forward's input and weight.
 ///
 /// # Panics
 /// As [`conv2d_backward_input_and_weight`], and if `kept` is from a
@@ -739,9 +750,7 @@ pub fn conv2d_backward_reusing<T: Float>(
     kept: &ConvKept<T>,
     grad_out: &[T],
     out_shape: [usize; 4],
-    input: &[T],
     in_shape: [usize; 4],
-    weight: &[T],
     w_shape: [usize; 4],
     p: &Conv2dParams,
 ) -> (Vec<T>, Vec<T>) {
@@ -755,27 +764,14 @@ pub fn conv2d_backward_reusing<T: Float>(
         kept.shapes.2
     );
     let g = Geom::new(OP, in_shape, w_shape, p);
-    assert!(
-        out_shape == g.out_shape(),
-        "{OP}: grad_out shape {out_shape:?} does not match the convolution's output shape {:?}",
-        g.out_shape()
-    );
-    check_len(OP, "grad_out", grad_out, out_shape);
+    g.check_grad_out(OP, grad_out, out_shape);
     let wg = g
         .winograd()
         .expect("kept transforms come from a Winograd layer");
     super::alloc::keep_freed_buffers();
     let mut gin = vec![T::zero(); g.n * g.in_image()];
     let mut gw = vec![T::zero(); w_shape.iter().product()];
-    winograd::backward_reusing(
-        &wg,
-        grad_out,
-        input,
-        weight,
-        &mut gin,
-        &mut gw,
-        Some(&kept.transformed),
-    );
+    winograd::backward_reusing(&wg, grad_out, &kept.transformed, &mut gin, &mut gw);
     (gin, gw)
 }
 
@@ -896,12 +892,7 @@ pub fn conv2d_backward_input<T: Float>(
 ) -> Vec<T> {
     const OP: &str = "conv2d_backward_input";
     let g = Geom::new(OP, in_shape, w_shape, p);
-    assert!(
-        out_shape == g.out_shape(),
-        "{OP}: grad_out shape {out_shape:?} does not match the convolution's output shape {:?}",
-        g.out_shape()
-    );
-    check_len(OP, "grad_out", grad_out, out_shape);
+    g.check_grad_out(OP, grad_out, out_shape);
     check_len(OP, "weight", weight, w_shape);
     if g.n == 0 || g.in_image() == 0 || g.out_image() == 0 {
         return vec![T::zero(); g.n * g.in_image()];
@@ -1017,12 +1008,7 @@ pub fn conv2d_backward_weight<T: Float>(
 ) -> Vec<T> {
     const OP: &str = "conv2d_backward_weight";
     let g = Geom::new(OP, in_shape, w_shape, p);
-    assert!(
-        out_shape == g.out_shape(),
-        "{OP}: grad_out shape {out_shape:?} does not match the convolution's output shape {:?}",
-        g.out_shape()
-    );
-    check_len(OP, "grad_out", grad_out, out_shape);
+    g.check_grad_out(OP, grad_out, out_shape);
     check_len(OP, "input", input, in_shape);
     let wlen: usize = w_shape.iter().product();
     let mut gw = vec![T::zero(); wlen];

@@ -808,37 +808,7 @@ pub(crate) fn backward<T: Float>(
     dx: &mut [T],
     dw: &mut [T],
 ) {
-    backward_reusing(geo, gy, x, weight, dx, dw, None);
-}
-
-/// [`backward`], taking `U` and `V` from the forward pass when given
-/// (`x` and `weight` are then not read).
-pub(crate) fn backward_reusing<T: Float>(
-    geo: &WinoGeom,
-    gy: &[T],
-    x: &[T],
-    weight: &[T],
-    dx: &mut [T],
-    dw: &mut [T],
-    kept: Option<&Transformed<T>>,
-) {
     let (o, c, nt) = (geo.o, geo.c, geo.tiles());
-    if let Some(kept) = kept {
-        assert!(
-            kept.u.len() == XI * o * c && kept.v.len() == XI * c * nt,
-            "conv2d_backward: the forward pass's transforms are for another shape"
-        );
-        let mut scratch = Scratch::<T>::take();
-        let buf = scratch.get(XI * (o * c + o * nt + c * nt));
-        let (du, rest) = buf.split_at_mut(XI * o * c);
-        let (dm, dv) = rest.split_at_mut(XI * o * nt);
-        transform_grad_output(geo, gy, dm);
-        input_grad_products(geo, &kept.u, dm, dv);
-        untransform_input(geo, dv, dx);
-        weight_grad_products(geo, dm, &kept.v, du);
-        untransform_kernels(geo, du, dw);
-        return;
-    }
     let mut scratch = Scratch::<T>::take();
     let buf = scratch.get(XI * (o * c + o * nt + c * nt));
     // `k` holds U, then dU; `t` holds dV, then V.
@@ -851,6 +821,32 @@ pub(crate) fn backward_reusing<T: Float>(
     transform_input(geo, x, t);
     weight_grad_products(geo, dm, t, k);
     untransform_kernels(geo, k, dw);
+}
+
+/// [`backward`] with `U` and `V` taken from the forward pass instead of
+/// transforming the input and weight again (so it does not need them).
+pub(crate) fn backward_reusing<T: Float>(
+    geo: &WinoGeom,
+    gy: &[T],
+    kept: &Transformed<T>,
+    dx: &mut [T],
+    dw: &mut [T],
+) {
+    let (o, c, nt) = (geo.o, geo.c, geo.tiles());
+    assert!(
+        kept.u.len() == XI * o * c && kept.v.len() == XI * c * nt,
+        "conv2d_backward: the forward pass's transforms are for another shape"
+    );
+    let mut scratch = Scratch::<T>::take();
+    let buf = scratch.get(XI * (o * c + o * nt + c * nt));
+    // U and V are kept, so dU and dV each get their own space.
+    let (du, rest) = buf.split_at_mut(XI * o * c);
+    let (dm, dv) = rest.split_at_mut(XI * o * nt);
+    transform_grad_output(geo, gy, dm);
+    input_grad_products(geo, &kept.u, dm, dv);
+    untransform_input(geo, dv, dx);
+    weight_grad_products(geo, dm, &kept.v, du);
+    untransform_kernels(geo, du, dw);
 }
 
 #[cfg(test)]
@@ -978,9 +974,7 @@ mod tests {
                 let kept = forward_keeping(&g, &x, &wt, None, &mut y3, true).unwrap();
                 assert_eq!(y3, y, "forward keeping, round {round}, {g:?}");
                 let (mut dx3, mut dw3) = (vec![3.0; x.len()], vec![3.0; wt.len()]);
-                // Garbage for x and w: with kept transforms they are not read.
-                let (xg, wg) = (vec![f64::NAN; x.len()], vec![f64::NAN; wt.len()]);
-                backward_reusing(&g, &gy, &xg, &wg, &mut dx3, &mut dw3, Some(&kept));
+                backward_reusing(&g, &gy, &kept, &mut dx3, &mut dw3);
                 assert_eq!(dx3, dx, "reusing dx, round {round}, {g:?}");
                 assert_eq!(dw3, dw, "reusing dw, round {round}, {g:?}");
             }

@@ -107,9 +107,7 @@ pub(super) fn conv2d_backward_reusing(
         g.with_slice::<T, _>(OP, |gs| {
             let db = need[2]
                 .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[out_shape[1]]));
-            let (dx, dw) = x.with_slice::<T, _>(OP, |xs| w.with_slice::<T, _>(OP, |ws| {
-                backward_reusing(kept, gs, out_shape, xs, in_shape, ws, w_shape, p)
-            }));
+            let (dx, dw) = backward_reusing(kept, gs, out_shape, in_shape, w_shape, p);
             (Some(tensor_from(dx, &in_shape)), Some(tensor_from(dw, &w_shape)), db)
         })
     })
