@@ -84,9 +84,13 @@ fn bench_conv() {
         ..Conv2dParams::default()
     };
     let p2 = Conv2dParams::default();
+    // LeNet's two layers at the batch sizes of `lenet_sgd_b64` and
+    // `lenet_adam_b256`; the step total is for batch 64.
     let layers = [
         ("conv1", [64, 1, 28, 28], [6, 1, 5, 5], p1),
         ("conv2", [64, 6, 14, 14], [16, 6, 5, 5], p2),
+        ("conv1", [256, 1, 28, 28], [6, 1, 5, 5], p1),
+        ("conv2", [256, 6, 14, 14], [16, 6, 5, 5], p2),
     ];
     let mut total = 0.0;
     for (name, in_shape, w_shape, p) in layers {
@@ -138,7 +142,8 @@ fn bench_conv() {
         let macs = w_shape.iter().product::<usize>() * out_shape[0] * out_shape[2] * out_shape[3];
         let gf = |s: f64| 2.0 * macs as f64 / s / 1e9;
         println!(
-            "{{\"bench\":\"conv\",\"layer\":\"{name}\",\"batch\":64,\"forward_ms\":{:.4},\"backward_input_ms\":{:.4},\"backward_weight_ms\":{:.4},\"backward_bias_ms\":{:.4},\"forward_gflops\":{:.1},\"backward_input_gflops\":{:.1},\"backward_weight_gflops\":{:.1},\"maxpool2x2_forward_ms\":{:.4},\"maxpool2x2_backward_ms\":{:.4}}}",
+            "{{\"bench\":\"conv\",\"layer\":\"{name}\",\"batch\":{},\"forward_ms\":{:.4},\"backward_input_ms\":{:.4},\"backward_weight_ms\":{:.4},\"backward_bias_ms\":{:.4},\"forward_gflops\":{:.1},\"backward_input_gflops\":{:.1},\"backward_weight_gflops\":{:.1},\"maxpool2x2_forward_ms\":{:.4},\"maxpool2x2_backward_ms\":{:.4}}}",
+            in_shape[0],
             fwd * 1e3,
             bin * 1e3,
             bw * 1e3,
@@ -150,7 +155,9 @@ fn bench_conv() {
             pb * 1e3
         );
         // A training step needs no input gradient for conv1 (its input is data).
-        total += fwd + bw + bb + pf + pb + if name == "conv1" { 0.0 } else { bin };
+        if in_shape[0] == 64 {
+            total += fwd + bw + bb + pf + pb + if name == "conv1" { 0.0 } else { bin };
+        }
     }
     let x = data(64 * 10, 8);
     let ls = time(0.3, || {

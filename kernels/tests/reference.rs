@@ -466,6 +466,15 @@ fn conv_cases() -> Vec<ConvCase> {
         // groups, and the "same width" stride-1 path.
         case([2, 4, 20, 20], 6, [1, 1], [1, 1], [0, 0], [1, 1], 2),
         case([3, 2, 24, 20], 3, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        // the direct route (f32, output channels a multiple of 16 or 8):
+        // VGG's first layer; a taller kernel with vertical stride and
+        // asymmetric padding; rows wider than one register tile; three
+        // blocks of output channels and more kernel rows than one
+        // weight-gradient tile holds.
+        case([2, 3, 32, 32], 32, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        case([3, 2, 11, 13], 16, [5, 3], [2, 1], [2, 1], [1, 1], 1),
+        case([2, 2, 9, 39], 16, [3, 3], [1, 1], [0, 1], [1, 1], 1),
+        case([2, 3, 10, 12], 48, [7, 5], [1, 1], [3, 2], [1, 1], 1),
         // weights large enough for the whole-batch weight gradient (VGG's
         // deep layers: >= 2^17 weights per group), also with groups.
         case([2, 128, 3, 3], 128, [3, 3], [1, 1], [1, 1], [1, 1], 1),

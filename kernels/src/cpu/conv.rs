@@ -10,18 +10,23 @@
 //!
 //! where `ck` runs over `(c, kh, kw)` of one group and `p` over output
 //! pixels. A 1×1 kernel with stride 1 and no padding skips im2col entirely
-//! (the input plane *is* the column matrix).
+//! (the input plane *is* the column matrix). Two routes avoid im2col
+//! where it costs as much as the product: Winograd for 3×3 layers with
+//! many channels (`winograd.rs`) and direct kernels for layers with few
+//! input channels (`conv_direct.rs`).
 //!
 //! Large batches are split across rayon's pool by image (each product then
 //! runs single-threaded on a per-thread im2col buffer that is reused across
 //! calls); small batches of large images run image after image with the
 //! products themselves multi-threaded.
 
+use std::any::TypeId;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
 use super::check_len;
+use super::conv_direct::{self, DirectGeom, DirectShape};
 use super::matmul::{Mat, gemm_mat};
 use super::parallel::{PAR_THRESHOLD, num_threads, par_chunks_mut_map_with, zeroed};
 use super::scratch::Scratch;
@@ -30,12 +35,14 @@ use crate::Float;
 
 /// How convolutions are computed, chosen once per process from
 /// `KILN_CONV_ALGO`: `auto` (the default) takes Winograd F(2×2, 3×3) for
-/// 3×3, stride-1 layers with 16 or more channels and im2col + matrix
-/// product otherwise; `im2col` always takes the latter (to compare the
-/// two, or to get im2col's rounding).
+/// 3×3, stride-1 layers with 16 or more channels, the direct kernels of
+/// [`conv_direct`] for `f32` layers with few input channels and output
+/// channels in whole SIMD vectors (forward and weight gradient), and
+/// im2col + matrix product otherwise; `im2col` always takes the latter (to
+/// compare, or to get im2col's rounding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// Winograd where it pays, im2col elsewhere.
+    /// Winograd or the direct kernels where they pay, im2col elsewhere.
     Auto,
     /// im2col + matrix product for every convolution.
     Im2col,
@@ -209,6 +216,27 @@ impl Geom {
         let kernel = [self.kh, self.kw];
         let eligible = geo.eligible(kernel, [self.sh, self.sw], [self.dh, self.dw], self.groups);
         (eligible && conv_algorithm() == ConvAlgorithm::Auto).then_some(geo)
+    }
+    /// The direct geometry when this convolution takes that route (`f32`
+    /// layers with few input channels: see [`conv_direct`]).
+    fn direct<T: 'static>(&self) -> Option<DirectGeom> {
+        if TypeId::of::<T>() != TypeId::of::<f32>() || conv_algorithm() != ConvAlgorithm::Auto {
+            return None;
+        }
+        DirectGeom::new(DirectShape {
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            o: self.o,
+            kh: self.kh,
+            kw: self.kw,
+            oh: self.oh,
+            ow: self.ow,
+            stride: [self.sh, self.sw],
+            padding: [self.ph, self.pw],
+            dilation: [self.dh, self.dw],
+            groups: self.groups,
+        })
     }
     /// Panics naming `op` unless `grad_out` is this convolution's output
     /// gradient: shape `out_shape`, equal to the output's, and as many
@@ -686,6 +714,15 @@ pub fn conv2d_forward<T: Float>(
         winograd::forward(&wg, input, weight, bias, &mut out);
         return out;
     }
+    if let Some(d) = g.direct::<T>() {
+        let (input, ii) = (as_f32(input), g.in_image());
+        let packed = conv_direct::pack_weight(&d, as_f32(weight));
+        let bias = bias.map(as_f32);
+        return for_chunks(&g, g.out_image(), |ch, out, _| {
+            let images = &input[ch.b0 * ii..(ch.b0 + ch.nb) * ii];
+            conv_direct::forward(&d, images, &packed, bias, as_f32_mut(out));
+        });
+    }
     for_chunks(&g, g.out_image(), |ch, o, par| {
         forward_chunk(&g, ch, input, weight, bias, o, par)
     })
@@ -1019,11 +1056,18 @@ pub fn conv2d_backward_weight<T: Float>(
         winograd::backward_weight(&wg, grad_out, input, &mut gw);
         return gw;
     }
-    if whole_batch_weight_grad::<T>(&g) {
+    if whole_batch_weight_grad::<T>(&g) && g.direct::<T>().is_none() {
         backward_weight_whole(&g, grad_out, input, &mut gw);
         return gw;
     }
-    let nb = images_per_chunk::<T>(&g);
+    // Direct kernels take each partial sum's images in one call: a
+    // register tile then sums over all of them before its lanes are
+    // reduced and stored.
+    let direct = g.direct::<T>();
+    let nb = match direct {
+        Some(_) => g.n.div_ceil(MAX_WEIGHT_CHUNKS),
+        None => images_per_chunk::<T>(&g),
+    };
     let n_chunks = g.n.div_ceil(nb);
     // Images are grouped into `parts` partial sums (each a run of chunks).
     let parts = n_chunks
@@ -1033,6 +1077,16 @@ pub fn conv2d_backward_weight<T: Float>(
         b0: ci * nb,
         nb: nb.min(g.n - ci * nb),
     };
+    let backward_weight_chunk =
+        |g: &Geom, ch: Chunk, gout: &[T], input: &[T], gwt: &mut [T], par| match &direct {
+            Some(d) => {
+                let (ii, oi) = (g.in_image(), g.out_image());
+                let images = &as_f32(input)[ch.b0 * ii..(ch.b0 + ch.nb) * ii];
+                let gout = &as_f32(gout)[ch.b0 * oi..(ch.b0 + ch.nb) * oi];
+                conv_direct::weight_grad(d, images, gout, as_f32_mut(gwt));
+            }
+            None => backward_weight_chunk(g, ch, gout, input, gwt, par),
+        };
     let mut gwt = vec![T::zero(); wlen];
     if parts <= 1 {
         for ci in 0..n_chunks {
@@ -1154,6 +1208,26 @@ fn backward_weight_whole<T: Float>(g: &Geom, gout: &[T], input: &[T], gw: &mut [
             cols_t,
         );
     }
+}
+
+/// `s` as `f32`s.
+///
+/// # Panics
+/// Unless `T` is `f32` (callers check [`Geom::direct`] first).
+fn as_f32<T: 'static>(s: &[T]) -> &[f32] {
+    assert!(TypeId::of::<T>() == TypeId::of::<f32>(), "as_f32: not f32");
+    // SAFETY: `T` is `f32`.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+}
+
+/// `s` as mutable `f32`s (see [`as_f32`]).
+fn as_f32_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
+    assert!(
+        TypeId::of::<T>() == TypeId::of::<f32>(),
+        "as_f32_mut: not f32"
+    );
+    // SAFETY: `T` is `f32`.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
 }
 
 /// Gradient of the convolution with respect to its bias: the sum of

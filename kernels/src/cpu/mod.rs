@@ -10,6 +10,7 @@ pub mod pool;
 pub mod softmax;
 pub mod stats;
 
+mod conv_direct;
 mod scratch;
 mod transpose;
 mod winograd;
