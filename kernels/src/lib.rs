@@ -65,6 +65,12 @@
 //!   conv2d_backward_input(grad_out, out_shape, weight, w_shape, in_shape, &p)
 //!   conv2d_backward_weight(grad_out, out_shape, input, in_shape, w_shape, &p)
 //!   conv2d_backward_bias(grad_out, out_shape) -> Vec<T>
+//!   conv2d_backward_weight_and_bias(grad_out, out_shape, input, in_shape,
+//!                                   w_shape, &p) -> (Vec<T>, Vec<T>)
+//!   conv2d_backward(grad_out, out_shape, input, in_shape, weight, w_shape,
+//!                   &p, need: [bool; 3]) -> ConvGrads<T>
+//!   (also conv2d_backward_input_and_weight, and conv2d_forward_keeping /
+//!   conv2d_backward_reusing for the Winograd route's kept transforms)
 //! cpu::pool
 //!   pool_output_size(in, kernel, stride, padding, dilation, ceil_mode)
 //!   pool2d_output_size([h, w], kernel, stride, padding, dilation, ceil_mode)

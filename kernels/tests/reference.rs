@@ -3,9 +3,9 @@
 
 use kiln_kernels::Float;
 use kiln_kernels::cpu::conv::{
-    Conv2dParams, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_and_weight,
-    conv2d_backward_reusing, conv2d_backward_weight, conv2d_forward, conv2d_forward_keeping,
-    conv2d_output_size,
+    Conv2dParams, conv2d_backward, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_input_and_weight, conv2d_backward_reusing, conv2d_backward_weight,
+    conv2d_forward, conv2d_forward_keeping, conv2d_output_size,
 };
 use kiln_kernels::cpu::matmul::{TRANSPOSE_MIN, batched_gemm, gemm, gemm_bf16, gemm_f16, gemm_new};
 use kiln_kernels::cpu::pool::{
@@ -572,6 +572,51 @@ fn check_conv<T: Float>(tol: f64) {
         assert_close(&format!("backward_weight {what}"), &gw, &want.gw, tol);
         let gb = conv2d_backward_bias(&gout, out_shape);
         assert_close(&format!("backward_bias {what}"), &gb, &want.gb, tol);
+        // All three at once, as a training step asks for them.
+        let all = conv2d_backward(
+            &gout, out_shape, &x, c.in_shape, &w, w_shape, &c.p, [true; 3],
+        );
+        assert_close(
+            &format!("all: input {what}"),
+            &all.input.unwrap(),
+            &want.gin,
+            tol,
+        );
+        assert_close(
+            &format!("all: weight {what}"),
+            &all.weight.unwrap(),
+            &want.gw,
+            tol,
+        );
+        assert_close(
+            &format!("all: bias {what}"),
+            &all.bias.unwrap(),
+            &want.gb,
+            tol,
+        );
+        let wb = conv2d_backward(
+            &gout,
+            out_shape,
+            &x,
+            c.in_shape,
+            &w,
+            w_shape,
+            &c.p,
+            [false, true, true],
+        );
+        assert!(wb.input.is_none());
+        assert_close(
+            &format!("weight and bias {what}"),
+            &wb.weight.unwrap(),
+            &want.gw,
+            tol,
+        );
+        assert_close(
+            &format!("bias with weight {what}"),
+            &wb.bias.unwrap(),
+            &want.gb,
+            tol,
+        );
     }
 }
 

@@ -913,6 +913,73 @@ pub fn conv2d_backward_input_and_weight<T: Float>(
     }
 }
 
+/// The gradients [`conv2d_backward`] returns, each present when asked for.
+#[derive(Debug)]
+pub struct ConvGrads<T> {
+    /// Of the input, `[n, c, h, w]`.
+    pub input: Option<Vec<T>>,
+    /// Of the weight, `[o, c/groups, kh, kw]`.
+    pub weight: Option<Vec<T>>,
+    /// Of the bias, `[o]`.
+    pub bias: Option<Vec<T>>,
+}
+
+/// The gradients a training step asks for (`need`: input, weight, bias),
+/// each computed the cheapest way the others allow: the input and weight
+/// gradients of a Winograd layer share one transform of `grad_out`
+/// ([`conv2d_backward_input_and_weight`]), and the weight and bias
+/// gradients share the passes over it on the direct route
+/// ([`conv2d_backward_weight_and_bias`]).
+///
+/// # Panics
+/// On inconsistent shapes or slice lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward<T: Float>(
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    input: &[T],
+    in_shape: [usize; 4],
+    weight: &[T],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+    need: [bool; 3],
+) -> ConvGrads<T> {
+    const OP: &str = "conv2d_backward";
+    let g = Geom::new(OP, in_shape, w_shape, p);
+    if need[0] && need[1] && g.winograd().is_some() {
+        let (gi, gw) = conv2d_backward_input_and_weight(
+            grad_out, out_shape, input, in_shape, weight, w_shape, p,
+        );
+        return ConvGrads {
+            input: Some(gi),
+            weight: Some(gw),
+            bias: need[2].then(|| conv2d_backward_bias(grad_out, out_shape)),
+        };
+    }
+    let gi =
+        need[0].then(|| conv2d_backward_input(grad_out, out_shape, weight, w_shape, in_shape, p));
+    let (gw, gb) = match (need[1], need[2]) {
+        (true, true) => {
+            let (gw, gb) =
+                conv2d_backward_weight_and_bias(grad_out, out_shape, input, in_shape, w_shape, p);
+            (Some(gw), Some(gb))
+        }
+        (true, false) => (
+            Some(conv2d_backward_weight(
+                grad_out, out_shape, input, in_shape, w_shape, p,
+            )),
+            None,
+        ),
+        (false, true) => (None, Some(conv2d_backward_bias(grad_out, out_shape))),
+        (false, false) => (None, None),
+    };
+    ConvGrads {
+        input: gi,
+        weight: gw,
+        bias: gb,
+    }
+}
+
 /// Gradient of the convolution with respect to its input: `grad_out` is
 /// `[n, o, oh, ow]` (`out_shape`), `weight` `[o, c/groups, kh, kw]`;
 /// returns the gradient for an input of shape `in_shape` (contiguous).
@@ -1047,59 +1114,99 @@ pub fn conv2d_backward_weight<T: Float>(
     let g = Geom::new(OP, in_shape, w_shape, p);
     g.check_grad_out(OP, grad_out, out_shape);
     check_len(OP, "input", input, in_shape);
-    let wlen: usize = w_shape.iter().product();
+    backward_weight(&g, grad_out, input, false).0
+}
+
+/// The weight and bias gradients together ([`conv2d_backward_weight`],
+/// [`conv2d_backward_bias`]): on the direct route (see
+/// [`ConvAlgorithm`]) the bias sums are taken per chunk of images, while
+/// that part of `grad_out` is in cache, instead of in a pass of their own.
+///
+/// # Panics
+/// On inconsistent shapes or slice lengths.
+pub fn conv2d_backward_weight_and_bias<T: Float>(
+    grad_out: &[T],
+    out_shape: [usize; 4],
+    input: &[T],
+    in_shape: [usize; 4],
+    w_shape: [usize; 4],
+    p: &Conv2dParams,
+) -> (Vec<T>, Vec<T>) {
+    const OP: &str = "conv2d_backward_weight";
+    let g = Geom::new(OP, in_shape, w_shape, p);
+    g.check_grad_out(OP, grad_out, out_shape);
+    check_len(OP, "input", input, in_shape);
+    let (gw, gb) = backward_weight(&g, grad_out, input, true);
+    let gb = gb.unwrap_or_else(|| conv2d_backward_bias(grad_out, out_shape));
+    (gw, gb)
+}
+
+/// The weight gradient (`[o, c/groups, kh, kw]`) of checked arguments and,
+/// when `bias` is asked for and the route takes it along, the bias
+/// gradient.
+fn backward_weight<T: Float>(
+    g: &Geom,
+    grad_out: &[T],
+    input: &[T],
+    bias: bool,
+) -> (Vec<T>, Option<Vec<T>>) {
+    let wlen = g.o * g.ck();
     let mut gw = vec![T::zero(); wlen];
     if g.n == 0 || g.out_image() == 0 || wlen == 0 {
-        return gw;
+        return (gw, None);
     }
     if let Some(wg) = g.winograd() {
         winograd::backward_weight(&wg, grad_out, input, &mut gw);
-        return gw;
-    }
-    if whole_batch_weight_grad::<T>(&g) && g.direct::<T>().is_none() {
-        backward_weight_whole(&g, grad_out, input, &mut gw);
-        return gw;
+        return (gw, None);
     }
     // Direct kernels take each partial sum's images in one call: a
     // register tile then sums over all of them before its lanes are
     // reduced and stored.
     let direct = g.direct::<T>();
+    if whole_batch_weight_grad::<T>(g) && direct.is_none() {
+        backward_weight_whole(g, grad_out, input, &mut gw);
+        return (gw, None);
+    }
+    // A partial sum holds the weight gradient ([groups][ck][og]), then on
+    // the direct route the bias gradient.
+    let bias = bias && direct.is_some();
+    let plen = wlen + if bias { g.o } else { 0 };
     let nb = match direct {
         Some(_) => g.n.div_ceil(MAX_WEIGHT_CHUNKS),
-        None => images_per_chunk::<T>(&g),
+        None => images_per_chunk::<T>(g),
     };
     let n_chunks = g.n.div_ceil(nb);
     // Images are grouped into `parts` partial sums (each a run of chunks).
     let parts = n_chunks
         .min(MAX_WEIGHT_CHUNKS)
-        .min((WEIGHT_PARTIALS_BUDGET / wlen).max(1));
+        .min((WEIGHT_PARTIALS_BUDGET / plen).max(1));
     let chunk = |ci: usize| Chunk {
         b0: ci * nb,
         nb: nb.min(g.n - ci * nb),
     };
-    let backward_weight_chunk =
-        |g: &Geom, ch: Chunk, gout: &[T], input: &[T], gwt: &mut [T], par| match &direct {
-            Some(d) => {
-                let (ii, oi) = (g.in_image(), g.out_image());
-                let images = &as_f32(input)[ch.b0 * ii..(ch.b0 + ch.nb) * ii];
-                let gout = &as_f32(gout)[ch.b0 * oi..(ch.b0 + ch.nb) * oi];
-                conv_direct::weight_grad(d, images, gout, as_f32_mut(gwt));
-            }
-            None => backward_weight_chunk(g, ch, gout, input, gwt, par),
-        };
-    let mut gwt = vec![T::zero(); wlen];
+    let run_chunk = |ch: Chunk, part: &mut [T], par| match &direct {
+        Some(d) => {
+            let (ii, oi) = (g.in_image(), g.out_image());
+            let images = &as_f32(input)[ch.b0 * ii..(ch.b0 + ch.nb) * ii];
+            let gout = &as_f32(grad_out)[ch.b0 * oi..(ch.b0 + ch.nb) * oi];
+            let (gwt, gb) = as_f32_mut(part).split_at_mut(wlen);
+            conv_direct::weight_grad(d, images, gout, gwt, bias.then_some(gb));
+        }
+        None => backward_weight_chunk(g, ch, grad_out, input, part, par),
+    };
+    let mut acc = vec![T::zero(); plen];
     if parts <= 1 {
         for ci in 0..n_chunks {
-            backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut gwt, true);
+            run_chunk(chunk(ci), &mut acc, true);
         }
     } else {
         let per_part = n_chunks.div_ceil(parts);
         let parts = n_chunks.div_ceil(per_part);
         let par = g.batch_parallel();
         let run_part = |pi: usize| -> Vec<T> {
-            let mut part = vec![T::zero(); wlen];
+            let mut part = vec![T::zero(); plen];
             for ci in pi * per_part..((pi + 1) * per_part).min(n_chunks) {
-                backward_weight_chunk(&g, chunk(ci), grad_out, input, &mut part, !par);
+                run_chunk(chunk(ci), &mut part, !par);
             }
             part
         };
@@ -1109,13 +1216,13 @@ pub fn conv2d_backward_weight<T: Float>(
             (0..parts).map(run_part).collect()
         };
         for part in &partials {
-            add_run(&mut gwt, part);
+            add_run(&mut acc, part);
         }
     }
     // Back from [groups][ck][og] to [groups][og][ck] = [o, c/groups, kh, kw].
     let ck = g.ck();
     for grp in 0..g.groups {
-        let src = &gwt[grp * g.og * ck..(grp + 1) * g.og * ck];
+        let src = &acc[grp * g.og * ck..(grp + 1) * g.og * ck];
         let dst = &mut gw[grp * g.og * ck..(grp + 1) * g.og * ck];
         for (j, row) in src.chunks_exact(g.og).enumerate() {
             for (o, &v) in row.iter().enumerate() {
@@ -1123,7 +1230,8 @@ pub fn conv2d_backward_weight<T: Float>(
             }
         }
     }
-    gw
+    let gb = bias.then(|| acc[wlen..].to_vec());
+    (gw, gb)
 }
 
 /// Upper bound (bytes) on the whole batch's column matrix for

@@ -302,14 +302,30 @@ pub(crate) fn forward(
 
 /// Adds the weight gradient of `images` (`[nb, c, h, w]`) with output
 /// gradient `gout` (`[nb, o, oh, ow]`) into `gwt`, laid out `[ck, o]`
-/// (transposed, as `conv.rs` accumulates it).
-pub(crate) fn weight_grad(g: &DirectGeom, images: &[f32], gout: &[f32], gwt: &mut [f32]) {
+/// (transposed, as `conv.rs` accumulates it), and with `gb` the bias
+/// gradient (`[o]`) too: each image's sums are taken while its gradient
+/// is in cache, which saves the separate pass over all of `grad_out`.
+pub(crate) fn weight_grad(
+    g: &DirectGeom,
+    images: &[f32],
+    gout: &[f32],
+    gwt: &mut [f32],
+    gb: Option<&mut [f32]>,
+) {
     let (ii, oi, pix) = (g.c * g.h * g.w, g.o * g.pix(), g.pix());
     let nb = images.len() / ii;
     assert!(
         images.len() == nb * ii && gout.len() == nb * oi && gwt.len() == g.o * g.ck(),
         "direct conv weight gradient: slice lengths"
     );
+    if let Some(gb) = gb {
+        assert_eq!(gb.len(), g.o, "direct conv bias gradient: length");
+        for img in gout.chunks_exact(oi) {
+            for (acc, plane) in gb.iter_mut().zip(img.chunks_exact(pix)) {
+                *acc += sum(plane);
+            }
+        }
+    }
     let per_x = g.padded_len();
     let mut scratch = super::scratch::Scratch::<f32>::take();
     if g.layout == Layout::Pixels {
@@ -373,6 +389,18 @@ macro_rules! dispatch {
             (n, kw) => unreachable!("direct conv: no {n} x {kw} tile"),
         }
     };
+}
+
+/// Sum with 16 independent accumulators (vectorised by the compiler).
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut it = xs.chunks_exact(16);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    it.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
 }
 
 /// One set of kernels per instruction set: the vector type, its width, the
@@ -684,7 +712,27 @@ mod tests {
                 let mut out = vec![f32::NAN; want_out.len()];
                 forward(&g, &x, &pack_weight(&g, &wt), Some(&b), &mut out);
                 let mut gwt = vec![0.0; o * g.ck()];
-                weight_grad(&g, &x, &gout, &mut gwt);
+                let mut gb = vec![0.0; o];
+                weight_grad(&g, &x, &gout, &mut gwt, Some(&mut gb));
+                let mut gwt_alone = vec![0.0; o * g.ck()];
+                weight_grad(&g, &x, &gout, &mut gwt_alone, None);
+                assert_eq!(
+                    gwt, gwt_alone,
+                    "{isa:?} {g:?}: the bias changed the weight gradient"
+                );
+                for (oc, &got) in gb.iter().enumerate() {
+                    let want: f64 = gout
+                        .chunks_exact(g.pix())
+                        .skip(oc)
+                        .step_by(o)
+                        .flatten()
+                        .map(|&v| v as f64)
+                        .sum();
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{isa:?} {g:?} bias grad [{oc}]: {got} vs {want}"
+                    );
+                }
                 let close = |a: f32, b: f64| (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs());
                 for (i, (&a, &b)) in out.iter().zip(&want_out).enumerate() {
                     assert!(close(a, b), "{isa:?} {g:?} forward [{i}]: {a} vs {b}");
@@ -738,7 +786,7 @@ mod tests {
             x[w - 1] = f32::INFINITY;
             let gout = values(o * g.pix(), 6);
             let mut gwt = vec![0.0; o * 3];
-            weight_grad(&g, &x, &gout, &mut gwt);
+            weight_grad(&g, &x, &gout, &mut gwt, None);
             // Taps kj = 0 and 1 never see column w - 1; kj = 2 does.
             assert!(
                 gwt[..2 * o].iter().all(|v| v.is_finite()),

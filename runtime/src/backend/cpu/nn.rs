@@ -6,9 +6,9 @@ use crate::dtype::dispatch;
 use crate::nn::functional::util::{is_half, tensor_from};
 use crate::{DType, Tensor, autograd};
 use kiln_kernels::cpu::conv::{
-    ConvKept as ConvKeptBy, conv2d_backward_bias, conv2d_backward_input,
-    conv2d_backward_input_and_weight, conv2d_backward_reusing as backward_reusing,
-    conv2d_backward_weight, conv2d_forward, conv2d_forward_keeping, conv2d_output_size,
+    ConvKept as ConvKeptBy, conv2d_backward as kernel_backward, conv2d_backward_bias,
+    conv2d_backward_reusing as backward_reusing, conv2d_forward, conv2d_forward_keeping,
+    conv2d_output_size,
 };
 use kiln_kernels::cpu::pool::{
     adaptive_avg_pool2d_backward as adaptive_bwd, adaptive_avg_pool2d_forward as adaptive_fwd,
@@ -129,27 +129,14 @@ pub(super) fn conv2d_backward(
     }
     let (in_shape, w_shape, out_shape) = (shape4(x.shape()), shape4(w.shape()), shape4(g.shape()));
     dispatch!(real OP, g.dtype(), T => g.with_slice::<T, _>(OP, |gs| {
-        let db = need[2]
-            .then(|| tensor_from(conv2d_backward_bias(gs, out_shape), &[out_shape[1]]));
-        if need[0] && need[1] {
-            let (dx, dw) = x.with_slice::<T, _>(OP, |xs| w.with_slice::<T, _>(OP, |ws| {
-                conv2d_backward_input_and_weight(gs, out_shape, xs, in_shape, ws, w_shape, p)
-            }));
-            return (Some(tensor_from(dx, &in_shape)), Some(tensor_from(dw, &w_shape)), db);
-        }
-        let dx = need[0].then(|| {
-            w.with_slice::<T, _>(OP, |ws| {
-                let v = conv2d_backward_input(gs, out_shape, ws, w_shape, in_shape, p);
-                tensor_from(v, &in_shape)
-            })
-        });
-        let dw = need[1].then(|| {
-            x.with_slice::<T, _>(OP, |xs| {
-                let v = conv2d_backward_weight(gs, out_shape, xs, in_shape, w_shape, p);
-                tensor_from(v, &w_shape)
-            })
-        });
-        (dx, dw, db)
+        x.with_slice::<T, _>(OP, |xs| w.with_slice::<T, _>(OP, |ws| {
+            let grads = kernel_backward(gs, out_shape, xs, in_shape, ws, w_shape, p, need);
+            (
+                grads.input.map(|v| tensor_from(v, &in_shape)),
+                grads.weight.map(|v| tensor_from(v, &w_shape)),
+                grads.bias.map(|v| tensor_from(v, &[out_shape[1]])),
+            )
+        }))
     }))
 }
 
