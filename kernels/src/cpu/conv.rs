@@ -353,11 +353,11 @@ fn add_run<T: Float>(dst: &mut [T], src: &[T]) {
 fn im2col<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if super::isa::avx512() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { im2col_avx512(g, src, cols, ld) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if super::isa::avx2_fma() {
             // SAFETY: the CPU has AVX2.
             return unsafe { im2col_avx2(g, src, cols, ld) };
         }
@@ -446,11 +446,11 @@ fn im2col_impl<T: Float>(g: &Geom, src: &[T], cols: &mut [T], ld: usize) {
 fn col2im<T: Float>(g: &Geom, cols: &mut [T], ld: usize, dst: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if super::isa::avx512() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { col2im_avx512(g, cols, ld, dst) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if super::isa::avx2_fma() {
             // SAFETY: the CPU has AVX2.
             return unsafe { col2im_avx2(g, cols, ld, dst) };
         }

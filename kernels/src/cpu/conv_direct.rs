@@ -181,11 +181,9 @@ impl DirectGeom {
 
 #[cfg(target_arch = "x86_64")]
 fn cpu_isa() -> Option<Isa> {
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if super::isa::avx512() {
         Some(Isa::Avx512)
-    } else if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    } else if super::isa::avx2_fma() {
         Some(Isa::Avx2)
     } else {
         None

@@ -234,9 +234,7 @@ fn max_pool_2x2_simd<T: Float>(
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;
-        if TypeId::of::<T>() == TypeId::of::<f32>()
-            && std::arch::is_x86_feature_detected!("avx512f")
-        {
+        if TypeId::of::<T>() == TypeId::of::<f32>() && super::isa::avx512() {
             assert!(plane.len() >= 2 * oh * w && 2 * ow <= w && out.len() >= oh * ow);
             assert!(idx.len() >= oh * ow && w <= u32::MAX as usize / 2);
             // SAFETY: `T` is `f32`; the CPU has AVX-512F; the lengths are

@@ -36,12 +36,11 @@ enum Kind {
 fn dispatch(a: &[f32], b: &[f32], mu: f64, kind: Kind) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if super::isa::avx512() {
             // SAFETY: the CPU has AVX-512F; `b` is empty or as long as `a`.
             return unsafe { x86::avx512(a, b, mu, kind) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if super::isa::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; lengths as above.
             return unsafe { x86::avx2(a, b, mu, kind) };
         }
