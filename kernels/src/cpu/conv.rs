@@ -36,8 +36,8 @@ use crate::Float;
 /// How convolutions are computed, chosen once per process from
 /// `KILN_CONV_ALGO`: `auto` (the default) takes Winograd F(2×2, 3×3) for
 /// 3×3, stride-1 layers with 16 or more channels, the direct kernels of
-/// [`conv_direct`] for `f32` layers with few input channels and output
-/// channels in whole SIMD vectors (forward and weight gradient), and
+/// `conv_direct.rs` for the forward pass and weight gradient of `f32`
+/// layers with few input channels, and
 /// im2col + matrix product otherwise; `im2col` always takes the latter (to
 /// compare, or to get im2col's rounding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
