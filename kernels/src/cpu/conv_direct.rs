@@ -634,6 +634,29 @@ mod tests {
         (out, gw)
     }
 
+    /// The instruction sets this CPU can run the direct kernels with (both
+    /// on an AVX-512 machine). None: the test reports itself skipped, or
+    /// fails when `KILN_REQUIRE_SIMD=1` says this machine should have them.
+    fn isas_or_skip() -> Vec<Isa> {
+        let mut isas = vec![];
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            isas.push(Isa::Avx2);
+        }
+        if isas.is_empty() {
+            let why = "no AVX2 or AVX-512 on this CPU";
+            assert!(
+                std::env::var_os("KILN_REQUIRE_SIMD").is_none(),
+                "KILN_REQUIRE_SIMD: {why}"
+            );
+            eprintln!("skipped: {why}");
+        }
+        isas
+    }
+
     fn values(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed | 1;
         (0..n)
@@ -651,18 +674,7 @@ mod tests {
     /// tile width and the remainder kernel rows.
     #[test]
     fn both_isas_match_the_naive_loops() {
-        let mut isas = vec![];
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            isas.push(Isa::Avx2);
-        }
-        if isas.is_empty() {
-            eprintln!("skipped: no AVX2 or AVX-512 on this CPU");
-            return;
-        }
+        let isas = isas_or_skip();
         // (n, c, h, w, o, kh, kw, sh, ph, pw): channel lanes (LeNet's
         // conv2, VGG's first layer, stride 2, 3 blocks), then pixel lanes
         // (LeNet's conv1, odd channel counts and widths, a 7x2 kernel).
@@ -753,17 +765,7 @@ mod tests {
     /// zero gradient (which would give NaN).
     #[test]
     fn lanes_past_the_row_end_add_nothing() {
-        for isa in [Isa::Avx512, Isa::Avx2] {
-            let have = match isa {
-                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-                Isa::Avx2 => {
-                    std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                }
-            };
-            if !have {
-                continue;
-            }
+        for isa in isas_or_skip() {
             let (h, w, o) = (3, 20, 6);
             let shape = DirectShape {
                 c: 1,
